@@ -1,0 +1,1 @@
+//! Tessera client: a reqwest-middleware that attaches, refreshes once, and replays.

@@ -1,0 +1,1 @@
+//! Tessera token service: access-token minting, refresh-token rotation with reuse detection, revocation.

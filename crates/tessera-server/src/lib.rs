@@ -1,0 +1,1 @@
+//! Resource-server side of Tessera: `JwtAuthLayer`, a tower layer that validates bearer JWTs.
