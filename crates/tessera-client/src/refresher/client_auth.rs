@@ -1,0 +1,307 @@
+//! How a client authenticates to the token endpoint (RFC 6749 §2.3, RFC 7523 §2.2).
+
+use std::fmt;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use base64::Engine;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use http::header::HeaderValue;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use reqwest::Url;
+use serde::Serialize;
+
+use super::RefreshError;
+use super::endpoint::TokenRequest;
+
+/// The `client_assertion_type` of RFC 7523 §2.2.
+const JWT_BEARER_ASSERTION: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+
+/// How long a client assertion is valid: long enough for one request, short enough to be useless later.
+const ASSERTION_LIFETIME: Duration = Duration::from_secs(60);
+
+/// Client authentication for token requests. `Debug` never prints a secret or key.
+///
+/// ```
+/// use tessera_client::ClientAuth;
+///
+/// let basic = ClientAuth::secret_basic("reporting-job", "s3cret");
+/// assert!(!format!("{basic:?}").contains("s3cret"));
+/// ```
+#[derive(Clone)]
+pub struct ClientAuth(Method);
+
+#[derive(Clone)]
+enum Method {
+    None,
+    Public { client_id: String },
+    SecretBasic { client_id: String, secret: String },
+    SecretPost { client_id: String, secret: String },
+    PrivateKeyJwt(PrivateKeyJwt),
+}
+
+impl ClientAuth {
+    /// No client authentication and no `client_id` (the token endpoint knows the client from the refresh
+    /// token).
+    pub fn none() -> Self {
+        ClientAuth(Method::None)
+    }
+
+    /// A public client: sends `client_id` in the form, no secret (RFC 6749 §3.2.1).
+    pub fn public(client_id: impl Into<String>) -> Self {
+        ClientAuth(Method::Public {
+            client_id: client_id.into(),
+        })
+    }
+
+    /// `client_secret_basic`: HTTP Basic with the form-encoded id and secret (RFC 6749 §2.3.1).
+    pub fn secret_basic(client_id: impl Into<String>, secret: impl Into<String>) -> Self {
+        ClientAuth(Method::SecretBasic {
+            client_id: client_id.into(),
+            secret: secret.into(),
+        })
+    }
+
+    /// `client_secret_post`: `client_id` and `client_secret` in the form body (RFC 6749 §2.3.1).
+    pub fn secret_post(client_id: impl Into<String>, secret: impl Into<String>) -> Self {
+        ClientAuth(Method::SecretPost {
+            client_id: client_id.into(),
+            secret: secret.into(),
+        })
+    }
+
+    /// `private_key_jwt`: a freshly signed assertion per token request (RFC 7523 §2.2).
+    pub fn private_key_jwt(assertion: PrivateKeyJwt) -> Self {
+        ClientAuth(Method::PrivateKeyJwt(assertion))
+    }
+
+    /// Adds this authentication to a token request bound for `endpoint`, at wall-clock time `now`.
+    pub(crate) fn apply(
+        &self,
+        request: &mut TokenRequest,
+        endpoint: &Url,
+        now: SystemTime,
+    ) -> Result<(), RefreshError> {
+        match &self.0 {
+            Method::None => {}
+            Method::Public { client_id } => {
+                request.push("client_id", client_id);
+            }
+            Method::SecretBasic { client_id, secret } => {
+                let credentials = format!("{}:{}", form_encode(client_id), form_encode(secret));
+                let mut value =
+                    HeaderValue::try_from(format!("Basic {}", STANDARD.encode(credentials)))
+                        .map_err(|error| RefreshError::Other(Box::new(error)))?;
+                value.set_sensitive(true);
+                request.authorization = Some(value);
+            }
+            Method::SecretPost { client_id, secret } => {
+                request.push("client_id", client_id);
+                request.push("client_secret", secret);
+            }
+            Method::PrivateKeyJwt(assertion) => {
+                let signed = assertion.sign(endpoint, now)?;
+                request.push("client_id", &assertion.client_id);
+                request.push("client_assertion_type", JWT_BEARER_ASSERTION);
+                request.push("client_assertion", &signed);
+            }
+        }
+        Ok(())
+    }
+}
+
+impl fmt::Debug for ClientAuth {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match &self.0 {
+            Method::None => f.write_str("ClientAuth::None"),
+            Method::Public { client_id } => f
+                .debug_struct("ClientAuth::Public")
+                .field("client_id", client_id)
+                .finish(),
+            Method::SecretBasic { client_id, .. } => f
+                .debug_struct("ClientAuth::SecretBasic")
+                .field("client_id", client_id)
+                .finish_non_exhaustive(),
+            Method::SecretPost { client_id, .. } => f
+                .debug_struct("ClientAuth::SecretPost")
+                .field("client_id", client_id)
+                .finish_non_exhaustive(),
+            Method::PrivateKeyJwt(assertion) => fmt::Debug::fmt(assertion, f),
+        }
+    }
+}
+
+/// The signing half of `private_key_jwt` (RFC 7523 §2.2): each token request carries a new assertion with
+/// `iss` = `sub` = the client id, `aud` = the token endpoint (or [`PrivateKeyJwt::audience`]), `iat` now,
+/// `exp` 60 s later and a random 128-bit `jti`, so a captured assertion cannot be replayed.
+#[derive(Clone)]
+pub struct PrivateKeyJwt {
+    client_id: String,
+    key: EncodingKey,
+    algorithm: Algorithm,
+    key_id: Option<String>,
+    audience: Option<String>,
+}
+
+impl PrivateKeyJwt {
+    /// Signs with `key` using `algorithm` (e.g. `EdDSA`, `ES256`, `RS256`).
+    pub fn new(client_id: impl Into<String>, key: EncodingKey, algorithm: Algorithm) -> Self {
+        PrivateKeyJwt {
+            client_id: client_id.into(),
+            key,
+            algorithm,
+            key_id: None,
+            audience: None,
+        }
+    }
+
+    /// Sets the `kid` header, so the server picks the right registered public key.
+    #[must_use]
+    pub fn key_id(mut self, key_id: impl Into<String>) -> Self {
+        self.key_id = Some(key_id.into());
+        self
+    }
+
+    /// Uses `audience` as `aud` instead of the token endpoint URL (some servers want their issuer URL).
+    #[must_use]
+    pub fn audience(mut self, audience: impl Into<String>) -> Self {
+        self.audience = Some(audience.into());
+        self
+    }
+
+    fn sign(&self, endpoint: &Url, now: SystemTime) -> Result<String, RefreshError> {
+        #[derive(Serialize)]
+        struct Assertion<'a> {
+            iss: &'a str,
+            sub: &'a str,
+            aud: &'a str,
+            iat: u64,
+            exp: u64,
+            jti: String,
+        }
+        let iat = now
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |since| since.as_secs());
+        let claims = Assertion {
+            iss: &self.client_id,
+            sub: &self.client_id,
+            aud: self.audience.as_deref().unwrap_or(endpoint.as_str()),
+            iat,
+            exp: iat + ASSERTION_LIFETIME.as_secs(),
+            jti: random_jti()?,
+        };
+        let mut header = Header::new(self.algorithm);
+        header.kid.clone_from(&self.key_id);
+        jsonwebtoken::encode(&header, &claims, &self.key)
+            .map_err(|error| RefreshError::ClientAssertion(Box::new(error)))
+    }
+}
+
+impl fmt::Debug for PrivateKeyJwt {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("PrivateKeyJwt")
+            .field("client_id", &self.client_id)
+            .field("algorithm", &self.algorithm)
+            .field("key_id", &self.key_id)
+            .field("audience", &self.audience)
+            .finish_non_exhaustive()
+    }
+}
+
+/// 128 bits from the OS CSPRNG, base64url: unique per assertion without any coordination.
+fn random_jti() -> Result<String, RefreshError> {
+    let mut bytes = [0_u8; 16];
+    aws_lc_rs::rand::fill(&mut bytes)
+        .map_err(|error| RefreshError::ClientAssertion(Box::new(error)))?;
+    Ok(URL_SAFE_NO_PAD.encode(bytes))
+}
+
+/// `application/x-www-form-urlencoded` encoding of one value, as RFC 6749 §2.3.1 asks for Basic credentials.
+fn form_encode(value: &str) -> String {
+    form_urlencoded::byte_serialize(value.as_bytes()).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn endpoint() -> Url {
+        Url::parse("https://auth.example/token").unwrap()
+    }
+
+    fn form_pairs(request: TokenRequest) -> Vec<(String, String)> {
+        form_urlencoded::parse(request.body().as_bytes())
+            .into_owned()
+            .collect()
+    }
+
+    #[test]
+    fn basic_credentials_are_form_encoded_first() {
+        let mut request = TokenRequest::new("client_credentials");
+        ClientAuth::secret_basic("my client", "p:ss/word")
+            .apply(&mut request, &endpoint(), UNIX_EPOCH)
+            .unwrap();
+        let header = request.authorization.clone().unwrap();
+        assert!(header.is_sensitive());
+        let encoded = header
+            .to_str()
+            .unwrap()
+            .strip_prefix("Basic ")
+            .unwrap()
+            .to_owned();
+        assert_eq!(
+            STANDARD.decode(encoded).unwrap(),
+            b"my+client:p%3Ass%2Fword"
+        );
+        assert_eq!(
+            form_pairs(request),
+            [("grant_type".to_owned(), "client_credentials".to_owned())]
+        );
+    }
+
+    #[test]
+    fn secret_post_puts_credentials_in_the_form() {
+        let mut request = TokenRequest::new("client_credentials");
+        ClientAuth::secret_post("c", "s")
+            .apply(&mut request, &endpoint(), UNIX_EPOCH)
+            .unwrap();
+        assert!(request.authorization.is_none());
+        let pairs = form_pairs(request);
+        assert!(
+            pairs.contains(&("client_id".into(), "c".into()))
+                && pairs.contains(&("client_secret".into(), "s".into()))
+        );
+    }
+
+    #[test]
+    fn each_assertion_is_fresh() {
+        let key = EncodingKey::from_secret(b"0123456789abcdef0123456789abcdef");
+        let auth = ClientAuth::private_key_jwt(
+            PrivateKeyJwt::new("svc", key, Algorithm::HS256).key_id("k1"),
+        );
+        let now = UNIX_EPOCH + Duration::from_secs(1_000);
+        let assertion = |request: TokenRequest| {
+            let pairs = form_pairs(request);
+            let value = pairs
+                .iter()
+                .find(|(name, _)| name == "client_assertion")
+                .unwrap()
+                .1
+                .clone();
+            let claims: serde_json::Value =
+                jsonwebtoken::dangerous::insecure_decode_claims(&value).unwrap();
+            claims
+        };
+        let mut first = TokenRequest::new("client_credentials");
+        auth.apply(&mut first, &endpoint(), now).unwrap();
+        let mut second = TokenRequest::new("client_credentials");
+        auth.apply(&mut second, &endpoint(), now).unwrap();
+        let (first, second) = (assertion(first), assertion(second));
+        assert_eq!(first["iss"], "svc");
+        assert_eq!(first["sub"], "svc");
+        assert_eq!(first["aud"], "https://auth.example/token");
+        assert_eq!(first["iat"], 1_000);
+        assert_eq!(first["exp"], 1_060);
+        assert_ne!(first["jti"], second["jti"]);
+        assert!(!format!("{auth:?}").contains("0123"));
+    }
+}

@@ -1,0 +1,142 @@
+//! Getting new tokens: the [`Refresher`] trait and the built-in grants.
+
+mod client_auth;
+mod endpoint;
+mod grants;
+
+use std::future::Future;
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+use http::StatusCode;
+use tessera_core::{ErrorResponse, TokenResponse};
+
+use crate::RefreshToken;
+
+pub use client_auth::{ClientAuth, PrivateKeyJwt};
+pub use grants::{ClientCredentialsGrant, RefreshTokenGrant};
+
+/// Obtains a new token pair from a token endpoint.
+///
+/// [`AuthMiddleware`](crate::AuthMiddleware) calls this at most once at a time, whatever the number of
+/// waiting requests, and never through itself: a request made while refreshing bypasses the middleware.
+/// Built-ins: [`RefreshTokenGrant`] and [`ClientCredentialsGrant`]. Any
+/// `Fn(RefreshContext) -> impl Future<Output = Result<TokenResponse, RefreshError>>` is a refresher too:
+///
+/// ```
+/// use tessera_client::{RefreshContext, RefreshError, Refresher};
+/// use tessera_core::TokenResponse;
+///
+/// fn takes(_: impl Refresher) {}
+/// takes(|context: RefreshContext| async move {
+///     let refresh_token = context.refresh_token().ok_or(RefreshError::NoRefreshToken)?;
+///     // ... call your token endpoint with refresh_token.as_str() ...
+///     # let _ = refresh_token;
+///     Ok::<_, RefreshError>(TokenResponse {
+///         access_token: "new".into(),
+///         token_type: "Bearer".into(),
+///         expires_in: Some(900),
+///         refresh_token: None,
+///         scope: None,
+///     })
+/// });
+/// ```
+#[async_trait]
+pub trait Refresher: Send + Sync + 'static {
+    /// Asks the token endpoint for a new access token (and, with rotation, a new refresh token).
+    ///
+    /// Return [`RefreshError::Rejected`] or [`RefreshError::NoRefreshToken`] when signing in again is the
+    /// only way forward; any other error is treated as transient and retried after a backoff.
+    async fn refresh(&self, context: RefreshContext) -> Result<TokenResponse, RefreshError>;
+}
+
+#[async_trait]
+impl<F, Fut> Refresher for F
+where
+    F: Fn(RefreshContext) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = Result<TokenResponse, RefreshError>> + Send,
+{
+    async fn refresh(&self, context: RefreshContext) -> Result<TokenResponse, RefreshError> {
+        self(context).await
+    }
+}
+
+/// What a [`Refresher`] gets to work with.
+#[derive(Debug, Clone)]
+pub struct RefreshContext {
+    refresh_token: Option<RefreshToken>,
+    now: SystemTime,
+}
+
+impl RefreshContext {
+    /// A context holding `refresh_token`, at wall-clock time `now`.
+    pub fn new(refresh_token: Option<RefreshToken>, now: SystemTime) -> Self {
+        RefreshContext { refresh_token, now }
+    }
+
+    /// The refresh token currently held, if any.
+    pub fn refresh_token(&self) -> Option<&RefreshToken> {
+        self.refresh_token.as_ref()
+    }
+
+    /// The wall-clock time of the injected [`Clock`](crate::Clock), for time-dependent claims such as a
+    /// client assertion's `iat` and `exp`.
+    pub fn now(&self) -> SystemTime {
+        self.now
+    }
+}
+
+/// Why a refresh failed. [`RefreshError::is_terminal`] says whether retrying can help.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RefreshError {
+    /// The token endpoint answered 400 or 401 (e.g. `invalid_grant`: the refresh token expired, was revoked
+    /// or was reused; `invalid_client`: wrong client credentials). Terminal: sign in again.
+    #[error("the token endpoint rejected the request with {status}: {response}")]
+    Rejected {
+        /// The HTTP status (400 or 401).
+        status: StatusCode,
+        /// The RFC 6749 §5.2 error body (synthesised as `invalid_request` if the body was not one).
+        response: ErrorResponse,
+    },
+    /// There is no refresh token to refresh with. Terminal: sign in first.
+    #[error("no refresh token is held")]
+    NoRefreshToken,
+    /// The token endpoint answered with another status (5xx, 429, ...). Transient.
+    #[error("the token endpoint answered {status}")]
+    Unavailable {
+        /// The HTTP status.
+        status: StatusCode,
+        /// The error body, if it was an RFC 6749 one.
+        response: Option<ErrorResponse>,
+    },
+    /// The token endpoint could not be reached or the connection broke. Transient.
+    #[error("the token endpoint could not be reached: {0}")]
+    Network(#[source] reqwest::Error),
+    /// The refresh took longer than the configured refresh timeout. Transient.
+    #[error("the token endpoint did not answer within {0:?}")]
+    TimedOut(Duration),
+    /// The token endpoint answered 2xx with something that is not a usable Bearer token response. Transient.
+    #[error("the token endpoint's answer is not a usable token response: {reason}")]
+    InvalidResponse {
+        /// What is wrong with it (never the body itself, which may hold tokens).
+        reason: String,
+    },
+    /// The `private_key_jwt` client assertion could not be made; check the key and algorithm.
+    #[error("the client assertion could not be created: {0}")]
+    ClientAssertion(#[source] Box<dyn std::error::Error + Send + Sync>),
+    /// A custom refresher's own failure. Transient.
+    #[error("the refresher failed: {0}")]
+    Other(#[source] Box<dyn std::error::Error + Send + Sync>),
+}
+
+impl RefreshError {
+    /// Whether only signing in again can help: the session is over, tokens are cleared and
+    /// `on_session_expired` fires.
+    pub fn is_terminal(&self) -> bool {
+        matches!(
+            self,
+            RefreshError::Rejected { .. } | RefreshError::NoRefreshToken
+        )
+    }
+}

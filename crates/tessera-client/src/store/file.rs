@@ -1,0 +1,206 @@
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use async_trait::async_trait;
+
+use super::{StoreError, TokenStore};
+use crate::TokenSet;
+
+/// Keeps tokens in a JSON file, replaced atomically.
+///
+/// Every save writes a new file next to the target (readable by the owner only on Unix), flushes it to
+/// disk, and renames it over the target, so a crash leaves either the old pair or the new pair, never a
+/// torn file. File I/O runs on tokio's blocking pool.
+///
+/// ```no_run
+/// use tessera_client::FileTokenStore;
+///
+/// let store = FileTokenStore::new("/var/lib/my-service/tokens.json");
+/// ```
+#[derive(Debug, Clone)]
+pub struct FileTokenStore {
+    path: PathBuf,
+}
+
+impl FileTokenStore {
+    /// A store at `path`. The directory must exist; the file is created on the first save.
+    pub fn new(path: impl Into<PathBuf>) -> Self {
+        FileTokenStore { path: path.into() }
+    }
+
+    /// The token file's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    async fn blocking<T: Send + 'static>(
+        &self,
+        job: impl FnOnce(&Path) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let path = self.path.clone();
+        let error_path = path.clone();
+        tokio::task::spawn_blocking(move || job(&path))
+            .await
+            .map_err(|join| StoreError::Io {
+                path: error_path,
+                source: io::Error::other(join),
+            })?
+    }
+}
+
+#[async_trait]
+impl TokenStore for FileTokenStore {
+    async fn load(&self) -> Result<Option<TokenSet>, StoreError> {
+        self.blocking(|path| match fs::read(path) {
+            Ok(bytes) => {
+                serde_json::from_slice(&bytes)
+                    .map(Some)
+                    .map_err(|source| StoreError::Corrupt {
+                        path: path.to_owned(),
+                        source,
+                    })
+            }
+            Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(StoreError::Io {
+                path: path.to_owned(),
+                source,
+            }),
+        })
+        .await
+    }
+
+    async fn save(&self, tokens: &TokenSet) -> Result<(), StoreError> {
+        let bytes = serde_json::to_vec(tokens).map_err(|source| StoreError::Corrupt {
+            path: self.path.clone(),
+            source,
+        })?;
+        self.blocking(move |path| write_atomically(path, &bytes))
+            .await
+    }
+
+    async fn clear(&self) -> Result<(), StoreError> {
+        self.blocking(|path| match fs::remove_file(path) {
+            Ok(()) => Ok(()),
+            Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(()),
+            Err(source) => Err(StoreError::Io {
+                path: path.to_owned(),
+                source,
+            }),
+        })
+        .await
+    }
+}
+
+/// Write to a sibling temporary file, flush it, rename it over `path`, then flush the directory entry.
+fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let io_error = |source| StoreError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let file_name = path.file_name().ok_or_else(|| {
+        io_error(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "the path names no file",
+        ))
+    })?;
+    let mut temp_name = std::ffi::OsString::from(".");
+    temp_name.push(file_name);
+    temp_name.push(format!(
+        ".{}.{}.tmp",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    ));
+    let temp = path.with_file_name(temp_name);
+
+    let written = write_new_file(&temp, bytes).and_then(|()| fs::rename(&temp, path));
+    if let Err(source) = written {
+        let _ = fs::remove_file(&temp);
+        return Err(io_error(source));
+    }
+    sync_parent(path).map_err(io_error)
+}
+
+fn write_new_file(path: &Path, bytes: &[u8]) -> io::Result<()> {
+    let mut options = OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path)?;
+    file.write_all(bytes)?;
+    file.sync_all()
+}
+
+#[cfg(unix)]
+fn sync_parent(path: &Path) -> io::Result<()> {
+    match path.parent() {
+        Some(parent) if !parent.as_os_str().is_empty() => File::open(parent)?.sync_all(),
+        _ => File::open(".")?.sync_all(),
+    }
+}
+
+#[cfg(not(unix))]
+fn sync_parent(_path: &Path) -> io::Result<()> {
+    // Windows cannot open a directory as a file; the rename itself is atomic there.
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::{Duration, UNIX_EPOCH};
+
+    fn sample(access: &str) -> TokenSet {
+        TokenSet::new(access)
+            .with_refresh_token("r")
+            .with_expires_at(UNIX_EPOCH + Duration::from_secs(7))
+    }
+
+    #[tokio::test]
+    async fn save_load_clear_round_trip() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = FileTokenStore::new(dir.path().join("tokens.json"));
+        assert_eq!(store.load().await.unwrap(), None);
+        store.save(&sample("a1")).await.unwrap();
+        store.save(&sample("a2")).await.unwrap();
+        assert_eq!(store.load().await.unwrap(), Some(sample("a2")));
+        let leftovers: Vec<_> = fs::read_dir(dir.path())
+            .unwrap()
+            .map(|entry| entry.unwrap().file_name())
+            .collect();
+        assert_eq!(
+            leftovers,
+            ["tokens.json"],
+            "no temporary file is left behind"
+        );
+        store.clear().await.unwrap();
+        store.clear().await.unwrap();
+        assert_eq!(store.load().await.unwrap(), None);
+    }
+
+    #[cfg(unix)]
+    #[tokio::test]
+    async fn token_file_is_private_to_its_owner() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let store = FileTokenStore::new(dir.path().join("tokens.json"));
+        store.save(&sample("a1")).await.unwrap();
+        let mode = fs::metadata(store.path()).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o600);
+    }
+
+    #[tokio::test]
+    async fn corrupt_and_unreachable_files_are_typed_errors() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tokens.json");
+        fs::write(&path, b"not json").unwrap();
+        let error = FileTokenStore::new(&path).load().await.unwrap_err();
+        assert!(matches!(error, StoreError::Corrupt { .. }), "{error}");
+
+        let missing_dir = FileTokenStore::new(dir.path().join("missing").join("tokens.json"));
+        let error = missing_dir.save(&sample("a1")).await.unwrap_err();
+        assert!(matches!(error, StoreError::Io { .. }), "{error}");
+    }
+}
