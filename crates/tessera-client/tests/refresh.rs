@@ -1,0 +1,477 @@
+//! Reactive refresh against a real local server: single flight, generations, replay, pass-through.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use bytes::Bytes;
+use common::{TestServer, capture_server, client, mint};
+use futures_util::future::join_all;
+use reqwest::StatusCode;
+use tessera_client::{AuthOutcome, Error, SkipAuth, TokenSet};
+
+fn outcome(response: &reqwest::Response) -> AuthOutcome {
+    *response
+        .extensions()
+        .get::<AuthOutcome>()
+        .expect("every response carries an AuthOutcome")
+}
+
+/// The client holds a token the server already considers expired (the client does not know its expiry).
+async fn expired_session(
+    server: &TestServer,
+) -> (
+    tessera_client::AuthMiddleware,
+    reqwest_middleware::ClientWithMiddleware,
+) {
+    let auth = server.auth().build().unwrap();
+    server.issuer.accept_refresh_token("rt-login");
+    auth.set_tokens(TokenSet::new(mint(-120)).with_refresh_token("rt-login"))
+        .await
+        .unwrap();
+    let client = client(&auth);
+    (auth, client)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_concurrent_requests_with_an_expired_token_cause_one_refresh() {
+    let server = TestServer::start().await;
+    let (auth, client) = expired_session(&server).await;
+    let first = auth.generation().unwrap();
+
+    let requests = (0..1000).map(|_| {
+        let client = client.clone();
+        let url = format!("{}/data", server.url);
+        async move { client.get(url).send().await }
+    });
+    let responses = join_all(requests).await;
+
+    assert_eq!(
+        server.issuer.calls(),
+        1,
+        "exactly one call to the token endpoint"
+    );
+    let second = auth.generation().unwrap();
+    assert_eq!(second.get(), first.get() + 1);
+    for response in responses {
+        let response = response.unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(outcome(&response).generation(), Some(second));
+    }
+}
+
+// Current-thread, so the event log sees the events of every task.
+#[tokio::test]
+async fn stale_and_fresh_interleavings_share_one_refresh() {
+    let log = common::EventLog::default();
+    let _guard = log.install();
+    let server = TestServer::start().await;
+    let (auth, client) = expired_session(&server).await;
+    let url = |query: &str| format!("{}/data{query}", server.url);
+    let send = |url: String| {
+        let client = client.clone();
+        tokio::spawn(async move { client.get(url).send().await.unwrap() })
+    };
+
+    // Two requests reach the API with the old token but are held at its door.
+    let in_flight_401 = send(url("?hold=during"));
+    let stale_401 = send(url("?hold=after"));
+    server.api.wait_for_arrivals("during", 1).await;
+    server.api.wait_for_arrivals("after", 1).await;
+
+    // A third gets its 401 at once and starts the refresh, which the token endpoint holds.
+    server.issuer.close();
+    let trigger = send(url(""));
+    server.issuer.wait_for_calls(1).await;
+
+    // One request starts while the refresh is in flight: it waits for it instead of sending the old token.
+    let fresh = send(url("?fresh"));
+    // The first held request gets its 401 while the refresh is still in flight: it joins.
+    server.api.release("during");
+    common::wait_until(|| log.count("joining the refresh in flight") >= 2).await;
+
+    server.issuer.open();
+    let trigger = trigger.await.unwrap();
+    let in_flight_401 = in_flight_401.await.unwrap();
+    let fresh = fresh.await.unwrap();
+
+    // The second held request gets its 401 for the old token only after the refresh: it replays at once.
+    server.api.release("after");
+    let stale_401 = stale_401.await.unwrap();
+
+    assert_eq!(
+        server.issuer.calls(),
+        1,
+        "one refresh for every interleaving"
+    );
+    let new = auth.generation().unwrap();
+    for response in [&trigger, &in_flight_401, &fresh, &stale_401] {
+        assert_eq!(response.status(), StatusCode::OK);
+        assert_eq!(outcome(response).generation(), Some(new));
+    }
+    assert!(outcome(&trigger).replayed() && outcome(&trigger).refreshed());
+    assert!(outcome(&in_flight_401).replayed() && outcome(&in_flight_401).refreshed());
+    assert!(!outcome(&fresh).replayed() && outcome(&fresh).refreshed());
+    assert!(
+        outcome(&stale_401).replayed() && !outcome(&stale_401).refreshed(),
+        "a stale 401 does not refresh"
+    );
+
+    // The waiting request never sent the old token: the API saw it exactly once, with the new one.
+    let new_token = format!("Bearer {}", auth.tokens().unwrap().access_token());
+    let fresh_attempts: Vec<_> = server
+        .api
+        .seen
+        .lock()
+        .unwrap()
+        .iter()
+        .filter(|(path, _)| path == "/data")
+        .map(|(_, authorization)| authorization.clone())
+        .collect();
+    assert_eq!(
+        fresh_attempts
+            .iter()
+            .filter(|auth| auth.as_deref() == Some(new_token.as_str()))
+            .count(),
+        4
+    );
+    assert_eq!(fresh_attempts.len(), 7, "three 401s, four successes");
+
+    // Observability: the refresh and the replays are reported, the tokens never.
+    assert_eq!(log.count("access token refreshed"), 1);
+    assert_eq!(log.count("replaying the request with a newer token"), 3);
+    let events = log.all();
+    assert!(
+        !events.contains(auth.tokens().unwrap().access_token()),
+        "{events}"
+    );
+    assert!(
+        !events.contains("rt-0") && !events.contains("rt-login"),
+        "{events}"
+    );
+}
+
+#[tokio::test]
+async fn a_401_that_is_not_about_expiry_passes_through() {
+    let server = TestServer::start().await;
+    let auth = server.auth().build().unwrap();
+    auth.set_tokens(TokenSet::new(mint(300)).with_refresh_token("rt"))
+        .await
+        .unwrap();
+    let client = client(&auth);
+
+    let response = client
+        .get(format!("{}/plain-401", server.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert!(!outcome(&response).replayed());
+
+    let response = client
+        .get(format!("{}/admin", server.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.status(),
+        StatusCode::FORBIDDEN,
+        "insufficient_scope passes through"
+    );
+    assert!(!outcome(&response).replayed());
+
+    assert_eq!(
+        server.issuer.calls(),
+        0,
+        "no refresh for a 401 without invalid_token, nor for a 403"
+    );
+    assert_eq!(server.api.authorizations("/plain-401").len(), 1);
+    assert_eq!(server.api.authorizations("/admin").len(), 1);
+}
+
+#[tokio::test]
+async fn a_json_post_is_replayed_byte_identical() {
+    let server = TestServer::start().await;
+    let (_auth, client) = expired_session(&server).await;
+    let body = serde_json::json!({ "amount": 12.5, "note": "naïve \"quote\"", "items": [1, 2, 3] });
+    let sent = serde_json::to_vec(&body).unwrap();
+
+    let response = client
+        .post(format!("{}/echo", server.url))
+        .header("content-type", "application/json")
+        .body(sent.clone())
+        .send()
+        .await
+        .unwrap();
+
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(outcome(&response).replayed());
+    assert_eq!(response.headers()["content-type"], "application/json");
+    assert_eq!(response.bytes().await.unwrap(), Bytes::from(sent));
+    assert_eq!(server.issuer.calls(), 1);
+    assert_eq!(server.api.authorizations("/echo").len(), 2);
+}
+
+#[tokio::test]
+async fn a_streaming_body_is_sent_once_and_the_token_still_refreshed() {
+    let server = TestServer::start().await;
+    let (auth, client) = expired_session(&server).await;
+    let before = auth.generation().unwrap();
+    let chunks: Vec<Result<Bytes, std::io::Error>> = vec![
+        Ok(Bytes::from_static(b"chunk-1,")),
+        Ok(Bytes::from_static(b"chunk-2")),
+    ];
+    let body = reqwest::Body::wrap_stream(futures_util::stream::iter(chunks));
+
+    let error = client
+        .post(format!("{}/echo", server.url))
+        .body(body)
+        .send()
+        .await
+        .unwrap_err();
+    let Ok(Error::BodyNotReplayable { response }) = Error::try_from_middleware(error) else {
+        panic!("expected BodyNotReplayable");
+    };
+    assert_eq!(
+        response.status(),
+        StatusCode::UNAUTHORIZED,
+        "the original answer is handed back"
+    );
+    assert_eq!(response.headers()["token-expired"], "true");
+    assert_eq!(
+        server.api.authorizations("/echo").len(),
+        1,
+        "the stream was sent once"
+    );
+    assert_eq!(server.issuer.calls(), 1, "the token was refreshed anyway");
+    assert_eq!(auth.generation().unwrap().get(), before.get() + 1);
+
+    // The next call goes out with the new token straight away.
+    let response = client
+        .post(format!("{}/echo", server.url))
+        .body("again")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(!outcome(&response).replayed());
+    assert_eq!(server.issuer.calls(), 1);
+}
+
+#[tokio::test]
+async fn the_token_never_follows_a_redirect_to_another_origin() {
+    let server = TestServer::start().await;
+    let (other, other_api) = capture_server().await;
+    let auth = server.auth().build().unwrap();
+    auth.set_tokens(TokenSet::new(mint(300))).await.unwrap();
+    let client = client(&auth);
+
+    let response = client
+        .get(format!("{}/redirect?to={other}/capture", server.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(response.text().await.unwrap(), "captured");
+    assert!(
+        server.api.authorizations("/redirect")[0].is_some(),
+        "the allowed origin got the token"
+    );
+    assert_eq!(
+        other_api.authorizations("/capture"),
+        [None],
+        "the other origin did not"
+    );
+
+    // A redirect within the allowed origin keeps it.
+    let response = client
+        .get(format!("{}/redirect?to=/data", server.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+
+    // A request straight to a non-allowed origin carries no token either.
+    let response = client.get(format!("{other}/capture")).send().await.unwrap();
+    assert!(!outcome(&response).attached());
+    assert_eq!(other_api.authorizations("/capture"), [None, None]);
+}
+
+#[tokio::test]
+async fn skip_auth_opts_one_request_out() {
+    let server = TestServer::start().await;
+    let auth = server.auth().build().unwrap();
+    auth.set_tokens(TokenSet::new(mint(300))).await.unwrap();
+    let client = client(&auth);
+
+    let response = client
+        .get(format!("{}/data", server.url))
+        .with_extension(SkipAuth)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert!(!outcome(&response).attached());
+    assert_eq!(server.api.authorizations("/data"), [None]);
+    let response = client
+        .get(format!("{}/data", server.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(outcome(&response).generation(), auth.generation());
+}
+
+#[tokio::test]
+async fn the_token_request_is_never_intercepted() {
+    let server = TestServer::start().await;
+    server.issuer.accept_refresh_token("rt-login");
+    // A refresher that (wrongly) calls the token endpoint through a client carrying the same middleware.
+    let slot: Arc<std::sync::OnceLock<reqwest_middleware::ClientWithMiddleware>> = Arc::default();
+    let refresher_client = Arc::clone(&slot);
+    let token_url = server.token_url();
+    let refresher = move |context: tessera_client::RefreshContext| {
+        let client = refresher_client.get().unwrap().clone();
+        let token_url = token_url.clone();
+        async move {
+            let form = format!(
+                "grant_type=refresh_token&refresh_token={}",
+                context.refresh_token().unwrap().as_str()
+            );
+            let response = client
+                .post(token_url)
+                .header("content-type", "application/x-www-form-urlencoded")
+                .body(form)
+                .send()
+                .await
+                .map_err(|error| tessera_client::RefreshError::Other(error.into()))?;
+            let body = response
+                .bytes()
+                .await
+                .map_err(|error| tessera_client::RefreshError::Other(error.into()))?;
+            serde_json::from_slice(&body)
+                .map_err(|error| tessera_client::RefreshError::Other(error.into()))
+        }
+    };
+    let auth = tessera_client::AuthMiddleware::builder(refresher)
+        .allow_origin(&server.url)
+        .build()
+        .unwrap();
+    let client = client(&auth);
+    slot.set(client.clone()).unwrap();
+    auth.set_tokens(TokenSet::new(mint(-120)).with_refresh_token("rt-login"))
+        .await
+        .unwrap();
+
+    let response = client
+        .get(format!("{}/data", server.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(server.issuer.calls(), 1);
+    assert_eq!(
+        *server.issuer.authorizations.lock().unwrap(),
+        [None],
+        "no bearer token on the token request"
+    );
+}
+
+#[tokio::test]
+async fn invalid_grant_ends_the_session_once_for_every_waiter() {
+    let server = TestServer::start().await;
+    server.issuer.set_behaviour(common::Behaviour::InvalidGrant);
+    server.issuer.close();
+    let expired = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&expired);
+    let auth = server
+        .auth()
+        .on_session_expired(move |error| {
+            assert!(error.is_terminal());
+            counter.fetch_add(1, Ordering::SeqCst);
+        })
+        .build()
+        .unwrap();
+    auth.set_tokens(TokenSet::new(mint(-120)).with_refresh_token("rt-revoked"))
+        .await
+        .unwrap();
+    let client = client(&auth);
+
+    let requests: Vec<_> = (0..20)
+        .map(|_| {
+            let client = client.clone();
+            let url = format!("{}/data", server.url);
+            tokio::spawn(async move { client.get(url).send().await })
+        })
+        .collect();
+    server.issuer.wait_for_calls(1).await;
+    common::wait_until(|| server.api.authorizations("/data").len() >= 20).await;
+    server.issuer.open();
+
+    for request in requests {
+        let error = request.await.unwrap().unwrap_err();
+        assert!(
+            matches!(
+                Error::from_middleware(&error),
+                Some(Error::ReauthenticationRequired { .. })
+            ),
+            "{error:?}"
+        );
+    }
+    assert_eq!(
+        expired.load(Ordering::SeqCst),
+        1,
+        "on_session_expired fires exactly once"
+    );
+    assert_eq!(server.issuer.calls(), 1);
+    assert!(auth.tokens().is_none(), "tokens are cleared");
+
+    // Nothing loops: later requests fail at once without calling anyone.
+    let error = client
+        .get(format!("{}/data", server.url))
+        .send()
+        .await
+        .unwrap_err();
+    assert!(matches!(
+        Error::from_middleware(&error),
+        Some(Error::ReauthenticationRequired { .. })
+    ));
+    assert_eq!(server.issuer.calls(), 1);
+    assert_eq!(server.api.authorizations("/data").len(), 20);
+    assert_eq!(expired.load(Ordering::SeqCst), 1);
+
+    // Signing in again starts a new session.
+    server.issuer.set_behaviour(common::Behaviour::Issue);
+    auth.set_tokens(TokenSet::new(mint(300))).await.unwrap();
+    let response = client
+        .get(format!("{}/data", server.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+}
+
+#[tokio::test]
+async fn a_new_token_that_is_rejected_again_is_not_refreshed_in_a_loop() {
+    let server = TestServer::start().await;
+    let (_auth, client) = expired_session(&server).await;
+    // The issuer hands out tokens that are already expired: the replay fails too, and that is the answer.
+    server.issuer.set_lifetime(-120);
+
+    let response = client
+        .get(format!("{}/data", server.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+    assert!(outcome(&response).replayed());
+    assert_eq!(server.issuer.calls(), 1);
+    assert_eq!(
+        server.api.authorizations("/data").len(),
+        2,
+        "one attempt and one replay"
+    );
+}
