@@ -18,15 +18,15 @@ use serde_json::json;
 use tokio::process::{Child, Command};
 
 /// A running chromedriver and a headless Chromium session it controls.
-pub struct Browser {
-    pub client: Client,
+pub(crate) struct Browser {
+    pub(crate) client: Client,
     _driver: Child,
     _profile: tempfile::TempDir,
 }
 
 impl Browser {
     /// Starts chromedriver and opens a headless Chromium session.
-    pub async fn launch() -> anyhow::Result<Browser> {
+    pub(crate) async fn launch() -> anyhow::Result<Browser> {
         let driver_path = find_program("CHROMEDRIVER", "chromedriver")?;
         let chromium_path = find_program("CHROMIUM", "chromium")?;
         let port = free_port()?;
@@ -83,7 +83,7 @@ impl Browser {
     }
 
     /// Ends the browser session (chromedriver itself dies with `self`).
-    pub async fn close(self) -> anyhow::Result<()> {
+    pub(crate) async fn close(self) -> anyhow::Result<()> {
         self.client
             .close()
             .await
@@ -121,7 +121,7 @@ fn free_port() -> anyhow::Result<u16> {
 }
 
 /// Where a screenshot goes: `target/<name>`, next to the build output.
-pub fn target_path(name: &str) -> PathBuf {
+pub(crate) fn target_path(name: &str) -> PathBuf {
     let tmp = Path::new(env!("CARGO_TARGET_TMPDIR"));
     tmp.parent().unwrap_or(tmp).join(name)
 }

@@ -252,9 +252,12 @@ async fn forward(
             .call(&session.api, method, path_and_query, &headers, body)
             .await;
         if matches!(answer, Err(ProxyError::SessionEnded))
-            && let Some(id) = proxy.cookie.session_id(&headers)
+            && let Some(ended) = proxy
+                .cookie
+                .session_id(&headers)
+                .and_then(|id| proxy.sessions.remove(id))
         {
-            proxy.sessions.remove(id);
+            proxy.revoke_in_background(ended);
         }
         answer
     }
@@ -297,8 +300,8 @@ pub(crate) enum ProxyError {
     /// The request cannot be understood.
     #[error("{0}")]
     BadRequest(String),
-    /// The API server or token service failed or could not be reached.
-    #[error("the API server failed: {0}")]
+    /// The API server or token service failed or could not be reached; the detail is logged, not sent.
+    #[error("the API server failed or could not be reached")]
     Upstream(String),
     /// The OS random number generator failed, so no session could be created.
     #[error("could not create a session")]
@@ -349,6 +352,9 @@ impl ProxyError {
 
 impl IntoResponse for ProxyError {
     fn into_response(self) -> Response {
+        if let ProxyError::Upstream(detail) = &self {
+            tracing::warn!(%detail, "upstream call failed");
+        }
         let body =
             serde_json::json!({ "error": self.code(), "error_description": self.to_string() });
         let mut response = (self.status(), no_store(axum::Json(body))).into_response();

@@ -184,6 +184,11 @@ impl Upstream {
             }
         })?;
         let status = response.status();
+        // The middleware already refreshed and replayed if the token had merely expired: a 401 now means the
+        // session's tokens are unusable (revoked), so the session is over.
+        if status == StatusCode::UNAUTHORIZED {
+            return Err(ProxyError::SessionEnded);
+        }
         let mut answer_headers = HeaderMap::new();
         for name in &FORWARDED_RESPONSE_HEADERS {
             if let Some(value) = response.headers().get(name) {
