@@ -1,1 +1,130 @@
-//! Resource-server side of Tessera: `JwtAuthLayer`, a tower layer that validates bearer JWTs.
+//! Resource-server side of Tessera: [`JwtAuthLayer`], a tower layer that verifies bearer JWTs and tells an
+//! *expired* token (refresh and retry) from an *invalid* one (log in again).
+//!
+//! ```
+//! use axum::{Router, body::Body, routing::get};
+//! use http::{Request, StatusCode};
+//! use jsonwebtoken::{EncodingKey, Header, encode};
+//! use tessera_server::{Claims, JwtAuthLayer};
+//! use tower::ServiceExt;
+//!
+//! async fn me(Claims(claims): Claims) -> String {
+//!     format!("hello {}", claims.sub)
+//! }
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let secret = b"an HS256 secret of at least 32 bytes!";
+//! let auth = JwtAuthLayer::builder()
+//!     .hmac_secret(secret)
+//!     .issuer("https://auth.example")
+//!     .audience("api")
+//!     .build()?;
+//! let app = Router::new()
+//!     .route("/me", get(me))
+//!     .route("/admin", get(|| async { "admin" }).route_layer(auth.require_scope("admin")))
+//!     .layer(auth);
+//!
+//! let now = jsonwebtoken::get_current_timestamp();
+//! let claims = serde_json::json!({
+//!     "iss": "https://auth.example", "aud": "api", "sub": "alice", "client_id": "web",
+//!     "jti": "t1", "iat": now, "exp": now + 300, "scope": "read",
+//! });
+//! let token = encode(&Header::default(), &claims, &EncodingKey::from_secret(secret))?;
+//!
+//! let request = Request::get("/me").header("authorization", format!("Bearer {token}")).body(Body::empty())?;
+//! let response = app.clone().oneshot(request).await?;
+//! assert_eq!(response.status(), StatusCode::OK);
+//!
+//! let request = Request::get("/admin").header("authorization", format!("Bearer {token}")).body(Body::empty())?;
+//! let response = app.clone().oneshot(request).await?;
+//! assert_eq!(response.status(), StatusCode::FORBIDDEN);
+//! assert_eq!(
+//!     response.headers()["www-authenticate"],
+//!     r#"Bearer error="insufficient_scope", error_description="The access token lacks a required scope", scope="admin""#
+//! );
+//!
+//! let response = app.oneshot(Request::get("/me").body(Body::empty())?).await?;
+//! assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
+//! assert_eq!(response.headers()["www-authenticate"], r#"Bearer realm="api""#);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # The answers (the wire contract)
+//!
+//! | case | status | `WWW-Authenticate` | extra |
+//! |---|---|---|---|
+//! | no token | 401 | `Bearer realm="api"` | body `{"error":"unauthorized"}` |
+//! | malformed `Authorization`, two tokens | 400 | `error="invalid_request"` | |
+//! | bad signature, algorithm, `kid`, issuer, audience, `nbf`, malformed or revoked token | 401 | `error="invalid_token"` | |
+//! | expired (and otherwise valid) | 401 | `error="invalid_token"`, `error_description="The access token expired"` | `Token-Expired: true` |
+//! | lacks scope or role | 403 | `error="insufficient_scope", scope="..."` | |
+//! | remote keys never fetched, revocation list down | 503 | none | `temporarily_unavailable` |
+//!
+//! Every answer is an [`AuthRejection`] rendering itself; bodies are [`tessera_core::ErrorResponse`] JSON
+//! unless a [`RejectionBody`] renders them differently. Each rejection emits one `tracing` event with its
+//! reason; the token is never logged.
+//!
+//! # Verification
+//!
+//! Keys ([`JwtKey`]: HMAC secret, PEM, JWK, JWKS, or [`RemoteJwks`]) are each bound to one [`Algorithm`];
+//! the token's `alg` must equal it and never picks the verification method. Its `kid` picks among live keys.
+//! Checks run in the order signature, `iss`, `aud`, (strict RFC 9068 requirements), `nbf`, `exp`, so an
+//! "expired" answer is only ever given to a genuine token and a forged one cannot trigger a refresh.
+//!
+//! # Browsers and `Token-Expired`
+//!
+//! A script on another origin can only read `Token-Expired` if the API lists it in
+//! `Access-Control-Expose-Headers`; with tower-http's CORS layer, put the CORS layer outside this one:
+//!
+//! ```
+//! use axum::{Router, routing::get};
+//! use http::HeaderName;
+//! use tessera_core::header::TOKEN_EXPIRED;
+//! use tower_http::cors::{AllowOrigin, CorsLayer};
+//! # let auth = tessera_server::JwtAuthLayer::builder().hmac_secret([7; 32]).allow_any_issuer()
+//! #     .allow_any_audience().build().unwrap();
+//!
+//! let cors = CorsLayer::new()
+//!     .allow_origin(AllowOrigin::exact("https://app.example".parse().unwrap()))
+//!     .allow_headers([http::header::AUTHORIZATION])
+//!     .expose_headers([HeaderName::from_static(TOKEN_EXPIRED)]);
+//! let app: Router = Router::new().route("/me", get(|| async { "me" })).layer(auth).layer(cors);
+//! # let _ = app;
+//! ```
+
+mod algorithm;
+mod builder;
+mod cache;
+mod clock;
+mod extract;
+mod jwk;
+mod key;
+mod keyset;
+mod layer;
+mod rejection;
+#[cfg(feature = "remote-jwks")]
+mod remote;
+mod revocation;
+mod service;
+mod source;
+mod stats;
+mod token;
+mod verify;
+
+pub use algorithm::Algorithm;
+pub use builder::{BuildError, DEFAULT_CACHE_CAPACITY, DEFAULT_LEEWAY, JwtAuthBuilder};
+pub use clock::{Clock, SystemClock};
+pub use extract::Claims;
+pub use key::{JwtKey, KeyError, MIN_HMAC_SECRET_LEN};
+pub use keyset::{KeyRing, KeySet};
+pub use layer::JwtAuthLayer;
+pub use rejection::{AuthRejection, JsonErrorBody, RejectionBody, RenderedBody};
+#[cfg(feature = "remote-jwks")]
+pub use remote::{JwksFetchError, RemoteJwks, RemoteJwksBuilder, RemoteJwksError};
+pub use revocation::{RevocationCheck, RevocationError, RevocationFuture, TokenStatus};
+pub use service::{JwtAuth, ResponseFuture};
+pub use source::DEFAULT_MAX_TOKEN_LEN;
+pub use stats::AuthStats;
+pub use token::VerifiedToken;

@@ -1,0 +1,132 @@
+//! Per-request cost of `JwtAuthLayer` against calling `jsonwebtoken::decode` directly, for HS256 and ES256,
+//! with the verified-token cache on and off.
+//!
+//! Every variant ends with typed `AccessTokenClaims` in hand, so the comparison is like for like: the
+//! layer's numbers include building the request, the middleware, and deserializing the claims in the
+//! inner service. `passthrough` is the same request through the same inner service without the layer.
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::pin;
+use std::task::{Context, Poll, Waker};
+
+use criterion::{Criterion, criterion_group, criterion_main};
+use http::{Request, Response};
+use jsonwebtoken::{Algorithm as JwtAlgorithm, DecodingKey, EncodingKey, Header, Validation};
+use tessera_core::AccessTokenClaims;
+use tessera_server::{Algorithm, JwtAuthLayer, JwtKey, VerifiedToken};
+use tower::{Layer, Service, service_fn};
+
+const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef-bench-secret";
+const P256_PRIVATE: &str = include_str!("../tests/keys/p256.key");
+const P256_PUBLIC: &str = include_str!("../tests/keys/p256.pub");
+
+fn token(alg: JwtAlgorithm, key: &EncodingKey) -> String {
+    let now = jsonwebtoken::get_current_timestamp();
+    let claims = serde_json::json!({
+        "iss": "https://auth.example", "aud": "api", "sub": "alice", "client_id": "web",
+        "jti": "0b7d1c4e-5f7a-4d7e-9b8e-2a1f0c3d4e5f", "iat": now, "nbf": now, "exp": now + 3600,
+        "scope": "read write", "roles": ["editor"],
+    });
+    let mut header = Header::new(alg);
+    header.typ = Some("at+jwt".into());
+    jsonwebtoken::encode(&header, &claims, key).expect("the bench token signs")
+}
+
+fn ready<F: Future>(future: F) -> F::Output {
+    let mut future = pin!(future);
+    match future
+        .as_mut()
+        .poll(&mut Context::from_waker(Waker::noop()))
+    {
+        Poll::Ready(output) => output,
+        Poll::Pending => panic!("the bench services never wait"),
+    }
+}
+
+async fn handler(request: Request<String>) -> Result<Response<Vec<u8>>, Infallible> {
+    let claims = request
+        .extensions()
+        .get::<VerifiedToken>()
+        .map(|token| token.claims::<AccessTokenClaims>().expect("claims fit"));
+    Ok(Response::new(
+        claims.map(|claims| claims.sub.into_bytes()).unwrap_or_default(),
+    ))
+}
+
+fn bench_algorithm(
+    c: &mut Criterion,
+    name: &str,
+    alg: JwtAlgorithm,
+    encoding: EncodingKey,
+    key: fn() -> JwtKey,
+    decoding: DecodingKey,
+) {
+    let token = token(alg, &encoding);
+    let bearer = format!("Bearer {token}");
+    let request = || {
+        Request::get("/")
+            .header("authorization", bearer.as_str())
+            .body(String::new())
+            .expect("request")
+    };
+    let mut group = c.benchmark_group(name);
+
+    let mut validation = Validation::new(alg);
+    validation.set_issuer(&["https://auth.example"]);
+    validation.set_audience(&["api"]);
+    group.bench_function("jsonwebtoken_decode", |b| {
+        b.iter(|| {
+            jsonwebtoken::decode::<AccessTokenClaims>(&token, &decoding, &validation)
+                .expect("valid")
+        })
+    });
+
+    let mut passthrough = service_fn(handler);
+    group.bench_function("passthrough", |b| {
+        b.iter(|| ready(passthrough.call(request())).expect("ok"))
+    });
+
+    for (variant, cached) in [("layer_cache_off", false), ("layer_cache_on", true)] {
+        let builder = JwtAuthLayer::builder()
+            .key(key())
+            .issuer("https://auth.example")
+            .audience("api");
+        let layer = if cached {
+            builder
+        } else {
+            builder.without_cache()
+        }
+        .build()
+        .expect("layer builds");
+        let mut service = layer.layer(service_fn(handler));
+        let response = ready(service.call(request())).expect("ok");
+        assert_eq!(response.body(), b"alice", "the bench token must pass");
+        group.bench_function(variant, |b| {
+            b.iter(|| ready(service.call(request())).expect("ok"))
+        });
+    }
+    group.finish();
+}
+
+fn layer_vs_decode(c: &mut Criterion) {
+    bench_algorithm(
+        c,
+        "hs256",
+        JwtAlgorithm::HS256,
+        EncodingKey::from_secret(SECRET),
+        || JwtKey::hmac(SECRET).expect("secret"),
+        DecodingKey::from_secret(SECRET),
+    );
+    bench_algorithm(
+        c,
+        "es256",
+        JwtAlgorithm::ES256,
+        EncodingKey::from_ec_pem(P256_PRIVATE.as_bytes()).expect("p256 private"),
+        || JwtKey::from_pem(Algorithm::Es256, P256_PUBLIC).expect("p256 public"),
+        DecodingKey::from_ec_pem(P256_PUBLIC.as_bytes()).expect("p256 public"),
+    );
+}
+
+criterion_group!(benches, layer_vs_decode);
+criterion_main!(benches);

@@ -1,0 +1,371 @@
+//! Assembling a [`JwtAuthLayer`], with every misconfiguration caught before the server starts.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use crate::cache::TokenCache;
+use crate::clock::ClockName;
+use crate::layer::{Core, KeySource, Policy};
+use crate::rejection::RendererName;
+use crate::source::{DEFAULT_MAX_TOKEN_LEN, TokenSources};
+use crate::stats::Counters;
+use crate::verify::Validator;
+use crate::{
+    Algorithm, Clock, JsonErrorBody, JwtAuthLayer, JwtKey, KeyError, KeyRing, KeySet,
+    RejectionBody, RevocationCheck, SystemClock,
+};
+
+/// The default clock-skew allowance for `exp` and `nbf`.
+pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(30);
+
+/// The default capacity of the verified-token cache, in tokens.
+pub const DEFAULT_CACHE_CAPACITY: usize = 10_000;
+
+/// Why a layer could not be built.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum BuildError {
+    /// A key could not be loaded.
+    #[error(transparent)]
+    Key(#[from] KeyError),
+    /// No key, key ring or remote JWKS was configured.
+    #[error("no verification key: add a key, a key ring or a remote JWKS")]
+    NoKeys,
+    /// More than one of static keys, a key ring and a remote JWKS was configured.
+    #[error("configure exactly one key source: static keys, a key ring, or a remote JWKS")]
+    ConflictingKeySources,
+    /// No issuer was configured and accepting any issuer was not chosen explicitly.
+    #[error(
+        "no issuer configured: call issuer(...), or allow_any_issuer() if every issuer is trusted"
+    )]
+    IssuerRequired,
+    /// No audience was configured and accepting any audience was not chosen explicitly.
+    #[error(
+        "no audience configured: call audience(...), or allow_any_audience() if tokens are never shared across APIs"
+    )]
+    AudienceRequired,
+    /// The token cookie's name is not a valid cookie name.
+    #[error("{0:?} is not a valid cookie name")]
+    InvalidCookieName(String),
+    /// The maximum token length or the cache capacity is zero.
+    #[error("{0} must be greater than zero")]
+    Zero(&'static str),
+}
+
+/// Configures a [`JwtAuthLayer`]; start with [`JwtAuthLayer::builder`].
+///
+/// Required: one key source (keys, a [`KeyRing`] or a remote JWKS), an issuer and an audience (or the
+/// explicit `allow_any_*` opt-outs). Defaults: leeway 30 s, tokens from `Authorization: Bearer` only, at
+/// most 8 KiB, verified-token cache of 10 000 entries, no revocation check, JSON error bodies, realm `api`.
+#[must_use]
+pub struct JwtAuthBuilder {
+    keys: Vec<Arc<JwtKey>>,
+    ring: Option<KeyRing>,
+    #[cfg(feature = "remote-jwks")]
+    remote: Option<crate::RemoteJwks>,
+    key_error: Option<KeyError>,
+    issuers: Vec<Box<str>>,
+    any_issuer: bool,
+    audiences: Vec<Box<str>>,
+    any_audience: bool,
+    leeway: Duration,
+    strict_rfc9068: bool,
+    cookie: Option<String>,
+    query: bool,
+    max_token_len: usize,
+    cache_capacity: Option<usize>,
+    revocation: Option<Arc<dyn RevocationCheck>>,
+    body: Arc<dyn RejectionBody>,
+    realm: String,
+    clock: Arc<dyn Clock>,
+}
+
+impl Default for JwtAuthBuilder {
+    fn default() -> Self {
+        JwtAuthBuilder {
+            keys: Vec::new(),
+            ring: None,
+            #[cfg(feature = "remote-jwks")]
+            remote: None,
+            key_error: None,
+            issuers: Vec::new(),
+            any_issuer: false,
+            audiences: Vec::new(),
+            any_audience: false,
+            leeway: DEFAULT_LEEWAY,
+            strict_rfc9068: false,
+            cookie: None,
+            query: false,
+            max_token_len: DEFAULT_MAX_TOKEN_LEN,
+            cache_capacity: Some(DEFAULT_CACHE_CAPACITY),
+            revocation: None,
+            body: Arc::new(JsonErrorBody),
+            realm: "api".to_owned(),
+            clock: Arc::new(SystemClock),
+        }
+    }
+}
+
+impl JwtAuthBuilder {
+    /// Adds a verification key.
+    pub fn key(mut self, key: JwtKey) -> Self {
+        self.keys.push(Arc::new(key));
+        self
+    }
+
+    /// Adds verification keys.
+    pub fn keys(mut self, keys: impl IntoIterator<Item = JwtKey>) -> Self {
+        self.keys.extend(keys.into_iter().map(Arc::new));
+        self
+    }
+
+    /// Adds an HS256 key from a shared secret; a secret under 32 bytes makes [`build`](Self::build) fail.
+    pub fn hmac_secret(self, secret: impl AsRef<[u8]>) -> Self {
+        self.key_result(JwtKey::hmac(secret))
+    }
+
+    /// Adds a public key from PEM for `algorithm`; a bad PEM makes [`build`](Self::build) fail.
+    pub fn public_key_pem(self, algorithm: Algorithm, pem: impl AsRef<[u8]>) -> Self {
+        self.key_result(JwtKey::from_pem(algorithm, pem))
+    }
+
+    /// Adds every signature key of a JWKS document; an unusable document makes [`build`](Self::build) fail.
+    pub fn jwks_json(self, json: &str) -> Self {
+        match KeySet::from_jwks_json(json) {
+            Ok(set) => {
+                let mut builder = self;
+                builder.keys.extend(set.shared().cloned());
+                builder
+            }
+            Err(error) => self.key_result(Err(error)),
+        }
+    }
+
+    /// Reads keys from a [`KeyRing`] instead, so they can be replaced while the server runs.
+    pub fn key_ring(mut self, ring: KeyRing) -> Self {
+        self.ring = Some(ring);
+        self
+    }
+
+    /// Reads keys from the issuer's published JWKS.
+    #[cfg(feature = "remote-jwks")]
+    pub fn remote_jwks(mut self, jwks: crate::RemoteJwks) -> Self {
+        self.remote = Some(jwks);
+        self
+    }
+
+    /// Accepts tokens whose `iss` is `issuer`; call again to trust several issuers.
+    pub fn issuer(mut self, issuer: impl Into<String>) -> Self {
+        self.issuers.push(issuer.into().into_boxed_str());
+        self
+    }
+
+    /// Skips the `iss` check. Only for deployments where every key belongs to one trusted issuer.
+    pub fn allow_any_issuer(mut self) -> Self {
+        self.any_issuer = true;
+        self
+    }
+
+    /// Accepts tokens whose `aud` contains `audience`; call again to accept several.
+    pub fn audience(mut self, audience: impl Into<String>) -> Self {
+        self.audiences.push(audience.into().into_boxed_str());
+        self
+    }
+
+    /// Skips the `aud` check. A token minted for another API is then accepted here too.
+    pub fn allow_any_audience(mut self) -> Self {
+        self.any_audience = true;
+        self
+    }
+
+    /// Clock-skew allowance for `exp` and `nbf`. Default 30 s.
+    pub fn leeway(mut self, leeway: Duration) -> Self {
+        self.leeway = leeway;
+        self
+    }
+
+    /// Strict RFC 9068: `typ` must be `at+jwt`, and `iss`, `exp`, `aud`, `sub`, `client_id`, `iat`, `jti` are
+    /// required. Default off.
+    pub fn strict_rfc9068(mut self, strict: bool) -> Self {
+        self.strict_rfc9068 = strict;
+        self
+    }
+
+    /// Also reads the token from the cookie `name` (for browser apps behind a backend-for-frontend). A token
+    /// in both the header and the cookie is refused.
+    pub fn token_cookie(mut self, name: impl Into<String>) -> Self {
+        self.cookie = Some(name.into());
+        self
+    }
+
+    /// Also reads the token from the `access_token` query parameter (RFC 6750 §2.3). Off by default: URLs
+    /// end up in logs and browser history.
+    pub fn query_parameter(mut self, enabled: bool) -> Self {
+        self.query = enabled;
+        self
+    }
+
+    /// The longest token accepted, in bytes; longer ones are refused before decoding. Default 8 KiB.
+    pub fn max_token_len(mut self, bytes: usize) -> Self {
+        self.max_token_len = bytes;
+        self
+    }
+
+    /// The capacity of the verified-token cache. Default 10 000.
+    pub fn cache_capacity(mut self, tokens: usize) -> Self {
+        self.cache_capacity = Some(tokens);
+        self
+    }
+
+    /// Turns the verified-token cache off: every request verifies its token in full.
+    pub fn without_cache(mut self) -> Self {
+        self.cache_capacity = None;
+        self
+    }
+
+    /// Consults `check` for every verified token (see [`RevocationCheck`]).
+    pub fn revocation(mut self, check: Arc<dyn RevocationCheck>) -> Self {
+        self.revocation = Some(check);
+        self
+    }
+
+    /// Renders rejection bodies with `body` instead of the JSON [`ErrorResponse`](tessera_core::ErrorResponse).
+    pub fn rejection_body(mut self, body: impl RejectionBody) -> Self {
+        self.body = Arc::new(body);
+        self
+    }
+
+    /// The `realm` of the challenge sent when no token was presented. Default `api`.
+    pub fn realm(mut self, realm: impl Into<String>) -> Self {
+        self.realm = realm.into();
+        self
+    }
+
+    /// The clock for `exp`/`nbf` and cache expiry. Default the system clock.
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// The layer.
+    ///
+    /// # Errors
+    /// See [`BuildError`]: a bad key, no or several key sources, no issuer or audience without the explicit
+    /// opt-out, a bad cookie name, a zero limit.
+    pub fn build(self) -> Result<JwtAuthLayer, BuildError> {
+        if let Some(error) = self.key_error {
+            return Err(error.into());
+        }
+        #[cfg(feature = "remote-jwks")]
+        let keys = key_source(self.keys, self.ring, self.remote)?;
+        #[cfg(not(feature = "remote-jwks"))]
+        let keys = key_source(self.keys, self.ring)?;
+        if self.issuers.is_empty() && !self.any_issuer {
+            return Err(BuildError::IssuerRequired);
+        }
+        if self.audiences.is_empty() && !self.any_audience {
+            return Err(BuildError::AudienceRequired);
+        }
+        if let Some(name) = &self.cookie
+            && (name.is_empty()
+                || !name
+                    .bytes()
+                    .all(|byte| byte.is_ascii_graphic() && !b"()<>@,;:\\\"/[]?={}".contains(&byte)))
+        {
+            return Err(BuildError::InvalidCookieName(name.clone()));
+        }
+        if self.max_token_len == 0 {
+            return Err(BuildError::Zero("the maximum token length"));
+        }
+        if self.cache_capacity == Some(0) {
+            return Err(BuildError::Zero("the cache capacity"));
+        }
+        let core = Core {
+            sources: TokenSources {
+                cookie: self.cookie.map(String::into_boxed_str),
+                query: self.query,
+                max_len: self.max_token_len,
+            },
+            validator: Validator {
+                issuers: if self.any_issuer {
+                    Box::default()
+                } else {
+                    self.issuers.into()
+                },
+                audiences: if self.any_audience {
+                    Box::default()
+                } else {
+                    self.audiences.into()
+                },
+                leeway: i64::try_from(self.leeway.as_secs()).unwrap_or(i64::MAX),
+                strict_rfc9068: self.strict_rfc9068,
+            },
+            keys,
+            cache: self.cache_capacity.map(TokenCache::new),
+            revocation: self.revocation,
+            body: self.body,
+            realm: self.realm.into_boxed_str(),
+            clock: self.clock,
+            counters: Counters::default(),
+        };
+        Ok(JwtAuthLayer {
+            core: Arc::new(core),
+            policy: Arc::new(Policy::default()),
+        })
+    }
+
+    fn key_result(mut self, key: Result<JwtKey, KeyError>) -> Self {
+        match key {
+            Ok(key) => self.keys.push(Arc::new(key)),
+            Err(error) => {
+                self.key_error.get_or_insert(error);
+            }
+        }
+        self
+    }
+}
+
+fn key_source(
+    keys: Vec<Arc<JwtKey>>,
+    ring: Option<KeyRing>,
+    #[cfg(feature = "remote-jwks")] remote: Option<crate::RemoteJwks>,
+) -> Result<KeySource, BuildError> {
+    #[cfg(not(feature = "remote-jwks"))]
+    let remote: Option<std::convert::Infallible> = None;
+    let sources =
+        usize::from(!keys.is_empty()) + usize::from(ring.is_some()) + usize::from(remote.is_some());
+    if sources > 1 {
+        return Err(BuildError::ConflictingKeySources);
+    }
+    if let Some(ring) = ring {
+        return Ok(KeySource::Ring(ring));
+    }
+    #[cfg(feature = "remote-jwks")]
+    if let Some(remote) = remote {
+        return Ok(KeySource::Remote(remote));
+    }
+    if keys.is_empty() {
+        return Err(BuildError::NoKeys);
+    }
+    Ok(KeySource::Ring(KeyRing::new(KeySet::from_shared(keys)?)))
+}
+
+impl fmt::Debug for JwtAuthBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("JwtAuthBuilder")
+            .field("keys", &self.keys)
+            .field("ring", &self.ring)
+            .field("issuers", &self.issuers)
+            .field("audiences", &self.audiences)
+            .field("leeway", &self.leeway)
+            .field("strict_rfc9068", &self.strict_rfc9068)
+            .field("cookie", &self.cookie)
+            .field("query", &self.query)
+            .field("max_token_len", &self.max_token_len)
+            .field("cache_capacity", &self.cache_capacity)
+            .field("body", &RendererName)
+            .field("clock", &ClockName)
+            .finish_non_exhaustive()
+    }
+}

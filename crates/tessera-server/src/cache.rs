@@ -1,0 +1,62 @@
+//! The verified-token cache: skips signature and claims work for a token seen before.
+
+use aws_lc_rs::digest;
+
+use crate::{KeySet, VerifiedToken};
+
+/// SHA-256 of a token: the cache never holds the token itself, only this digest.
+pub(crate) type TokenDigest = [u8; 32];
+
+/// A bounded map from token digest to verification result.
+///
+/// An entry is served only while the key that verified it is still live and the token has not expired; an
+/// entry failing either check is removed when looked up, and the bound evicts the rest.
+pub(crate) struct TokenCache {
+    entries: quick_cache::sync::Cache<TokenDigest, VerifiedToken>,
+}
+
+impl TokenCache {
+    pub(crate) fn new(capacity: usize) -> TokenCache {
+        TokenCache {
+            entries: quick_cache::sync::Cache::new(capacity),
+        }
+    }
+
+    pub(crate) fn digest(token: &str) -> TokenDigest {
+        let mut out = [0; 32];
+        out.copy_from_slice(digest::digest(&digest::SHA256, token.as_bytes()).as_ref());
+        out
+    }
+
+    /// The cached verification of `digest`, if it still holds under `keys` and `is_expired`.
+    pub(crate) fn get(
+        &self,
+        digest: &TokenDigest,
+        keys: &KeySet,
+        is_expired: impl FnOnce(&VerifiedToken) -> bool,
+    ) -> Option<VerifiedToken> {
+        let token = self.entries.get(digest)?;
+        if keys.contains(token.key()) && !is_expired(&token) {
+            return Some(token);
+        }
+        self.entries.remove(digest);
+        None
+    }
+
+    pub(crate) fn insert(&self, digest: TokenDigest, token: VerifiedToken) {
+        self.entries.insert(digest, token);
+    }
+
+    pub(crate) fn len(&self) -> usize {
+        self.entries.len()
+    }
+}
+
+impl std::fmt::Debug for TokenCache {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("TokenCache")
+            .field("len", &self.len())
+            .field("capacity", &self.entries.capacity())
+            .finish()
+    }
+}

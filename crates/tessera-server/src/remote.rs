@@ -1,0 +1,436 @@
+//! A key set fetched from the issuer's JWKS URL and refreshed without ever making a request wait on a
+//! fetch it did not need.
+
+use std::fmt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, UNIX_EPOCH};
+
+use arc_swap::ArcSwap;
+use http::header::{ACCEPT, CACHE_CONTROL};
+
+use crate::clock::ClockName;
+use crate::{Clock, KeyError, KeySet, SystemClock};
+
+/// Why fetching a JWKS failed. The keys fetched last stay in use.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum JwksFetchError {
+    /// The request failed or timed out (the issuer is down or unreachable).
+    #[error("the JWKS request failed: {0}")]
+    Request(#[from] reqwest::Error),
+    /// The issuer answered with a non-success status.
+    #[error("the JWKS endpoint answered {0}")]
+    Status(http::StatusCode),
+    /// The document exceeds the size limit.
+    #[error("the JWKS document is larger than {limit} bytes")]
+    TooLarge {
+        /// The limit, in bytes.
+        limit: usize,
+    },
+    /// The document holds no usable key, or is not a JWKS.
+    #[error("the JWKS document is unusable: {0}")]
+    Keys(#[from] KeyError),
+}
+
+/// Why a [`RemoteJwks`] could not be built.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum RemoteJwksError {
+    /// The URL does not parse.
+    #[error("the JWKS URL is invalid: {0}")]
+    InvalidUrl(String),
+    /// The HTTP client could not be set up (e.g. no TLS roots).
+    #[error("the HTTP client for the JWKS could not be built: {0}")]
+    Client(#[from] reqwest::Error),
+}
+
+/// The issuer's published key set (RFC 7517), fetched over HTTP(S).
+///
+/// - Requests read the current keys through an atomic pointer swap and never wait for a fetch, except a
+///   request whose `kid` is unknown, which waits for the one refetch it triggers.
+/// - At most one fetch is in flight; concurrent requests with unknown `kid`s share it.
+/// - An unknown `kid` triggers a refetch at most once per cooldown (default 30 s), so a stream of garbage
+///   `kid`s cannot drive a fetch storm; past the cooldown such tokens get 401 at once.
+/// - The keys are refreshed in the background after `Cache-Control: max-age`, clamped to
+///   [`RemoteJwksBuilder::refresh_bounds`] (default 1 min to 1 day; 15 min without the header).
+/// - A failed fetch (timeout 5 s) keeps the last good keys; until one fetch succeeds, requests get 503.
+/// - Shared secrets (`kty: oct`) in a published set are ignored.
+///
+/// Cheap to clone; clones share the keys. Needs a Tokio runtime for background refreshes.
+///
+/// ```no_run
+/// use tessera_server::{JwtAuthLayer, RemoteJwks};
+///
+/// # async fn run() -> Result<(), Box<dyn std::error::Error>> {
+/// let jwks = RemoteJwks::new("https://auth.example/.well-known/jwks.json")?;
+/// jwks.refresh().await?; // optional: fail fast at startup instead of on the first request
+/// let auth = JwtAuthLayer::builder()
+///     .remote_jwks(jwks)
+///     .issuer("https://auth.example")
+///     .audience("api")
+///     .build()?;
+/// # let _ = auth;
+/// # Ok(())
+/// # }
+/// ```
+#[derive(Clone)]
+pub struct RemoteJwks {
+    shared: Arc<Shared>,
+}
+
+struct Shared {
+    url: reqwest::Url,
+    client: reqwest::Client,
+    keys: ArcSwap<KeySet>,
+    loaded: AtomicBool,
+    /// Serialises fetches. Held across the fetch on purpose: it is the single-flight gate, and readers of
+    /// `keys` never touch it.
+    gate: tokio::sync::Mutex<()>,
+    /// Bumped after every fetch attempt, so a waiter on `gate` can tell that the fetch it wanted happened.
+    attempts: AtomicU64,
+    last_attempt_ms: AtomicU64,
+    refresh_due_ms: AtomicU64,
+    background: AtomicBool,
+    fetches: AtomicU64,
+    failures: AtomicU64,
+    config: Config,
+    clock: Arc<dyn Clock>,
+}
+
+#[derive(Debug, Clone)]
+struct Config {
+    cooldown: Duration,
+    min_refresh: Duration,
+    max_refresh: Duration,
+    default_refresh: Duration,
+    max_document_len: usize,
+}
+
+/// Builds a [`RemoteJwks`]; see its documentation for the defaults.
+#[must_use]
+pub struct RemoteJwksBuilder {
+    url: String,
+    timeout: Duration,
+    config: Config,
+    clock: Arc<dyn Clock>,
+}
+
+impl RemoteJwks {
+    /// A key set fetched from `url` with the default settings.
+    ///
+    /// # Errors
+    /// When the URL does not parse or the HTTP client cannot be built.
+    pub fn new(url: impl Into<String>) -> Result<RemoteJwks, RemoteJwksError> {
+        RemoteJwks::builder(url).build()
+    }
+
+    /// A builder for a key set fetched from `url`.
+    pub fn builder(url: impl Into<String>) -> RemoteJwksBuilder {
+        RemoteJwksBuilder {
+            url: url.into(),
+            timeout: Duration::from_secs(5),
+            config: Config {
+                cooldown: Duration::from_secs(30),
+                min_refresh: Duration::from_secs(60),
+                max_refresh: Duration::from_secs(24 * 60 * 60),
+                default_refresh: Duration::from_secs(15 * 60),
+                max_document_len: 256 * 1024,
+            },
+            clock: Arc::new(SystemClock),
+        }
+    }
+
+    /// Fetches the key set now, unless a fetch is already in flight, in which case this waits for that one.
+    ///
+    /// # Errors
+    /// When the fetch fails; the previous keys stay in use.
+    pub async fn refresh(&self) -> Result<(), JwksFetchError> {
+        let _gate = self.shared.gate.lock().await;
+        self.shared.fetch_and_store().await
+    }
+
+    /// The keys in use.
+    pub fn current(&self) -> Arc<KeySet> {
+        self.shared.keys.load_full()
+    }
+
+    /// How many fetches were started, and how many of them failed.
+    pub fn fetch_counts(&self) -> (u64, u64) {
+        (
+            self.shared.fetches.load(Ordering::Relaxed),
+            self.shared.failures.load(Ordering::Relaxed),
+        )
+    }
+
+    /// The current keys for one request, scheduling a background refresh when they are due for one.
+    pub(crate) fn load(&self) -> arc_swap::Guard<Arc<KeySet>> {
+        let shared = &self.shared;
+        if shared.now_ms() >= shared.refresh_due_ms.load(Ordering::Relaxed) {
+            self.refresh_in_background();
+        }
+        shared.keys.load()
+    }
+
+    /// Whether no fetch has ever succeeded.
+    pub(crate) fn never_loaded(&self) -> bool {
+        !self.shared.loaded.load(Ordering::Acquire)
+    }
+
+    /// Whether an unknown `kid` may trigger a refetch now (the cooldown has passed since the last attempt).
+    pub(crate) fn may_refetch(&self) -> bool {
+        self.shared.cooldown_passed()
+    }
+
+    /// Refetches because a token named an unknown `kid`: joins a fetch in flight, and does nothing when
+    /// another request already refetched within the cooldown.
+    pub(crate) async fn refetch_for_unknown_kid(&self) {
+        let shared = &self.shared;
+        let seen = shared.attempts.load(Ordering::Acquire);
+        let _gate = shared.gate.lock().await;
+        if shared.attempts.load(Ordering::Acquire) != seen || !shared.cooldown_passed() {
+            return;
+        }
+        // The error is counted and logged inside; the caller rechecks the kid against whatever is live.
+        let _ = shared.fetch_and_store().await;
+    }
+
+    fn refresh_in_background(&self) {
+        let shared = &self.shared;
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        if shared.background.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        let shared = Arc::clone(shared);
+        runtime.spawn(async move {
+            {
+                let _gate = shared.gate.lock().await;
+                if shared.now_ms() >= shared.refresh_due_ms.load(Ordering::Relaxed) {
+                    let _ = shared.fetch_and_store().await;
+                }
+            }
+            shared.background.store(false, Ordering::Release);
+        });
+    }
+}
+
+impl Shared {
+    fn now_ms(&self) -> u64 {
+        let since = self
+            .clock
+            .now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
+        u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
+    }
+
+    fn cooldown_passed(&self) -> bool {
+        let last = self.last_attempt_ms.load(Ordering::Acquire);
+        last == 0 || self.now_ms().saturating_sub(last) >= duration_ms(self.config.cooldown)
+    }
+
+    /// One fetch; the caller holds `gate`.
+    async fn fetch_and_store(&self) -> Result<(), JwksFetchError> {
+        let started = self.now_ms().max(1);
+        self.last_attempt_ms.store(started, Ordering::Release);
+        self.fetches.fetch_add(1, Ordering::Relaxed);
+        let result = self.fetch().await;
+        let next = match &result {
+            Ok((keys, max_age)) => {
+                let previous = self.keys.load_full();
+                self.keys.store(Arc::new(keys.clone().reusing(&previous)));
+                self.loaded.store(true, Ordering::Release);
+                tracing::debug!(url = %self.url, keys = keys.len(), "JWKS refreshed");
+                max_age
+                    .unwrap_or(self.config.default_refresh)
+                    .clamp(self.config.min_refresh, self.config.max_refresh)
+            }
+            Err(error) => {
+                self.failures.fetch_add(1, Ordering::Relaxed);
+                tracing::warn!(url = %self.url, %error, "JWKS fetch failed; keeping the last good keys");
+                self.config.cooldown
+            }
+        };
+        self.refresh_due_ms
+            .store(started.saturating_add(duration_ms(next)), Ordering::Release);
+        self.attempts.fetch_add(1, Ordering::AcqRel);
+        result.map(|_| ())
+    }
+
+    async fn fetch(&self) -> Result<(KeySet, Option<Duration>), JwksFetchError> {
+        let mut response = self
+            .client
+            .get(self.url.clone())
+            .header(ACCEPT, "application/jwk-set+json, application/json")
+            .send()
+            .await?;
+        if !response.status().is_success() {
+            return Err(JwksFetchError::Status(response.status()));
+        }
+        let max_age = response
+            .headers()
+            .get_all(CACHE_CONTROL)
+            .iter()
+            .find_map(|value| max_age(value.to_str().ok()?));
+        let limit = self.config.max_document_len;
+        let mut document = Vec::new();
+        while let Some(chunk) = response.chunk().await? {
+            if document.len() + chunk.len() > limit {
+                return Err(JwksFetchError::TooLarge { limit });
+            }
+            document.extend_from_slice(&chunk);
+        }
+        Ok((KeySet::from_published_jwks(&document)?, max_age))
+    }
+}
+
+/// The `max-age` of a `Cache-Control` value; `no-cache` and `no-store` read as zero (refetch as soon as the
+/// lower bound allows).
+fn max_age(cache_control: &str) -> Option<Duration> {
+    cache_control
+        .split(',')
+        .map(str::trim)
+        .find_map(|directive| {
+            if directive.eq_ignore_ascii_case("no-cache")
+                || directive.eq_ignore_ascii_case("no-store")
+            {
+                return Some(Duration::ZERO);
+            }
+            let (name, value) = directive.split_once('=')?;
+            name.trim()
+                .eq_ignore_ascii_case("max-age")
+                .then(|| value.trim().trim_matches('"').parse().ok())?
+                .map(Duration::from_secs)
+        })
+}
+
+fn duration_ms(duration: Duration) -> u64 {
+    u64::try_from(duration.as_millis()).unwrap_or(u64::MAX)
+}
+
+impl RemoteJwksBuilder {
+    /// How long a refetch triggered by an unknown `kid` blocks further such refetches. Default 30 s.
+    pub fn cooldown(mut self, cooldown: Duration) -> Self {
+        self.config.cooldown = cooldown;
+        self
+    }
+
+    /// The fetch timeout, connection included. Default 5 s.
+    pub fn timeout(mut self, timeout: Duration) -> Self {
+        self.timeout = timeout;
+        self
+    }
+
+    /// The bounds `Cache-Control: max-age` is clamped to. Default 1 min to 1 day.
+    pub fn refresh_bounds(mut self, min: Duration, max: Duration) -> Self {
+        self.config.min_refresh = min.min(max);
+        self.config.max_refresh = max.max(min);
+        self
+    }
+
+    /// The refresh interval when the issuer sends no `max-age`. Default 15 min.
+    pub fn default_refresh(mut self, interval: Duration) -> Self {
+        self.config.default_refresh = interval;
+        self
+    }
+
+    /// The largest JWKS document accepted. Default 256 KiB.
+    pub fn max_document_len(mut self, bytes: usize) -> Self {
+        self.config.max_document_len = bytes;
+        self
+    }
+
+    /// The clock for cooldown and refresh timing (tests step it instead of sleeping).
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// The key set. No fetch happens yet: the first request (or [`RemoteJwks::refresh`]) triggers it.
+    ///
+    /// # Errors
+    /// When the URL does not parse or the HTTP client cannot be built.
+    pub fn build(self) -> Result<RemoteJwks, RemoteJwksError> {
+        let url = reqwest::Url::parse(&self.url)
+            .map_err(|error| RemoteJwksError::InvalidUrl(error.to_string()))?;
+        let client = reqwest::Client::builder()
+            .timeout(self.timeout)
+            .connect_timeout(self.timeout)
+            .user_agent(concat!("tessera-server/", env!("CARGO_PKG_VERSION")))
+            .build()?;
+        Ok(RemoteJwks {
+            shared: Arc::new(Shared {
+                url,
+                client,
+                keys: ArcSwap::from_pointee(KeySet::default()),
+                loaded: AtomicBool::new(false),
+                gate: tokio::sync::Mutex::new(()),
+                attempts: AtomicU64::new(0),
+                last_attempt_ms: AtomicU64::new(0),
+                refresh_due_ms: AtomicU64::new(u64::MAX),
+                background: AtomicBool::new(false),
+                fetches: AtomicU64::new(0),
+                failures: AtomicU64::new(0),
+                config: self.config,
+                clock: self.clock,
+            }),
+        })
+    }
+}
+
+impl fmt::Debug for RemoteJwks {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let (fetches, failures) = self.fetch_counts();
+        f.debug_struct("RemoteJwks")
+            .field("url", &self.shared.url.as_str())
+            .field("keys", &self.shared.keys.load().len())
+            .field("fetches", &fetches)
+            .field("failures", &failures)
+            .field("config", &self.shared.config)
+            .finish()
+    }
+}
+
+impl fmt::Debug for RemoteJwksBuilder {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RemoteJwksBuilder")
+            .field("url", &self.url)
+            .field("timeout", &self.timeout)
+            .field("config", &self.config)
+            .field("clock", &ClockName)
+            .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn max_age_is_read_from_cache_control() {
+        assert_eq!(
+            max_age("public, max-age=300"),
+            Some(Duration::from_secs(300))
+        );
+        assert_eq!(max_age("Max-Age=\"60\""), Some(Duration::from_secs(60)));
+        assert_eq!(max_age("no-store"), Some(Duration::ZERO));
+        assert_eq!(max_age("public"), None);
+        assert_eq!(max_age("max-age=soon"), None);
+    }
+
+    #[test]
+    fn bad_urls_are_refused() {
+        assert!(matches!(
+            RemoteJwks::new("not a url"),
+            Err(RemoteJwksError::InvalidUrl(_))
+        ));
+    }
+
+    #[test]
+    fn remote_jwks_is_shareable() {
+        fn assert_send_sync<T: Send + Sync + Clone>() {}
+        assert_send_sync::<RemoteJwks>();
+    }
+}

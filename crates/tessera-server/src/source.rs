@@ -1,0 +1,245 @@
+//! Where a request may carry its bearer token, and the checks made before anything is decoded.
+
+use http::header::{AUTHORIZATION, COOKIE};
+use http::{HeaderMap, Uri};
+
+use crate::AuthRejection;
+
+/// The default maximum token length: 8 KiB.
+pub const DEFAULT_MAX_TOKEN_LEN: usize = 8 * 1024;
+
+/// The places a token is looked for, and its maximum length.
+#[derive(Debug, Clone)]
+pub(crate) struct TokenSources {
+    pub(crate) cookie: Option<Box<str>>,
+    pub(crate) query: bool,
+    pub(crate) max_len: usize,
+}
+
+impl TokenSources {
+    /// The token of the request, borrowed from its headers or URI: `Ok(None)` when there is none.
+    ///
+    /// At most one token may be present across all places (RFC 6750 §2: "MUST NOT use more than one
+    /// method"), and at most one `Authorization` header.
+    pub(crate) fn extract<'r>(
+        &self,
+        headers: &'r HeaderMap,
+        uri: &'r Uri,
+    ) -> Result<Option<&'r str>, AuthRejection> {
+        let mut found = self.in_header(headers)?;
+        if let Some(name) = self.cookie.as_deref() {
+            found = one_of(found, self.in_cookie(headers, name)?)?;
+        }
+        if self.query {
+            found = one_of(found, self.in_query(uri)?)?;
+        }
+        Ok(found)
+    }
+
+    fn in_header<'r>(&self, headers: &'r HeaderMap) -> Result<Option<&'r str>, AuthRejection> {
+        let mut values = headers.get_all(AUTHORIZATION).iter();
+        let Some(value) = values.next() else {
+            return Ok(None);
+        };
+        if values.next().is_some() {
+            return Err(AuthRejection::MultipleTokens);
+        }
+        // Checked on the raw bytes, before anything else looks at them.
+        if value.len() > self.max_len + "Bearer ".len() {
+            return Err(AuthRejection::TokenTooLong {
+                limit: self.max_len,
+            });
+        }
+        let value = value.to_str().map_err(|_| {
+            AuthRejection::MalformedAuthorization("the header value is not visible ASCII")
+        })?;
+        let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
+        if !scheme.eq_ignore_ascii_case("bearer") {
+            // Another scheme (Basic, DPoP, ...) carries no bearer token; RFC 6750 §3 answers as if absent.
+            return Ok(None);
+        }
+        let token = rest.trim_start_matches(' ');
+        if token.is_empty() {
+            return Err(AuthRejection::MalformedAuthorization(
+                "the Bearer scheme has no token",
+            ));
+        }
+        if !is_b64token(token) {
+            return Err(AuthRejection::MalformedAuthorization(
+                "the token has characters RFC 6750 does not allow",
+            ));
+        }
+        self.bounded(token).map(Some)
+    }
+
+    fn in_cookie<'r>(
+        &self,
+        headers: &'r HeaderMap,
+        name: &str,
+    ) -> Result<Option<&'r str>, AuthRejection> {
+        let mut found = None;
+        for header in headers.get_all(COOKIE) {
+            // Cookie headers that are not ASCII cannot hold our cookie; other cookies are not our business.
+            let Ok(header) = header.to_str() else {
+                continue;
+            };
+            for pair in header.split(';') {
+                let Some((key, value)) = pair.trim().split_once('=') else {
+                    continue;
+                };
+                if key != name {
+                    continue;
+                }
+                let value = value
+                    .strip_prefix('"')
+                    .and_then(|value| value.strip_suffix('"'))
+                    .unwrap_or(value);
+                if value.is_empty() {
+                    continue;
+                }
+                if found.is_some() {
+                    return Err(AuthRejection::MultipleTokens);
+                }
+                found = Some(value);
+            }
+        }
+        let Some(token) = found else { return Ok(None) };
+        if !is_b64token(token) {
+            return Err(AuthRejection::MalformedAuthorization(
+                "the token cookie has characters a JWT cannot contain",
+            ));
+        }
+        self.bounded(token).map(Some)
+    }
+
+    fn in_query<'r>(&self, uri: &'r Uri) -> Result<Option<&'r str>, AuthRejection> {
+        let Some(query) = uri.query() else {
+            return Ok(None);
+        };
+        let mut found = None;
+        for pair in query.split('&') {
+            let Some(value) = pair.strip_prefix("access_token=") else {
+                continue;
+            };
+            if found.is_some() {
+                return Err(AuthRejection::MultipleTokens);
+            }
+            found = Some(value);
+        }
+        let Some(token) = found else { return Ok(None) };
+        // A JWT needs no percent-encoding; anything encoded is not one of ours.
+        if !is_b64token(token) {
+            return Err(AuthRejection::MalformedAuthorization(
+                "the access_token parameter is not a bare JWT",
+            ));
+        }
+        self.bounded(token).map(Some)
+    }
+
+    fn bounded<'r>(&self, token: &'r str) -> Result<&'r str, AuthRejection> {
+        if token.len() > self.max_len {
+            return Err(AuthRejection::TokenTooLong {
+                limit: self.max_len,
+            });
+        }
+        Ok(token)
+    }
+}
+
+fn one_of<'r>(
+    first: Option<&'r str>,
+    second: Option<&'r str>,
+) -> Result<Option<&'r str>, AuthRejection> {
+    match (first, second) {
+        (Some(_), Some(_)) => Err(AuthRejection::MultipleTokens),
+        (first, second) => Ok(first.or(second)),
+    }
+}
+
+/// RFC 6750 §2.1: `b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`.
+fn is_b64token(token: &str) -> bool {
+    let body = token.trim_end_matches('=');
+    !body.is_empty()
+        && body.bytes().all(|byte| {
+            byte.is_ascii_alphanumeric() || matches!(byte, b'-' | b'.' | b'_' | b'~' | b'+' | b'/')
+        })
+}
+
+#[cfg(test)]
+mod tests {
+    use http::HeaderValue;
+
+    use super::*;
+
+    fn sources() -> TokenSources {
+        TokenSources {
+            cookie: Some("at".into()),
+            query: true,
+            max_len: 64,
+        }
+    }
+
+    fn headers(pairs: &[(&'static str, &str)]) -> HeaderMap {
+        let mut map = HeaderMap::new();
+        for (name, value) in pairs {
+            map.append(*name, HeaderValue::from_str(value).unwrap());
+        }
+        map
+    }
+
+    #[test]
+    fn b64token_charset() {
+        assert!(is_b64token("a.b-c_d~e+f/g=="));
+        assert!(!is_b64token("=="));
+        assert!(!is_b64token("a b"));
+        assert!(!is_b64token("a=b"));
+        assert!(!is_b64token("a%2Eb"));
+    }
+
+    #[test]
+    fn scheme_is_case_insensitive_and_other_schemes_are_ignored() {
+        let uri = Uri::from_static("/");
+        let map = headers(&[("authorization", "bEaReR  abc.def")]);
+        let found = sources().extract(&map, &uri).unwrap();
+        assert_eq!(found, Some("abc.def"));
+        let map = headers(&[("authorization", "Basic dXNlcjpwdw==")]);
+        let found = sources().extract(&map, &uri).unwrap();
+        assert_eq!(found, None);
+        let error = sources()
+            .extract(&headers(&[("authorization", "Bearer")]), &uri)
+            .unwrap_err();
+        assert!(matches!(error, AuthRejection::MalformedAuthorization(_)));
+    }
+
+    #[test]
+    fn one_token_per_request() {
+        let uri = Uri::from_static("/?access_token=abc");
+        let error = sources()
+            .extract(&headers(&[("authorization", "Bearer abc")]), &uri)
+            .unwrap_err();
+        assert_eq!(error, AuthRejection::MultipleTokens);
+        let plain = Uri::from_static("/");
+        let error = sources()
+            .extract(
+                &headers(&[("cookie", "x=1; at=abc"), ("cookie", "at=def")]),
+                &plain,
+            )
+            .unwrap_err();
+        assert_eq!(error, AuthRejection::MultipleTokens);
+        let map = headers(&[("cookie", "x=1; at=abc")]);
+        let found = sources().extract(&map, &plain).unwrap();
+        assert_eq!(found, Some("abc"));
+    }
+
+    #[test]
+    fn length_is_checked_first() {
+        let long = format!("Bearer {}", "a".repeat(65));
+        let error = sources()
+            .extract(
+                &headers(&[("authorization", &long)]),
+                &Uri::from_static("/"),
+            )
+            .unwrap_err();
+        assert_eq!(error, AuthRejection::TokenTooLong { limit: 64 });
+    }
+}

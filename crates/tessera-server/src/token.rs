@@ -1,0 +1,177 @@
+//! What a successful verification hands to handlers.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::sync::Arc;
+
+use serde::de::DeserializeOwned;
+
+use crate::{Algorithm, JwtKey};
+
+/// A string claim: a span of the claims JSON when it needed no unescaping (the common case, no
+/// allocation), or its own copy when it did.
+pub(crate) enum Text {
+    Span { start: usize, end: usize },
+    Owned(Box<str>),
+}
+
+impl Text {
+    /// `value`, which was deserialized from `payload`, as a span of it when borrowed.
+    pub(crate) fn from_claim(payload: &str, value: Cow<'_, str>) -> Text {
+        match value {
+            Cow::Borrowed(borrowed) => {
+                let start = (borrowed.as_ptr() as usize).wrapping_sub(payload.as_ptr() as usize);
+                let end = start.wrapping_add(borrowed.len());
+                if payload.get(start..end) == Some(borrowed) {
+                    Text::Span { start, end }
+                } else {
+                    Text::Owned(borrowed.into())
+                }
+            }
+            Cow::Owned(owned) => Text::Owned(owned.into_boxed_str()),
+        }
+    }
+
+    fn resolve<'a>(&'a self, payload: &'a str) -> &'a str {
+        match self {
+            Text::Span { start, end } => payload.get(*start..*end).unwrap_or_default(),
+            Text::Owned(owned) => owned,
+        }
+    }
+}
+
+pub(crate) struct TokenParts {
+    pub(crate) payload: Box<str>,
+    pub(crate) key: Arc<JwtKey>,
+    pub(crate) expires_at: i64,
+    pub(crate) not_before: Option<i64>,
+    pub(crate) issued_at: Option<i64>,
+    pub(crate) issuer: Option<Text>,
+    pub(crate) subject: Option<Text>,
+    pub(crate) jti: Option<Text>,
+    pub(crate) client_id: Option<Text>,
+    pub(crate) scope: Option<Text>,
+    pub(crate) roles: Vec<Text>,
+}
+
+/// An access token that passed verification: its claims, and the key that signed it.
+///
+/// [`JwtAuth`](crate::JwtAuth) inserts one into the request extensions; handlers usually take
+/// [`Claims<T>`](crate::Claims) instead, or this type directly as an extractor. Cloning is cheap (one
+/// reference count). The raw token is not kept.
+#[derive(Clone)]
+pub struct VerifiedToken {
+    parts: Arc<TokenParts>,
+}
+
+impl VerifiedToken {
+    pub(crate) fn new(parts: TokenParts) -> VerifiedToken {
+        VerifiedToken {
+            parts: Arc::new(parts),
+        }
+    }
+
+    /// The claims as the JSON text the token carried.
+    pub fn claims_json(&self) -> &str {
+        &self.parts.payload
+    }
+
+    /// The claims deserialized into `T`, e.g. [`tessera_core::AccessTokenClaims`] or an application type.
+    ///
+    /// # Errors
+    /// When the claims do not fit `T`.
+    pub fn claims<T: DeserializeOwned>(&self) -> Result<T, serde_json::Error> {
+        serde_json::from_str(&self.parts.payload)
+    }
+
+    /// `exp`, seconds since the Unix epoch.
+    pub fn expires_at(&self) -> i64 {
+        self.parts.expires_at
+    }
+
+    /// `nbf`, seconds since the Unix epoch.
+    pub fn not_before(&self) -> Option<i64> {
+        self.parts.not_before
+    }
+
+    /// `iat`, seconds since the Unix epoch: what a "revoke everything issued before T" check compares.
+    pub fn issued_at(&self) -> Option<i64> {
+        self.parts.issued_at
+    }
+
+    /// `iss`.
+    pub fn issuer(&self) -> Option<&str> {
+        self.text(&self.parts.issuer)
+    }
+
+    /// `sub`.
+    pub fn subject(&self) -> Option<&str> {
+        self.text(&self.parts.subject)
+    }
+
+    /// `jti`: the key of a revocation denylist.
+    pub fn jti(&self) -> Option<&str> {
+        self.text(&self.parts.jti)
+    }
+
+    /// `client_id` (RFC 9068 §2.2).
+    pub fn client_id(&self) -> Option<&str> {
+        self.text(&self.parts.client_id)
+    }
+
+    /// The granted scopes (`scope`, space-separated), one by one.
+    pub fn scopes(&self) -> impl Iterator<Item = &str> {
+        self.text(&self.parts.scope)
+            .unwrap_or_default()
+            .split_ascii_whitespace()
+    }
+
+    /// Whether `scope` was granted.
+    pub fn has_scope(&self, scope: &str) -> bool {
+        self.scopes().any(|granted| granted == scope)
+    }
+
+    /// The subject's roles (`roles`, RFC 9068 §7.2.1.1).
+    pub fn roles(&self) -> impl Iterator<Item = &str> {
+        self.parts
+            .roles
+            .iter()
+            .map(|role| role.resolve(&self.parts.payload))
+    }
+
+    /// Whether the subject holds `role`.
+    pub fn has_role(&self, role: &str) -> bool {
+        self.roles().any(|held| held == role)
+    }
+
+    /// The `kid` of the key that verified the signature.
+    pub fn key_id(&self) -> Option<&str> {
+        self.parts.key.kid()
+    }
+
+    /// The algorithm of the key that verified the signature.
+    pub fn algorithm(&self) -> Algorithm {
+        self.parts.key.algorithm()
+    }
+
+    pub(crate) fn key(&self) -> &Arc<JwtKey> {
+        &self.parts.key
+    }
+
+    fn text<'a>(&'a self, text: &'a Option<Text>) -> Option<&'a str> {
+        text.as_ref().map(|text| text.resolve(&self.parts.payload))
+    }
+}
+
+impl fmt::Debug for VerifiedToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("VerifiedToken")
+            .field("iss", &self.issuer())
+            .field("sub", &self.subject())
+            .field("jti", &self.jti())
+            .field("exp", &self.expires_at())
+            .field("kid", &self.key_id())
+            .field("alg", &self.algorithm())
+            .finish_non_exhaustive()
+    }
+}

@@ -1,0 +1,365 @@
+//! Checking one compact JWS: structure, key, signature, then claims, in an order that keeps "expired"
+//! honest.
+
+use std::borrow::Cow;
+use std::fmt;
+use std::sync::Arc;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use serde::de::{self, IgnoredAny, SeqAccess, Visitor};
+use serde::{Deserialize, Deserializer};
+use tessera_core::ACCESS_TOKEN_JWT_TYPE;
+
+use crate::keyset::Selection;
+use crate::token::{Text, TokenParts};
+use crate::{Algorithm, AuthRejection, JwtKey, KeySet, VerifiedToken};
+
+/// Largest decoded JOSE header accepted; real headers are under 200 bytes.
+const MAX_HEADER_LEN: usize = 1024;
+/// Largest decoded signature: RSA-4096.
+const MAX_SIGNATURE_LEN: usize = 512;
+
+/// The claim checks of one layer.
+#[derive(Debug)]
+pub(crate) struct Validator {
+    /// Accepted `iss` values; empty means any issuer (only when explicitly allowed).
+    pub(crate) issuers: Box<[Box<str>]>,
+    /// Accepted `aud` values; empty means any audience (only when explicitly allowed).
+    pub(crate) audiences: Box<[Box<str>]>,
+    pub(crate) leeway: i64,
+    pub(crate) strict_rfc9068: bool,
+}
+
+#[derive(Deserialize)]
+struct JoseHeader<'a> {
+    #[serde(borrow)]
+    alg: Cow<'a, str>,
+    #[serde(borrow, default)]
+    kid: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    typ: Option<Cow<'a, str>>,
+    #[serde(default)]
+    crit: Option<IgnoredAny>,
+}
+
+#[derive(Deserialize)]
+struct RegisteredClaims<'a> {
+    #[serde(default)]
+    exp: Option<NumericDate>,
+    #[serde(default)]
+    nbf: Option<NumericDate>,
+    #[serde(default)]
+    iat: Option<NumericDate>,
+    #[serde(borrow, default)]
+    iss: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    sub: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    aud: Option<AudienceClaim<'a>>,
+    #[serde(borrow, default)]
+    jti: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    client_id: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    scope: Option<Cow<'a, str>>,
+    #[serde(borrow, default)]
+    roles: Option<Vec<Cow<'a, str>>>,
+}
+
+impl Validator {
+    /// Verifies `token` against `keys` at `now` (seconds since the epoch).
+    ///
+    /// The order is deliberate: structure, key selection, signature, then `iss`, `aud`, the RFC 9068
+    /// requirements and `nbf`, and `exp` last, so [`AuthRejection::Expired`] always means "genuine, ours,
+    /// and only too old".
+    pub(crate) fn verify(
+        &self,
+        token: &str,
+        keys: &KeySet,
+        now: i64,
+    ) -> Result<VerifiedToken, AuthRejection> {
+        let (signing_input, signature) = token.rsplit_once('.').ok_or(
+            AuthRejection::MalformedToken("a JWS has three dot-separated parts"),
+        )?;
+        let (header, payload) = signing_input
+            .split_once('.')
+            .filter(|(_, payload)| !payload.contains('.'))
+            .ok_or(AuthRejection::MalformedToken(
+                "a JWS has three dot-separated parts",
+            ))?;
+
+        let mut header_bytes = [0; MAX_HEADER_LEN];
+        let header_len = decode_into(header, &mut header_bytes).ok_or(
+            AuthRejection::MalformedToken("the header is not base64url of at most 1 KiB"),
+        )?;
+        let header: JoseHeader<'_> =
+            serde_json::from_slice(&header_bytes[..header_len]).map_err(|_| {
+                AuthRejection::MalformedToken("the header is not a JSON object with a string alg")
+            })?;
+        if header.crit.is_some() {
+            return Err(AuthRejection::MalformedToken(
+                "critical header extensions are not supported",
+            ));
+        }
+        let algorithm =
+            Algorithm::from_name(&header.alg).ok_or(AuthRejection::AlgorithmMismatch)?;
+
+        let mut signature_bytes = [0; MAX_SIGNATURE_LEN];
+        let signature_len =
+            decode_into(signature, &mut signature_bytes).ok_or(AuthRejection::InvalidSignature)?;
+        let signature = &signature_bytes[..signature_len];
+        let message = signing_input.as_bytes();
+        let key = match keys.select(header.kid.as_deref(), algorithm) {
+            Selection::One(key) if key.verify(message, signature) => key,
+            Selection::One(_) => return Err(AuthRejection::InvalidSignature),
+            Selection::Candidates => keys
+                .candidates(algorithm)
+                .find(|key| key.verify(message, signature))
+                .ok_or(AuthRejection::InvalidSignature)?,
+            Selection::UnknownKid => return Err(AuthRejection::UnknownKey),
+            Selection::AlgorithmMismatch => return Err(AuthRejection::AlgorithmMismatch),
+        };
+
+        if self.strict_rfc9068 && !header.typ.as_deref().is_some_and(is_access_token_type) {
+            return Err(AuthRejection::WrongTokenType);
+        }
+        let payload = decode_payload(payload)?;
+        self.check_claims(payload, Arc::clone(key), now)
+    }
+
+    fn check_claims(
+        &self,
+        payload: String,
+        key: Arc<JwtKey>,
+        now: i64,
+    ) -> Result<VerifiedToken, AuthRejection> {
+        let claims: RegisteredClaims<'_> = serde_json::from_str(&payload).map_err(|_| {
+            AuthRejection::MalformedToken(
+                "the claims are not a JSON object with registered claims of the right types",
+            )
+        })?;
+        let RegisteredClaims {
+            exp,
+            nbf,
+            iat,
+            iss,
+            sub,
+            aud,
+            jti,
+            client_id,
+            scope,
+            roles,
+        } = claims;
+        if !self.issuers.is_empty() {
+            let issuer = iss.as_deref().ok_or(AuthRejection::MissingClaim("iss"))?;
+            if !self.issuers.iter().any(|trusted| **trusted == *issuer) {
+                return Err(AuthRejection::InvalidIssuer);
+            }
+        }
+        if !self.audiences.is_empty() {
+            let audience = aud.as_ref().ok_or(AuthRejection::MissingClaim("aud"))?;
+            if !self.audiences.iter().any(|ours| audience.contains(ours)) {
+                return Err(AuthRejection::InvalidAudience);
+            }
+        }
+        if self.strict_rfc9068 {
+            let required = [
+                ("iss", iss.is_some()),
+                ("aud", aud.is_some()),
+                ("sub", sub.is_some()),
+                ("client_id", client_id.is_some()),
+                ("iat", iat.is_some()),
+                ("jti", jti.is_some()),
+            ];
+            if let Some((name, _)) = required.into_iter().find(|(_, present)| !present) {
+                return Err(AuthRejection::MissingClaim(name));
+            }
+        }
+        drop(aud);
+        let NumericDate(expires_at) = exp.ok_or(AuthRejection::MissingClaim("exp"))?;
+        if let Some(NumericDate(not_before)) = nbf
+            && now.saturating_add(self.leeway) < not_before
+        {
+            return Err(AuthRejection::NotYetValid);
+        }
+        if is_expired(expires_at, self.leeway, now) {
+            return Err(AuthRejection::Expired);
+        }
+
+        let text =
+            |value: Option<Cow<'_, str>>| value.map(|value| Text::from_claim(&payload, value));
+        let (issuer, subject, jti, client_id, scope) = (
+            text(iss),
+            text(sub),
+            text(jti),
+            text(client_id),
+            text(scope),
+        );
+        let roles = roles
+            .unwrap_or_default()
+            .into_iter()
+            .map(|role| Text::from_claim(&payload, role))
+            .collect();
+        Ok(VerifiedToken::new(TokenParts {
+            payload: payload.into_boxed_str(),
+            key,
+            expires_at,
+            not_before: nbf.map(|date| date.0),
+            issued_at: iat.map(|date| date.0),
+            issuer,
+            subject,
+            jti,
+            client_id,
+            scope,
+            roles,
+        }))
+    }
+
+    pub(crate) fn is_expired(&self, token: &VerifiedToken, now: i64) -> bool {
+        is_expired(token.expires_at(), self.leeway, now)
+    }
+}
+
+/// Valid while `now < exp + leeway` (RFC 7519 §4.1.4, with the configured clock skew).
+fn is_expired(expires_at: i64, leeway: i64, now: i64) -> bool {
+    expires_at.saturating_add(leeway) <= now
+}
+
+fn is_access_token_type(typ: &str) -> bool {
+    let typ = typ.strip_prefix("application/").unwrap_or(typ);
+    typ.eq_ignore_ascii_case(ACCESS_TOKEN_JWT_TYPE)
+}
+
+/// Decodes unpadded base64url into `out`, or `None` when it is not canonical base64url or does not fit.
+fn decode_into(encoded: &str, out: &mut [u8]) -> Option<usize> {
+    if decoded_len(encoded.len())? > out.len() {
+        return None;
+    }
+    URL_SAFE_NO_PAD.decode_slice(encoded, out).ok()
+}
+
+fn decode_payload(encoded: &str) -> Result<String, AuthRejection> {
+    let malformed = AuthRejection::MalformedToken("the claims are not base64url of UTF-8 JSON");
+    let mut payload = vec![0; decoded_len(encoded.len()).ok_or(malformed.clone())?];
+    let len = URL_SAFE_NO_PAD
+        .decode_slice(encoded, &mut payload)
+        .map_err(|_| malformed.clone())?;
+    payload.truncate(len);
+    String::from_utf8(payload).map_err(|_| malformed)
+}
+
+/// The exact decoded length of `len` unpadded base64url characters; `None` for an impossible length.
+fn decoded_len(len: usize) -> Option<usize> {
+    let tail = match len % 4 {
+        0 => 0,
+        2 => 1,
+        3 => 2,
+        _ => return None,
+    };
+    Some(len / 4 * 3 + tail)
+}
+
+/// A JSON number of seconds since the epoch (RFC 7519 §2); fractions are truncated toward the past.
+#[derive(Debug, Clone, Copy)]
+struct NumericDate(i64);
+
+impl<'de> Deserialize<'de> for NumericDate {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct NumericDateVisitor;
+        impl Visitor<'_> for NumericDateVisitor {
+            type Value = NumericDate;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a number of seconds since the Unix epoch")
+            }
+            fn visit_i64<E: de::Error>(self, value: i64) -> Result<NumericDate, E> {
+                Ok(NumericDate(value))
+            }
+            fn visit_u64<E: de::Error>(self, value: u64) -> Result<NumericDate, E> {
+                Ok(NumericDate(i64::try_from(value).unwrap_or(i64::MAX)))
+            }
+            fn visit_f64<E: de::Error>(self, value: f64) -> Result<NumericDate, E> {
+                // `as` saturates; JSON cannot carry NaN or infinities.
+                Ok(NumericDate(value.floor() as i64))
+            }
+        }
+        deserializer.deserialize_any(NumericDateVisitor)
+    }
+}
+
+/// `aud`: one string or an array of strings (RFC 7519 §4.1.3), borrowed from the claims where possible.
+enum AudienceClaim<'a> {
+    One(Cow<'a, str>),
+    Many(Vec<Cow<'a, str>>),
+}
+
+impl AudienceClaim<'_> {
+    fn contains(&self, audience: &str) -> bool {
+        match self {
+            AudienceClaim::One(one) => one == audience,
+            AudienceClaim::Many(many) => many.iter().any(|value| value == audience),
+        }
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for AudienceClaim<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct AudienceVisitor;
+        impl<'de> Visitor<'de> for AudienceVisitor {
+            type Value = AudienceClaim<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string or an array of strings")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, value: &'de str) -> Result<Self::Value, E> {
+                Ok(AudienceClaim::One(Cow::Borrowed(value)))
+            }
+            fn visit_str<E: de::Error>(self, value: &str) -> Result<Self::Value, E> {
+                Ok(AudienceClaim::One(Cow::Owned(value.to_owned())))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
+                let mut values = Vec::with_capacity(seq.size_hint().unwrap_or(1).min(16));
+                while let Some(value) = seq.next_element::<Cow<'de, str>>()? {
+                    values.push(value);
+                }
+                Ok(AudienceClaim::Many(values))
+            }
+        }
+        deserializer.deserialize_any(AudienceVisitor)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn decoded_len_matches_the_base64_crate() {
+        for len in 0..64 {
+            let encoded = URL_SAFE_NO_PAD.encode(vec![0xA5; len]);
+            assert_eq!(decoded_len(encoded.len()), Some(len));
+        }
+        assert_eq!(decoded_len(5), None);
+    }
+
+    #[test]
+    fn expiry_edges_with_leeway() {
+        assert!(!is_expired(100, 30, 129));
+        assert!(is_expired(100, 30, 130));
+        assert!(is_expired(100, 0, 100));
+        assert!(!is_expired(i64::MAX, 30, 0));
+    }
+
+    #[test]
+    fn access_token_type_accepts_both_spellings() {
+        assert!(is_access_token_type("at+jwt"));
+        assert!(is_access_token_type("application/AT+JWT"));
+        assert!(!is_access_token_type("JWT"));
+    }
+
+    #[test]
+    fn numeric_dates_accept_fractions() {
+        let date: NumericDate = serde_json::from_str("1700000000.9").unwrap();
+        assert_eq!(date.0, 1_700_000_000);
+        assert!(serde_json::from_str::<NumericDate>("\"1700000000\"").is_err());
+    }
+}
