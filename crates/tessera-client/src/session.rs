@@ -121,6 +121,8 @@ struct Cooldown {
 #[derive(Clone)]
 enum Landing {
     Refreshed,
+    /// The store already held a fresh token: nothing was refreshed.
+    Loaded,
     Failed(Failure),
 }
 
@@ -184,11 +186,11 @@ impl Session {
         let now = self.clock.now();
         let state = self.lock();
         match landing {
-            Landing::Refreshed => match (&state.ended, &state.current) {
+            Landing::Refreshed | Landing::Loaded => match (&state.ended, &state.current) {
                 (Some(reason), _) => Err(Error::ReauthenticationRequired {
                     source: Arc::clone(reason),
                 }),
-                (None, Some(current)) => Ok(current.lease(true)),
+                (None, Some(current)) => Ok(current.lease(matches!(landing, Landing::Refreshed))),
                 (None, None) => Err(Error::ReauthenticationRequired {
                     source: Arc::new(RefreshError::NoRefreshToken),
                 }),
@@ -296,43 +298,38 @@ impl Session {
     }
 
     /// Loads (first time only), then refreshes if still needed, then persists and publishes.
-    async fn fly(self: &Arc<Self>, from: u64) -> Landing {
+    async fn fly(self: &Arc<Self>, mut from: u64) -> Landing {
         let (needs_load, unsaved) = {
             let mut state = self.lock();
             (!state.loaded, state.unsaved.take())
         };
         if needs_load {
             debug!("loading tokens from the store");
-            match self.store.load().await {
-                Ok(loaded) => {
-                    let now = self.clock.now();
-                    let mut state = self.lock();
-                    state.loaded = true;
-                    if let Some(tokens) = loaded
-                        && state.generation == from
-                        && self
-                            .publish(&mut state, tokens, now, self.clock.system_now())
-                            .is_err()
-                    {
-                        warn!("the stored access token cannot go into a header; ignoring it");
-                    }
-                }
+            let loaded = match self.store.load().await {
+                Ok(loaded) => loaded,
                 Err(error) => return self.fail(Failure::Store(Arc::new(error))),
-            }
-        }
-        let from = {
+            };
             let now = self.clock.now();
             let mut state = self.lock();
+            state.loaded = true;
+            if let Some(tokens) = loaded
+                && state.generation == from
+                && self
+                    .publish(&mut state, tokens, now, self.clock.system_now())
+                    .is_err()
+            {
+                warn!("the stored access token cannot go into a header; ignoring it");
+            }
             if state
                 .current
                 .as_ref()
                 .is_some_and(|current| current.fresh(now))
             {
                 state.flight = None;
-                return Landing::Refreshed;
+                return Landing::Loaded;
             }
-            state.generation
-        };
+            from = state.generation;
+        }
         let tokens = match unsaved {
             Some(tokens) => {
                 debug!("retrying to store the tokens obtained by the last refresh");
@@ -556,16 +553,23 @@ impl Session {
             debug!("no tokio runtime: background refresh not scheduled");
             return;
         };
-        let weak = Arc::downgrade(self);
-        runtime.spawn(background_refresh(weak, generation, delay));
+        // The first sleep starts now, not when the task is first polled.
+        let first_sleep = self.clock.sleep(delay);
+        runtime.spawn(background_refresh(
+            Arc::downgrade(self),
+            generation,
+            first_sleep,
+        ));
     }
 }
 
-async fn background_refresh(weak: Weak<Session>, generation: TokenGeneration, mut delay: Duration) {
+async fn background_refresh(
+    weak: Weak<Session>,
+    generation: TokenGeneration,
+    first_sleep: BoxFuture<'static, ()>,
+) {
+    let mut sleep = first_sleep;
     loop {
-        let Some(sleep) = weak.upgrade().map(|session| session.clock.sleep(delay)) else {
-            return;
-        };
         sleep.await;
         let Some(session) = weak.upgrade() else {
             return;
@@ -584,7 +588,7 @@ async fn background_refresh(weak: Weak<Session>, generation: TokenGeneration, mu
                 .as_ref()
                 .filter(|cooldown| now < cooldown.until)
             {
-                delay = cooldown.until - now;
+                sleep = session.clock.sleep(cooldown.until - now);
                 continue;
             } else {
                 debug!(
@@ -598,10 +602,11 @@ async fn background_refresh(weak: Weak<Session>, generation: TokenGeneration, mu
             }
         };
         drop(session);
-        if let Landing::Refreshed = wait_for(waiting).await {
+        if !matches!(wait_for(waiting).await, Landing::Failed(_)) {
             return;
         }
-        delay = Duration::ZERO;
+        // The failure set a cooldown, which the next turn of the loop waits out.
+        sleep = Box::pin(future::ready(()));
     }
 }
 
