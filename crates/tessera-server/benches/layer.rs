@@ -50,7 +50,9 @@ async fn handler(request: Request<String>) -> Result<Response<Vec<u8>>, Infallib
         .get::<VerifiedToken>()
         .map(|token| token.claims::<AccessTokenClaims>().expect("claims fit"));
     Ok(Response::new(
-        claims.map(|claims| claims.sub.into_bytes()).unwrap_or_default(),
+        claims
+            .map(|claims| claims.sub.into_bytes())
+            .unwrap_or_default(),
     ))
 }
 

@@ -9,8 +9,9 @@ pub(crate) type TokenDigest = [u8; 32];
 
 /// A bounded map from token digest to verification result.
 ///
-/// An entry is served only while the key that verified it is still live and the token has not expired; an
-/// entry failing either check is removed when looked up, and the bound evicts the rest.
+/// An entry is served only while the key that verified it is still live and the token is within its
+/// lifetime (`nbf` to `exp`, with leeway); an entry failing either check is removed when looked up, and the
+/// bound evicts the rest.
 pub(crate) struct TokenCache {
     entries: quick_cache::sync::Cache<TokenDigest, VerifiedToken>,
 }
@@ -28,15 +29,15 @@ impl TokenCache {
         out
     }
 
-    /// The cached verification of `digest`, if it still holds under `keys` and `is_expired`.
+    /// The cached verification of `digest`, if its key is still live and `within_lifetime` holds.
     pub(crate) fn get(
         &self,
         digest: &TokenDigest,
         keys: &KeySet,
-        is_expired: impl FnOnce(&VerifiedToken) -> bool,
+        within_lifetime: impl FnOnce(&VerifiedToken) -> bool,
     ) -> Option<VerifiedToken> {
         let token = self.entries.get(digest)?;
-        if keys.contains(token.key()) && !is_expired(&token) {
+        if keys.contains(token.key()) && within_lifetime(&token) {
             return Some(token);
         }
         self.entries.remove(digest);

@@ -172,9 +172,9 @@ impl Core {
         let keys = self.load_keys();
         let digest = self.cache.as_ref().map(|_| TokenCache::digest(token));
         if let (Some(cache), Some(digest)) = (&self.cache, &digest) {
-            if let Some(verified) =
-                cache.get(digest, &keys, |token| self.validator.is_expired(token, now))
-            {
+            if let Some(verified) = cache.get(digest, &keys, |token| {
+                self.validator.within_lifetime(token, now)
+            }) {
                 Counters::bump(&self.counters.cache_hits);
                 return self.after_verification(policy, verified);
             }

@@ -87,11 +87,10 @@ struct Shared {
     /// Serialises fetches. Held across the fetch on purpose: it is the single-flight gate, and readers of
     /// `keys` never touch it.
     gate: tokio::sync::Mutex<()>,
-    /// Bumped after every fetch attempt, so a waiter on `gate` can tell that the fetch it wanted happened.
-    attempts: AtomicU64,
     last_attempt_ms: AtomicU64,
     refresh_due_ms: AtomicU64,
     background: AtomicBool,
+    /// Completed fetches; also how a waiter on `gate` tells that the fetch it wanted has happened.
     fetches: AtomicU64,
     failures: AtomicU64,
     config: Config,
@@ -155,10 +154,10 @@ impl RemoteJwks {
         self.shared.keys.load_full()
     }
 
-    /// How many fetches were started, and how many of them failed.
+    /// How many fetches have completed, and how many of them failed.
     pub fn fetch_counts(&self) -> (u64, u64) {
         (
-            self.shared.fetches.load(Ordering::Relaxed),
+            self.shared.fetches.load(Ordering::Acquire),
             self.shared.failures.load(Ordering::Relaxed),
         )
     }
@@ -186,9 +185,9 @@ impl RemoteJwks {
     /// another request already refetched within the cooldown.
     pub(crate) async fn refetch_for_unknown_kid(&self) {
         let shared = &self.shared;
-        let seen = shared.attempts.load(Ordering::Acquire);
+        let seen = shared.fetches.load(Ordering::Acquire);
         let _gate = shared.gate.lock().await;
-        if shared.attempts.load(Ordering::Acquire) != seen || !shared.cooldown_passed() {
+        if shared.fetches.load(Ordering::Acquire) != seen || !shared.cooldown_passed() {
             return;
         }
         // The error is counted and logged inside; the caller rechecks the kid against whatever is live.
@@ -235,7 +234,6 @@ impl Shared {
     async fn fetch_and_store(&self) -> Result<(), JwksFetchError> {
         let started = self.now_ms().max(1);
         self.last_attempt_ms.store(started, Ordering::Release);
-        self.fetches.fetch_add(1, Ordering::Relaxed);
         let result = self.fetch().await;
         let next = match &result {
             Ok((keys, max_age)) => {
@@ -255,7 +253,8 @@ impl Shared {
         };
         self.refresh_due_ms
             .store(started.saturating_add(duration_ms(next)), Ordering::Release);
-        self.attempts.fetch_add(1, Ordering::AcqRel);
+        // Counted once the outcome is in place: whoever sees the new count also sees the keys it produced.
+        self.fetches.fetch_add(1, Ordering::AcqRel);
         result.map(|_| ())
     }
 
@@ -367,7 +366,6 @@ impl RemoteJwksBuilder {
                 keys: ArcSwap::from_pointee(KeySet::default()),
                 loaded: AtomicBool::new(false),
                 gate: tokio::sync::Mutex::new(()),
-                attempts: AtomicU64::new(0),
                 last_attempt_ms: AtomicU64::new(0),
                 refresh_due_ms: AtomicU64::new(u64::MAX),
                 background: AtomicBool::new(false),

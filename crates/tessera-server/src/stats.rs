@@ -14,7 +14,7 @@ pub struct AuthStats {
     pub cache_hits: u64,
     /// Tokens the cache did not hold (verified in full).
     pub cache_misses: u64,
-    /// Fetches of the remote JWKS that were started.
+    /// Fetches of the remote JWKS that completed, successfully or not.
     pub jwks_fetches: u64,
     /// Fetches of the remote JWKS that failed (the last good keys stayed in use).
     pub jwks_fetch_failures: u64,

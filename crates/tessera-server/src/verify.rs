@@ -216,8 +216,12 @@ impl Validator {
         }))
     }
 
-    pub(crate) fn is_expired(&self, token: &VerifiedToken, now: i64) -> bool {
-        is_expired(token.expires_at(), self.leeway, now)
+    /// Whether a token verified earlier is still within its lifetime at `now`: what a cache hit rechecks.
+    pub(crate) fn within_lifetime(&self, token: &VerifiedToken, now: i64) -> bool {
+        let started = token
+            .not_before()
+            .is_none_or(|not_before| now.saturating_add(self.leeway) >= not_before);
+        started && !is_expired(token.expires_at(), self.leeway, now)
     }
 }
 

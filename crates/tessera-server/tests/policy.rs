@@ -1,0 +1,526 @@
+//! Lifetimes and leeway, strict RFC 9068, scopes and roles, optional authentication, the extractors,
+//! revocation, the verified-token cache, the body hook, and CORS.
+#![allow(clippy::unwrap_used)] // helpers outside #[test] fns unwrap too: a failure is a failed test
+
+mod common;
+
+use std::collections::HashSet;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use axum::routing::get;
+use common::*;
+use http::{HeaderName, HeaderValue, Method, Request, StatusCode};
+use serde::Deserialize;
+use serde_json::json;
+use tessera_core::header::TOKEN_EXPIRED;
+use tessera_server::{
+    AuthRejection, Claims, JwtAuthBuilder, JwtAuthLayer, RenderedBody, RevocationCheck,
+    RevocationError, RevocationFuture, TokenStatus, VerifiedToken,
+};
+use tower_http::cors::{AllowOrigin, CorsLayer};
+
+fn builder(clock: &TestClock) -> JwtAuthBuilder {
+    JwtAuthLayer::builder()
+        .hmac_secret(SECRET)
+        .issuer(ISSUER)
+        .audience(AUDIENCE)
+        .clock(clock.as_fn())
+}
+
+fn token(changes: serde_json::Value) -> String {
+    Signer::hs256().sign(None, &claims_with(changes))
+}
+
+#[tokio::test]
+async fn leeway_edges_for_exp_and_nbf() {
+    let clock = TestClock::at(NOW);
+    let app = routes().route_layer(builder(&clock).build().unwrap());
+    let expiring = token(json!({"exp": NOW + 300}));
+    clock.set(NOW + 300 + 29);
+    assert_eq!(
+        send(&app, get_with_token("/me", &expiring)).await.status,
+        StatusCode::OK
+    );
+    clock.set(NOW + 300 + 30);
+    let answer = send(&app, get_with_token("/me", &expiring)).await;
+    assert!(
+        answer.token_expired(),
+        "exp + leeway is the first invalid second"
+    );
+
+    let early = token(json!({"nbf": NOW + 100}));
+    clock.set(NOW + 100 - 30);
+    assert_eq!(
+        send(&app, get_with_token("/me", &early)).await.status,
+        StatusCode::OK
+    );
+    clock.set(NOW + 100 - 31);
+    assert_eq!(
+        send(&app, get_with_token("/me", &early))
+            .await
+            .description(),
+        "The access token is not valid yet"
+    );
+}
+
+#[tokio::test]
+async fn leeway_is_configurable() {
+    let clock = TestClock::at(NOW + 300);
+    let app = routes().route_layer(builder(&clock).leeway(Duration::ZERO).build().unwrap());
+    assert!(
+        send(&app, get_with_token("/me", &token(json!({}))))
+            .await
+            .token_expired()
+    );
+    clock.set(NOW + 299);
+    assert_eq!(
+        send(&app, get_with_token("/me", &token(json!({}))))
+            .await
+            .status,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn cached_tokens_still_expire() {
+    let clock = TestClock::at(NOW);
+    let auth = builder(&clock).build().unwrap();
+    let app = routes().route_layer(auth.clone());
+    let token = token(json!({}));
+    assert_eq!(
+        send(&app, get_with_token("/me", &token)).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        send(&app, get_with_token("/me", &token)).await.status,
+        StatusCode::OK
+    );
+    assert_eq!((auth.stats().cache_misses, auth.stats().cache_hits), (1, 1));
+    clock.set(NOW + 330);
+    let answer = send(&app, get_with_token("/me", &token)).await;
+    assert!(answer.token_expired());
+    assert_eq!(auth.stats().cache_hits, 1, "an expired entry is not a hit");
+}
+
+#[tokio::test]
+async fn cache_can_be_turned_off() {
+    let clock = TestClock::at(NOW);
+    let auth = builder(&clock).without_cache().build().unwrap();
+    let app = routes().route_layer(auth.clone());
+    let token = token(json!({}));
+    for _ in 0..3 {
+        assert_eq!(
+            send(&app, get_with_token("/me", &token)).await.status,
+            StatusCode::OK
+        );
+    }
+    let stats = auth.stats();
+    assert_eq!(
+        (stats.cache_hits, stats.cache_misses, stats.authenticated),
+        (0, 0, 3)
+    );
+}
+
+#[tokio::test]
+async fn strict_rfc9068_requires_type_and_claims() {
+    let clock = TestClock::at(NOW);
+    let app = routes().route_layer(builder(&clock).strict_rfc9068(true).build().unwrap());
+    assert_eq!(
+        send(&app, get_with_token("/me", &token(json!({}))))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    let answer = send(
+        &app,
+        get_with_token("/me", &token(json!({"client_id": null}))),
+    )
+    .await;
+    assert_eq!(
+        answer.description(),
+        "The access token lacks the client_id claim"
+    );
+    let plain_jwt = jsonwebtoken::encode(
+        &jsonwebtoken::Header::default(),
+        &claims(),
+        &jsonwebtoken::EncodingKey::from_secret(SECRET),
+    )
+    .unwrap();
+    let answer = send(&app, get_with_token("/me", &plain_jwt)).await;
+    assert_eq!(
+        answer.description(),
+        "The access token is not an RFC 9068 access token (typ must be at+jwt)"
+    );
+    // Lenient mode accepts the plain JWT.
+    let lenient = routes().route_layer(builder(&clock).build().unwrap());
+    assert_eq!(
+        send(&lenient, get_with_token("/me", &plain_jwt))
+            .await
+            .status,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn scopes_and_roles_per_route() {
+    let clock = TestClock::at(NOW);
+    let auth = builder(&clock).build().unwrap();
+    let app = Router::new()
+        .route(
+            "/read",
+            get(|| async { "read" }).route_layer(auth.require_scope("read")),
+        )
+        .route(
+            "/admin",
+            get(|| async { "admin" })
+                .route_layer(auth.require_scope("read").require_scope("admin")),
+        )
+        .route(
+            "/edit",
+            get(|| async { "edit" }).route_layer(auth.require_role("editor")),
+        )
+        .route(
+            "/owner",
+            get(|| async { "owner" }).route_layer(auth.require_role("owner")),
+        );
+    let token = token(json!({}));
+    assert_eq!(
+        send(&app, get_with_token("/read", &token)).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        send(&app, get_with_token("/edit", &token)).await.status,
+        StatusCode::OK
+    );
+
+    let answer = send(&app, get_with_token("/admin", &token)).await;
+    assert_eq!(answer.status, StatusCode::FORBIDDEN);
+    assert_eq!(
+        answer.challenge(),
+        r#"Bearer error="insufficient_scope", error_description="The access token lacks a required scope", scope="read admin""#
+    );
+    assert_eq!(
+        answer.json(),
+        json!({"error": "insufficient_scope", "error_description": "The access token lacks a required scope", "scope": "read admin"})
+    );
+    let answer = send(&app, get_with_token("/owner", &token)).await;
+    assert_eq!(answer.status, StatusCode::FORBIDDEN);
+    assert_eq!(answer.json()["error"], "insufficient_scope");
+    assert_eq!(
+        answer.description(),
+        "The access token lacks the required role owner"
+    );
+    // Missing credentials on a scoped route are still a 401, not a 403.
+    assert_eq!(
+        send(&app, get_plain("/admin")).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+}
+
+#[tokio::test]
+async fn optional_mode_lets_anonymous_through_but_not_bad_tokens() {
+    let clock = TestClock::at(NOW);
+    let auth = builder(&clock).build().unwrap().optional();
+    let app = routes().route_layer(auth);
+    let answer = send(&app, get_plain("/maybe")).await;
+    assert_eq!(
+        (answer.status, answer.body.as_str()),
+        (StatusCode::OK, "anonymous")
+    );
+    let answer = send(&app, get_with_token("/maybe", &token(json!({})))).await;
+    assert_eq!(
+        (answer.status, answer.body.as_str()),
+        (StatusCode::OK, "alice")
+    );
+    let answer = send(
+        &app,
+        get_with_token("/maybe", &token(json!({"aud": "billing"}))),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::UNAUTHORIZED);
+    clock.set(NOW + 1000);
+    assert!(
+        send(&app, get_with_token("/maybe", &token(json!({}))))
+            .await
+            .token_expired()
+    );
+    // A handler that requires claims behind an optional layer answers the missing-credentials challenge.
+    let answer = send(&app, get_plain("/me")).await;
+    assert_eq!(answer.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(answer.challenge(), r#"Bearer realm="api""#);
+}
+
+#[tokio::test]
+async fn claims_extractor_takes_any_deserializable_type() {
+    #[derive(Deserialize)]
+    struct Tenant {
+        sub: String,
+        tenant: String,
+    }
+    let clock = TestClock::at(NOW);
+    let app = Router::new()
+        .route(
+            "/tenant",
+            get(|Claims(claims): Claims<Tenant>| async move {
+                format!("{}@{}", claims.sub, claims.tenant)
+            }),
+        )
+        .route_layer(builder(&clock).build().unwrap());
+    let answer = send(
+        &app,
+        get_with_token("/tenant", &token(json!({"tenant": "acme"}))),
+    )
+    .await;
+    assert_eq!(answer.body, "alice@acme");
+    let answer = send(&app, get_with_token("/tenant", &token(json!({})))).await;
+    assert_eq!(answer.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        answer.description(),
+        "The access token's claims do not have the shape this API expects"
+    );
+}
+
+#[tokio::test]
+async fn extractor_without_a_layer_is_a_server_error() {
+    let answer = send(&routes(), get_plain("/me")).await;
+    assert_eq!(answer.status, StatusCode::INTERNAL_SERVER_ERROR);
+    assert_eq!(answer.json()["error"], "server_error");
+}
+
+#[tokio::test]
+async fn verified_token_exposes_registered_claims() {
+    let clock = TestClock::at(NOW);
+    let app = Router::new()
+        .route(
+            "/",
+            get(|token: VerifiedToken| async move {
+                format!(
+                    "{:?} {:?} {:?} {:?} {} {:?} {:?} {} {}",
+                    token.issuer(),
+                    token.subject(),
+                    token.client_id(),
+                    token.jti(),
+                    token.expires_at(),
+                    token.issued_at(),
+                    token.scopes().collect::<Vec<_>>(),
+                    token.has_role("editor"),
+                    token.claims_json().contains("\"sub\""),
+                )
+            }),
+        )
+        .route_layer(builder(&clock).build().unwrap());
+    let escaped = token(json!({"sub": "al\"ice", "roles": ["editor", "viewer"]}));
+    let answer = send(&app, get_with_token("/", &escaped)).await;
+    assert_eq!(
+        answer.body,
+        format!(
+            "Some(\"https://auth.example\") Some(\"al\\\"ice\") Some(\"web\") Some(\"jti-1\") {} Some({NOW}) [\"read\", \"write\"] true true",
+            NOW + 300
+        )
+    );
+}
+
+/// Revoked `jti`s and per-subject "revoked before" times, counting how often it is asked.
+#[derive(Default)]
+struct Denylist {
+    jtis: Mutex<HashSet<String>>,
+    subjects: Mutex<Vec<(String, i64)>>,
+    failing: std::sync::atomic::AtomicBool,
+    calls: AtomicUsize,
+}
+
+impl RevocationCheck for Denylist {
+    fn status<'a>(&'a self, token: &'a VerifiedToken) -> RevocationFuture<'a> {
+        Box::pin(async move {
+            self.calls.fetch_add(1, Ordering::SeqCst);
+            tokio::task::yield_now().await;
+            if self.failing.load(Ordering::SeqCst) {
+                return Err(RevocationError::new("denylist store unreachable"));
+            }
+            let by_jti = token
+                .jti()
+                .is_some_and(|jti| self.jtis.lock().unwrap().contains(jti));
+            let by_subject = self
+                .subjects
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|(subject, before)| {
+                    token.subject() == Some(subject)
+                        && token.issued_at().is_some_and(|issued| issued < *before)
+                });
+            Ok(if by_jti || by_subject {
+                TokenStatus::Revoked
+            } else {
+                TokenStatus::Active
+            })
+        })
+    }
+}
+
+#[tokio::test]
+async fn revocation_by_jti_and_by_subject_is_checked_even_on_cache_hits() {
+    let clock = TestClock::at(NOW);
+    let denylist = Arc::new(Denylist::default());
+    let auth = builder(&clock)
+        .revocation(denylist.clone())
+        .build()
+        .unwrap();
+    let app = routes().route_layer(auth.clone().require_scope("read"));
+    let first = token(json!({"jti": "first"}));
+    let second = token(json!({"jti": "second", "iat": NOW + 10}));
+    assert_eq!(
+        send(&app, get_with_token("/me", &first)).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        send(&app, get_with_token("/me", &first)).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(auth.stats().cache_hits, 1);
+    assert_eq!(denylist.calls.load(Ordering::SeqCst), 2);
+
+    denylist.jtis.lock().unwrap().insert("first".into());
+    let answer = send(&app, get_with_token("/me", &first)).await;
+    assert_eq!(answer.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(answer.description(), "The access token has been revoked");
+    assert!(!answer.token_expired());
+    assert_eq!(
+        send(&app, get_with_token("/me", &second)).await.status,
+        StatusCode::OK
+    );
+
+    denylist
+        .subjects
+        .lock()
+        .unwrap()
+        .push(("alice".into(), NOW + 20));
+    assert_eq!(
+        send(&app, get_with_token("/me", &second))
+            .await
+            .description(),
+        "The access token has been revoked"
+    );
+    let after = token(json!({"jti": "third", "iat": NOW + 20}));
+    assert_eq!(
+        send(&app, get_with_token("/me", &after)).await.status,
+        StatusCode::OK
+    );
+
+    // Expired tokens are refused before the denylist is asked.
+    let calls = denylist.calls.load(Ordering::SeqCst);
+    clock.set(NOW + 1000);
+    assert!(
+        send(&app, get_with_token("/me", &after))
+            .await
+            .token_expired()
+    );
+    assert_eq!(denylist.calls.load(Ordering::SeqCst), calls);
+}
+
+#[tokio::test]
+async fn revocation_failure_fails_closed_with_503() {
+    let clock = TestClock::at(NOW);
+    let denylist = Arc::new(Denylist::default());
+    denylist.failing.store(true, Ordering::SeqCst);
+    let app = routes().route_layer(builder(&clock).revocation(denylist).build().unwrap());
+    let answer = send(&app, get_with_token("/me", &token(json!({})))).await;
+    assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(answer.json()["error"], "temporarily_unavailable");
+}
+
+#[tokio::test]
+async fn body_hook_changes_the_body_only() {
+    let clock = TestClock::at(NOW + 1000);
+    let problem = |rejection: &AuthRejection| {
+        RenderedBody {
+        content_type: HeaderValue::from_static("application/problem+json"),
+        body: json!({"title": rejection.error_code().as_str(), "status": rejection.status().as_u16(), "detail": rejection.to_string()})
+            .to_string()
+            .into(),
+    }
+    };
+    let app = routes().route_layer(
+        builder(&clock)
+            .rejection_body(problem)
+            .realm("tessera-demo")
+            .build()
+            .unwrap(),
+    );
+    let answer = send(&app, get_with_token("/me", &token(json!({})))).await;
+    assert_eq!(answer.status, StatusCode::UNAUTHORIZED);
+    assert!(answer.token_expired());
+    assert_eq!(
+        answer.challenge(),
+        r#"Bearer error="invalid_token", error_description="The access token expired""#
+    );
+    assert_eq!(answer.headers["content-type"], "application/problem+json");
+    assert_eq!(
+        answer.json(),
+        json!({"title": "invalid_token", "status": 401, "detail": "The access token expired"})
+    );
+    let answer = send(&app, get_plain("/me")).await;
+    assert_eq!(answer.challenge(), r#"Bearer realm="tessera-demo""#);
+}
+
+#[tokio::test]
+async fn cors_exposes_token_expired_to_browsers() {
+    let clock = TestClock::at(NOW + 1000);
+    let cors = CorsLayer::new()
+        .allow_origin(AllowOrigin::exact(HeaderValue::from_static(
+            "https://app.example",
+        )))
+        .allow_headers([http::header::AUTHORIZATION])
+        .expose_headers([HeaderName::from_static(TOKEN_EXPIRED)]);
+    let app = routes()
+        .route_layer(builder(&clock).build().unwrap())
+        .layer(cors);
+
+    let request = Request::get("/me")
+        .header("origin", "https://app.example")
+        .header("authorization", format!("Bearer {}", token(json!({}))))
+        .body(Body::empty())
+        .unwrap();
+    let answer = send(&app, request).await;
+    assert!(answer.token_expired());
+    assert_eq!(
+        answer.headers["access-control-allow-origin"],
+        "https://app.example"
+    );
+    assert_eq!(
+        answer.headers["access-control-expose-headers"],
+        "token-expired"
+    );
+
+    // The preflight never carries the token; it must not be refused by the layer.
+    let preflight = Request::builder()
+        .method(Method::OPTIONS)
+        .uri("/me")
+        .header("origin", "https://app.example")
+        .header("access-control-request-method", "GET")
+        .header("access-control-request-headers", "authorization")
+        .body(Body::empty())
+        .unwrap();
+    let answer = send(&app, preflight).await;
+    assert_eq!(answer.status, StatusCode::OK);
+    assert_eq!(
+        answer.headers["access-control-allow-headers"],
+        "authorization"
+    );
+}
+
+#[tokio::test]
+async fn stats_count_outcomes() {
+    let clock = TestClock::at(NOW);
+    let auth = builder(&clock).build().unwrap();
+    let app = routes().route_layer(auth.clone());
+    send(&app, get_with_token("/me", &token(json!({})))).await;
+    send(&app, get_plain("/me")).await;
+    send(&app, get_with_token("/me", &token(json!({"aud": "x"})))).await;
+    let stats = auth.stats();
+    assert_eq!((stats.authenticated, stats.rejected), (1, 2));
+}
