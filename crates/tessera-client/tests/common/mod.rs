@@ -1,5 +1,5 @@
-//! Test fixtures: a manual clock, a counting token endpoint that mints real JWTs, and an API behind a
-//! bearer-token check, all on 127.0.0.1:0.
+//! Test fixtures: a manual clock, a counting token endpoint that mints real JWTs, and an API behind
+//! `tessera_server::JwtAuthLayer`, all on 127.0.0.1:0.
 
 // Fixture code: each test binary uses part of it, and a broken fixture should fail loudly.
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used)]
@@ -25,6 +25,7 @@ use futures_util::future::BoxFuture;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use reqwest_middleware::{ClientBuilder, ClientWithMiddleware};
 use tessera_client::{AuthMiddleware, AuthMiddlewareBuilder, Clock, RefreshTokenGrant};
+use tessera_server::{Claims, JwtAuthLayer};
 use tokio::sync::Semaphore;
 
 pub const SECRET: &[u8; 32] = b"tessera-client-tests-hs256-key!!";
@@ -407,13 +408,9 @@ async fn door(State(api): State<Arc<Api>>, request: Request, next: Next) -> Resp
     next.run(request).await
 }
 
-/// Answers with the `jti` of the token that was accepted.
-async fn data(request: Request) -> String {
-    request
-        .extensions()
-        .get::<AcceptedJti>()
-        .map(|jti| jti.0.clone())
-        .unwrap_or_default()
+/// Answers with the `jti` of the token the layer accepted.
+async fn data(Claims(claims): Claims) -> String {
+    claims.jti
 }
 
 async fn echo(headers: HeaderMap, body: Bytes) -> Response {
@@ -422,73 +419,6 @@ async fn echo(headers: HeaderMap, body: Bytes) -> Response {
         .cloned()
         .unwrap_or(HeaderValue::from_static("none"));
     ([(header::CONTENT_TYPE, content_type)], body).into_response()
-}
-
-#[derive(Debug, Clone)]
-struct AcceptedJti(String);
-
-/// The resource server's bearer check (RFC 6750 answers with Tessera's `Token-Expired`).
-async fn bearer_check(mut request: Request, next: Next) -> Response {
-    let challenge = |error: &str, description: &str| {
-        let mut response = StatusCode::UNAUTHORIZED.into_response();
-        let value = format!(r#"Bearer error="{error}", error_description="{description}""#);
-        response.headers_mut().insert(
-            header::WWW_AUTHENTICATE,
-            HeaderValue::from_str(&value).unwrap(),
-        );
-        response
-    };
-    let Some(token) = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|value| value.to_str().ok())
-        .and_then(|value| value.strip_prefix("Bearer "))
-    else {
-        let mut response = StatusCode::UNAUTHORIZED.into_response();
-        response.headers_mut().insert(
-            header::WWW_AUTHENTICATE,
-            HeaderValue::from_static(r#"Bearer realm="api""#),
-        );
-        return response;
-    };
-    let mut validation = Validation::new(Algorithm::HS256);
-    validation.leeway = 30;
-    validation.set_audience(&[AUDIENCE]);
-    validation.set_issuer(&[ISSUER]);
-    match jsonwebtoken::decode::<serde_json::Value>(
-        token,
-        &DecodingKey::from_secret(SECRET),
-        &validation,
-    ) {
-        Ok(data) => {
-            let path = request.uri().path();
-            let scope = data.claims["scope"].as_str().unwrap_or_default();
-            if path == "/admin" && !scope.split(' ').any(|granted| granted == "admin") {
-                let mut response = StatusCode::FORBIDDEN.into_response();
-                response.headers_mut().insert(
-                    header::WWW_AUTHENTICATE,
-                    HeaderValue::from_static(r#"Bearer error="insufficient_scope", scope="admin""#),
-                );
-                return response;
-            }
-            let jti = data.claims["jti"].as_str().unwrap_or_default().to_owned();
-            request.extensions_mut().insert(AcceptedJti(jti));
-            next.run(request).await
-        }
-        Err(error)
-            if matches!(
-                error.kind(),
-                jsonwebtoken::errors::ErrorKind::ExpiredSignature
-            ) =>
-        {
-            let mut response = challenge("invalid_token", "The access token expired");
-            response
-                .headers_mut()
-                .insert("token-expired", HeaderValue::from_static("true"));
-            response
-        }
-        Err(_) => challenge("invalid_token", "The access token is invalid"),
-    }
 }
 
 /// Routes that are not protected: a 401 that is not about the token, and redirects.
@@ -539,11 +469,17 @@ impl TestServer {
             authorizations: Mutex::new(Vec::new()),
         });
         let api = Arc::new(Api::default());
+        let auth = JwtAuthLayer::builder()
+            .hmac_secret(SECRET)
+            .issuer(ISSUER)
+            .audience(AUDIENCE)
+            .build()
+            .unwrap();
         let protected = Router::new()
             .route("/data", get(data))
             .route("/echo", post(echo))
-            .route("/admin", get(data))
-            .layer(middleware::from_fn(bearer_check));
+            .route("/admin", get(data).route_layer(auth.require_scope("admin")))
+            .layer(auth);
         let app = Router::new()
             .route("/auth/token", post(token_endpoint))
             .with_state(Arc::clone(&issuer))
