@@ -1,1 +1,96 @@
-//! Tessera token service: access-token minting, refresh-token rotation with reuse detection, revocation.
+//! Tessera's token service: RFC 9068 access tokens, rotating refresh tokens with reuse detection and a
+//! grace window, revocation, and the stores that keep it all (SQLite, in-memory).
+//!
+//! ```
+//! use std::time::Duration;
+//!
+//! use axum::Router;
+//! use tessera_issuer::{Issuer, SigningAlgorithm, SqliteStore};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! # let dir = tempfile::tempdir()?;
+//! # let db_path = dir.path().join("tessera.db");
+//! # let key_dir = dir.path().join("tessera.keys");
+//! let store = SqliteStore::open(&db_path).await?;
+//! let issuer = Issuer::builder()
+//!     .issuer("http://127.0.0.1:8080")
+//!     .audience("demo-api")
+//!     .access_ttl(Duration::from_secs(15 * 60))
+//!     .grace(Duration::from_secs(30))
+//!     .signing_algorithm(SigningAlgorithm::EdDSA)
+//!     .key_dir(&key_dir) // keys and the refresh secret persist here
+//!     .user("alice", "wonderland", ["admin"])
+//!     .public_client("demo")
+//!     .build(store)?;
+//!
+//! let auth = issuer.auth_layer()?; // JwtAuthLayer trusting this issuer, consulting its denylist
+//! let app: Router = Router::new()
+//!     .nest("/auth", issuer.router(&auth))
+//!     .merge(issuer.jwks_router());
+//! let purge = issuer.spawn_purge_task();
+//! # purge.abort();
+//! # let _ = app;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Refresh tokens
+//!
+//! Each login starts a *family* (one device session) with a generation counter. A refresh is one atomic
+//! compare-and-swap on the generation in the [`RefreshStore`]. The presented token is classified:
+//!
+//! - the current generation: rotated, a new access token and a successor refresh token;
+//! - the previous generation within the grace window (default 30 s): an idempotent retry, answered with
+//!   **the same successor** (so the family never forks) and a fresh access token;
+//! - anything older, or the previous generation after the window: a replay. The family is revoked, an
+//!   [`AuthEvent::ReuseDetected`] is emitted, and the answer is `invalid_grant`.
+//!
+//! Stores keep only `HMAC-SHA256` hashes of tokens. The successor of a token is
+//! `HMAC-SHA256(server secret, presented token ‖ rotation salt)`, the salt being 32 fresh random bytes kept
+//! with the family; so a retry re-derives the same successor, while the database (even with the server
+//! secret) holds nothing that yields a usable token.
+
+mod auth;
+mod clients;
+mod clock;
+mod config;
+mod credentials;
+mod denylist;
+mod error;
+mod events;
+mod grants;
+mod http;
+mod issuer;
+mod keys;
+mod minting;
+mod params;
+mod password;
+mod random;
+mod refresh;
+mod revocation;
+mod store;
+mod throttle;
+
+pub use clients::{ClientRegistration, JWT_BEARER_ASSERTION_TYPE};
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use config::{BuildError, IssuerBuilder, MAX_GRACE, REFRESH_SECRET_FILE};
+pub use credentials::{CredentialError, CredentialVerifier, UserTable, VerifiedUser, VerifyFuture};
+pub use denylist::AccessTokenDenylist;
+pub use events::{AuthEvent, AuthEventHook, LoginFailure};
+pub use http::JWKS_PATH;
+pub use issuer::Issuer;
+pub use keys::{
+    KeyError, KeySet, MIN_HMAC_SECRET_LEN, SigningAlgorithm, SigningKey, UnknownAlgorithm,
+    VerifyingKey,
+};
+pub use minting::{ClaimsHook, MintError, TokenContext};
+pub use password::{PasswordError, PasswordHashing};
+pub use random::RandomError;
+pub use refresh::{RotationSalt, TokenHash};
+pub use revocation::Session;
+pub use store::{
+    Family, FamilyId, MemoryStore, NewFamily, PurgeReport, RefreshStore, Revocation, RevokeReason,
+    Rotation, RotationOutcome, SqliteStore, SqliteStoreOptions, StoreError,
+};
+pub use throttle::ThrottlePolicy;

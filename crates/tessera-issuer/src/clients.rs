@@ -1,0 +1,400 @@
+//! OAuth clients: their registration and how a request proves which client sent it (RFC 6749 §2.3,
+//! RFC 7523 `private_key_jwt`).
+
+use std::collections::HashMap;
+use std::fmt;
+use std::sync::{Arc, Mutex, PoisonError};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use serde::Deserialize;
+use tessera_core::GrantType;
+
+use crate::keys::VerifyingKey;
+use crate::params::form_decode;
+use crate::password::{self, PasswordError, PasswordHashing};
+
+/// The `client_assertion_type` of RFC 7523 §2.2.
+pub const JWT_BEARER_ASSERTION_TYPE: &str =
+    "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
+
+/// The longest a client assertion may still be valid when presented; bounds the `jti` replay cache.
+const MAX_ASSERTION_LIFETIME: i64 = 600;
+
+/// Past this many remembered assertion `jti`s, expired ones are swept on insert.
+const JTI_SWEEP_THRESHOLD: usize = 10_000;
+
+/// A client the token service knows.
+///
+/// ```
+/// use tessera_core::GrantType;
+/// use tessera_issuer::ClientRegistration;
+///
+/// let spa = ClientRegistration::public("demo").scopes(["profile"]);
+/// assert!(spa.allows(GrantType::Password) && !spa.allows(GrantType::ClientCredentials));
+/// ```
+#[derive(Clone)]
+pub struct ClientRegistration {
+    id: String,
+    authentication: ClientAuthentication,
+    scopes: Vec<String>,
+    grant_types: Vec<GrantType>,
+}
+
+#[derive(Clone)]
+enum ClientAuthentication {
+    None,
+    Secret { hash: String },
+    PrivateKeyJwt { key: Box<VerifyingKey> },
+}
+
+impl ClientRegistration {
+    /// A public client (an SPA, a mobile or CLI app): identified by `client_id` alone, allowed the
+    /// `password` and `refresh_token` grants.
+    pub fn public(id: impl Into<String>) -> Self {
+        ClientRegistration {
+            id: id.into(),
+            authentication: ClientAuthentication::None,
+            scopes: Vec::new(),
+            grant_types: vec![GrantType::Password, GrantType::RefreshToken],
+        }
+    }
+
+    /// A confidential client authenticating with a secret (`client_secret_basic` or `client_secret_post`),
+    /// allowed the `client_credentials` grant. Only an argon2id hash of the secret is kept.
+    ///
+    /// # Errors
+    /// [`PasswordError`] if hashing fails.
+    pub fn with_secret(id: impl Into<String>, secret: &str) -> Result<Self, PasswordError> {
+        Self::with_secret_hash(id, PasswordHashing::default().hash(secret)?)
+    }
+
+    /// Like [`ClientRegistration::with_secret`], from an existing argon2 PHC hash of the secret.
+    ///
+    /// # Errors
+    /// [`PasswordError::InvalidHash`] if `hash` is not a PHC string.
+    pub fn with_secret_hash(
+        id: impl Into<String>,
+        hash: impl Into<String>,
+    ) -> Result<Self, PasswordError> {
+        let hash = hash.into();
+        password::validate_hash(&hash)?;
+        Ok(ClientRegistration {
+            id: id.into(),
+            authentication: ClientAuthentication::Secret { hash },
+            scopes: Vec::new(),
+            grant_types: vec![GrantType::ClientCredentials],
+        })
+    }
+
+    /// A confidential client authenticating with JWTs signed by its private key (`private_key_jwt`,
+    /// RFC 7523), verified with `key`; allowed the `client_credentials` grant.
+    pub fn with_private_key_jwt(id: impl Into<String>, key: VerifyingKey) -> Self {
+        ClientRegistration {
+            id: id.into(),
+            authentication: ClientAuthentication::PrivateKeyJwt { key: Box::new(key) },
+            scopes: Vec::new(),
+            grant_types: vec![GrantType::ClientCredentials],
+        }
+    }
+
+    /// The scopes the client may ask for (none by default). A request without `scope` gets all of them.
+    #[must_use]
+    pub fn scopes(mut self, scopes: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.scopes = scopes.into_iter().map(Into::into).collect();
+        self
+    }
+
+    /// Replaces the grant types the client may use.
+    #[must_use]
+    pub fn grant_types(mut self, grant_types: impl IntoIterator<Item = GrantType>) -> Self {
+        self.grant_types = grant_types.into_iter().collect();
+        self
+    }
+
+    /// The client id.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// Whether the client may use `grant_type`.
+    pub fn allows(&self, grant_type: GrantType) -> bool {
+        self.grant_types.contains(&grant_type)
+    }
+
+    /// Whether the client must authenticate (it has a secret or a key).
+    pub fn is_confidential(&self) -> bool {
+        !matches!(self.authentication, ClientAuthentication::None)
+    }
+
+    /// The scopes the client may ask for.
+    pub fn allowed_scopes(&self) -> &[String] {
+        &self.scopes
+    }
+}
+
+impl fmt::Debug for ClientRegistration {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let method = match &self.authentication {
+            ClientAuthentication::None => "none",
+            ClientAuthentication::Secret { .. } => "client_secret",
+            ClientAuthentication::PrivateKeyJwt { .. } => "private_key_jwt",
+        };
+        f.debug_struct("ClientRegistration")
+            .field("id", &self.id)
+            .field("authentication", &method)
+            .field("scopes", &self.scopes)
+            .field("grant_types", &self.grant_types)
+            .finish()
+    }
+}
+
+/// What a request carried to say which client it comes from.
+#[derive(Default)]
+pub(crate) struct PresentedClient<'a> {
+    /// The `Authorization: Basic` header's value after the scheme, if any.
+    pub(crate) basic: Option<&'a str>,
+    pub(crate) client_id: Option<&'a str>,
+    pub(crate) client_secret: Option<&'a str>,
+    pub(crate) assertion_type: Option<&'a str>,
+    pub(crate) assertion: Option<&'a str>,
+}
+
+impl PresentedClient<'_> {
+    /// The client id the request names, whichever way, without authenticating it.
+    pub(crate) fn claimed_id(&self) -> Option<String> {
+        self.client_id
+            .map(str::to_owned)
+            .or_else(|| self.basic.and_then(decode_basic).map(|(id, _)| id))
+    }
+}
+
+/// Why client identification failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) enum ClientError {
+    /// `invalid_request`: the request is malformed (two methods, a bad header).
+    Malformed(String),
+    /// `invalid_client`: unknown client, wrong secret, bad assertion, missing authentication.
+    Rejected(String),
+}
+
+/// The registered clients and the replay cache of their assertions.
+pub(crate) struct ClientDirectory {
+    clients: HashMap<String, Arc<ClientRegistration>>,
+    /// The audiences a client assertion may name: the token endpoint URL and the issuer.
+    assertion_audiences: Vec<String>,
+    seen_assertions: Mutex<HashMap<(String, String), i64>>,
+}
+
+#[derive(Deserialize)]
+struct AssertionClaims {
+    exp: i64,
+    #[serde(default)]
+    nbf: Option<i64>,
+    jti: Option<String>,
+}
+
+#[derive(Deserialize)]
+struct AssertionSubject {
+    sub: Option<String>,
+}
+
+impl ClientDirectory {
+    pub(crate) fn new(
+        clients: HashMap<String, Arc<ClientRegistration>>,
+        assertion_audiences: Vec<String>,
+    ) -> Self {
+        ClientDirectory {
+            clients,
+            assertion_audiences,
+            seen_assertions: Mutex::new(HashMap::new()),
+        }
+    }
+
+    pub(crate) fn get(&self, id: &str) -> Option<&Arc<ClientRegistration>> {
+        self.clients.get(id)
+    }
+
+    /// Identifies and authenticates the client: `Ok(None)` if the request named no client at all.
+    pub(crate) async fn authenticate(
+        &self,
+        presented: &PresentedClient<'_>,
+        now: i64,
+    ) -> Result<Option<Arc<ClientRegistration>>, ClientError> {
+        let methods = [
+            presented.basic.is_some(),
+            presented.client_secret.is_some(),
+            presented.assertion.is_some(),
+        ];
+        if methods.into_iter().filter(|used| *used).count() > 1 {
+            return Err(ClientError::Malformed(
+                "the request uses more than one client authentication method; use exactly one"
+                    .into(),
+            ));
+        }
+        if presented.assertion_type.is_some() != presented.assertion.is_some() {
+            return Err(ClientError::Malformed(
+                "`client_assertion` and `client_assertion_type` must be sent together".into(),
+            ));
+        }
+        if let Some(basic) = presented.basic {
+            let (id, secret) = decode_basic(basic).ok_or_else(|| {
+                ClientError::Malformed(
+                    "the Basic Authorization header is not base64(client_id:client_secret)".into(),
+                )
+            })?;
+            if presented.client_id.is_some_and(|named| named != id) {
+                return Err(ClientError::Rejected(
+                    "`client_id` differs from the Basic credentials".into(),
+                ));
+            }
+            return self.check_secret(&id, &secret).await.map(Some);
+        }
+        if let Some(secret) = presented.client_secret {
+            let id = presented.client_id.ok_or_else(|| {
+                ClientError::Malformed("`client_secret` was sent without `client_id`".into())
+            })?;
+            return self.check_secret(id, secret).await.map(Some);
+        }
+        if let (Some(kind), Some(assertion)) = (presented.assertion_type, presented.assertion) {
+            if kind != JWT_BEARER_ASSERTION_TYPE {
+                return Err(ClientError::Rejected(format!(
+                    "unsupported client_assertion_type; use {JWT_BEARER_ASSERTION_TYPE}"
+                )));
+            }
+            return self
+                .check_assertion(presented.client_id, assertion, now)
+                .map(Some);
+        }
+        match presented.client_id {
+            None => Ok(None),
+            Some(id) => {
+                let client = self.lookup(id)?;
+                if client.is_confidential() {
+                    return Err(ClientError::Rejected(format!(
+                        "client `{id}` is confidential and must authenticate"
+                    )));
+                }
+                Ok(Some(client))
+            }
+        }
+    }
+
+    fn lookup(&self, id: &str) -> Result<Arc<ClientRegistration>, ClientError> {
+        self.clients
+            .get(id)
+            .cloned()
+            .ok_or_else(|| ClientError::Rejected(format!("unknown client `{id}`")))
+    }
+
+    async fn check_secret(
+        &self,
+        id: &str,
+        secret: &str,
+    ) -> Result<Arc<ClientRegistration>, ClientError> {
+        let client = self.lookup(id)?;
+        let ClientAuthentication::Secret { hash } = &client.authentication else {
+            return Err(ClientError::Rejected(format!(
+                "client `{id}` does not authenticate with a secret"
+            )));
+        };
+        let (hash, secret) = (hash.clone(), secret.to_owned());
+        let matches = tokio::task::spawn_blocking(move || password::verify(&secret, &hash))
+            .await
+            .map_err(|_| ClientError::Rejected("client authentication failed".into()))?;
+        if matches {
+            Ok(client)
+        } else {
+            Err(ClientError::Rejected("client authentication failed".into()))
+        }
+    }
+
+    fn check_assertion(
+        &self,
+        named: Option<&str>,
+        assertion: &str,
+        now: i64,
+    ) -> Result<Arc<ClientRegistration>, ClientError> {
+        let rejected =
+            |why: &str| ClientError::Rejected(format!("invalid client assertion: {why}"));
+        let id = match named {
+            Some(id) => id.to_owned(),
+            // Only to find the key: nothing unverified is trusted beyond picking the client.
+            None => jsonwebtoken::dangerous::insecure_decode_claims::<AssertionSubject>(assertion)
+                .ok()
+                .and_then(|claims| claims.sub)
+                .ok_or_else(|| rejected("it is not a JWT with a `sub` claim"))?,
+        };
+        let client = self.lookup(&id)?;
+        let ClientAuthentication::PrivateKeyJwt { key } = &client.authentication else {
+            return Err(ClientError::Rejected(format!(
+                "client `{id}` does not authenticate with private_key_jwt"
+            )));
+        };
+        let mut validation = jsonwebtoken::Validation::new(key.algorithm().jwt_algorithm());
+        validation.set_issuer(&[&id]);
+        validation.sub = Some(id.clone());
+        validation.set_audience(&self.assertion_audiences);
+        validation.set_required_spec_claims(&["exp", "iss", "sub", "aud"]);
+        // Lifetimes are checked below against the service's clock.
+        validation.validate_exp = false;
+        validation.validate_nbf = false;
+        let claims =
+            jsonwebtoken::decode::<AssertionClaims>(assertion, key.decoding_key(), &validation)
+                .map_err(|error| rejected(&error.to_string()))?
+                .claims;
+        if claims.exp <= now {
+            return Err(rejected("it expired"));
+        }
+        if claims.exp > now + MAX_ASSERTION_LIFETIME {
+            return Err(rejected(
+                "it expires more than 600 s from now; use short-lived assertions",
+            ));
+        }
+        if claims.nbf.is_some_and(|nbf| nbf > now) {
+            return Err(rejected("it is not valid yet (`nbf`)"));
+        }
+        let jti = claims.jti.ok_or_else(|| rejected("it has no `jti`"))?;
+        let mut seen = self
+            .seen_assertions
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if seen.len() >= JTI_SWEEP_THRESHOLD {
+            seen.retain(|_, exp| *exp > now);
+        }
+        if seen
+            .get(&(id.clone(), jti.clone()))
+            .is_some_and(|exp| *exp > now)
+        {
+            return Err(rejected("its `jti` was already used"));
+        }
+        seen.insert((id, jti), claims.exp);
+        Ok(client)
+    }
+}
+
+/// `base64(urlencode(id) ":" urlencode(secret))` (RFC 6749 §2.3.1).
+fn decode_basic(encoded: &str) -> Option<(String, String)> {
+    let decoded = String::from_utf8(STANDARD.decode(encoded.trim()).ok()?).ok()?;
+    let (id, secret) = decoded.split_once(':')?;
+    Some((
+        form_decode(id.as_bytes()).ok()?,
+        form_decode(secret.as_bytes()).ok()?,
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn basic_credentials_are_form_decoded() {
+        let header = STANDARD.encode("my%20app:s%3Acret+x");
+        assert_eq!(
+            decode_basic(&header),
+            Some(("my app".into(), "s:cret x".into()))
+        );
+        assert_eq!(decode_basic("not base64!"), None);
+        assert_eq!(decode_basic(&STANDARD.encode("no-colon")), None);
+    }
+}

@@ -1,0 +1,427 @@
+//! [`IssuerBuilder`]: every setting of the token service, validated once at build time.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tessera_core::Audience;
+
+use crate::clients::{ClientDirectory, ClientRegistration};
+use crate::clock::{Clock, SystemClock};
+use crate::credentials::{CredentialVerifier, UserTable};
+use crate::denylist::AccessTokenDenylist;
+use crate::events::AuthEventHook;
+use crate::issuer::{Inner, Issuer, Settings};
+use crate::keys::{KeyError, KeySet, SigningAlgorithm, load_or_create_secret};
+use crate::minting::{ClaimsHook, Minter};
+use crate::password::{PasswordError, PasswordHashing};
+use crate::random;
+use crate::refresh::{RefreshSecret, TOKEN_LEN};
+use crate::store::RefreshStore;
+use crate::throttle::{LoginThrottle, ThrottlePolicy};
+
+/// The longest grace window accepted.
+pub const MAX_GRACE: Duration = Duration::from_secs(300);
+
+/// The file in the key directory holding the refresh-token secret.
+pub const REFRESH_SECRET_FILE: &str = "refresh-token.secret";
+
+/// A setting is missing or out of range. Each message names the setting and the accepted values.
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// No issuer identifier.
+    #[error("the issuer (`iss`) is not set; call .issuer(\"https://auth.example\")")]
+    MissingIssuer,
+    /// No audience.
+    #[error("no audience (`aud`) is set; call .audience(\"api\")")]
+    MissingAudience,
+    /// A lifetime is zero.
+    #[error("the {0} must be longer than zero")]
+    ZeroLifetime(&'static str),
+    /// The idle lifetime exceeds the absolute one.
+    #[error("the refresh idle lifetime ({idle:?}) exceeds the absolute lifetime ({absolute:?})")]
+    IdleExceedsAbsolute {
+        /// The idle lifetime.
+        idle: Duration,
+        /// The absolute lifetime.
+        absolute: Duration,
+    },
+    /// The grace window is outside 0–300 s.
+    #[error("the grace window ({0:?}) must be between 0 and 300 s")]
+    GraceOutOfRange(Duration),
+    /// The family cap is zero.
+    #[error("the session cap per user and client must be at least 1")]
+    ZeroFamilyCap,
+    /// No client is registered, so no request could ever succeed.
+    #[error("no client is registered; call .public_client(\"my-app\") or .client(...)")]
+    NoClients,
+    /// Two clients share an id.
+    #[error("the client `{0}` is registered twice")]
+    DuplicateClient(String),
+    /// Both built-in users and a custom verifier were configured.
+    #[error(
+        "both built-in users (.user/.users) and a custom .credential_verifier were set; use one"
+    )]
+    ConflictingCredentialSources,
+    /// Keys could not be loaded or generated.
+    #[error(transparent)]
+    Keys(#[from] KeyError),
+    /// A password could not be hashed.
+    #[error(transparent)]
+    Password(#[from] PasswordError),
+}
+
+/// Builds an [`Issuer`]: the token service.
+///
+/// Defaults: access tokens 15 min, refresh families 30 days absolute and 14 days idle, 30 s grace, 50
+/// sessions per user and client, EdDSA, login throttling per [`ThrottlePolicy::default`], 16 KiB bodies,
+/// a purge every 10 min in batches of 500.
+///
+/// See the [crate documentation](crate) for a complete example.
+#[must_use]
+pub struct IssuerBuilder {
+    issuer: Option<String>,
+    audience: Vec<String>,
+    access_ttl: Duration,
+    refresh_ttl: Duration,
+    idle_ttl: Duration,
+    grace: Duration,
+    family_cap: usize,
+    algorithm: SigningAlgorithm,
+    keys: Option<KeySet>,
+    key_dir: Option<PathBuf>,
+    refresh_secret: Option<[u8; TOKEN_LEN]>,
+    users: Vec<(String, String, Vec<String>)>,
+    user_table: Option<UserTable>,
+    verifier: Option<Arc<dyn CredentialVerifier>>,
+    hashing: PasswordHashing,
+    clients: Vec<ClientRegistration>,
+    token_endpoint: Option<String>,
+    throttle: ThrottlePolicy,
+    max_body_bytes: usize,
+    purge_interval: Duration,
+    purge_batch: usize,
+    events: Option<Arc<dyn AuthEventHook>>,
+    claims: Option<Arc<dyn ClaimsHook>>,
+    clock: Arc<dyn Clock>,
+}
+
+impl std::fmt::Debug for IssuerBuilder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IssuerBuilder")
+            .field("issuer", &self.issuer)
+            .field("audience", &self.audience)
+            .field("access_ttl", &self.access_ttl)
+            .field("refresh_ttl", &self.refresh_ttl)
+            .field("idle_ttl", &self.idle_ttl)
+            .field("grace", &self.grace)
+            .field("algorithm", &self.algorithm)
+            .field("key_dir", &self.key_dir)
+            .field("users", &self.users.len())
+            .field("clients", &self.clients)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Default for IssuerBuilder {
+    fn default() -> Self {
+        IssuerBuilder {
+            issuer: None,
+            audience: Vec::new(),
+            access_ttl: Duration::from_secs(15 * 60),
+            refresh_ttl: Duration::from_secs(30 * 86_400),
+            idle_ttl: Duration::from_secs(14 * 86_400),
+            grace: Duration::from_secs(30),
+            family_cap: 50,
+            algorithm: SigningAlgorithm::default(),
+            keys: None,
+            key_dir: None,
+            refresh_secret: None,
+            users: Vec::new(),
+            user_table: None,
+            verifier: None,
+            hashing: PasswordHashing::default(),
+            clients: Vec::new(),
+            token_endpoint: None,
+            throttle: ThrottlePolicy::default(),
+            max_body_bytes: 16 * 1024,
+            purge_interval: Duration::from_secs(600),
+            purge_batch: 500,
+            events: None,
+            claims: None,
+            clock: Arc::new(SystemClock),
+        }
+    }
+}
+
+impl IssuerBuilder {
+    /// The `iss` of every access token: this service's URL, e.g. `https://auth.example`.
+    pub fn issuer(mut self, issuer: impl Into<String>) -> Self {
+        self.issuer = Some(issuer.into());
+        self
+    }
+
+    /// Adds an `aud` value: a resource server the tokens are for. Several make `aud` an array.
+    pub fn audience(mut self, audience: impl Into<String>) -> Self {
+        self.audience.push(audience.into());
+        self
+    }
+
+    /// Access-token lifetime (default 15 min).
+    pub fn access_ttl(mut self, ttl: Duration) -> Self {
+        self.access_ttl = ttl;
+        self
+    }
+
+    /// Absolute refresh-family lifetime, fixed at login (default 30 days).
+    pub fn refresh_ttl(mut self, ttl: Duration) -> Self {
+        self.refresh_ttl = ttl;
+        self
+    }
+
+    /// Idle refresh-family lifetime, slid by each rotation (default 14 days).
+    pub fn idle_ttl(mut self, ttl: Duration) -> Self {
+        self.idle_ttl = ttl;
+        self
+    }
+
+    /// How long after a rotation the previous refresh token still gets the same successor back (default
+    /// 30 s, at most 300 s; zero turns retries off). Whole seconds.
+    pub fn grace(mut self, grace: Duration) -> Self {
+        self.grace = grace;
+        self
+    }
+
+    /// Live sessions allowed per user and client before the oldest is evicted (default 50).
+    pub fn family_cap(mut self, cap: usize) -> Self {
+        self.family_cap = cap;
+        self
+    }
+
+    /// The algorithm of keys generated in the key directory (default EdDSA). Ignored with [`Self::keys`].
+    pub fn signing_algorithm(mut self, algorithm: SigningAlgorithm) -> Self {
+        self.algorithm = algorithm;
+        self
+    }
+
+    /// Signing keys to use as they are (nothing is persisted for them).
+    pub fn keys(mut self, keys: KeySet) -> Self {
+        self.keys = Some(keys);
+        self
+    }
+
+    /// A directory holding the signing keys and the refresh-token secret, created and filled on first
+    /// start (see [`KeySet::load_or_generate`]), so restarts keep every token valid. Without it (and
+    /// without [`Self::keys`]) keys and secret live in memory and die with the process.
+    pub fn key_dir(mut self, dir: impl Into<PathBuf>) -> Self {
+        self.key_dir = Some(dir.into());
+        self
+    }
+
+    /// The 32-byte secret behind refresh-token hashes and successors, when it is managed elsewhere.
+    pub fn refresh_secret(mut self, secret: [u8; TOKEN_LEN]) -> Self {
+        self.refresh_secret = Some(secret);
+        self
+    }
+
+    /// Adds a user to the built-in argon2id user table.
+    pub fn user(
+        mut self,
+        username: impl Into<String>,
+        password: impl Into<String>,
+        roles: impl IntoIterator<Item = impl Into<String>>,
+    ) -> Self {
+        self.users.push((
+            username.into(),
+            password.into(),
+            roles.into_iter().map(Into::into).collect(),
+        ));
+        self
+    }
+
+    /// Uses a prepared user table (users added with [`Self::user`] join it).
+    pub fn users(mut self, users: UserTable) -> Self {
+        self.user_table = Some(users);
+        self
+    }
+
+    /// Argon2id parameters for the built-in user table.
+    pub fn password_hashing(mut self, hashing: PasswordHashing) -> Self {
+        self.hashing = hashing;
+        self
+    }
+
+    /// Checks passwords with your own backend instead of the built-in table.
+    pub fn credential_verifier(mut self, verifier: impl CredentialVerifier) -> Self {
+        self.verifier = Some(Arc::new(verifier));
+        self
+    }
+
+    /// Registers a public client (identified by `client_id` alone) with no scopes.
+    pub fn public_client(self, client_id: impl Into<String>) -> Self {
+        self.client(ClientRegistration::public(client_id))
+    }
+
+    /// Registers a client.
+    pub fn client(mut self, client: ClientRegistration) -> Self {
+        self.clients.push(client);
+        self
+    }
+
+    /// The token endpoint's absolute URL, accepted as `aud` of `private_key_jwt` assertions besides the
+    /// issuer (default: the issuer followed by `/auth/token`).
+    pub fn token_endpoint(mut self, url: impl Into<String>) -> Self {
+        self.token_endpoint = Some(url.into());
+        self
+    }
+
+    /// How repeated failed logins are slowed down.
+    pub fn login_throttle(mut self, policy: ThrottlePolicy) -> Self {
+        self.throttle = policy;
+        self
+    }
+
+    /// The largest request body accepted (default 16 KiB); larger ones get 413.
+    pub fn max_body_bytes(mut self, bytes: usize) -> Self {
+        self.max_body_bytes = bytes;
+        self
+    }
+
+    /// How often [`Issuer::spawn_purge_task`] purges, and how many records per batch.
+    pub fn purge(mut self, interval: Duration, batch: usize) -> Self {
+        self.purge_interval = interval;
+        self.purge_batch = batch.max(1);
+        self
+    }
+
+    /// Receives every [`AuthEvent`](crate::AuthEvent).
+    pub fn event_hook(mut self, hook: impl AuthEventHook) -> Self {
+        self.events = Some(Arc::new(hook));
+        self
+    }
+
+    /// Adds claims to access tokens.
+    pub fn claims_hook(mut self, hook: impl ClaimsHook) -> Self {
+        self.claims = Some(Arc::new(hook));
+        self
+    }
+
+    /// The clock (default: the system clock); tests inject a [`ManualClock`](crate::ManualClock).
+    pub fn clock(mut self, clock: impl Clock) -> Self {
+        self.clock = Arc::new(clock);
+        self
+    }
+
+    /// Validates the settings, loads or generates keys, hashes the users' passwords and returns the
+    /// service running on `store`.
+    ///
+    /// # Errors
+    /// A [`BuildError`] naming the setting to fix.
+    pub fn build<S: RefreshStore>(self, store: S) -> Result<Issuer<S>, BuildError> {
+        let issuer = self.issuer.ok_or(BuildError::MissingIssuer)?;
+        let audience = match self.audience.len() {
+            0 => return Err(BuildError::MissingAudience),
+            1 => Audience::One(self.audience[0].clone()),
+            _ => Audience::Many(self.audience),
+        };
+        let access_ttl = positive(self.access_ttl, "access-token lifetime")?;
+        let absolute_ttl = positive(self.refresh_ttl, "refresh absolute lifetime")?;
+        let idle_ttl = positive(self.idle_ttl, "refresh idle lifetime")?;
+        if self.idle_ttl > self.refresh_ttl {
+            return Err(BuildError::IdleExceedsAbsolute {
+                idle: self.idle_ttl,
+                absolute: self.refresh_ttl,
+            });
+        }
+        if self.grace > MAX_GRACE {
+            return Err(BuildError::GraceOutOfRange(self.grace));
+        }
+        if self.family_cap == 0 {
+            return Err(BuildError::ZeroFamilyCap);
+        }
+        if self.clients.is_empty() {
+            return Err(BuildError::NoClients);
+        }
+        let mut clients = HashMap::new();
+        for client in self.clients {
+            let id = client.id().to_owned();
+            if clients.insert(id.clone(), Arc::new(client)).is_some() {
+                return Err(BuildError::DuplicateClient(id));
+            }
+        }
+        let verifier: Arc<dyn CredentialVerifier> = match self.verifier {
+            Some(_) if !self.users.is_empty() || self.user_table.is_some() => {
+                return Err(BuildError::ConflictingCredentialSources);
+            }
+            Some(verifier) => verifier,
+            None => {
+                let mut table = match self.user_table {
+                    Some(table) => table,
+                    None => UserTable::with_hashing(self.hashing)?,
+                };
+                for (username, password, roles) in self.users {
+                    table.add_user(username, &password, roles)?;
+                }
+                Arc::new(table)
+            }
+        };
+        let keys = match (self.keys, &self.key_dir) {
+            (Some(keys), _) => keys,
+            (None, Some(dir)) => KeySet::load_or_generate(dir, self.algorithm)?,
+            (None, None) => {
+                tracing::warn!(
+                    "no key directory: signing keys live in memory and tokens die with the process"
+                );
+                KeySet::generate(self.algorithm)?
+            }
+        };
+        let master = match (self.refresh_secret, &self.key_dir) {
+            (Some(secret), _) => secret,
+            (None, Some(dir)) => {
+                load_or_create_secret::<TOKEN_LEN>(&dir.join(REFRESH_SECRET_FILE))?
+            }
+            (None, None) => random::bytes().map_err(KeyError::from)?,
+        };
+        let token_endpoint = self
+            .token_endpoint
+            .unwrap_or_else(|| format!("{}/auth/token", issuer.trim_end_matches('/')));
+        let settings = Settings {
+            absolute_ttl,
+            idle_ttl,
+            grace: i64::try_from(self.grace.as_secs()).unwrap_or(0),
+            family_cap: self.family_cap,
+            max_body_bytes: self.max_body_bytes,
+            purge_interval: self.purge_interval,
+            purge_batch: self.purge_batch,
+        };
+        let clients = ClientDirectory::new(clients, vec![token_endpoint, issuer.clone()]);
+        let denylist = AccessTokenDenylist::new(self.clock.clone(), access_ttl);
+        let minter = Minter {
+            keys,
+            issuer,
+            audience,
+            ttl: access_ttl,
+            hook: self.claims,
+        };
+        Ok(Issuer::from_inner(Inner {
+            store,
+            minter,
+            secret: RefreshSecret::from_master(&master),
+            clients,
+            verifier,
+            throttle: LoginThrottle::new(self.throttle),
+            denylist,
+            events: self.events,
+            clock: self.clock,
+            settings,
+        }))
+    }
+}
+
+fn positive(duration: Duration, what: &'static str) -> Result<i64, BuildError> {
+    match i64::try_from(duration.as_secs()) {
+        Ok(0) | Err(_) => Err(BuildError::ZeroLifetime(what)),
+        Ok(seconds) => Ok(seconds),
+    }
+}

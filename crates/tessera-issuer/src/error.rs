@@ -1,0 +1,50 @@
+//! Why a token-service request failed, one variant per RFC 6749 §5.2 (and RFC 7009) answer.
+
+/// A refused token-service request. Rendered as an RFC 6749 §5.2 JSON body by the HTTP layer, which owns
+/// the mapping to status codes and headers.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub(crate) enum TokenError {
+    /// 400 `invalid_request`: missing, repeated or malformed parameter, unsupported body.
+    #[error("{0}")]
+    InvalidRequest(String),
+    /// 401 `invalid_client` with `WWW-Authenticate`.
+    #[error("{0}")]
+    InvalidClient(String),
+    /// 400 `invalid_grant`: bad password, unknown, expired, revoked or reused refresh token.
+    #[error("{0}")]
+    InvalidGrant(&'static str),
+    /// 400 `unauthorized_client`: the client may not use this grant.
+    #[error("{0}")]
+    UnauthorizedClient(String),
+    /// 400 `unsupported_grant_type`.
+    #[error("{0}")]
+    UnsupportedGrantType(String),
+    /// 400 `invalid_scope`.
+    #[error("{0}")]
+    InvalidScope(String),
+    /// 429 with `Retry-After`: too many failed logins for this username.
+    #[error("too many failed logins for this username; retry in {retry_after} s")]
+    Throttled {
+        /// Seconds until the next attempt is accepted.
+        retry_after: u64,
+    },
+    /// 413: the body exceeds the configured limit.
+    #[error("the request body exceeds {limit} bytes")]
+    PayloadTooLarge {
+        /// The limit.
+        limit: usize,
+    },
+    /// 404: no such session of the signed-in user.
+    #[error("no session with this id belongs to the signed-in user")]
+    SessionNotFound,
+    /// 500 `server_error`: the store, the credential backend or signing failed. The detail is logged, never
+    /// sent.
+    #[error("internal error: {0}")]
+    Internal(String),
+}
+
+impl TokenError {
+    pub(crate) fn internal(error: impl std::fmt::Display) -> Self {
+        TokenError::Internal(error.to_string())
+    }
+}

@@ -1,0 +1,236 @@
+//! The key directory: one file per key, named `<alg>-<created>-<random>.pem` (or `.secret` for HS256), the
+//! file stem being the `kid`.
+
+use std::fs;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+use super::{KeyError, KeySet, MIN_HMAC_SECRET_LEN, SigningAlgorithm, SigningKey};
+use crate::clock::{Clock as _, SystemClock};
+use crate::random;
+
+struct KeyFile {
+    path: PathBuf,
+    kid: String,
+    algorithm: SigningAlgorithm,
+    created: i64,
+}
+
+pub(super) fn load_or_generate(
+    dir: &Path,
+    algorithm: SigningAlgorithm,
+) -> Result<KeySet, KeyError> {
+    fs::create_dir_all(dir).map_err(|source| KeyError::Io {
+        path: dir.to_owned(),
+        source,
+    })?;
+    let mut files = list(dir)?;
+    files.sort_by(|a, b| (a.created, &a.kid).cmp(&(b.created, &b.kid)));
+    let signer = match files.iter().rposition(|file| file.algorithm == algorithm) {
+        Some(newest) => load(&files.remove(newest))?,
+        None => create(dir, algorithm)?,
+    };
+    let mut keys = KeySet::new(signer);
+    for file in files.iter().rev() {
+        keys = keys.with_verifying_key(load(file)?.verifying_key().clone())?;
+    }
+    tracing::info!(
+        dir = %dir.display(),
+        kid = keys.signer().kid(),
+        algorithm = %algorithm,
+        verifying = keys.verifying_keys().len(),
+        "loaded access-token keys"
+    );
+    Ok(keys)
+}
+
+fn list(dir: &Path) -> Result<Vec<KeyFile>, KeyError> {
+    let io = |source| KeyError::Io {
+        path: dir.to_owned(),
+        source,
+    };
+    let mut files = Vec::new();
+    for entry in fs::read_dir(dir).map_err(io)? {
+        let path = entry.map_err(io)?.path();
+        let Some(kid) = path.file_stem().and_then(|stem| stem.to_str()) else {
+            continue;
+        };
+        let extension = path.extension().and_then(|ext| ext.to_str());
+        let mut parts = kid.splitn(3, '-');
+        let (Some(alg), Some(created), Some(_)) = (parts.next(), parts.next(), parts.next()) else {
+            continue;
+        };
+        let Ok(algorithm) = alg.parse::<SigningAlgorithm>() else {
+            continue;
+        };
+        let Ok(created) = created.parse::<i64>() else {
+            continue;
+        };
+        let expected = if algorithm.is_symmetric() {
+            "secret"
+        } else {
+            "pem"
+        };
+        if extension == Some(expected) {
+            files.push(KeyFile {
+                kid: kid.to_owned(),
+                path,
+                algorithm,
+                created,
+            });
+        }
+    }
+    Ok(files)
+}
+
+fn load(file: &KeyFile) -> Result<SigningKey, KeyError> {
+    let text = fs::read_to_string(&file.path).map_err(|source| KeyError::Io {
+        path: file.path.clone(),
+        source,
+    })?;
+    if file.algorithm.is_symmetric() {
+        let secret = decode_secret(&file.path, &text)?;
+        SigningKey::from_hmac_secret(file.kid.clone(), &secret)
+    } else {
+        SigningKey::from_pem(file.kid.clone(), file.algorithm, &text)
+    }
+}
+
+fn create(dir: &Path, algorithm: SigningAlgorithm) -> Result<SigningKey, KeyError> {
+    let created = SystemClock.now();
+    let kid = format!(
+        "{}-{created:010}-{}",
+        algorithm.as_str().to_ascii_lowercase(),
+        random::id::<6>()?
+    );
+    let (key, content) = if algorithm.is_symmetric() {
+        let secret = random::bytes::<MIN_HMAC_SECRET_LEN>()?;
+        (
+            SigningKey::from_hmac_secret(kid.clone(), &secret)?,
+            URL_SAFE_NO_PAD.encode(secret),
+        )
+    } else {
+        let pem = super::material::generate_pkcs8_pem(algorithm)?;
+        (SigningKey::from_pem(kid.clone(), algorithm, &pem)?, pem)
+    };
+    let extension = if algorithm.is_symmetric() {
+        "secret"
+    } else {
+        "pem"
+    };
+    write_private(&dir.join(format!("{kid}.{extension}")), content.as_bytes())?;
+    tracing::info!(dir = %dir.display(), kid, algorithm = %algorithm, "generated a new access-token signing key");
+    Ok(key)
+}
+
+/// Reads the base64url secret in `path`, or creates it with `LEN` fresh random bytes.
+pub(crate) fn load_or_create_secret<const LEN: usize>(path: &Path) -> Result<[u8; LEN], KeyError> {
+    match fs::read_to_string(path) {
+        Ok(text) => {
+            let bytes = decode_secret(path, &text)?;
+            bytes
+                .try_into()
+                .map_err(|bytes: Vec<u8>| KeyError::InvalidFile {
+                    path: path.to_owned(),
+                    detail: format!("expected {LEN} bytes, found {}", bytes.len()),
+                })
+        }
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
+            if let Some(parent) = path.parent() {
+                fs::create_dir_all(parent).map_err(|source| KeyError::Io {
+                    path: parent.to_owned(),
+                    source,
+                })?;
+            }
+            let secret = random::bytes::<LEN>()?;
+            write_private(path, URL_SAFE_NO_PAD.encode(secret).as_bytes())?;
+            Ok(secret)
+        }
+        Err(source) => Err(KeyError::Io {
+            path: path.to_owned(),
+            source,
+        }),
+    }
+}
+
+fn decode_secret(path: &Path, text: &str) -> Result<Vec<u8>, KeyError> {
+    URL_SAFE_NO_PAD
+        .decode(text.trim())
+        .map_err(|error| KeyError::InvalidFile {
+            path: path.to_owned(),
+            detail: format!("expected base64url without padding: {error}"),
+        })
+}
+
+/// Writes a new file readable by the owner only, failing rather than overwriting an existing key.
+fn write_private(path: &Path, content: &[u8]) -> Result<(), KeyError> {
+    let io = |source| KeyError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let mut options = fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
+    let mut file = options.open(path).map_err(io)?;
+    file.write_all(content).map_err(io)?;
+    file.sync_all().map_err(io)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_survive_a_reload_and_other_algorithms_keep_verifying() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = load_or_generate(dir.path(), SigningAlgorithm::EdDSA).unwrap();
+        let again = load_or_generate(dir.path(), SigningAlgorithm::EdDSA).unwrap();
+        assert_eq!(first.signer().kid(), again.signer().kid());
+        assert_eq!(first.jwks(), again.jwks());
+
+        let switched = load_or_generate(dir.path(), SigningAlgorithm::Es256).unwrap();
+        assert_eq!(switched.signer().algorithm(), SigningAlgorithm::Es256);
+        assert!(
+            switched.find(first.signer().kid()).is_some(),
+            "the EdDSA key still verifies"
+        );
+        assert_eq!(switched.jwks().keys.len(), 2);
+    }
+
+    #[test]
+    fn hmac_and_rsa_keys_persist() {
+        let dir = tempfile::tempdir().unwrap();
+        let hmac = load_or_generate(dir.path(), SigningAlgorithm::Hs256).unwrap();
+        assert!(
+            hmac.jwks().keys.is_empty(),
+            "HS256 secrets are never published"
+        );
+        let rsa = load_or_generate(dir.path(), SigningAlgorithm::Rs256).unwrap();
+        let rsa_again = load_or_generate(dir.path(), SigningAlgorithm::Rs256).unwrap();
+        assert_eq!(rsa.jwks(), rsa_again.jwks());
+        assert!(rsa_again.find(hmac.signer().kid()).is_some());
+    }
+
+    #[test]
+    fn a_secret_file_is_created_once_and_validated() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("nested/refresh.secret");
+        let created: [u8; 32] = load_or_create_secret(&path).unwrap();
+        let loaded: [u8; 32] = load_or_create_secret(&path).unwrap();
+        assert_eq!(created, loaded);
+        let too_long = load_or_create_secret::<16>(&path).unwrap_err();
+        assert!(
+            too_long.to_string().contains("expected 16 bytes"),
+            "{too_long}"
+        );
+        fs::write(&path, "not base64!").unwrap();
+        assert!(matches!(
+            load_or_create_secret::<32>(&path),
+            Err(KeyError::InvalidFile { .. })
+        ));
+    }
+}

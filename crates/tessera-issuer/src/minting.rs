@@ -1,0 +1,157 @@
+//! Minting RFC 9068 access tokens.
+
+use std::fmt;
+use std::sync::Arc;
+
+use jsonwebtoken::Header;
+use serde_json::{Map, Value};
+use tessera_core::{ACCESS_TOKEN_JWT_TYPE, AccessTokenClaims, Audience, GrantType};
+
+use crate::keys::KeySet;
+use crate::random::{self, RandomError};
+
+/// Claims the token service always sets itself; a [`ClaimsHook`] cannot override them.
+const REGISTERED: [&str; 11] = [
+    "iss",
+    "sub",
+    "aud",
+    "exp",
+    "iat",
+    "nbf",
+    "jti",
+    "client_id",
+    "scope",
+    "roles",
+    "sid",
+];
+
+/// What an access token is being minted for, handed to a [`ClaimsHook`].
+#[derive(Debug, Clone, Copy)]
+pub struct TokenContext<'a> {
+    /// The token's `sub`: the user, or the client itself for client credentials.
+    pub subject: &'a str,
+    /// The client the token is issued to.
+    pub client_id: &'a str,
+    /// The granted scope.
+    pub scope: Option<&'a str>,
+    /// The subject's roles.
+    pub roles: &'a [String],
+    /// The grant that led here.
+    pub grant_type: GrantType,
+}
+
+/// Adds claims to every access token (tenant ids, feature flags, ...).
+///
+/// Registered claims (`iss`, `sub`, `aud`, `exp`, `iat`, `nbf`, `jti`, `client_id`, `scope`, `roles`,
+/// `sid`) are the service's own: hook values under those names are dropped with a warning. Any
+/// `Fn(&TokenContext) -> Map<String, Value> + Send + Sync` closure is a hook.
+///
+/// ```
+/// use serde_json::{Map, Value, json};
+/// use tessera_issuer::{ClaimsHook, TokenContext};
+///
+/// let hook = |context: &TokenContext<'_>| {
+///     let mut extra = Map::new();
+///     extra.insert("tenant".into(), json!(if context.subject == "alice" { "acme" } else { "other" }));
+///     extra
+/// };
+/// # fn takes(_: impl ClaimsHook) {}
+/// # takes(hook);
+/// ```
+pub trait ClaimsHook: Send + Sync + 'static {
+    /// Extra claims for the token described by `context`.
+    fn extra_claims(&self, context: &TokenContext<'_>) -> Map<String, Value>;
+}
+
+impl<F> ClaimsHook for F
+where
+    F: Fn(&TokenContext<'_>) -> Map<String, Value> + Send + Sync + 'static,
+{
+    fn extra_claims(&self, context: &TokenContext<'_>) -> Map<String, Value> {
+        self(context)
+    }
+}
+
+/// Signing an access token failed.
+#[derive(Debug, thiserror::Error)]
+pub enum MintError {
+    /// The OS random generator failed (no `jti`).
+    #[error(transparent)]
+    Random(#[from] RandomError),
+    /// The signature could not be made.
+    #[error("signing the access token failed: {0}")]
+    Sign(#[from] jsonwebtoken::errors::Error),
+}
+
+/// A signed access token with what the response needs to say about it.
+pub(crate) struct MintedToken {
+    pub(crate) token: String,
+    pub(crate) expires_in: u64,
+}
+
+impl fmt::Debug for MintedToken {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MintedToken")
+            .field("expires_in", &self.expires_in)
+            .finish_non_exhaustive()
+    }
+}
+
+pub(crate) struct Minter {
+    pub(crate) keys: KeySet,
+    pub(crate) issuer: String,
+    pub(crate) audience: Audience,
+    pub(crate) ttl: i64,
+    pub(crate) hook: Option<Arc<dyn ClaimsHook>>,
+}
+
+impl Minter {
+    /// Signs an access token for `context`, valid from `now` for the configured lifetime. `session` is the
+    /// refresh-token family (`sid`), if the token belongs to one.
+    pub(crate) fn mint(
+        &self,
+        context: &TokenContext<'_>,
+        session: Option<&str>,
+        now: i64,
+    ) -> Result<MintedToken, MintError> {
+        let mut extra = match &self.hook {
+            Some(hook) => hook.extra_claims(context),
+            None => Map::new(),
+        };
+        extra.retain(|name, _| {
+            let registered = REGISTERED.contains(&name.as_str());
+            if registered {
+                tracing::warn!(
+                    claim = name,
+                    "the claims hook tried to set a registered claim; ignored"
+                );
+            }
+            !registered
+        });
+        if let Some(session) = session {
+            extra.insert("sid".into(), Value::String(session.to_owned()));
+        }
+        let claims = AccessTokenClaims {
+            iss: self.issuer.clone(),
+            sub: context.subject.to_owned(),
+            aud: self.audience.clone(),
+            exp: now + self.ttl,
+            iat: now,
+            nbf: Some(now),
+            jti: random::id::<16>()?,
+            client_id: context.client_id.to_owned(),
+            scope: context.scope.map(str::to_owned),
+            roles: context.roles.to_vec(),
+            extra,
+        };
+        let signer = self.keys.signer();
+        let mut header = Header::new(signer.algorithm().jwt_algorithm());
+        header.typ = Some(ACCESS_TOKEN_JWT_TYPE.to_owned());
+        header.kid = Some(signer.kid().to_owned());
+        let token = jsonwebtoken::encode(&header, &claims, signer.encoding_key())?;
+        Ok(MintedToken {
+            token,
+            expires_in: u64::try_from(self.ttl).unwrap_or(0),
+        })
+    }
+}

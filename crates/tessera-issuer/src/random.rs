@@ -1,0 +1,24 @@
+//! Randomness from the operating system's CSPRNG (through aws-lc-rs) and the base64url encoding of it.
+
+use aws_lc_rs::rand::{SecureRandom, SystemRandom};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+
+/// The operating system's random generator failed: the host cannot produce secrets, so nothing is issued.
+#[derive(Debug, Clone, Copy, thiserror::Error)]
+#[error("the operating system's random number generator failed; no secret can be produced")]
+pub struct RandomError;
+
+/// `N` bytes from the OS CSPRNG.
+pub(crate) fn bytes<const N: usize>() -> Result<[u8; N], RandomError> {
+    let mut out = [0_u8; N];
+    SystemRandom::new()
+        .fill(&mut out)
+        .map_err(|_| RandomError)?;
+    Ok(out)
+}
+
+/// `N` random bytes, base64url-encoded without padding: identifiers such as `jti`, family ids and `kid`s.
+pub(crate) fn id<const N: usize>() -> Result<String, RandomError> {
+    Ok(URL_SAFE_NO_PAD.encode(bytes::<N>()?))
+}

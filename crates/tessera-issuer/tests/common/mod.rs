@@ -1,0 +1,180 @@
+//! A token service on a manual clock, and helpers to call its router.
+
+#![cfg(test)]
+#![allow(dead_code, unreachable_pub)]
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::body::Body;
+use http::header::CONTENT_TYPE;
+use http::{HeaderMap, Request, StatusCode};
+use serde_json::Value;
+use tessera_issuer::{
+    AuthEvent, ClientRegistration, Issuer, ManualClock, PasswordHashing, RefreshStore,
+    SigningAlgorithm, SigningKey,
+};
+use tower::ServiceExt as _;
+
+pub const START: i64 = 1_800_000_000;
+pub const ISSUER: &str = "https://auth.test";
+pub const AUDIENCE: &str = "api";
+pub const CLIENT_SECRET: &str = "s3cret with spaces";
+
+/// Cheap argon2 parameters: the tests exercise logic, not password-hash cost.
+pub fn cheap_hashing() -> PasswordHashing {
+    PasswordHashing::new(64, 1).unwrap()
+}
+
+#[derive(Clone)]
+pub struct Harness<S> {
+    pub issuer: Issuer<S>,
+    pub app: Router,
+    pub clock: ManualClock,
+    pub events: Arc<Mutex<Vec<AuthEvent>>>,
+    /// The private key of the `jwt-svc` client, to sign its assertions.
+    pub client_key: SigningKey,
+}
+
+pub fn harness<S: RefreshStore>(store: S) -> Harness<S> {
+    harness_with(store, |builder| builder)
+}
+
+pub fn harness_with<S: RefreshStore>(
+    store: S,
+    configure: impl FnOnce(tessera_issuer::IssuerBuilder) -> tessera_issuer::IssuerBuilder,
+) -> Harness<S> {
+    let clock = ManualClock::new(START);
+    let events = Arc::new(Mutex::new(Vec::new()));
+    let client_key = SigningKey::generate(SigningAlgorithm::Es256).unwrap();
+    let secret_hash = cheap_hashing().hash(CLIENT_SECRET).unwrap();
+    let seen = events.clone();
+    let builder = Issuer::builder()
+        .issuer(ISSUER)
+        .audience(AUDIENCE)
+        .grace(Duration::from_secs(30))
+        .clock(clock.clone())
+        .password_hashing(cheap_hashing())
+        .user("alice", "wonderland", ["admin"])
+        .user("bob", "builder", Vec::<String>::new())
+        .client(ClientRegistration::public("demo").scopes(["profile", "email"]))
+        .client(ClientRegistration::public("other"))
+        .client(
+            ClientRegistration::with_secret_hash("svc", secret_hash)
+                .unwrap()
+                .scopes(["reports"]),
+        )
+        .client(ClientRegistration::with_private_key_jwt(
+            "jwt-svc",
+            client_key.verifying_key().clone(),
+        ))
+        .event_hook(move |event: &AuthEvent| seen.lock().unwrap().push(event.clone()));
+    let issuer = configure(builder).build(store).unwrap();
+    let auth = issuer.auth_layer().unwrap();
+    let app = Router::new()
+        .nest("/auth", issuer.router(&auth))
+        .merge(issuer.jwks_router());
+    Harness {
+        issuer,
+        app,
+        clock,
+        events,
+        client_key,
+    }
+}
+
+pub struct Answer {
+    pub status: StatusCode,
+    pub headers: HeaderMap,
+    pub bytes: Vec<u8>,
+}
+
+impl Answer {
+    pub fn json(&self) -> Value {
+        serde_json::from_slice(&self.bytes)
+            .unwrap_or_else(|_| panic!("not JSON: {:?}", self.text()))
+    }
+
+    pub fn text(&self) -> String {
+        String::from_utf8_lossy(&self.bytes).into_owned()
+    }
+
+    pub fn error(&self) -> String {
+        self.json()["error"].as_str().unwrap().to_owned()
+    }
+
+    pub fn refresh_token(&self) -> String {
+        self.json()["refresh_token"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no refresh token: {}", self.text()))
+            .to_owned()
+    }
+
+    pub fn access_token(&self) -> String {
+        self.json()["access_token"]
+            .as_str()
+            .unwrap_or_else(|| panic!("no access token: {}", self.text()))
+            .to_owned()
+    }
+}
+
+impl<S> Harness<S> {
+    pub async fn send(&self, request: Request<Body>) -> Answer {
+        let response = self.app.clone().oneshot(request).await.unwrap();
+        let status = response.status();
+        let headers = response.headers().clone();
+        let bytes = axum::body::to_bytes(response.into_body(), usize::MAX)
+            .await
+            .unwrap()
+            .to_vec();
+        Answer {
+            status,
+            headers,
+            bytes,
+        }
+    }
+
+    pub async fn post_form(&self, path: &str, form: &str) -> Answer {
+        let request = Request::post(path)
+            .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .body(Body::from(form.to_owned()))
+            .unwrap();
+        self.send(request).await
+    }
+
+    pub async fn login(&self, username: &str, password: &str) -> Answer {
+        self.post_form(
+            "/auth/token",
+            &format!("grant_type=password&client_id=demo&username={username}&password={password}"),
+        )
+        .await
+    }
+
+    pub async fn refresh(&self, refresh_token: &str) -> Answer {
+        self.post_form(
+            "/auth/token",
+            &format!("grant_type=refresh_token&client_id=demo&refresh_token={refresh_token}"),
+        )
+        .await
+    }
+
+    pub async fn bearer(&self, method: &str, path: &str, access_token: &str) -> Answer {
+        let request = Request::builder()
+            .method(method)
+            .uri(path)
+            .header("authorization", format!("Bearer {access_token}"))
+            .body(Body::empty())
+            .unwrap();
+        self.send(request).await
+    }
+
+    pub fn events(&self) -> Vec<AuthEvent> {
+        self.events.lock().unwrap().clone()
+    }
+}
+
+/// The claims of a JWT, unverified (the tests check what was signed, the layer checks signatures).
+pub fn claims_of(token: &str) -> Value {
+    jsonwebtoken::dangerous::insecure_decode_claims::<Value>(token).unwrap()
+}

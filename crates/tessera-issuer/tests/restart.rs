@@ -1,0 +1,108 @@
+//! Closing and reopening the file database and key directory keeps sessions and access tokens valid.
+
+mod common;
+
+use std::time::Duration;
+
+use axum::Router;
+use http::StatusCode;
+use tessera_issuer::{Issuer, ManualClock, SigningAlgorithm, SqliteStore};
+
+use common::*;
+
+#[cfg(test)]
+async fn start(
+    dir: &std::path::Path,
+    clock: &ManualClock,
+    algorithm: SigningAlgorithm,
+) -> Harness<SqliteStore> {
+    let store = SqliteStore::open(dir.join("tessera.db")).await.unwrap();
+    let issuer = Issuer::builder()
+        .issuer(ISSUER)
+        .audience(AUDIENCE)
+        .clock(clock.clone())
+        .signing_algorithm(algorithm)
+        .key_dir(dir.join("keys"))
+        .password_hashing(cheap_hashing())
+        .user("alice", "wonderland", ["admin"])
+        .public_client("demo")
+        .grace(Duration::from_secs(30))
+        .build(store)
+        .unwrap();
+    let auth = issuer.auth_layer().unwrap();
+    let app = Router::new()
+        .nest("/auth", issuer.router(&auth))
+        .merge(issuer.jwks_router());
+    Harness {
+        issuer,
+        app,
+        clock: clock.clone(),
+        events: Default::default(),
+        client_key: tessera_issuer::SigningKey::generate(SigningAlgorithm::EdDSA).unwrap(),
+    }
+}
+
+#[tokio::test]
+async fn sessions_and_keys_survive_a_restart() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(START);
+    let before = start(dir.path(), &clock, SigningAlgorithm::EdDSA).await;
+    let login = before.login("alice", "wonderland").await;
+    let first = login.refresh_token();
+    let second = before.refresh(&first).await.refresh_token();
+    let kid = before.issuer.keys().signer().kid().to_owned();
+    before.issuer.store().close().await;
+    drop(before);
+
+    let after = start(dir.path(), &clock, SigningAlgorithm::EdDSA).await;
+    assert_eq!(
+        after.issuer.keys().signer().kid(),
+        kid,
+        "the same signing key"
+    );
+    let sessions = after
+        .bearer("GET", "/auth/sessions", &login.access_token())
+        .await;
+    assert_eq!(
+        sessions.status,
+        StatusCode::OK,
+        "an access token from before the restart: {}",
+        sessions.text()
+    );
+    assert_eq!(
+        after.refresh(&first).await.refresh_token(),
+        second,
+        "a retry re-derives the same successor"
+    );
+    let third = after.refresh(&second).await;
+    assert_eq!(third.status, StatusCode::OK, "{}", third.text());
+    clock.advance(31);
+    assert_eq!(
+        after.refresh(&first).await.error(),
+        "invalid_grant",
+        "replay detection survived the restart"
+    );
+}
+
+#[tokio::test]
+async fn switching_algorithms_keeps_old_tokens_verifiable() {
+    let dir = tempfile::tempdir().unwrap();
+    let clock = ManualClock::new(START);
+    let before = start(dir.path(), &clock, SigningAlgorithm::EdDSA).await;
+    let old_access = before.login("alice", "wonderland").await.access_token();
+    before.issuer.store().close().await;
+    drop(before);
+
+    let after = start(dir.path(), &clock, SigningAlgorithm::Es256).await;
+    let new_access = after.login("alice", "wonderland").await.access_token();
+    assert_eq!(
+        jsonwebtoken::decode_header(&new_access).unwrap().alg,
+        jsonwebtoken::Algorithm::ES256
+    );
+    for token in [old_access, new_access] {
+        assert_eq!(
+            after.bearer("GET", "/auth/sessions", &token).await.status,
+            StatusCode::OK
+        );
+    }
+}
