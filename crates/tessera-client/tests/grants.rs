@@ -1,0 +1,300 @@
+//! The built-in refreshers against the test token endpoint: client credentials with a secret (Basic and
+//! form) and with `private_key_jwt`, and client authentication on the refresh-token grant.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::time::Duration;
+
+use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair};
+use common::{CLIENT_ID, CLIENT_SECRET, ManualClock, TestServer, client};
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey};
+use reqwest::StatusCode;
+use tessera_client::{
+    AuthMiddleware, AuthOutcome, ClientAuth, ClientCredentialsGrant, Error, PrivateKeyJwt,
+    RefreshTokenGrant, TokenSet,
+};
+
+fn outcome(response: &reqwest::Response) -> AuthOutcome {
+    *response.extensions().get::<AuthOutcome>().unwrap()
+}
+
+fn client_credentials(
+    server: &TestServer,
+    auth: ClientAuth,
+    clock: &ManualClock,
+) -> AuthMiddleware {
+    let grant =
+        ClientCredentialsGrant::new(reqwest::Client::new(), server.token_url(), auth).scope("read");
+    AuthMiddleware::builder(grant)
+        .allow_origin(&server.url)
+        .clock(clock.clone())
+        .build()
+        .unwrap()
+}
+
+/// A fresh Ed25519 key pair: the signing key for the client, the verifying key for the server.
+fn ed25519_keys() -> (EncodingKey, DecodingKey) {
+    let pkcs8 = Ed25519KeyPair::generate_pkcs8(&aws_lc_rs::rand::SystemRandom::new()).unwrap();
+    let pair = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).unwrap();
+    (
+        EncodingKey::from_ed_der(pkcs8.as_ref()),
+        DecodingKey::from_ed_der(pair.public_key().as_ref()),
+    )
+}
+
+#[tokio::test]
+async fn client_credentials_with_a_secret_are_fetched_once_and_cached() {
+    for auth in [
+        ClientAuth::secret_basic(CLIENT_ID, CLIENT_SECRET),
+        ClientAuth::secret_post(CLIENT_ID, CLIENT_SECRET),
+    ] {
+        let server = TestServer::start().await;
+        server.issuer.set_rotate(false);
+        let clock = ManualClock::new();
+        let middleware = client_credentials(&server, auth, &clock);
+        let client = client(&middleware);
+
+        for _ in 0..5 {
+            let response = client
+                .get(format!("{}/data", server.url))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(response.status(), StatusCode::OK);
+        }
+        assert_eq!(server.issuer.calls(), 1, "cached until the skew window");
+        let form = server.issuer.forms.lock().unwrap()[0].clone();
+        assert_eq!(form["grant_type"], "client_credentials");
+        assert_eq!(form["scope"], "read");
+
+        // Past the skew window (300 s lifetime, at most 72 s early) a new token is fetched first.
+        clock.advance(Duration::from_secs(241));
+        let response = client
+            .get(format!("{}/data", server.url))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+        assert!(outcome(&response).refreshed());
+        assert_eq!(server.issuer.calls(), 2);
+    }
+}
+
+#[tokio::test]
+async fn max_token_lifetime_caps_the_cache_whatever_the_issuer_says() {
+    let server = TestServer::start().await;
+    server.issuer.set_rotate(false);
+    server.issuer.set_lifetime(3600);
+    let clock = ManualClock::new();
+    let grant = ClientCredentialsGrant::new(
+        reqwest::Client::new(),
+        server.token_url(),
+        ClientAuth::secret_basic(CLIENT_ID, CLIENT_SECRET),
+    );
+    let middleware = AuthMiddleware::builder(grant)
+        .allow_origin(&server.url)
+        .clock(clock.clone())
+        .max_token_lifetime(Duration::from_secs(120))
+        .build()
+        .unwrap();
+    let client = client(&middleware);
+
+    assert_eq!(
+        client
+            .get(format!("{}/data", server.url))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK
+    );
+    // Capped at 120 s: the skew shrinks to half of that, so the token is due after 60 s, not 3540 s.
+    clock.advance(Duration::from_secs(59));
+    assert_eq!(
+        client
+            .get(format!("{}/data", server.url))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK
+    );
+    assert_eq!(server.issuer.calls(), 1);
+    clock.advance(Duration::from_secs(2));
+    assert_eq!(
+        client
+            .get(format!("{}/data", server.url))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK
+    );
+    assert_eq!(server.issuer.calls(), 2);
+}
+
+#[tokio::test]
+async fn a_wrong_client_secret_is_terminal() {
+    let server = TestServer::start().await;
+    let clock = ManualClock::new();
+    let middleware = client_credentials(
+        &server,
+        ClientAuth::secret_basic(CLIENT_ID, "wrong"),
+        &clock,
+    );
+    let client = client(&middleware);
+
+    let error = client
+        .get(format!("{}/data", server.url))
+        .send()
+        .await
+        .unwrap_err();
+    let Some(Error::ReauthenticationRequired { source }) = Error::from_middleware(&error) else {
+        panic!("expected ReauthenticationRequired, got {error:?}");
+    };
+    assert!(source.to_string().contains("invalid_client"), "{source}");
+    assert_eq!(server.issuer.calls(), 1);
+    assert!(
+        server.api.authorizations("/data").is_empty(),
+        "no request went out without a token"
+    );
+}
+
+#[tokio::test]
+async fn private_key_jwt_sends_a_fresh_verifiable_assertion_per_token_request() {
+    let server = TestServer::start().await;
+    server.issuer.set_rotate(false);
+    let (signing, verifying) = ed25519_keys();
+    server.issuer.trust_assertion_key(verifying);
+    let clock = ManualClock::new();
+    let auth = ClientAuth::private_key_jwt(
+        PrivateKeyJwt::new(CLIENT_ID, signing, Algorithm::EdDSA).key_id("k1"),
+    );
+    let middleware = client_credentials(&server, auth, &clock);
+    let client = client(&middleware);
+
+    let response = client
+        .get(format!("{}/data", server.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.status(),
+        StatusCode::OK,
+        "the server verified signature, aud, exp and jti"
+    );
+    clock.advance(Duration::from_secs(241));
+    let response = client
+        .get(format!("{}/data", server.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        response.status(),
+        StatusCode::OK,
+        "the second assertion has a new jti"
+    );
+    assert_eq!(server.issuer.calls(), 2);
+
+    let forms = server.issuer.forms.lock().unwrap().clone();
+    assert_ne!(forms[0]["client_assertion"], forms[1]["client_assertion"]);
+    assert_eq!(
+        forms[0]["client_assertion_type"],
+        "urn:ietf:params:oauth:client-assertion-type:jwt-bearer"
+    );
+    assert!(!forms[0].contains_key("client_secret"));
+
+    // The test server does reject a reused assertion: replaying a captured one fails.
+    let replayed = reqwest::Client::new()
+        .post(server.token_url())
+        .header("content-type", "application/x-www-form-urlencoded")
+        .body(
+            form_urlencoded::Serializer::new(String::new())
+                .extend_pairs(forms[0].iter())
+                .finish(),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(replayed.status(), StatusCode::UNAUTHORIZED);
+}
+
+#[tokio::test]
+async fn private_key_jwt_signed_with_an_unknown_key_is_rejected() {
+    let server = TestServer::start().await;
+    let (_, trusted) = ed25519_keys();
+    let (untrusted, _) = ed25519_keys();
+    server.issuer.trust_assertion_key(trusted);
+    let clock = ManualClock::new();
+    let auth =
+        ClientAuth::private_key_jwt(PrivateKeyJwt::new(CLIENT_ID, untrusted, Algorithm::EdDSA));
+    let client = client(&client_credentials(&server, auth, &clock));
+
+    let error = client
+        .get(format!("{}/data", server.url))
+        .send()
+        .await
+        .unwrap_err();
+    assert!(matches!(
+        Error::from_middleware(&error),
+        Some(Error::ReauthenticationRequired { .. })
+    ));
+    assert_eq!(server.issuer.calls(), 1);
+}
+
+#[tokio::test]
+async fn the_refresh_token_grant_authenticates_the_client_when_asked() {
+    let server = TestServer::start().await;
+    server.issuer.accept_refresh_token("rt-login");
+    let grant = RefreshTokenGrant::new(reqwest::Client::new(), server.token_url())
+        .client_auth(ClientAuth::secret_basic(CLIENT_ID, CLIENT_SECRET))
+        .scope("read");
+    let middleware = AuthMiddleware::builder(grant)
+        .allow_origin(&server.url)
+        .build()
+        .unwrap();
+    middleware
+        .set_tokens(TokenSet::new(common::mint(-120)).with_refresh_token("rt-login"))
+        .await
+        .unwrap();
+
+    let response = client(&middleware)
+        .get(format!("{}/data", server.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let form = server.issuer.forms.lock().unwrap()[0].clone();
+    assert_eq!(form["grant_type"], "refresh_token");
+    assert_eq!(form["refresh_token"], "rt-login");
+    assert_eq!(form["scope"], "read");
+    let authorization = server.issuer.authorizations.lock().unwrap()[0]
+        .clone()
+        .unwrap();
+    assert!(
+        authorization.starts_with("Basic "),
+        "client_secret_basic on the refresh request"
+    );
+}
+
+#[tokio::test]
+async fn without_a_refresh_token_the_session_needs_a_login() {
+    let server = TestServer::start().await;
+    let middleware = server.auth().build().unwrap();
+    let error = client(&middleware)
+        .get(format!("{}/data", server.url))
+        .send()
+        .await
+        .unwrap_err();
+    assert!(matches!(
+        Error::from_middleware(&error),
+        Some(Error::ReauthenticationRequired { .. })
+    ));
+    assert_eq!(
+        server.issuer.calls(),
+        0,
+        "nothing to refresh with, nothing sent"
+    );
+}
