@@ -34,11 +34,11 @@ pub(crate) struct Validator {
 #[derive(Deserialize)]
 struct JoseHeader<'a> {
     #[serde(borrow)]
-    alg: Cow<'a, str>,
+    alg: JsonStr<'a>,
     #[serde(borrow, default)]
-    kid: Option<Cow<'a, str>>,
+    kid: Option<JsonStr<'a>>,
     #[serde(borrow, default)]
-    typ: Option<Cow<'a, str>>,
+    typ: Option<JsonStr<'a>>,
     #[serde(default)]
     crit: Option<IgnoredAny>,
 }
@@ -52,19 +52,19 @@ struct RegisteredClaims<'a> {
     #[serde(default)]
     iat: Option<NumericDate>,
     #[serde(borrow, default)]
-    iss: Option<Cow<'a, str>>,
+    iss: Option<JsonStr<'a>>,
     #[serde(borrow, default)]
-    sub: Option<Cow<'a, str>>,
+    sub: Option<JsonStr<'a>>,
     #[serde(borrow, default)]
     aud: Option<AudienceClaim<'a>>,
     #[serde(borrow, default)]
-    jti: Option<Cow<'a, str>>,
+    jti: Option<JsonStr<'a>>,
     #[serde(borrow, default)]
-    client_id: Option<Cow<'a, str>>,
+    client_id: Option<JsonStr<'a>>,
     #[serde(borrow, default)]
-    scope: Option<Cow<'a, str>>,
+    scope: Option<JsonStr<'a>>,
     #[serde(borrow, default)]
-    roles: Option<Vec<Cow<'a, str>>>,
+    roles: Option<Vec<JsonStr<'a>>>,
 }
 
 impl Validator {
@@ -188,7 +188,7 @@ impl Validator {
         }
 
         let text =
-            |value: Option<Cow<'_, str>>| value.map(|value| Text::from_claim(&payload, value));
+            |value: Option<JsonStr<'_>>| value.map(|value| Text::from_claim(&payload, value.0));
         let (issuer, subject, jti, client_id, scope) = (
             text(iss),
             text(sub),
@@ -199,7 +199,7 @@ impl Validator {
         let roles = roles
             .unwrap_or_default()
             .into_iter()
-            .map(|role| Text::from_claim(&payload, role))
+            .map(|role| Text::from_claim(&payload, role.0))
             .collect();
         Ok(VerifiedToken::new(TokenParts {
             payload: payload.into_boxed_str(),
@@ -264,6 +264,41 @@ fn decoded_len(len: usize) -> Option<usize> {
     Some(len / 4 * 3 + tail)
 }
 
+/// A JSON string, borrowed from the input when it has no escapes and copied otherwise. (serde's own
+/// `Cow<str>` impl always copies unless it is the direct type of a `#[serde(borrow)]` field, which an
+/// `Option` or `Vec` element is not.)
+struct JsonStr<'a>(Cow<'a, str>);
+
+impl std::ops::Deref for JsonStr<'_> {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        &self.0
+    }
+}
+
+impl<'de: 'a, 'a> Deserialize<'de> for JsonStr<'a> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct JsonStrVisitor;
+        impl<'de> Visitor<'de> for JsonStrVisitor {
+            type Value = JsonStr<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_borrowed_str<E: de::Error>(self, value: &'de str) -> Result<Self::Value, E> {
+                Ok(JsonStr(Cow::Borrowed(value)))
+            }
+            fn visit_str<E: de::Error>(self, value: &str) -> Result<Self::Value, E> {
+                Ok(JsonStr(Cow::Owned(value.to_owned())))
+            }
+            fn visit_string<E: de::Error>(self, value: String) -> Result<Self::Value, E> {
+                Ok(JsonStr(Cow::Owned(value)))
+            }
+        }
+        deserializer.deserialize_str(JsonStrVisitor)
+    }
+}
+
 /// A JSON number of seconds since the epoch (RFC 7519 §2); fractions are truncated toward the past.
 #[derive(Debug, Clone, Copy)]
 struct NumericDate(i64);
@@ -293,15 +328,15 @@ impl<'de> Deserialize<'de> for NumericDate {
 
 /// `aud`: one string or an array of strings (RFC 7519 §4.1.3), borrowed from the claims where possible.
 enum AudienceClaim<'a> {
-    One(Cow<'a, str>),
-    Many(Vec<Cow<'a, str>>),
+    One(JsonStr<'a>),
+    Many(Vec<JsonStr<'a>>),
 }
 
 impl AudienceClaim<'_> {
     fn contains(&self, audience: &str) -> bool {
         match self {
-            AudienceClaim::One(one) => one == audience,
-            AudienceClaim::Many(many) => many.iter().any(|value| value == audience),
+            AudienceClaim::One(one) => **one == *audience,
+            AudienceClaim::Many(many) => many.iter().any(|value| **value == *audience),
         }
     }
 }
@@ -315,14 +350,14 @@ impl<'de: 'a, 'a> Deserialize<'de> for AudienceClaim<'a> {
                 f.write_str("a string or an array of strings")
             }
             fn visit_borrowed_str<E: de::Error>(self, value: &'de str) -> Result<Self::Value, E> {
-                Ok(AudienceClaim::One(Cow::Borrowed(value)))
+                Ok(AudienceClaim::One(JsonStr(Cow::Borrowed(value))))
             }
             fn visit_str<E: de::Error>(self, value: &str) -> Result<Self::Value, E> {
-                Ok(AudienceClaim::One(Cow::Owned(value.to_owned())))
+                Ok(AudienceClaim::One(JsonStr(Cow::Owned(value.to_owned()))))
             }
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
                 let mut values = Vec::with_capacity(seq.size_hint().unwrap_or(1).min(16));
-                while let Some(value) = seq.next_element::<Cow<'de, str>>()? {
+                while let Some(value) = seq.next_element::<JsonStr<'de>>()? {
                     values.push(value);
                 }
                 Ok(AudienceClaim::Many(values))

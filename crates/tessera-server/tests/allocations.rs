@@ -1,0 +1,101 @@
+//! How many heap allocations one request costs the layer on success, counted with an instrumented global
+//! allocator. One test in its own binary, so nothing else allocates concurrently.
+#![allow(clippy::unwrap_used)] // helpers outside #[test] fns unwrap too: a failure is a failed test
+
+mod common;
+
+use std::alloc::System;
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::pin;
+use std::task::{Context, Poll, Waker};
+
+use common::*;
+use http::{Request, Response};
+use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
+use tessera_server::{Algorithm, JwtAuthLayer, JwtKey, VerifiedToken};
+use tower::{Layer, Service, service_fn};
+
+#[global_allocator]
+static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
+
+fn ready<F: Future>(future: F) -> F::Output {
+    match pin!(future).poll(&mut Context::from_waker(Waker::noop())) {
+        Poll::Ready(output) => output,
+        Poll::Pending => panic!("nothing here waits"),
+    }
+}
+
+async fn handler(request: Request<()>) -> Result<Response<Vec<u8>>, Infallible> {
+    assert!(request.extensions().get::<VerifiedToken>().is_some());
+    Ok(Response::new(Vec::new()))
+}
+
+/// Allocations made by `service.call(request)` through to the response, request construction excluded.
+fn allocations<S>(service: &mut S, token: &str) -> usize
+where
+    S: Service<Request<()>, Response = Response<Vec<u8>>, Error = Infallible>,
+{
+    let request = Request::get("/")
+        .header("authorization", format!("Bearer {token}"))
+        .body(())
+        .unwrap();
+    let region = Region::new(GLOBAL);
+    let response = ready(service.call(request)).unwrap();
+    let count = region.change().allocations;
+    assert_eq!(response.status(), 200);
+    count
+}
+
+#[test]
+fn success_path_allocations_are_bounded() {
+    let hs256 = || JwtKey::hmac(SECRET).unwrap();
+    let es256 = || JwtKey::from_pem(Algorithm::Es256, P256_PUBLIC).unwrap();
+    let cases: [(&str, &dyn Fn() -> JwtKey, Signer); 2] = [
+        ("HS256", &hs256, Signer::hs256()),
+        ("ES256", &es256, Signer::es256()),
+    ];
+    for (name, key, signer) in cases {
+        let clock = TestClock::at(NOW);
+        let token = signer.sign(None, &claims());
+        let other = signer.sign(None, &claims_with(serde_json::json!({"jti": "jti-2"})));
+        let build = |cached: bool| {
+            let builder = JwtAuthLayer::builder()
+                .key(key())
+                .issuer(ISSUER)
+                .audience(AUDIENCE)
+                .clock(clock.as_fn());
+            let builder = if cached {
+                builder
+            } else {
+                builder.without_cache()
+            };
+            builder.build().unwrap().layer(service_fn(handler))
+        };
+        let mut uncached = build(false);
+        let mut cached = build(true);
+        // Warm up first: one-time lazy initialisation (thread-locals, cache shards) is not per-request cost.
+        allocations(&mut uncached, &token);
+        allocations(&mut cached, &token);
+        let full = allocations(&mut uncached, &token);
+        let miss = allocations(&mut cached, &other);
+        let hit = allocations(&mut cached, &other);
+        println!(
+            "{name}: full verification {full}, cache miss {miss}, cache hit {hit} allocations"
+        );
+        // A cache hit allocates only to hand the token over: `http::Extensions` boxes its map, allocates the
+        // map's table and boxes the `VerifiedToken` (3). A full verification adds the decoded claims JSON,
+        // the shared token record and, for a token with `roles`, the list of role spans (3). A cache miss
+        // adds what the cache needs to store the entry (at most 2).
+        assert_eq!(hit, 3, "{name} cache hit");
+        assert_eq!(full, 6, "{name} full verification");
+        assert!(miss <= full + 2, "{name} cache miss: {miss}");
+        let without_roles = signer.sign(None, &claims_with(serde_json::json!({"roles": null})));
+        allocations(&mut uncached, &without_roles);
+        assert_eq!(
+            allocations(&mut uncached, &without_roles),
+            5,
+            "{name} full verification without roles"
+        );
+    }
+}
