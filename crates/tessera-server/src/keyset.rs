@@ -22,7 +22,7 @@ pub(crate) enum Selection<'a> {
     One(&'a Arc<JwtKey>),
     /// The token has no `kid`; these keys have its algorithm and each may have signed it.
     Candidates,
-    /// No key has the token's `kid`.
+    /// No key has the token's `kid`, or the set is empty.
     UnknownKid,
     /// The key named by `kid`, or every key, is bound to another algorithm.
     AlgorithmMismatch,
@@ -61,6 +61,7 @@ impl KeySet {
     }
 
     /// Parses a JWKS fetched from an issuer, where a shared secret has no business being.
+    #[cfg(feature = "remote-jwks")]
     pub(crate) fn from_published_jwks(json: &[u8]) -> Result<KeySet, KeyError> {
         KeySet::new(keys_from_jwks(json, Secrets::Refused)?)
     }
@@ -89,6 +90,10 @@ impl KeySet {
     }
 
     pub(crate) fn select(&self, kid: Option<&str>, algorithm: Algorithm) -> Selection<'_> {
+        if self.keys.is_empty() {
+            // Nothing loaded yet (a remote set before its first fetch): as unknown as a key can be.
+            return Selection::UnknownKid;
+        }
         match kid {
             Some(kid) => match self.keys.iter().find(|key| key.kid() == Some(kid)) {
                 Some(key) if key.algorithm() == algorithm => Selection::One(key),

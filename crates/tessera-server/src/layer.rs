@@ -121,12 +121,19 @@ impl JwtAuthLayer {
 
     /// The layer's counters, shared by all clones and derived variants.
     pub fn stats(&self) -> AuthStats {
-        let mut stats = self.core.counters.snapshot();
-        #[cfg(feature = "remote-jwks")]
-        if let KeySource::Remote(remote) = &self.core.keys {
-            (stats.jwks_fetches, stats.jwks_fetch_failures) = remote.fetch_counts();
+        let stats = self.core.counters.snapshot();
+        match &self.core.keys {
+            KeySource::Ring(_) => stats,
+            #[cfg(feature = "remote-jwks")]
+            KeySource::Remote(remote) => {
+                let (jwks_fetches, jwks_fetch_failures) = remote.fetch_counts();
+                AuthStats {
+                    jwks_fetches,
+                    jwks_fetch_failures,
+                    ..stats
+                }
+            }
         }
-        stats
     }
 
     /// The keys in use right now.
@@ -187,7 +194,11 @@ impl Core {
                 }
                 self.after_verification(policy, verified)
             }
-            Err(AuthRejection::UnknownKey) => self.unknown_kid(token),
+            Err(AuthRejection::UnknownKey) => match &self.keys {
+                KeySource::Ring(_) => Step::Reject(AuthRejection::UnknownKey),
+                #[cfg(feature = "remote-jwks")]
+                KeySource::Remote(remote) => unknown_remote_kid(remote, token),
+            },
             Err(rejection) => Step::Reject(rejection),
         }
     }
@@ -199,22 +210,6 @@ impl Core {
         match self.authorize(policy, &verified) {
             Ok(()) => Step::Pass(Some(verified)),
             Err(rejection) => Step::Reject(rejection),
-        }
-    }
-
-    fn unknown_kid(&self, token: &str) -> Step {
-        match &self.keys {
-            KeySource::Ring(_) => Step::Reject(AuthRejection::UnknownKey),
-            #[cfg(feature = "remote-jwks")]
-            KeySource::Remote(remote) if remote.may_refetch() => {
-                Step::RefetchKeys(token.to_owned())
-            }
-            #[cfg(feature = "remote-jwks")]
-            KeySource::Remote(remote) if remote.never_loaded() => {
-                Step::Reject(AuthRejection::KeysUnavailable)
-            }
-            #[cfg(feature = "remote-jwks")]
-            KeySource::Remote(_) => Step::Reject(AuthRejection::UnknownKey),
         }
     }
 
@@ -301,6 +296,18 @@ impl Core {
 
     pub(crate) fn admitted(&self) {
         self.counters.authenticated.fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// A `kid` the remote key set does not know: refetch if the cooldown allows, else refuse at once.
+#[cfg(feature = "remote-jwks")]
+fn unknown_remote_kid(remote: &crate::RemoteJwks, token: &str) -> Step {
+    if remote.may_refetch() {
+        Step::RefetchKeys(token.to_owned())
+    } else if remote.never_loaded() {
+        Step::Reject(AuthRejection::KeysUnavailable)
+    } else {
+        Step::Reject(AuthRejection::UnknownKey)
     }
 }
 

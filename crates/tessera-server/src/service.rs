@@ -60,9 +60,11 @@ where
                 ResponseFuture::inner(self.inner.call(request))
             }
             Step::Reject(rejection) => ResponseFuture::ready(Ok(core.reject(&rejection))),
-            Step::CheckRevocation(verified) => self.deferred(request, None, Some(verified)),
+            Step::CheckRevocation(verified) => {
+                self.deferred(request, Pending::Revocation(verified))
+            }
             #[cfg(feature = "remote-jwks")]
-            Step::RefetchKeys(token) => self.deferred(request, Some(token), None),
+            Step::RefetchKeys(token) => self.deferred(request, Pending::Refetch(token)),
         }
     }
 }
@@ -73,8 +75,7 @@ impl<S> JwtAuth<S> {
     fn deferred<ReqBody, ResBody>(
         &mut self,
         mut request: Request<ReqBody>,
-        refetch_for: Option<String>,
-        verified: Option<VerifiedToken>,
+        pending: Pending,
     ) -> ResponseFuture<S::Future>
     where
         S: Service<Request<ReqBody>, Response = Response<ResBody>> + Clone + Send + 'static,
@@ -87,11 +88,10 @@ impl<S> JwtAuth<S> {
         let layer = self.layer.clone();
         ResponseFuture::deferred(Box::pin(async move {
             let core = &layer.core;
-            let verified = match (verified, refetch_for) {
-                (Some(verified), _) => Ok(verified),
+            let verified = match pending {
+                Pending::Revocation(verified) => Ok(verified),
                 #[cfg(feature = "remote-jwks")]
-                (None, Some(token)) => core.verify_after_refetch(&token).await,
-                _ => Err(crate::AuthRejection::UnknownKey),
+                Pending::Refetch(token) => core.verify_after_refetch(&token).await,
             };
             let checked = match verified {
                 Ok(verified) => core
@@ -119,6 +119,15 @@ impl<S: fmt::Debug> fmt::Debug for JwtAuth<S> {
             .field("layer", &self.layer)
             .finish()
     }
+}
+
+/// What the slow path has to wait for.
+enum Pending {
+    /// The token verified; the revocation check remains.
+    Revocation(VerifiedToken),
+    /// The token's `kid` is unknown; refetch the remote key set, then verify it again.
+    #[cfg(feature = "remote-jwks")]
+    Refetch(String),
 }
 
 type Deferred<O> = Pin<Box<dyn Future<Output = O> + Send>>;

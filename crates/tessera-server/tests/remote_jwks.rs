@@ -1,5 +1,6 @@
 //! The remote key set against a real JWKS server on 127.0.0.1:0: first fetch, rotation, an unknown-`kid`
 //! storm, `Cache-Control: max-age`, timeouts, and the issuer going down.
+#![cfg(feature = "remote-jwks")]
 #![allow(clippy::unwrap_used)] // helpers outside #[test] fns unwrap too: a failure is a failed test
 
 mod common;
@@ -140,6 +141,14 @@ async fn first_request_fetches_then_keys_are_reused() {
     assert_eq!(harness.hits(), 1);
     assert_eq!(harness.stats().jwks_fetches, 1);
     assert_eq!(harness.auth.current_keys().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_token_without_kid_also_triggers_the_first_fetch() {
+    let harness = Harness::start(vec![Signer::es256().jwk("k1")]).await;
+    let token = Signer::es256().sign(None, &long_claims());
+    assert_eq!(harness.status(&token).await, StatusCode::OK);
+    assert_eq!(harness.hits(), 1);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
