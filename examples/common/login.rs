@@ -1,0 +1,62 @@
+//! The client side of the examples: a password login, and a reqwest client carrying `tessera-client`'s
+//! middleware for one API origin.
+
+use std::time::Duration;
+
+use anyhow::{Context as _, bail};
+use reqwest_middleware::ClientWithMiddleware;
+use tessera_client::{AuthMiddleware, ClientAuth, RefreshTokenGrant};
+use tessera_core::{ErrorResponse, TokenResponse};
+
+/// Logs in with the password grant (RFC 6749 §4.3) at `base/auth/token` as the public client `client_id`.
+pub(crate) async fn password_login(
+    http: &reqwest::Client,
+    base: &reqwest::Url,
+    client_id: &str,
+    username: &str,
+    password: &str,
+) -> anyhow::Result<TokenResponse> {
+    let form = [
+        ("grant_type", "password"),
+        ("username", username),
+        ("password", password),
+        ("client_id", client_id),
+    ];
+    let response = http
+        .post(base.join("/auth/token")?)
+        .form(&form)
+        .send()
+        .await
+        .context("calling /auth/token")?;
+    let status = response.status();
+    if !status.is_success() {
+        let error: ErrorResponse = response
+            .json()
+            .await
+            .with_context(|| format!("login failed with {status}"))?;
+        bail!("login as {username} refused ({status}): {error}");
+    }
+    response.json().await.context("reading the token response")
+}
+
+/// A client that sends requests to `base` with the access token its middleware holds, refreshing through
+/// `base/auth/token`. `refresh_skew` zero means: refresh only when the token is past its known expiry or
+/// the API answers that it expired.
+pub(crate) fn api_client(
+    http: &reqwest::Client,
+    base: &reqwest::Url,
+    client_id: &str,
+    refresh_skew: Duration,
+) -> anyhow::Result<(AuthMiddleware, ClientWithMiddleware)> {
+    let grant = RefreshTokenGrant::new(http.clone(), base.join("/auth/token")?)
+        .client_auth(ClientAuth::public(client_id));
+    let auth = AuthMiddleware::builder(grant)
+        .allow_origin(base.origin().ascii_serialization())
+        .refresh_skew(refresh_skew)
+        .skew_jitter(0.0)
+        .build()?;
+    let client = reqwest_middleware::ClientBuilder::new(http.clone())
+        .with(auth.clone())
+        .build();
+    Ok((auth, client))
+}

@@ -1,0 +1,155 @@
+//! A real API with its token service, on one address:
+//!
+//! - `/auth/token`, `/auth/revoke`, `/auth/logout`, `/auth/logout-all`, `/auth/sessions`: the token service;
+//! - `/.well-known/jwks.json`: its public keys;
+//! - `/api/me` (any valid token) and `/api/admin` (role `admin`), behind `JwtAuthLayer`.
+//!
+//! ```sh
+//! cargo run --release --example server -- --access-ttl 30s --user bob:builder
+//! curl -s -d grant_type=password -d username=alice -d password=wonderland -d client_id=demo \
+//!     http://127.0.0.1:8080/auth/token
+//! ```
+//!
+//! Sessions and signing keys persist in the SQLite file and the key directory beside it, so a restart logs
+//! nobody out. `RUST_LOG` sets the log filter (default `info`).
+
+#[path = "common/app.rs"]
+mod app;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{CommandFactory as _, Parser};
+use tessera_issuer::{PasswordHashing, SigningAlgorithm};
+
+use app::UserSpec;
+
+/// Serves the demo API (/api/me, /api/admin) and its token service (/auth/*) on one address.
+#[derive(Debug, Parser)]
+#[command(
+    version,
+    about,
+    after_help = "Durations take a unit: 30s, 15m, 8h, 30d."
+)]
+struct Args {
+    /// Address to listen on.
+    #[arg(long, default_value = "127.0.0.1:8080")]
+    addr: SocketAddr,
+    /// SQLite file holding the refresh-token families; signing keys are kept in <DB>.keys/ beside it.
+    #[arg(long, default_value = "tessera-demo.db")]
+    db: PathBuf,
+    /// Lifetime of access tokens.
+    #[arg(long, default_value = "15m", value_parser = positive_duration)]
+    access_ttl: Duration,
+    /// Absolute lifetime of a session (refresh-token family), fixed at login.
+    #[arg(long, default_value = "30d", value_parser = positive_duration)]
+    refresh_ttl: Duration,
+    /// A session unused for this long ends; every refresh slides it.
+    #[arg(long, default_value = "14d", value_parser = positive_duration)]
+    idle_ttl: Duration,
+    /// How long the previous refresh token is still answered with the same successor (lost responses,
+    /// parallel tabs) instead of counting as a replay; 0s to 300s.
+    #[arg(long, default_value = "30s", value_parser = grace_duration)]
+    grace: Duration,
+    /// Clock skew the API tolerates on access-token expiry.
+    #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
+    leeway: Duration,
+    /// Access-token signing algorithm: EdDSA, ES256, RS256 or HS256.
+    #[arg(long, default_value = "EdDSA", value_parser = clap::value_parser!(SigningAlgorithm))]
+    alg: SigningAlgorithm,
+    /// A user for the password grant, as NAME:PASSWORD[:role,...]; repeat for more users.
+    #[arg(
+        long = "user",
+        value_name = "NAME:PASSWORD[:ROLES]",
+        default_value = "alice:wonderland:admin"
+    )]
+    users: Vec<UserSpec>,
+    /// The public OAuth client the users log in with.
+    #[arg(long, default_value = app::CLIENT_ID)]
+    client_id: String,
+}
+
+fn positive_duration(input: &str) -> Result<Duration, String> {
+    match humantime::parse_duration(input) {
+        Ok(duration) if duration.is_zero() => Err("must be longer than zero".into()),
+        Ok(duration) => Ok(duration),
+        Err(error) => Err(format!("{error} (write e.g. 30s, 15m, 8h, 30d)")),
+    }
+}
+
+fn grace_duration(input: &str) -> Result<Duration, String> {
+    match humantime::parse_duration(input) {
+        Ok(duration) if duration > Duration::from_secs(300) => {
+            Err("the grace window is at most 300s".into())
+        }
+        Ok(duration) => Ok(duration),
+        Err(error) => Err(format!("{error} (write e.g. 0s, 30s, 2m)")),
+    }
+}
+
+impl Args {
+    fn config(self) -> app::AppConfig {
+        app::AppConfig {
+            db: self.db,
+            access_ttl: self.access_ttl,
+            refresh_ttl: self.refresh_ttl,
+            idle_ttl: self.idle_ttl,
+            grace: self.grace,
+            leeway: self.leeway,
+            alg: self.alg,
+            users: self.users,
+            client_id: self.client_id,
+            password_hashing: PasswordHashing::default(),
+        }
+    }
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
+    if args.idle_ttl > args.refresh_ttl {
+        Args::command()
+            .error(
+                clap::error::ErrorKind::ArgumentConflict,
+                "--idle-ttl cannot be longer than --refresh-ttl",
+            )
+            .exit();
+    }
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+        )
+        .init();
+    let addr = args.addr;
+    let config = args.config();
+    let server = app::spawn_on(&config, addr).await?;
+    tracing::info!(
+        db = %config.db.display(),
+        keys = %config.key_dir().display(),
+        alg = %config.alg,
+        access_ttl = %humantime::format_duration(config.access_ttl),
+        users = config.users.len(),
+        "serving /auth/*, /.well-known/jwks.json, /api/me and /api/admin on {}",
+        server.base_url
+    );
+    shutdown_signal().await;
+    let events = server.events.snapshot();
+    server.stop().await?;
+    tracing::info!(
+        logins = events.logins,
+        refreshes = events.refreshed,
+        retries = events.retries_served,
+        replays = events.reuse_detected,
+        revoked = events.revoked,
+        "stopped"
+    );
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    if let Err(error) = tokio::signal::ctrl_c().await {
+        tracing::warn!(%error, "cannot listen for Ctrl-C; stop the server with a signal instead");
+        std::future::pending::<()>().await;
+    }
+}

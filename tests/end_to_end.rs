@@ -1,0 +1,338 @@
+//! End to end across the crates: the demo server (token service + `JwtAuthLayer` API) on 127.0.0.1:0 with
+//! a file-backed SQLite store, called through `tessera-client`'s middleware.
+//!
+//! Access tokens live 3 s and the API allows no leeway, so each test waits a few seconds for a real expiry.
+
+#[path = "../examples/common/app.rs"]
+mod app;
+#[path = "../examples/common/login.rs"]
+mod login;
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::{Context as _, ensure};
+use futures_util::future::join_all;
+use reqwest::StatusCode;
+use reqwest_middleware::ClientWithMiddleware;
+use serde_json::Value;
+use tessera_client::{AuthMiddleware, AuthOutcome, TokenSet};
+use tessera_core::{ErrorCode, ErrorResponse, TokenResponse};
+
+/// Long enough for a burst of calls to finish before the token they refreshed to expires too.
+const ACCESS_TTL: Duration = Duration::from_secs(3);
+
+fn config(dir: &tempfile::TempDir) -> anyhow::Result<app::AppConfig> {
+    app::AppConfig::for_tests(dir.path().join("tessera.db"), ACCESS_TTL)
+}
+
+/// A client of `server` logged in as `username`, holding the login's tokens; the second value is the
+/// login answer itself.
+async fn signed_in(
+    server: &app::RunningApp,
+    username: &str,
+    password: &str,
+) -> anyhow::Result<(AuthMiddleware, ClientWithMiddleware, TokenResponse)> {
+    let http = reqwest::Client::new();
+    let login =
+        login::password_login(&http, &server.base_url, app::CLIENT_ID, username, password).await?;
+    let (auth, api) = login::api_client(&http, &server.base_url, app::CLIENT_ID, Duration::ZERO)?;
+    auth.set_tokens(TokenSet::from_response(login.clone(), SystemTime::now()))
+        .await?;
+    Ok((auth, api, login))
+}
+
+/// `GET /api/me` through the middleware: the body and what the middleware did.
+async fn me(
+    api: &ClientWithMiddleware,
+    server: &app::RunningApp,
+) -> anyhow::Result<(Value, AuthOutcome)> {
+    let response = api.get(server.url("/api/me")).send().await?;
+    ensure!(
+        response.status() == StatusCode::OK,
+        "/api/me answered {}",
+        response.status()
+    );
+    let outcome = *response
+        .extensions()
+        .get::<AuthOutcome>()
+        .context("no AuthOutcome on the response")?;
+    Ok((response.json().await?, outcome))
+}
+
+/// Sleeps until an access token with this `exp` is expired for a server without leeway.
+async fn wait_past(exp: &Value) -> anyhow::Result<()> {
+    let expired_at =
+        UNIX_EPOCH + Duration::from_secs(exp.as_u64().context("exp is not a number")? + 1);
+    if let Ok(wait) = expired_at.duration_since(SystemTime::now()) {
+        tokio::time::sleep(wait + Duration::from_millis(50)).await;
+    }
+    Ok(())
+}
+
+/// Presents `refresh_token` to the token endpoint directly.
+async fn refresh_directly(
+    server: &app::RunningApp,
+    refresh_token: &str,
+) -> anyhow::Result<reqwest::Response> {
+    let form = [
+        ("grant_type", "refresh_token"),
+        ("refresh_token", refresh_token),
+        ("client_id", app::CLIENT_ID),
+    ];
+    Ok(reqwest::Client::new()
+        .post(server.url("/auth/token"))
+        .form(&form)
+        .send()
+        .await?)
+}
+
+async fn expect_invalid_grant(response: reqwest::Response) -> anyhow::Result<()> {
+    ensure!(
+        response.status() == StatusCode::BAD_REQUEST,
+        "expected 400, got {}",
+        response.status()
+    );
+    let error: ErrorResponse = response.json().await?;
+    ensure!(
+        error.error == ErrorCode::InvalidGrant,
+        "expected invalid_grant, got {error}"
+    );
+    Ok(())
+}
+
+fn is_reauthentication_required(
+    result: &Result<reqwest::Response, reqwest_middleware::Error>,
+) -> bool {
+    matches!(
+        result
+            .as_ref()
+            .err()
+            .and_then(tessera_client::Error::from_middleware),
+        Some(tessera_client::Error::ReauthenticationRequired { .. })
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn whole_lifecycle_login_call_expire_refresh_authorize_logout() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let server = app::spawn(&config(&dir)?).await?;
+    let (auth, api, _) = signed_in(&server, "alice", "wonderland").await?;
+
+    let (profile, outcome) = me(&api, &server).await?;
+    assert_eq!(profile["sub"], "alice");
+    assert_eq!(profile["roles"], serde_json::json!(["admin"]));
+    assert!(outcome.attached() && !outcome.refreshed() && !outcome.replayed());
+    let first_generation = outcome.generation();
+
+    // Role checks: alice is an admin, bob is not, nobody gets in without a token.
+    assert_eq!(
+        api.get(server.url("/api/admin")).send().await?.status(),
+        StatusCode::OK
+    );
+    let (_, bob, _) = signed_in(&server, "bob", "builder").await?;
+    let forbidden = bob.get(server.url("/api/admin")).send().await?;
+    assert_eq!(forbidden.status(), StatusCode::FORBIDDEN);
+    let challenge = forbidden.headers()["www-authenticate"].to_str()?;
+    assert!(
+        challenge.contains(r#"error="insufficient_scope""#),
+        "{challenge}"
+    );
+    let anonymous = reqwest::get(server.url("/api/me")).await?;
+    assert_eq!(anonymous.status(), StatusCode::UNAUTHORIZED);
+
+    // Expiry: the next call still works, through exactly one refresh.
+    wait_past(&profile["exp"]).await?;
+    let (profile, outcome) = me(&api, &server).await?;
+    assert_eq!(profile["sub"], "alice");
+    assert!(
+        outcome.refreshed(),
+        "the call after expiry went through a refresh"
+    );
+    assert!(outcome.generation() > first_generation);
+    assert_eq!(server.events.snapshot().refreshed, 1);
+
+    // The user's sessions, then logout: the family is revoked and its refresh token is dead.
+    let sessions = api.get(server.url("/auth/sessions")).send().await?;
+    assert_eq!(sessions.status(), StatusCode::OK);
+    let refresh_token = auth
+        .tokens()
+        .and_then(|tokens| tokens.refresh_token().cloned())
+        .context("no token")?;
+    let form = [
+        ("refresh_token", refresh_token.as_str()),
+        ("client_id", app::CLIENT_ID),
+    ];
+    let logout = reqwest::Client::new()
+        .post(server.url("/auth/logout"))
+        .form(&form)
+        .send()
+        .await?;
+    assert!(
+        logout.status().is_success(),
+        "logout answered {}",
+        logout.status()
+    );
+    assert_eq!(server.events.snapshot().revoked, 1);
+
+    // Once the access token expires, the client is told to sign in again.
+    wait_past(&profile["exp"]).await?;
+    let result = api.get(server.url("/api/me")).send().await;
+    assert!(is_reauthentication_required(&result), "{result:?}");
+    assert_eq!(
+        auth.tokens(),
+        None,
+        "the middleware dropped the dead tokens"
+    );
+    server.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_thousand_concurrent_calls_across_an_expiry_cause_exactly_one_refresh()
+-> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let server = app::spawn(&config(&dir)?).await?;
+    let http = reqwest::Client::new();
+    let login = login::password_login(
+        &http,
+        &server.base_url,
+        app::CLIENT_ID,
+        "alice",
+        "wonderland",
+    )
+    .await?;
+    let (auth, api) = login::api_client(&http, &server.base_url, app::CLIENT_ID, Duration::ZERO)?;
+    // No expiry given: the client learns of it only from the API's 401 + Token-Expired, so all 1000 calls
+    // go out with the expired token and come back rejected together.
+    let refresh_token = login.refresh_token.context("no refresh token")?;
+    auth.set_tokens(TokenSet::new(login.access_token).with_refresh_token(refresh_token))
+        .await?;
+    let (profile, _) = me(&api, &server).await?;
+    wait_past(&profile["exp"]).await?;
+
+    let url = server.url("/api/me");
+    let calls = (0..1000).map(|_| async {
+        let response = api.get(url.clone()).send().await?;
+        anyhow::Ok((
+            response.status(),
+            response.extensions().get::<AuthOutcome>().copied(),
+        ))
+    });
+    let results = join_all(calls).await;
+    let mut replayed = 0;
+    for result in results {
+        let (status, outcome) = result?;
+        assert_eq!(status, StatusCode::OK);
+        replayed += u64::from(outcome.context("no AuthOutcome")?.replayed());
+    }
+    let events = server.events.snapshot();
+    assert_eq!(events.refreshed, 1, "exactly one refresh for 1000 calls");
+    assert!(
+        events.api_token_expired >= 1,
+        "the expiry was reported by the API"
+    );
+    assert_eq!(
+        replayed, events.api_token_expired,
+        "every call rejected as expired was replayed once"
+    );
+    server.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_restart_on_the_same_database_keeps_the_client_signed_in() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let config = config(&dir)?;
+    let server = app::spawn(&config).await?;
+    let (_auth, api, _) = signed_in(&server, "alice", "wonderland").await?;
+    let (profile, _) = me(&api, &server).await?;
+
+    // Same address (the client's allow-list names it), same SQLite file, same key directory.
+    let addr = server.addr;
+    server.stop().await?;
+    let server = app::spawn_on(&config, addr).await?;
+
+    // The access token issued before the restart still verifies...
+    let (again, outcome) = me(&api, &server).await?;
+    assert_eq!(again["sub"], "alice");
+    assert!(!outcome.refreshed());
+    // ...and after it expires, the refresh token issued before the restart still rotates.
+    wait_past(&profile["exp"]).await?;
+    let (after, outcome) = me(&api, &server).await?;
+    assert_eq!(after["sub"], "alice");
+    assert!(outcome.refreshed());
+    let events = server.events.snapshot();
+    assert_eq!(
+        (events.logins, events.refreshed),
+        (0, 1),
+        "no new login, one refresh on the new server"
+    );
+    server.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reuse_of_a_stolen_refresh_token_ends_the_session_for_the_client() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let server = app::spawn(&config(&dir)?).await?;
+    let (auth, api, login) = signed_in(&server, "alice", "wonderland").await?;
+    let stolen = login.refresh_token.context("no refresh token")?;
+
+    // The thief rotates the stolen token twice, so the client's copy is two generations old: not a retry
+    // inside the grace window, a replay.
+    let first: TokenResponse = refresh_directly(&server, &stolen).await?.json().await?;
+    let second = refresh_directly(
+        &server,
+        first.refresh_token.as_deref().context("no successor")?,
+    )
+    .await?;
+    assert_eq!(second.status(), StatusCode::OK);
+    let thief: TokenResponse = second.json().await?;
+
+    // The client refreshes with its (old) token once its access token expires: reuse, family revoked.
+    let (profile, _) = me(&api, &server).await?;
+    wait_past(&profile["exp"]).await?;
+    let result = api.get(server.url("/api/me")).send().await;
+    assert!(is_reauthentication_required(&result), "{result:?}");
+    assert_eq!(auth.tokens(), None);
+    assert_eq!(server.events.snapshot().reuse_detected, 1);
+
+    // The thief's newest refresh token died with the family.
+    expect_invalid_grant(
+        refresh_directly(&server, thief.refresh_token.as_deref().context("no token")?).await?,
+    )
+    .await?;
+    server.stop().await
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn revocation_through_the_revoke_endpoint_takes_effect_on_the_next_refresh()
+-> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let server = app::spawn(&config(&dir)?).await?;
+    let (auth, api, login) = signed_in(&server, "alice", "wonderland").await?;
+    let (profile, _) = me(&api, &server).await?;
+
+    let refresh_token = login.refresh_token.context("no refresh token")?;
+    let form = [
+        ("token", refresh_token.as_str()),
+        ("token_type_hint", "refresh_token"),
+        ("client_id", app::CLIENT_ID),
+    ];
+    let revoke = reqwest::Client::new()
+        .post(server.url("/auth/revoke"))
+        .form(&form)
+        .send()
+        .await?;
+    assert_eq!(revoke.status(), StatusCode::OK);
+    assert_eq!(server.events.snapshot().revoked, 1);
+
+    // The access token stays valid until it expires; the refresh after that is refused.
+    let (still, outcome) = me(&api, &server).await?;
+    assert_eq!(still["sub"], "alice");
+    assert!(!outcome.refreshed());
+    wait_past(&profile["exp"]).await?;
+    let result = api.get(server.url("/api/me")).send().await;
+    assert!(is_reauthentication_required(&result), "{result:?}");
+    assert_eq!(auth.tokens(), None);
+    expect_invalid_grant(refresh_directly(&server, &refresh_token).await?).await?;
+    assert_eq!(server.events.snapshot().refreshed, 0);
+    server.stop().await
+}

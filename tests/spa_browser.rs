@@ -1,0 +1,192 @@
+//! The SPA proxy in a real browser: Debian's Chromium, headless, driven through chromedriver.
+//!
+//! The API server (token service + `/api/me` behind `JwtAuthLayer`) and the proxy run in-process on
+//! loopback ports; the access token lives 2 s and the API allows no leeway, so waiting 3 s is enough to make
+//! the proxy refresh. This test fails (never skips) when chromium or chromedriver is missing.
+
+#[path = "../examples/common/app.rs"]
+mod app;
+#[path = "../examples/common/bff/mod.rs"]
+mod bff;
+#[path = "support/browser.rs"]
+mod browser;
+
+use std::time::{Duration, Instant};
+
+use anyhow::{Context as _, bail};
+use fantoccini::{Client, Locator};
+use serde_json::{Value, json};
+
+use browser::Browser;
+
+const ACCESS_TTL: Duration = Duration::from_secs(2);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_spa_never_sees_a_token_and_survives_expiry_and_logout() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let api = app::spawn(&app::AppConfig::for_tests(
+        dir.path().join("tessera.db"),
+        ACCESS_TTL,
+    )?)
+    .await?;
+    let proxy = spawn_proxy(&api).await?;
+    let browser = Browser::launch().await?;
+    let result = drive(&browser.client, &api, &proxy).await;
+    browser.close().await?;
+    result
+}
+
+async fn drive(page: &Client, api: &app::RunningApp, proxy: &str) -> anyhow::Result<()> {
+    // Signed out at first: the page asks /session, gets 401, and shows the login form.
+    page.goto(proxy).await?;
+    wait_for(
+        page,
+        "login form",
+        "!document.getElementById('login').hidden",
+    )
+    .await?;
+
+    page.find(Locator::Id("username"))
+        .await?
+        .send_keys("alice")
+        .await?;
+    page.find(Locator::Id("password"))
+        .await?
+        .send_keys("wonderland")
+        .await?;
+    page.find(Locator::Id("login-button"))
+        .await?
+        .click()
+        .await?;
+    wait_for(
+        page,
+        "the profile panel",
+        "!document.getElementById('profile').hidden",
+    )
+    .await?;
+    assert_eq!(
+        page.find(Locator::Id("account-user")).await?.text().await?,
+        "alice"
+    );
+
+    page.find(Locator::Id("load-profile"))
+        .await?
+        .click()
+        .await?;
+    wait_for(
+        page,
+        "the loaded profile",
+        "document.getElementById('profile-sub').textContent === 'alice'",
+    )
+    .await?;
+    assert_eq!(
+        page.find(Locator::Id("profile-roles"))
+            .await?
+            .text()
+            .await?,
+        "admin"
+    );
+    let screenshot = browser::target_path("spa-logged-in.png");
+    std::fs::write(&screenshot, page.screenshot().await?)
+        .with_context(|| format!("writing {}", screenshot.display()))?;
+
+    // Past the access token's expiry the same click still works: the proxy refreshed, once.
+    let refreshes_before = api.events.snapshot().refreshed;
+    tokio::time::sleep(ACCESS_TTL + Duration::from_millis(1_200)).await;
+    page.find(Locator::Id("load-profile"))
+        .await?
+        .click()
+        .await?;
+    wait_for(
+        page,
+        "a profile load the proxy refreshed for",
+        "document.getElementById('activity').firstElementChild.textContent.includes('proxy refreshed')",
+    )
+    .await?;
+    assert_eq!(
+        api.events.snapshot().refreshed,
+        refreshes_before + 1,
+        "exactly one refresh"
+    );
+    assert_eq!(
+        page.find(Locator::Id("profile-sub")).await?.text().await?,
+        "alice"
+    );
+
+    // No token is readable from scripts: no readable cookie, nothing in either storage, no JWT in the page.
+    let exposed = page
+        .execute(
+            "return { cookie: document.cookie, local: localStorage.length, session: sessionStorage.length, \
+             jwt: /eyJ[A-Za-z0-9_-]+\\.[A-Za-z0-9_-]+\\./.test(document.documentElement.outerHTML) };",
+            vec![],
+        )
+        .await?;
+    assert_eq!(
+        exposed,
+        json!({ "cookie": "", "local": 0, "session": 0, "jwt": false })
+    );
+
+    // Logging out revokes the token family server-side and shows the login form.
+    let revoked_before = api.events.snapshot().revoked;
+    page.find(Locator::Id("logout")).await?.click().await?;
+    wait_for(
+        page,
+        "the login form after logout",
+        "!document.getElementById('login').hidden",
+    )
+    .await?;
+    assert_eq!(
+        api.events.snapshot().revoked,
+        revoked_before + 1,
+        "logout revoked the family"
+    );
+
+    // Loading again: the session is gone, the API answers 401 and the page shows the login form.
+    page.goto(proxy).await?;
+    wait_for(
+        page,
+        "the login form after reload",
+        "!document.getElementById('login').hidden",
+    )
+    .await?;
+    let status = page
+        .execute_async(
+            "const done = arguments[0]; fetch('/api/me').then(r => done(r.status));",
+            vec![],
+        )
+        .await?;
+    assert_eq!(status, json!(401));
+    Ok(())
+}
+
+/// Starts the proxy on a free loopback port in front of `api`; returns its origin.
+async fn spawn_proxy(api: &app::RunningApp) -> anyhow::Result<String> {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let origin = format!("http://{}", listener.local_addr()?);
+    let config = bff::ProxyConfig {
+        public_origin: origin.clone(),
+        idle_timeout: Duration::from_secs(600),
+    };
+    // Zero skew: the proxy refreshes when the token is past its expiry, not a minute before.
+    let upstream =
+        bff::Upstream::new(api.base_url.clone(), app::CLIENT_ID).refresh_skew(Duration::ZERO);
+    let router = bff::router(config, upstream);
+    tokio::spawn(async move { axum::serve(listener, router).await });
+    Ok(origin)
+}
+
+/// Polls the page until `condition` (a JavaScript expression) is true, for at most 10 s.
+async fn wait_for(page: &Client, what: &str, condition: &str) -> anyhow::Result<()> {
+    let script = format!("return Boolean({condition});");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        if page.execute(&script, vec![]).await? == Value::Bool(true) {
+            return Ok(());
+        }
+        if Instant::now() > deadline {
+            let activity = page.find(Locator::Id("activity")).await?.text().await?;
+            bail!("timed out waiting for {what}; the page's activity log says:\n{activity}");
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
