@@ -1,2 +1,114 @@
-//! Placeholder.
-fn main() {}
+//! The middleware's cost per request on the happy path: the same GET against the same local API behind
+//! `JwtAuthLayer`, once from a plain reqwest client that sets the bearer header itself and once through
+//! `AuthMiddleware` (origin check, token lease, request clone for replay, outcome extension).
+//!
+//! Run: `cargo bench -p tessera-client --bench overhead`. The target is a median ratio of at most 1.05.
+
+#![allow(missing_docs, clippy::unwrap_used)]
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use axum::Router;
+use axum::routing::get;
+use criterion::{Criterion, criterion_group, criterion_main};
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use reqwest_middleware::ClientBuilder;
+use tessera_client::{AuthMiddleware, RefreshContext, RefreshError, TokenSet};
+use tessera_core::TokenResponse;
+use tessera_server::{Claims, JwtAuthLayer};
+
+const SECRET: &[u8; 32] = b"tessera-client-bench-hs256-key!!";
+
+fn token() -> String {
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let claims = serde_json::json!({
+        "iss": "https://issuer.bench", "aud": "api", "sub": "alice", "client_id": "bench", "jti": "b1",
+        "iat": now, "exp": now + 3600, "scope": "read",
+    });
+    jsonwebtoken::encode(
+        &Header::new(Algorithm::HS256),
+        &claims,
+        &EncodingKey::from_secret(SECRET),
+    )
+    .unwrap()
+}
+
+fn overhead(c: &mut Criterion) {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+        .unwrap();
+    let url = runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let base = format!("http://{}", listener.local_addr().unwrap());
+        let auth = JwtAuthLayer::builder()
+            .hmac_secret(SECRET)
+            .issuer("https://issuer.bench")
+            .audience("api")
+            .build()
+            .unwrap();
+        let app = Router::new()
+            .route(
+                "/data",
+                get(|Claims(claims): Claims| async move { claims.sub }),
+            )
+            .layer(auth);
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        base
+    });
+    let token = token();
+
+    let plain = reqwest::Client::new();
+    // Never called on the happy path: the token stays fresh for the whole run.
+    let refresher =
+        |_: RefreshContext| async { Err::<TokenResponse, _>(RefreshError::NoRefreshToken) };
+    let middleware = AuthMiddleware::builder(refresher)
+        .allow_origin(&url)
+        .build()
+        .unwrap();
+    runtime
+        .block_on(
+            middleware.set_tokens(
+                TokenSet::new(token.clone())
+                    .with_expires_at(SystemTime::now() + Duration::from_secs(3600)),
+            ),
+        )
+        .unwrap();
+    let with_middleware = ClientBuilder::new(reqwest::Client::new())
+        .with(middleware)
+        .build();
+    let endpoint = format!("{url}/data");
+
+    let mut group = c.benchmark_group("per_request");
+    group.bench_function("plain_reqwest", |b| {
+        b.iter(|| {
+            runtime.block_on(async {
+                let response = plain
+                    .get(&endpoint)
+                    .bearer_auth(&token)
+                    .send()
+                    .await
+                    .unwrap();
+                assert!(response.status().is_success());
+                response.bytes().await.unwrap()
+            })
+        });
+    });
+    group.bench_function("auth_middleware", |b| {
+        b.iter(|| {
+            runtime.block_on(async {
+                let response = with_middleware.get(&endpoint).send().await.unwrap();
+                assert!(response.status().is_success());
+                response.bytes().await.unwrap()
+            })
+        });
+    });
+    group.finish();
+}
+
+criterion_group!(benches, overhead);
+criterion_main!(benches);

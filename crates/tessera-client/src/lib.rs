@@ -6,7 +6,8 @@
 //!
 //! - **Attach**: `Authorization: Bearer` goes only to the origins you allow. Redirects are followed by reqwest
 //!   below the middleware, and reqwest drops `Authorization` whenever a redirect changes scheme, host or
-//!   port, so the token never follows a redirect to another origin.
+//!   port, so the token never follows a redirect to another origin. A request that already carries an
+//!   `Authorization` header is sent as it is.
 //! - **Proactive refresh**: a token within 60 s (+0-20 % jitter) of its expiry is refreshed before sending.
 //!   Expiry is `expires_in` measured on a monotonic clock from when the answer arrived (fallback: the JWT
 //!   `exp`, read unverified). Optionally also in the background at half the lifetime.

@@ -64,6 +64,9 @@ pub(crate) struct Session {
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) policy: RefreshPolicy,
     state: Mutex<State>,
+    /// Serialises every store write with the state change it belongs to, so a refresh landing, a login and
+    /// a session ending cannot interleave their saves and clears.
+    writes: tokio::sync::Mutex<()>,
 }
 
 #[derive(Default)]
@@ -164,6 +167,7 @@ impl Session {
             clock,
             policy,
             state: Mutex::new(State::default()),
+            writes: tokio::sync::Mutex::new(()),
         }
     }
 
@@ -344,23 +348,18 @@ impl Session {
         if let Err(error) = check_header(&tokens) {
             return self.fail(Failure::Transient(Arc::new(error)));
         }
+        let _writing = self.writes.lock().await;
+        if let Some(landing) = self.superseded(from) {
+            return landing;
+        }
         if let Err(error) = self.persist(&tokens).await {
             warn!(%error, "the new tokens were not accepted by the store; not using them");
-            let mut state = self.lock();
-            if state.generation == from {
-                state.unsaved = Some(tokens);
-            }
-            drop(state);
+            self.lock().unsaved = Some(tokens);
             return self.fail(Failure::Store(Arc::new(error)));
         }
         let (now, system_now) = (self.clock.now(), self.clock.system_now());
         let mut state = self.lock();
         state.flight = None;
-        if state.generation != from {
-            // New tokens were set by hand (a new login) while this refresh ran: those win.
-            debug!("tokens were replaced during the refresh; discarding its result");
-            return Landing::Refreshed;
-        }
         state.cooldown = None;
         // `check_header` passed above, so publishing cannot fail here.
         let _ = self.publish(&mut state, tokens, now, system_now);
@@ -431,27 +430,42 @@ impl Session {
 
     /// A terminal failure: forget the tokens everywhere and tell the application, once.
     async fn end_session(&self, from: u64, error: RefreshError) -> Landing {
+        let writing = self.writes.lock().await;
+        if let Some(landing) = self.superseded(from) {
+            return landing;
+        }
         warn!(%error, "the token endpoint ended the session; re-authentication required");
         let error = Arc::new(error);
+        // Cleared before anyone learns of the end, so a restart cannot resurrect a dead refresh token.
         if let Err(store_error) = self.store.clear().await {
             warn!(error = %store_error, "the ended session's tokens could not be cleared from the store");
         }
-        let newly_ended = {
+        {
             let mut state = self.lock();
             state.flight = None;
-            let newly_ended = state.generation == from && state.ended.is_none();
-            if newly_ended {
-                state.current = None;
-                state.cooldown = None;
-                state.unsaved = None;
-                state.ended = Some(Arc::clone(&error));
-            }
-            newly_ended
-        };
-        if newly_ended && let Some(hook) = &self.on_session_expired {
+            state.current = None;
+            state.cooldown = None;
+            state.unsaved = None;
+            state.ended = Some(Arc::clone(&error));
+        }
+        drop(writing);
+        // Single flight: only one flight can end a given generation, so this runs once per session.
+        if let Some(hook) = &self.on_session_expired {
             hook(&error);
         }
         Landing::Failed(Failure::Terminal(error))
+    }
+
+    /// If tokens were set or cleared by hand while the flight from generation `from` ran, those win: the
+    /// flight ends without touching the store. The caller holds the write lock.
+    fn superseded(&self, from: u64) -> Option<Landing> {
+        let mut state = self.lock();
+        if state.generation == from {
+            return None;
+        }
+        debug!("tokens were replaced during the refresh; discarding its result");
+        state.flight = None;
+        Some(Landing::Refreshed)
     }
 
     /// Makes `tokens` the current token with the next generation. The caller holds the lock.
@@ -505,6 +519,7 @@ impl Session {
         tokens: TokenSet,
     ) -> Result<TokenGeneration, Error> {
         check_header(&tokens).map_err(|_| Error::UnusableAccessToken)?;
+        let _writing = self.writes.lock().await;
         self.persist(&tokens)
             .await
             .map_err(|error| Error::TokenStore {
@@ -521,6 +536,7 @@ impl Session {
 
     /// Forgets the tokens (a logout), in the store too.
     pub(crate) async fn clear(&self) -> Result<(), StoreError> {
+        let _writing = self.writes.lock().await;
         self.store.clear().await?;
         let mut state = self.lock();
         state.generation += 1;
