@@ -28,3 +28,15 @@ CREATE TABLE refresh_tokens (
 ) STRICT, WITHOUT ROWID;
 
 CREATE INDEX refresh_tokens_by_family ON refresh_tokens (family_id);
+
+-- Every token a family issues is recorded by the same statement that issues it: the family's INSERT
+-- (generation 0) and each rotation's UPDATE of the generation. A rotation is thus one atomic statement.
+CREATE TRIGGER refresh_tokens_record_first AFTER INSERT ON token_families
+BEGIN
+    INSERT INTO refresh_tokens (hash, family_id, generation) VALUES (NEW.current_hash, NEW.id, NEW.generation);
+END;
+
+CREATE TRIGGER refresh_tokens_record_rotation AFTER UPDATE OF generation ON token_families
+BEGIN
+    INSERT INTO refresh_tokens (hash, family_id, generation) VALUES (NEW.current_hash, NEW.id, NEW.generation);
+END;

@@ -81,8 +81,8 @@ pub use events::{AuthEvent, AuthEventHook, LoginFailure};
 pub use http::JWKS_PATH;
 pub use issuer::Issuer;
 pub use keys::{
-    KeyError, KeySet, MIN_HMAC_SECRET_LEN, SigningAlgorithm, SigningKey, UnknownAlgorithm,
-    VerifyingKey,
+    KeyError, KeySet, MIN_HMAC_SECRET_LEN, SignError, SigningAlgorithm, SigningKey,
+    UnknownAlgorithm, VerifyingKey,
 };
 pub use minting::{ClaimsHook, MintError, TokenContext};
 pub use password::{PasswordError, PasswordHashing};

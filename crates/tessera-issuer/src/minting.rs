@@ -3,11 +3,13 @@
 use std::fmt;
 use std::sync::Arc;
 
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::Header;
 use serde_json::{Map, Value};
 use tessera_core::{ACCESS_TOKEN_JWT_TYPE, AccessTokenClaims, Audience, GrantType};
 
-use crate::keys::KeySet;
+use crate::keys::{KeySet, SignError};
 use crate::random::{self, RandomError};
 
 /// Claims the token service always sets itself; a [`ClaimsHook`] cannot override them.
@@ -78,9 +80,12 @@ pub enum MintError {
     /// The OS random generator failed (no `jti`).
     #[error(transparent)]
     Random(#[from] RandomError),
+    /// The claims could not be serialised (a claims hook produced something JSON cannot hold).
+    #[error("serialising the access token failed: {0}")]
+    Serialize(#[from] serde_json::Error),
     /// The signature could not be made.
-    #[error("signing the access token failed: {0}")]
-    Sign(#[from] jsonwebtoken::errors::Error),
+    #[error(transparent)]
+    Sign(#[from] SignError),
 }
 
 /// A signed access token with what the response needs to say about it.
@@ -148,10 +153,78 @@ impl Minter {
         let mut header = Header::new(signer.algorithm().jwt_algorithm());
         header.typ = Some(ACCESS_TOKEN_JWT_TYPE.to_owned());
         header.kid = Some(signer.kid().to_owned());
-        let token = jsonwebtoken::encode(&header, &claims, signer.encoding_key())?;
+        let mut token = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&header)?);
+        token.push('.');
+        URL_SAFE_NO_PAD.encode_string(serde_json::to_vec(&claims)?, &mut token);
+        let signature = signer.sign(token.as_bytes())?;
+        token.push('.');
+        URL_SAFE_NO_PAD.encode_string(signature, &mut token);
         Ok(MintedToken {
             token,
             expires_in: u64::try_from(self.ttl).unwrap_or(0),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keys::SigningAlgorithm;
+
+    #[test]
+    fn tokens_of_every_algorithm_verify_with_the_published_key() {
+        for algorithm in [
+            SigningAlgorithm::EdDSA,
+            SigningAlgorithm::Es256,
+            SigningAlgorithm::Rs256,
+            SigningAlgorithm::Hs256,
+        ] {
+            let hook = |context: &TokenContext<'_>| {
+                let mut extra = Map::new();
+                extra.insert(
+                    "tenant".into(),
+                    Value::from(format!("t-{}", context.subject)),
+                );
+                extra.insert("sub".into(), Value::from("forged"));
+                extra
+            };
+            let minter = Minter {
+                keys: KeySet::generate(algorithm).unwrap(),
+                issuer: "https://auth.test".into(),
+                audience: Audience::from("api"),
+                ttl: 900,
+                hook: Some(Arc::new(hook)),
+            };
+            let context = TokenContext {
+                subject: "alice",
+                client_id: "demo",
+                scope: Some("read"),
+                roles: &["admin".to_owned()],
+                grant_type: GrantType::Password,
+            };
+            let minted = minter.mint(&context, Some("family-1"), 1_000).unwrap();
+            let key = minter.keys.signer().verifying_key();
+            let mut validation = jsonwebtoken::Validation::new(algorithm.jwt_algorithm());
+            validation.set_audience(&["api"]);
+            validation.validate_exp = false;
+            let data = jsonwebtoken::decode::<AccessTokenClaims>(
+                &minted.token,
+                key.decoding_key(),
+                &validation,
+            )
+            .unwrap_or_else(|error| panic!("{algorithm}: {error}"));
+            assert_eq!(data.header.typ.as_deref(), Some("at+jwt"));
+            assert_eq!(data.header.kid.as_deref(), Some(key.kid()));
+            assert_eq!(
+                data.claims.sub, "alice",
+                "{algorithm}: a hook cannot override registered claims"
+            );
+            assert_eq!(data.claims.extra["tenant"], "t-alice");
+            assert_eq!(data.claims.extra["sid"], "family-1");
+            assert_eq!(
+                (data.claims.iat, data.claims.exp, data.claims.nbf),
+                (1_000, 1_900, Some(1_000))
+            );
+        }
     }
 }

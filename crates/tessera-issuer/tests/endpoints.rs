@@ -404,6 +404,7 @@ async fn malformed_bodies_are_invalid_requests_with_precise_descriptions() {
     assert_error(&bearer, StatusCode::UNAUTHORIZED, "invalid_client");
 }
 
+#[cfg(test)]
 fn basic(id: &str, secret: &str) -> String {
     format!(
         "Basic {}",
@@ -467,6 +468,7 @@ async fn client_credentials_with_client_secret_basic_and_post() {
     assert_error(&not_allowed, StatusCode::BAD_REQUEST, "unauthorized_client");
 }
 
+#[cfg(test)]
 fn assertion<S>(h: &Harness<S>, audience: &str, jti: &str, lifetime: i64) -> String {
     let claims = json!({
         "iss": "jwt-svc", "sub": "jwt-svc", "aud": audience, "jti": jti,
@@ -540,7 +542,7 @@ async fn client_credentials_with_private_key_jwt_and_replay_protection() {
     let wrong_type = h
         .post_form(
             "/auth/token",
-            &format!("grant_type=client_credentials&client_assertion_type=saml&client_assertion=x"),
+            "grant_type=client_credentials&client_assertion_type=saml&client_assertion=x",
         )
         .await;
     assert_error(&wrong_type, StatusCode::UNAUTHORIZED, "invalid_client");

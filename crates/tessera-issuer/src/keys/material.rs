@@ -1,4 +1,5 @@
 use std::fmt;
+use std::sync::Arc;
 
 use aws_lc_rs::encoding::AsDer as _;
 use aws_lc_rs::rand::SystemRandom;
@@ -15,6 +16,7 @@ use jsonwebtoken::jwk::{
 };
 use jsonwebtoken::{DecodingKey, EncodingKey};
 
+use super::signer::{SignError, Signer};
 use super::{KeyError, SigningAlgorithm};
 use crate::random;
 
@@ -30,6 +32,7 @@ const MIN_RSA_BITS: usize = 2048;
 #[derive(Clone)]
 pub struct SigningKey {
     encoding: EncodingKey,
+    signer: Arc<Signer>,
     verifying: VerifyingKey,
 }
 
@@ -90,8 +93,10 @@ impl SigningKey {
             algorithm: parameters,
         };
         let decoding = DecodingKey::from_jwk(&jwk).map_err(|error| invalid(error.to_string()))?;
+        let signer = Arc::new(Signer::parse(algorithm, encoding.as_bytes()).map_err(&invalid)?);
         Ok(SigningKey {
             encoding,
+            signer,
             verifying: VerifyingKey {
                 kid,
                 algorithm,
@@ -115,6 +120,7 @@ impl SigningKey {
         }
         Ok(SigningKey {
             encoding: EncodingKey::from_secret(secret),
+            signer: Arc::new(Signer::hmac(secret)),
             verifying: VerifyingKey {
                 kid,
                 algorithm: SigningAlgorithm::Hs256,
@@ -142,6 +148,11 @@ impl SigningKey {
     /// The `jsonwebtoken` signing key, for signing other JWTs with this key (client assertions, tests).
     pub fn encoding_key(&self) -> &EncodingKey {
         &self.encoding
+    }
+
+    /// The signature of a JWS signing input (`base64url(header) "." base64url(payload)`).
+    pub(crate) fn sign(&self, signing_input: &[u8]) -> Result<Vec<u8>, SignError> {
+        self.signer.sign(signing_input)
     }
 }
 

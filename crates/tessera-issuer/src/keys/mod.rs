@@ -7,6 +7,7 @@
 mod algorithm;
 mod dir;
 mod material;
+mod signer;
 
 use std::path::{Path, PathBuf};
 
@@ -15,6 +16,7 @@ use jsonwebtoken::jwk::JwkSet;
 pub use algorithm::{SigningAlgorithm, UnknownAlgorithm};
 pub(crate) use dir::load_or_create_secret;
 pub use material::{MIN_HMAC_SECRET_LEN, SigningKey, VerifyingKey};
+pub use signer::SignError;
 
 use crate::random::RandomError;
 

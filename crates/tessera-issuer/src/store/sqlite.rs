@@ -179,18 +179,15 @@ impl SqliteStore {
         .transpose()
     }
 
-    /// The compare-and-swap: installs the successor only if the family is still at `generation`.
-    async fn try_rotate(
-        &self,
-        rotation: &Rotation,
-        family_id: &str,
-        generation: i64,
-    ) -> Result<Option<Family>, StoreError> {
-        let mut tx = self.writer.begin().await.map_err(backend)?;
+    /// The compare-and-swap, one statement: installs the successor if the presented token is its family's
+    /// current one, the family belongs to the client and is live. The trigger records the successor's
+    /// hash in the same statement.
+    async fn try_rotate(&self, rotation: &Rotation) -> Result<Option<Family>, StoreError> {
         let sql = format!(
             "UPDATE token_families SET generation = generation + 1, last_used_at = ?1, \
              idle_expires_at = MIN(?1 + ?2, absolute_expires_at), current_hash = ?3, rotation_salt = ?4 \
-             WHERE id = ?5 AND generation = ?6 AND revoked_at IS NULL \
+             WHERE (id, generation) = (SELECT family_id, generation FROM refresh_tokens WHERE hash = ?5) \
+             AND client_id = ?6 AND revoked_at IS NULL \
              AND ?1 < idle_expires_at AND ?1 < absolute_expires_at RETURNING {FAMILY_COLUMNS}"
         );
         let row = sqlx::query(sqlx::AssertSqlSafe(sql))
@@ -198,25 +195,12 @@ impl SqliteStore {
             .bind(rotation.idle_ttl)
             .bind(rotation.successor.as_bytes().as_slice())
             .bind(rotation.salt.as_bytes().as_slice())
-            .bind(family_id)
-            .bind(generation)
-            .fetch_optional(&mut *tx)
+            .bind(rotation.presented.as_bytes().as_slice())
+            .bind(&rotation.client_id)
+            .fetch_optional(&self.writer)
             .await
             .map_err(backend)?;
-        let Some(row) = row else {
-            tx.rollback().await.map_err(backend)?;
-            return Ok(None);
-        };
-        let family = family_from_row(&row)?;
-        sqlx::query("INSERT INTO refresh_tokens (hash, family_id, generation) VALUES (?1, ?2, ?3)")
-            .bind(rotation.successor.as_bytes().as_slice())
-            .bind(family_id)
-            .bind(generation + 1)
-            .execute(&mut *tx)
-            .await
-            .map_err(backend)?;
-        tx.commit().await.map_err(backend)?;
-        Ok(Some(family))
+        row.as_ref().map(family_from_row).transpose()
     }
 
     async fn revoke_where(
@@ -295,17 +279,16 @@ impl RefreshStore for SqliteStore {
         .execute(&mut *tx)
         .await
         .map_err(backend)?;
-        sqlx::query("INSERT INTO refresh_tokens (hash, family_id, generation) VALUES (?1, ?2, 0)")
-            .bind(new.token.as_bytes().as_slice())
-            .bind(new.id.as_str())
-            .execute(&mut *tx)
-            .await
-            .map_err(backend)?;
         tx.commit().await.map_err(backend)?;
         Ok(evicted)
     }
 
     async fn rotate(&self, rotation: Rotation) -> Result<RotationOutcome, StoreError> {
+        // Optimistic: the presented token is usually the current one, so the swap comes first and the
+        // common case costs one statement.
+        if let Some(family) = self.try_rotate(&rotation).await? {
+            return Ok(RotationOutcome::Rotated(family));
+        }
         let found = sqlx::query(
             "SELECT t.family_id, t.generation, f.client_id FROM refresh_tokens t \
              JOIN token_families f ON f.id = t.family_id WHERE t.hash = ?1",
@@ -322,22 +305,18 @@ impl RefreshStore for SqliteStore {
         let presented_generation =
             u64::try_from(presented).map_err(|_| corrupt(&family_id, "generation"))?;
         let client_id: String = found.try_get("client_id").map_err(backend)?;
-        if client_id != rotation.client_id {
-            let family = self.family(&family_id).await?.map(|(family, _, _)| family);
-            return Ok(family.map_or(RotationOutcome::Unknown, RotationOutcome::WrongClient));
-        }
-
-        // Optimistic: the presented token is usually the current one, so try the swap first.
-        if let Some(family) = self.try_rotate(&rotation, &family_id, presented).await? {
-            return Ok(RotationOutcome::Rotated(family));
-        }
         for _ in 0..ROTATE_ATTEMPTS {
             let Some((family, salt, current)) = self.family(&family_id).await? else {
                 return Ok(RotationOutcome::Unknown);
             };
+            if client_id != rotation.client_id {
+                return Ok(RotationOutcome::WrongClient(family));
+            }
             match classify(&family, presented_generation, rotation.now, rotation.grace) {
+                // Only reachable if the database changed underneath (generations only grow,
+                // revocation and expiry are final): swap again rather than guess.
                 Verdict::Rotate => {
-                    if let Some(family) = self.try_rotate(&rotation, &family_id, presented).await? {
+                    if let Some(family) = self.try_rotate(&rotation).await? {
                         return Ok(RotationOutcome::Rotated(family));
                     }
                 }
