@@ -111,7 +111,8 @@ impl JwtAuthLayer {
     }
 
     /// This layer in optional mode: a request without any token passes through anonymously (handlers take
-    /// `Option<Claims<T>>`), while a request with a bad token is still refused.
+    /// `Option<Claims<T>>`), while a request with a bad token is still refused. Scope and role requirements
+    /// apply to requests that carry a token.
     #[must_use]
     pub fn optional(&self) -> JwtAuthLayer {
         let mut policy = Policy::clone(&self.policy);

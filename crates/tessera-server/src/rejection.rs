@@ -18,7 +18,7 @@ use tessera_core::{ErrorCode, ErrorResponse};
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum AuthRejection {
-    /// No bearer token in any configured place (400-free: RFC 6750 §3.1 answers 401 without an error code).
+    /// No bearer token in any configured place: 401 with a bare challenge and no error code (RFC 6750 §3.1).
     #[error("The request carries no bearer token")]
     MissingCredentials,
     /// The `Authorization` header is not `Bearer <token>` with an RFC 6750 token, or not visible ASCII.

@@ -44,8 +44,18 @@ impl TokenSources {
         if values.next().is_some() {
             return Err(AuthRejection::MultipleTokens);
         }
-        // Checked on the raw bytes, before anything else looks at them.
-        if value.len() > self.max_len + "Bearer ".len() {
+        // The scheme is read from the raw bytes: another scheme (Basic, DPoP, ...) carries no bearer token,
+        // and RFC 6750 §3 answers as if there were none.
+        let raw = value.as_bytes();
+        let bearer = raw
+            .get(..6)
+            .is_some_and(|scheme| scheme.eq_ignore_ascii_case(b"bearer"))
+            && raw.get(6).is_none_or(|&byte| byte == b' ');
+        if !bearer {
+            return Ok(None);
+        }
+        // The length is checked before anything else looks at the token.
+        if raw.len() > self.max_len + "Bearer ".len() {
             return Err(AuthRejection::TokenTooLong {
                 limit: self.max_len,
             });
@@ -53,11 +63,7 @@ impl TokenSources {
         let value = value.to_str().map_err(|_| {
             AuthRejection::MalformedAuthorization("the header value is not visible ASCII")
         })?;
-        let (scheme, rest) = value.split_once(' ').unwrap_or((value, ""));
-        if !scheme.eq_ignore_ascii_case("bearer") {
-            // Another scheme (Basic, DPoP, ...) carries no bearer token; RFC 6750 §3 answers as if absent.
-            return Ok(None);
-        }
+        let rest = &value["bearer".len()..];
         let token = rest.trim_start_matches(' ');
         if token.is_empty() {
             return Err(AuthRejection::MalformedAuthorization(
@@ -205,6 +211,14 @@ mod tests {
         let map = headers(&[("authorization", "Basic dXNlcjpwdw==")]);
         let found = sources().extract(&map, &uri).unwrap();
         assert_eq!(found, None);
+        let map = headers(&[("authorization", &format!("Basic {}", "a".repeat(200)))]);
+        assert_eq!(
+            sources().extract(&map, &uri).unwrap(),
+            None,
+            "a long Basic header is not a long token"
+        );
+        let map = headers(&[("authorization", "Bearerabc")]);
+        assert_eq!(sources().extract(&map, &uri).unwrap(), None);
         let error = sources()
             .extract(&headers(&[("authorization", "Bearer")]), &uri)
             .unwrap_err();
