@@ -169,8 +169,7 @@ impl KeyRing {
 
     /// Makes `keys` the live set. Keys present in both sets keep their cached verifications.
     pub fn replace(&self, keys: KeySet) {
-        let keys = keys.reusing(&self.live.load());
-        self.live.store(Arc::new(keys));
+        self.live.rcu(|previous| keys.clone().reusing(previous));
     }
 
     /// The live set.

@@ -102,6 +102,39 @@ async fn jwk_and_jwks_documents_load() {
 }
 
 #[tokio::test]
+async fn pkcs1_rsa_pem_and_jwk_algorithm_inference() {
+    let pkcs1 = app_with([pem(Algorithm::Rs256, RSA_PKCS1_PUBLIC)]);
+    let answer = send(
+        &pkcs1,
+        get_with_token("/me", &Signer::rs256().sign(None, &claims())),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::OK);
+
+    // An RSA JWK without `alg` is bound to RS256; with `alg: PS256` to PS256, and nothing else.
+    let mut jwk = Signer::rs256().jwk("r");
+    jwk.as_object_mut().unwrap().remove("alg");
+    assert_eq!(
+        JwtKey::from_jwk_json(&jwk.to_string()).unwrap().algorithm(),
+        Algorithm::Rs256
+    );
+    jwk["alg"] = json!("PS256");
+    let ps256 = app_with([JwtKey::from_jwk_json(&jwk.to_string()).unwrap()]);
+    let token = Signer::ps256().sign(Some("r"), &claims());
+    assert_eq!(
+        send(&ps256, get_with_token("/me", &token)).await.status,
+        StatusCode::OK
+    );
+    let token = Signer::rs256().sign(Some("r"), &claims());
+    assert_eq!(
+        send(&ps256, get_with_token("/me", &token)).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    jwk["alg"] = json!("ES256");
+    assert!(JwtKey::from_jwk_json(&jwk.to_string()).is_err());
+}
+
+#[tokio::test]
 async fn kid_selects_among_live_keys_and_unknown_kid_is_401() {
     let app = app_with([
         pem(Algorithm::Es256, P256_PUBLIC).with_kid("a"),

@@ -25,6 +25,7 @@ pub const NOW: i64 = 1_767_225_600;
 
 pub const RSA_PRIVATE: &str = include_str!("../keys/rsa.key");
 pub const RSA_PUBLIC: &str = include_str!("../keys/rsa.pub");
+pub const RSA_PKCS1_PUBLIC: &str = include_str!("../keys/rsa.pkcs1.pub");
 pub const RSA2_PRIVATE: &str = include_str!("../keys/rsa2.key");
 pub const RSA2_PUBLIC: &str = include_str!("../keys/rsa2.pub");
 pub const P256_PRIVATE: &str = include_str!("../keys/p256.key");
