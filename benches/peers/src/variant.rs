@@ -1,0 +1,230 @@
+//! The servers compared: one tiny axum 0.8 handler behind each library's authentication.
+
+use std::convert::Infallible;
+use std::future::{Future, IntoFuture};
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use axum::Router;
+use axum::extract::Request;
+use axum::response::Response;
+use axum::routing::get;
+use tessera_server::{AuthStats, JwtAuthLayer};
+use tokio::net::TcpListener;
+use tower::{Service, ServiceBuilder};
+
+use crate::claims::{AUDIENCE, BenchClaims, ISSUER, LEEWAY_SECS};
+use crate::keys::{Alg, VerifyKey};
+use crate::naive::{NaiveAuth, naive_auth};
+
+/// Who authenticates the request in front of the handler.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum)]
+pub enum Library {
+    /// No authentication: the ceiling.
+    Bare,
+    /// `axum::middleware::from_fn` calling `jsonwebtoken::decode` (jsonwebtoken 11, aws-lc-rs).
+    Naive,
+    /// Tessera `JwtAuthLayer`, verified-token cache off.
+    TesseraNoCache,
+    /// Tessera `JwtAuthLayer`, verified-token cache on (the default).
+    TesseraCache,
+    /// jwt-authorizer 0.15 `AuthorizationLayer` (jsonwebtoken 9, ring).
+    JwtAuthorizer,
+    /// axum-jwt-auth 0.7 `Claims` extractor with a `LocalDecoder` (jsonwebtoken 10, rust_crypto).
+    AxumJwtAuth,
+}
+
+impl Library {
+    /// Every authenticating library, in table order.
+    pub const AUTHENTICATING: [Library; 5] = [
+        Library::Naive,
+        Library::JwtAuthorizer,
+        Library::AxumJwtAuth,
+        Library::TesseraNoCache,
+        Library::TesseraCache,
+    ];
+
+    /// The row label in the tables.
+    pub fn label(self) -> &'static str {
+        match self {
+            Library::Bare => "bare axum",
+            Library::Naive => "naive jsonwebtoken middleware",
+            Library::TesseraNoCache => "Tessera, cache off",
+            Library::TesseraCache => "Tessera, cache on",
+            Library::JwtAuthorizer => "jwt-authorizer 0.15",
+            Library::AxumJwtAuth => "axum-jwt-auth 0.7",
+        }
+    }
+
+    /// The command-line spelling.
+    pub fn slug(self) -> &'static str {
+        match self {
+            Library::Bare => "bare",
+            Library::Naive => "naive",
+            Library::TesseraNoCache => "tessera-no-cache",
+            Library::TesseraCache => "tessera-cache",
+            Library::JwtAuthorizer => "jwt-authorizer",
+            Library::AxumJwtAuth => "axum-jwt-auth",
+        }
+    }
+
+    /// Whether the library keeps Tessera's counters (printed when the server stops).
+    pub fn is_tessera(self) -> bool {
+        matches!(self, Library::TesseraNoCache | Library::TesseraCache)
+    }
+}
+
+/// The handler every variant serves on `GET /`.
+pub async fn hello() -> &'static str {
+    "hello"
+}
+
+/// The same handler for axum-jwt-auth, which authenticates through an extractor rather than a layer.
+async fn hello_with_claims(_claims: axum_jwt_auth::Claims<BenchClaims>) -> &'static str {
+    "hello"
+}
+
+/// A Tessera layer for `alg` requiring the benchmark issuer and audience.
+pub fn tessera_layer(alg: Alg, key: &VerifyKey, cache: bool) -> Result<JwtAuthLayer> {
+    let builder = JwtAuthLayer::builder()
+        .issuer(ISSUER)
+        .audience(AUDIENCE)
+        .leeway(Duration::from_secs(LEEWAY_SECS));
+    let builder = match alg {
+        Alg::Hs256 => builder.hmac_secret(key.as_bytes()),
+        Alg::Es256 | Alg::Eddsa | Alg::Rs256 => {
+            builder.public_key_pem(alg.tessera(), key.as_bytes())
+        }
+    };
+    let builder = if cache {
+        builder
+    } else {
+        builder.without_cache()
+    };
+    Ok(builder.build()?)
+}
+
+/// Serves `library` on `listener` until `shutdown` resolves; Tessera variants return their counters.
+pub async fn serve(
+    library: Library,
+    alg: Alg,
+    key: &VerifyKey,
+    listener: TcpListener,
+    shutdown: impl Future<Output = ()>,
+) -> Result<Option<AuthStats>> {
+    let app = Router::new().route("/", get(hello));
+    match library {
+        Library::Bare => run(listener, app, shutdown).await.map(|()| None),
+        Library::Naive => {
+            let auth = NaiveAuth::new(alg, key)?;
+            let app = app.layer(axum::middleware::from_fn_with_state(auth, naive_auth));
+            run(listener, app, shutdown).await.map(|()| None)
+        }
+        Library::TesseraNoCache | Library::TesseraCache => {
+            let layer = tessera_layer(alg, key, library == Library::TesseraCache)?;
+            run(listener, app.layer(layer.clone()), shutdown).await?;
+            Ok(Some(layer.stats()))
+        }
+        Library::JwtAuthorizer => {
+            let service = jwt_authorizer_service(alg, key, app).await?;
+            run(listener, service, shutdown).await.map(|()| None)
+        }
+        Library::AxumJwtAuth => {
+            let decoder: axum_jwt_auth::Decoder<BenchClaims> =
+                Arc::new(axum_jwt_auth_decoder(alg, key)?);
+            let app = Router::new()
+                .route("/", get(hello_with_claims))
+                .with_state(decoder);
+            run(listener, app, shutdown).await.map(|()| None)
+        }
+    }
+}
+
+async fn run<S>(listener: TcpListener, service: S, shutdown: impl Future<Output = ()>) -> Result<()>
+where
+    S: Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
+    S::Future: Send,
+{
+    let server = axum::serve(
+        listener,
+        axum::ServiceExt::<Request>::into_make_service(service),
+    );
+    tokio::select! {
+        result = server.into_future() => result.context("serving"),
+        () = shutdown => Ok(()),
+    }
+}
+
+/// jwt-authorizer's verifier for `alg`, with the same rules as every other variant.
+pub async fn jwt_authorizer(
+    alg: Alg,
+    key: &VerifyKey,
+) -> Result<jwt_authorizer::Authorizer<BenchClaims>> {
+    use jwt_authorizer::{JwtAuthorizer, Validation};
+
+    let builder = match alg {
+        Alg::Hs256 => JwtAuthorizer::<BenchClaims>::from_secret(key.as_str()),
+        Alg::Es256 => JwtAuthorizer::from_ec_pem_text(key.as_str()),
+        Alg::Eddsa => JwtAuthorizer::from_ed_pem_text(key.as_str()),
+        Alg::Rs256 => JwtAuthorizer::from_rsa_pem_text(key.as_str()),
+    };
+    let validation = Validation::new()
+        .iss(&[ISSUER])
+        .aud(&[AUDIENCE])
+        .nbf(true)
+        .leeway(LEEWAY_SECS);
+    builder
+        .validation(validation)
+        .build()
+        .await
+        .map_err(|error| anyhow::anyhow!("jwt-authorizer: {error}"))
+}
+
+/// jwt-authorizer 0.15 is built on axum 0.7, whose responses have a different body type: the axum 0.8
+/// router's responses are wrapped into axum 0.7 bodies below the layer and back above it (one boxing each
+/// way, the same for the valid and the rejected path).
+async fn jwt_authorizer_service(
+    alg: Alg,
+    key: &VerifyKey,
+    app: Router,
+) -> Result<
+    impl Service<Request, Response = Response, Error = Infallible, Future: Send>
+    + Clone
+    + Send
+    + 'static,
+> {
+    use jwt_authorizer::IntoLayer as _;
+
+    let authorizer = jwt_authorizer(alg, key).await?;
+    let inner = tower::ServiceExt::<Request>::map_response(app, |response: Response| {
+        response.map(axum07::body::Body::new)
+    });
+    Ok(ServiceBuilder::new()
+        .map_response(|response: axum07::response::Response| response.map(axum::body::Body::new))
+        .layer(authorizer.into_layer())
+        .service(inner))
+}
+
+/// axum-jwt-auth's decoder for `alg`, with the same rules as every other variant.
+pub fn axum_jwt_auth_decoder(alg: Alg, key: &VerifyKey) -> Result<axum_jwt_auth::LocalDecoder> {
+    use jsonwebtoken10::{Algorithm, DecodingKey, Validation};
+
+    let bytes = key.as_bytes();
+    let (decoding_key, algorithm) = match alg {
+        Alg::Hs256 => (DecodingKey::from_secret(bytes), Algorithm::HS256),
+        Alg::Es256 => (DecodingKey::from_ec_pem(bytes)?, Algorithm::ES256),
+        Alg::Eddsa => (DecodingKey::from_ed_pem(bytes)?, Algorithm::EdDSA),
+        Alg::Rs256 => (DecodingKey::from_rsa_pem(bytes)?, Algorithm::RS256),
+    };
+    let mut validation = Validation::new(algorithm);
+    validation.set_issuer(&[ISSUER]);
+    validation.set_audience(&[AUDIENCE]);
+    validation.validate_nbf = true;
+    validation.leeway = LEEWAY_SECS;
+    axum_jwt_auth::LocalDecoder::builder()
+        .keys(vec![decoding_key])
+        .validation(validation)
+        .build()
+        .map_err(|error| anyhow::anyhow!("axum-jwt-auth: {error}"))
+}
