@@ -830,3 +830,45 @@ async fn the_jwks_lists_the_public_keys() {
     );
     assert!(key.get("d").is_none(), "never the private part");
 }
+
+#[tokio::test(start_paused = true)]
+async fn the_background_purge_runs_on_its_interval() {
+    let h = harness_with(MemoryStore::new(), |builder| {
+        builder.purge(std::time::Duration::from_secs(60), 1)
+    });
+    let family = |answer: &Answer| {
+        tessera_issuer::FamilyId::from(
+            claims_of(&answer.access_token())["sid"]
+                .as_str()
+                .unwrap()
+                .to_owned(),
+        )
+    };
+    let alice = family(&h.login("alice", "wonderland").await);
+    h.clock.advance(14 * 86_400);
+    let purge = h.issuer.spawn_purge_task();
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    assert!(
+        h.issuer
+            .store()
+            .find_family(&alice)
+            .await
+            .unwrap()
+            .is_none(),
+        "purged on the first tick"
+    );
+
+    let bob = family(&h.login("bob", "builder").await);
+    h.clock.advance(14 * 86_400);
+    tokio::time::sleep(std::time::Duration::from_secs(30)).await;
+    assert!(
+        h.issuer.store().find_family(&bob).await.unwrap().is_some(),
+        "kept until the next tick"
+    );
+    tokio::time::sleep(std::time::Duration::from_secs(31)).await;
+    assert!(
+        h.issuer.store().find_family(&bob).await.unwrap().is_none(),
+        "purged on the next tick"
+    );
+    purge.abort();
+}

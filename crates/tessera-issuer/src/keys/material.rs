@@ -106,6 +106,72 @@ impl SigningKey {
         })
     }
 
+    /// A key from a private JWK (RFC 7517) with a `kid`: `OKP`/`Ed25519` (`d`, `x`), `EC`/`P-256` (`d`,
+    /// `x`, `y`) or `oct` (`k`, HS256). RSA private keys load from PEM ([`SigningKey::from_pem`]).
+    ///
+    /// ```
+    /// use tessera_issuer::{SigningAlgorithm, SigningKey};
+    ///
+    /// let key = SigningKey::from_jwk_json(
+    ///     r#"{"kty":"oct","kid":"hs-1","alg":"HS256","k":"c2VjcmV0LXNlY3JldC1zZWNyZXQtc2VjcmV0LXNlY3JldA"}"#,
+    /// )?;
+    /// assert_eq!((key.kid(), key.algorithm()), ("hs-1", SigningAlgorithm::Hs256));
+    /// # Ok::<(), tessera_issuer::KeyError>(())
+    /// ```
+    ///
+    /// # Errors
+    /// [`KeyError::InvalidJwk`] if a member is missing or malformed or the key type is not supported,
+    /// and the errors of [`SigningKey::from_pem`] / [`SigningKey::from_hmac_secret`].
+    pub fn from_jwk_json(json: &str) -> Result<Self, KeyError> {
+        let invalid = |detail: &str| KeyError::InvalidJwk {
+            detail: detail.to_owned(),
+        };
+        let jwk: serde_json::Map<String, serde_json::Value> =
+            serde_json::from_str(json).map_err(|error| invalid(&error.to_string()))?;
+        let member = |name: &str| jwk.get(name).and_then(serde_json::Value::as_str);
+        let bytes = |name: &str| -> Result<Vec<u8>, KeyError> {
+            let text = member(name).ok_or_else(|| invalid(&format!("the JWK has no `{name}`")))?;
+            URL_SAFE_NO_PAD
+                .decode(text)
+                .map_err(|_| invalid(&format!("the JWK's `{name}` is not base64url")))
+        };
+        let kid = member("kid")
+            .ok_or_else(|| invalid("the JWK has no `kid`"))?
+            .to_owned();
+        let rejected = |error: aws_lc_rs::error::KeyRejected| invalid(&error.to_string());
+        let (algorithm, der) = match (member("kty"), member("crv")) {
+            (Some("oct"), _) => return Self::from_hmac_secret(kid, &bytes("k")?),
+            (Some("OKP"), Some("Ed25519")) => {
+                let pair = Ed25519KeyPair::from_seed_and_public_key(&bytes("d")?, &bytes("x")?)
+                    .map_err(rejected)?;
+                let der = pair
+                    .to_pkcs8v1()
+                    .map_err(|_| invalid("cannot encode the key"))?;
+                (SigningAlgorithm::EdDSA, der.as_ref().to_vec())
+            }
+            (Some("EC"), Some("P-256")) => {
+                let public = [vec![0x04], bytes("x")?, bytes("y")?].concat();
+                let pair = EcdsaKeyPair::from_private_key_and_public_key(
+                    &ECDSA_P256_SHA256_FIXED_SIGNING,
+                    &bytes("d")?,
+                    &public,
+                )
+                .map_err(rejected)?;
+                let der = pair
+                    .to_pkcs8v1()
+                    .map_err(|_| invalid("cannot encode the key"))?;
+                (SigningAlgorithm::Es256, der.as_ref().to_vec())
+            }
+            (Some("RSA"), _) => return Err(invalid("load RSA private keys from PEM")),
+            _ => {
+                return Err(invalid(
+                    "supported private JWKs: OKP Ed25519, EC P-256, oct",
+                ));
+            }
+        };
+        Self::from_pem(kid, algorithm, &pem_encode("PRIVATE KEY", &der))
+    }
+
     /// An HS256 key from a shared secret of at least 32 bytes.
     ///
     /// # Errors
@@ -347,4 +413,82 @@ fn pem_encode(label: &str, der: &[u8]) -> String {
     }
     pem.push_str(&format!("-----END {label}-----\n"));
     pem
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn private_jwks_load_and_publish_their_public_half() {
+        // RFC 8037 §A.1 and RFC 7517 §A.2 example keys.
+        let ed = SigningKey::from_jwk_json(
+            r#"{"kty":"OKP","crv":"Ed25519","kid":"ed","d":"nWGxne_9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}"#,
+        )
+        .unwrap();
+        assert_eq!(ed.algorithm(), SigningAlgorithm::EdDSA);
+        let public = serde_json::to_value(ed.verifying_key().jwk().unwrap()).unwrap();
+        assert_eq!(public["x"], "11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo");
+        assert!(public.get("d").is_none());
+
+        let ec = SigningKey::from_jwk_json(
+            r#"{"kty":"EC","crv":"P-256","kid":"ec","x":"MKBCTNIcKUSDii11ySs3526iDZ8AiTo7Tu6KPAqv7D4","y":"4Etl6SRW2YiLUrN5vfvVHuhp7x8PxltmWWlbbM4IFyM","d":"870MB6gfuTJ4HtUnUvYMyJpr5eUZNP4Bk43bVdj3eAE"}"#,
+        )
+        .unwrap();
+        assert_eq!((ec.kid(), ec.algorithm()), ("ec", SigningAlgorithm::Es256));
+
+        let mismatched = r#"{"kty":"OKP","crv":"Ed25519","kid":"ed","d":"nWGxne_9WmC6hEr0kuwsxERJxWl7MmkZcDusAxyuf2A","x":"MKBCTNIcKUSDii11ySs3526iDZ8AiTo7Tu6KPAqv7D4"}"#;
+        assert!(matches!(
+            SigningKey::from_jwk_json(mismatched),
+            Err(KeyError::InvalidJwk { .. })
+        ));
+        let short = r#"{"kty":"oct","kid":"h","k":"c2hvcnQ"}"#;
+        assert!(matches!(
+            SigningKey::from_jwk_json(short),
+            Err(KeyError::HmacSecretTooShort { len: 5, .. })
+        ));
+        let rsa = r#"{"kty":"RSA","kid":"r","n":"AQAB","e":"AQAB"}"#;
+        assert!(
+            SigningKey::from_jwk_json(rsa)
+                .unwrap_err()
+                .to_string()
+                .contains("PEM")
+        );
+        assert!(
+            SigningKey::from_jwk_json(r#"{"kty":"oct","k":"AAAA"}"#)
+                .unwrap_err()
+                .to_string()
+                .contains("kid")
+        );
+    }
+
+    #[test]
+    fn keys_debug_without_material_and_weak_inputs_are_refused() {
+        let key = SigningKey::generate(SigningAlgorithm::Hs256).unwrap();
+        let debug = format!("{key:?}");
+        assert!(
+            debug.contains(key.kid()) && !debug.contains("secret"),
+            "{debug}"
+        );
+        assert!(matches!(
+            SigningKey::from_hmac_secret("k", &[0; 31]),
+            Err(KeyError::HmacSecretTooShort { len: 31, .. })
+        ));
+        assert!(matches!(
+            SigningKey::from_pem("k", SigningAlgorithm::EdDSA, "not a pem"),
+            Err(KeyError::InvalidPem { .. })
+        ));
+        let signer = SigningKey::generate(SigningAlgorithm::EdDSA).unwrap();
+        let json = serde_json::to_string(signer.verifying_key().jwk().unwrap()).unwrap();
+        let public = VerifyingKey::from_jwk_json(&json).unwrap();
+        assert_eq!(
+            (public.kid(), public.algorithm()),
+            (signer.kid(), SigningAlgorithm::EdDSA)
+        );
+        let secret = r#"{"kty":"oct","kid":"h","alg":"HS256","k":"AAAA"}"#;
+        assert!(matches!(
+            VerifyingKey::from_jwk_json(secret),
+            Err(KeyError::InvalidJwk { .. })
+        ));
+    }
 }
