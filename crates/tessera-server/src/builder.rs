@@ -288,6 +288,7 @@ impl JwtAuthBuilder {
                 max_len: self.max_token_len,
             },
             validator: Validator {
+                id: Validator::next_id(),
                 issuers: if self.any_issuer {
                     Box::default()
                 } else {

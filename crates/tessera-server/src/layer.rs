@@ -4,7 +4,7 @@ use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use http::{HeaderMap, Uri};
+use http::{Extensions, HeaderMap, Uri};
 use tower::Layer;
 
 use crate::cache::TokenCache;
@@ -72,6 +72,8 @@ pub(crate) enum Step {
     Pass(Option<VerifiedToken>),
     /// Refused.
     Reject(AuthRejection),
+    /// An outer clone of this layer already verified the request's token; this one's policy holds too.
+    AlreadyVerified,
     /// Verified; the revocation check (async) still has to run.
     CheckRevocation(VerifiedToken),
     /// The token's `kid` is unknown and the remote key set may be refetched for it.
@@ -169,7 +171,23 @@ impl Core {
 
     /// Everything that can be decided without waiting: extraction, the cache, verification against the
     /// live keys, and (when no revocation check is configured) the route's policy.
-    pub(crate) fn authenticate(&self, policy: &Policy, headers: &HeaderMap, uri: &Uri) -> Step {
+    pub(crate) fn authenticate(
+        &self,
+        policy: &Policy,
+        headers: &HeaderMap,
+        uri: &Uri,
+        extensions: &Extensions,
+    ) -> Step {
+        // `.layer(auth)` on a router plus `.route_layer(auth.require_scope(..))` on a route: the token was
+        // verified (and revocation-checked) by the outer clone moments ago; only the policy is new.
+        if let Some(verified) = extensions.get::<VerifiedToken>()
+            && verified.verified_by(self.validator.id)
+        {
+            return match self.authorize(policy, verified) {
+                Ok(()) => Step::AlreadyVerified,
+                Err(rejection) => Step::Reject(rejection),
+            };
+        }
         let token = match self.sources.extract(headers, uri) {
             Ok(Some(token)) => token,
             Ok(None) if policy.anonymous => return Step::Pass(None),

@@ -49,12 +49,19 @@ where
 
     fn call(&mut self, mut request: Request<ReqBody>) -> Self::Future {
         let core = &self.layer.core;
-        match core.authenticate(&self.layer.policy, request.headers(), request.uri()) {
+        let step = core.authenticate(
+            &self.layer.policy,
+            request.headers(),
+            request.uri(),
+            request.extensions(),
+        );
+        match step {
             Step::Pass(Some(verified)) => {
                 core.admitted();
                 request.extensions_mut().insert(verified);
                 ResponseFuture::inner(self.inner.call(request))
             }
+            Step::AlreadyVerified => ResponseFuture::inner(self.inner.call(request)),
             Step::Pass(None) => {
                 request.extensions_mut().insert(Anonymous);
                 ResponseFuture::inner(self.inner.call(request))

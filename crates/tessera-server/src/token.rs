@@ -41,6 +41,8 @@ impl Text {
 }
 
 pub(crate) struct TokenParts {
+    /// The identity of the layer configuration that verified the token (see `Validator::id`).
+    pub(crate) verifier: u64,
     pub(crate) payload: Box<str>,
     pub(crate) key: Arc<JwtKey>,
     pub(crate) expires_at: i64,
@@ -152,6 +154,11 @@ impl VerifiedToken {
     /// The algorithm of the key that verified the signature.
     pub fn algorithm(&self) -> Algorithm {
         self.parts.key.algorithm()
+    }
+
+    /// Whether the layer configuration `verifier` produced this token.
+    pub(crate) fn verified_by(&self, verifier: u64) -> bool {
+        self.parts.verifier == verifier
     }
 
     pub(crate) fn key(&self) -> &Arc<JwtKey> {

@@ -4,6 +4,7 @@
 use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -15,6 +16,9 @@ use crate::keyset::Selection;
 use crate::token::{Text, TokenParts};
 use crate::{Algorithm, AuthRejection, JwtKey, KeySet, VerifiedToken};
 
+/// Hands out [`Validator::id`]s.
+static NEXT_VALIDATOR_ID: AtomicU64 = AtomicU64::new(1);
+
 /// Largest decoded JOSE header accepted; real headers are under 200 bytes.
 const MAX_HEADER_LEN: usize = 1024;
 /// Largest decoded signature: RSA-4096.
@@ -23,6 +27,9 @@ const MAX_SIGNATURE_LEN: usize = 512;
 /// The claim checks of one layer.
 #[derive(Debug)]
 pub(crate) struct Validator {
+    /// Unique per built layer (shared by its clones and derived variants), recorded in every token it
+    /// verifies, so a nested clone can trust what an outer one already checked.
+    pub(crate) id: u64,
     /// Accepted `iss` values; empty means any issuer (only when explicitly allowed).
     pub(crate) issuers: Box<[Box<str>]>,
     /// Accepted `aud` values; empty means any audience (only when explicitly allowed).
@@ -68,6 +75,11 @@ struct RegisteredClaims<'a> {
 }
 
 impl Validator {
+    /// A fresh, never reused [`Validator::id`].
+    pub(crate) fn next_id() -> u64 {
+        NEXT_VALIDATOR_ID.fetch_add(1, Ordering::Relaxed)
+    }
+
     /// Verifies `token` against `keys` at `now` (seconds since the epoch).
     ///
     /// The order is deliberate: structure, key selection, signature, then `iss`, `aud`, the RFC 9068
@@ -202,6 +214,7 @@ impl Validator {
             .map(|role| Text::from_claim(&payload, role.0))
             .collect();
         Ok(VerifiedToken::new(TokenParts {
+            verifier: self.id,
             payload: payload.into_boxed_str(),
             key,
             expires_at,

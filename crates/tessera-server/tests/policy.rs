@@ -524,3 +524,53 @@ async fn stats_count_outcomes() {
     let stats = auth.stats();
     assert_eq!((stats.authenticated, stats.rejected), (1, 2));
 }
+
+#[tokio::test]
+async fn nested_clones_of_one_layer_verify_once() {
+    let clock = TestClock::at(NOW);
+    let denylist = Arc::new(Denylist::default());
+    let auth = builder(&clock)
+        .revocation(denylist.clone())
+        .build()
+        .unwrap();
+    let app = Router::new()
+        .route(
+            "/read",
+            get(|| async { "read" }).route_layer(auth.require_scope("read")),
+        )
+        .route(
+            "/admin",
+            get(|| async { "admin" }).route_layer(auth.require_scope("admin")),
+        )
+        .layer(auth.clone());
+    let token = token(json!({}));
+    assert_eq!(
+        send(&app, get_with_token("/read", &token)).await.status,
+        StatusCode::OK
+    );
+    let stats = auth.stats();
+    assert_eq!(
+        (stats.authenticated, stats.cache_misses, stats.cache_hits),
+        (1, 1, 0)
+    );
+    assert_eq!(denylist.calls.load(Ordering::SeqCst), 1);
+    assert_eq!(
+        send(&app, get_with_token("/admin", &token)).await.status,
+        StatusCode::FORBIDDEN
+    );
+
+    // A separately built layer does not trust the outer one's verification.
+    let other = builder(&clock)
+        .revocation(denylist.clone())
+        .build()
+        .unwrap();
+    let app = Router::new()
+        .route("/read", get(|| async { "read" }).route_layer(other.clone()))
+        .layer(auth);
+    assert_eq!(
+        send(&app, get_with_token("/read", &token)).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(denylist.calls.load(Ordering::SeqCst), 4);
+    assert_eq!(other.stats().authenticated, 1);
+}
