@@ -48,7 +48,7 @@ pub enum RemoteJwksError {
 /// The issuer's published key set (RFC 7517), fetched over HTTP(S).
 ///
 /// - Requests read the current keys through an atomic pointer swap and never wait for a fetch, except a
-///   request whose `kid` is unknown, which waits for the one refetch it triggers.
+///   request whose `kid` is unknown, which waits for the fetch in flight or the one refetch it triggers.
 /// - At most one fetch is in flight; concurrent requests with unknown `kid`s share it.
 /// - An unknown `kid` triggers a refetch at most once per cooldown (default 30 s), so a stream of garbage
 ///   `kid`s cannot drive a fetch storm; past the cooldown such tokens get 401 at once.
@@ -90,6 +90,8 @@ struct Shared {
     last_attempt_ms: AtomicU64,
     refresh_due_ms: AtomicU64,
     background: AtomicBool,
+    /// A fetch is running (set and cleared under `gate`, see [`InFlight`]).
+    in_flight: AtomicBool,
     /// Completed fetches; also how a waiter on `gate` tells that the fetch it wanted has happened.
     fetches: AtomicU64,
     failures: AtomicU64,
@@ -176,22 +178,35 @@ impl RemoteJwks {
         !self.shared.loaded.load(Ordering::Acquire)
     }
 
-    /// Whether an unknown `kid` may trigger a refetch now (the cooldown has passed since the last attempt).
+    /// Whether a request with an unknown `kid` should wait for keys: a fetch is in flight it can join, or
+    /// the cooldown since the last attempt has passed so it may start one.
     pub(crate) fn may_refetch(&self) -> bool {
-        self.shared.cooldown_passed()
+        self.shared.in_flight.load(Ordering::Acquire) || self.shared.cooldown_passed()
     }
 
     /// Refetches because a token named an unknown `kid`: joins a fetch in flight, and does nothing when
     /// another request already refetched within the cooldown.
+    ///
+    /// The fetch runs as its own task, so a client that disconnects mid-fetch does not abort it for everyone
+    /// waiting on it.
     pub(crate) async fn refetch_for_unknown_kid(&self) {
-        let shared = &self.shared;
+        let shared = Arc::clone(&self.shared);
         let seen = shared.fetches.load(Ordering::Acquire);
-        let _gate = shared.gate.lock().await;
-        if shared.fetches.load(Ordering::Acquire) != seen || !shared.cooldown_passed() {
-            return;
+        let refetch = async move {
+            let _gate = shared.gate.lock().await;
+            if shared.fetches.load(Ordering::Acquire) != seen || !shared.cooldown_passed() {
+                return;
+            }
+            // The error is counted and logged inside; the caller rechecks the kid against whatever is live.
+            let _ = shared.fetch_and_store().await;
+        };
+        match tokio::runtime::Handle::try_current() {
+            Ok(runtime) => {
+                // A panic inside the task leaves the keys as they were; the caller rechecks them either way.
+                let _ = runtime.spawn(refetch).await;
+            }
+            Err(_) => refetch.await,
         }
-        // The error is counted and logged inside; the caller rechecks the kid against whatever is live.
-        let _ = shared.fetch_and_store().await;
     }
 
     fn refresh_in_background(&self) {
@@ -234,6 +249,7 @@ impl Shared {
     async fn fetch_and_store(&self) -> Result<(), JwksFetchError> {
         let started = self.now_ms().max(1);
         self.last_attempt_ms.store(started, Ordering::Release);
+        let _in_flight = InFlight::mark(&self.in_flight);
         let result = self.fetch().await;
         let next = match &result {
             Ok((keys, max_age)) => {
@@ -282,6 +298,22 @@ impl Shared {
             document.extend_from_slice(&chunk);
         }
         Ok((KeySet::from_published_jwks(&document)?, max_age))
+    }
+}
+
+/// Marks a fetch as running until dropped, also when the fetching future is cancelled.
+struct InFlight<'a>(&'a AtomicBool);
+
+impl<'a> InFlight<'a> {
+    fn mark(flag: &'a AtomicBool) -> InFlight<'a> {
+        flag.store(true, Ordering::Release);
+        InFlight(flag)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.store(false, Ordering::Release);
     }
 }
 
@@ -369,6 +401,7 @@ impl RemoteJwksBuilder {
                 last_attempt_ms: AtomicU64::new(0),
                 refresh_due_ms: AtomicU64::new(u64::MAX),
                 background: AtomicBool::new(false),
+                in_flight: AtomicBool::new(false),
                 fetches: AtomicU64::new(0),
                 failures: AtomicU64::new(0),
                 config: self.config,
