@@ -21,7 +21,7 @@ pub(crate) struct ParsedRequest {
 
 pub(crate) async fn parse(request: Request, limit: usize) -> Result<ParsedRequest, TokenError> {
     let (parts, body) = request.into_parts();
-    let basic = basic_credentials(&parts.headers)?;
+    let basic = basic_credentials(&parts.headers);
     let user_agent = parts
         .headers
         .get(USER_AGENT)
@@ -90,21 +90,12 @@ fn media_type(headers: &HeaderMap) -> Result<MediaType, TokenError> {
     }
 }
 
-/// The credentials of an `Authorization: Basic` header; other schemes are refused.
-fn basic_credentials(headers: &HeaderMap) -> Result<Option<String>, TokenError> {
-    let Some(value) = headers.get(AUTHORIZATION) else {
-        return Ok(None);
-    };
-    let value = value.to_str().map_err(|_| {
-        TokenError::InvalidRequest("the Authorization header is not visible ASCII".into())
-    })?;
-    match value.split_once(' ') {
-        Some((scheme, credentials)) if scheme.eq_ignore_ascii_case("basic") => {
-            Ok(Some(credentials.trim().to_owned()))
-        }
-        _ => Err(TokenError::InvalidClient(
-            "unsupported Authorization scheme; authenticate the client with Basic or in the body"
-                .into(),
-        )),
-    }
+/// The credentials of an `Authorization: Basic` header. Other schemes are not client authentication and
+/// are ignored: a client library that attaches its bearer token to every request must not break logout.
+fn basic_credentials(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, credentials) = value.split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("basic")
+        .then(|| credentials.trim().to_owned())
 }
