@@ -40,6 +40,10 @@ pub enum RemoteJwksError {
     /// The URL does not parse.
     #[error("the JWKS URL is invalid: {0}")]
     InvalidUrl(String),
+    /// The URL is neither `https` nor plain `http` to a loopback address: keys fetched over an open network
+    /// without TLS could be replaced in transit.
+    #[error("the JWKS URL {0} must use https (plain http is allowed only to a loopback address)")]
+    InsecureUrl(String),
     /// The HTTP client could not be set up (e.g. no TLS roots).
     #[error("the HTTP client for the JWKS could not be built: {0}")]
     Client(#[from] reqwest::Error),
@@ -301,6 +305,19 @@ impl Shared {
     }
 }
 
+/// Whether `url` points at this machine (`localhost`, `127.0.0.0/8`, `::1`).
+fn is_loopback(url: &reqwest::Url) -> bool {
+    let Some(host) = url.host_str() else {
+        return false;
+    };
+    host.eq_ignore_ascii_case("localhost")
+        || host
+            .trim_start_matches('[')
+            .trim_end_matches(']')
+            .parse::<std::net::IpAddr>()
+            .is_ok_and(|address| address.is_loopback())
+}
+
 /// Marks a fetch as running until dropped, also when the fetching future is cancelled.
 struct InFlight<'a>(&'a AtomicBool);
 
@@ -386,7 +403,13 @@ impl RemoteJwksBuilder {
     pub fn build(self) -> Result<RemoteJwks, RemoteJwksError> {
         let url = reqwest::Url::parse(&self.url)
             .map_err(|error| RemoteJwksError::InvalidUrl(error.to_string()))?;
+        let https = url.scheme() == "https";
+        let loopback_http = url.scheme() == "http" && is_loopback(&url);
+        if !(https || loopback_http) {
+            return Err(RemoteJwksError::InsecureUrl(url.to_string()));
+        }
         let client = reqwest::Client::builder()
+            .https_only(https)
             .timeout(self.timeout)
             .connect_timeout(self.timeout)
             .user_agent(concat!("tessera-server/", env!("CARGO_PKG_VERSION")))
