@@ -60,6 +60,7 @@ pub enum RemoteJwksError {
 ///   [`RemoteJwksBuilder::refresh_bounds`] (default 1 min to 1 day; 15 min without the header).
 /// - A failed fetch (timeout 5 s) keeps the last good keys; until one fetch succeeds, requests get 503.
 /// - Shared secrets (`kty: oct`) in a published set are ignored.
+/// - The URL must be `https`; plain `http` is accepted only to a loopback address (tests, sidecars).
 ///
 /// Cheap to clone; clones share the keys. Needs a Tokio runtime for background refreshes.
 ///
