@@ -670,3 +670,42 @@ fn random_fraction() -> f64 {
     }
     (u64::from_le_bytes(bytes) >> 11) as f64 / (1_u64 << 53) as f64
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn policy() -> RefreshPolicy {
+        RefreshPolicy {
+            skew: Duration::from_secs(60),
+            skew_jitter: 0.2,
+            timeout: Duration::from_secs(5),
+            backoff_base: Duration::from_secs(1),
+            backoff_max: Duration::from_secs(30),
+            max_lifetime: None,
+            background: false,
+        }
+    }
+
+    #[test]
+    fn backoff_doubles_with_jitter_up_to_the_cap() {
+        let policy = policy();
+        for _ in 0..200 {
+            for (failures, ceiling) in [(1, 1), (2, 2), (3, 4), (5, 16), (6, 30), (40, 30)] {
+                let delay = backoff(&policy, failures);
+                let ceiling = Duration::from_secs(ceiling);
+                assert!(
+                    delay <= ceiling && delay >= ceiling / 2,
+                    "{failures}: {delay:?}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn random_fractions_stay_in_the_unit_interval_and_vary() {
+        let samples: Vec<f64> = (0..100).map(|_| random_fraction()).collect();
+        assert!(samples.iter().all(|sample| (0.0..1.0).contains(sample)));
+        assert!(samples.iter().any(|sample| *sample != samples[0]));
+    }
+}

@@ -36,33 +36,6 @@ async fn expired_session(
     (auth, client)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_thousand_concurrent_requests_with_an_expired_token_cause_one_refresh() {
-    let server = TestServer::start().await;
-    let (auth, client) = expired_session(&server).await;
-    let first = auth.generation().unwrap();
-
-    let requests = (0..1000).map(|_| {
-        let client = client.clone();
-        let url = format!("{}/data", server.url);
-        async move { client.get(url).send().await }
-    });
-    let responses = join_all(requests).await;
-
-    assert_eq!(
-        server.issuer.calls(),
-        1,
-        "exactly one call to the token endpoint"
-    );
-    let second = auth.generation().unwrap();
-    assert_eq!(second.get(), first.get() + 1);
-    for response in responses {
-        let response = response.unwrap();
-        assert_eq!(response.status(), StatusCode::OK);
-        assert_eq!(outcome(&response).generation(), Some(second));
-    }
-}
-
 #[tokio::test]
 async fn a_401_that_is_not_about_expiry_passes_through() {
     let server = TestServer::start().await;
