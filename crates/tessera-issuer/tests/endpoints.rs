@@ -10,7 +10,8 @@ use http::header::{CACHE_CONTROL, CONTENT_TYPE, PRAGMA, RETRY_AFTER, WWW_AUTHENT
 use http::{Request, StatusCode};
 use serde_json::json;
 use tessera_issuer::{
-    AuthEvent, JWT_BEARER_ASSERTION_TYPE, MemoryStore, RefreshStore as _, RevokeReason, SqliteStore,
+    AuthEvent, JWT_BEARER_ASSERTION_TYPE, MemoryStore, RefreshStore as _, RevokeReason,
+    SigningAlgorithm, SqliteStore,
 };
 
 use common::*;
@@ -874,4 +875,42 @@ async fn the_background_purge_runs_on_its_interval() {
         "purged on the next tick"
     );
     purge.abort();
+}
+
+#[tokio::test]
+async fn every_signing_algorithm_works_end_to_end_through_the_auth_layer() {
+    for algorithm in [
+        SigningAlgorithm::Hs256,
+        SigningAlgorithm::Es256,
+        SigningAlgorithm::Rs256,
+    ] {
+        let keys = tessera_issuer::KeySet::generate(algorithm).unwrap();
+        let h = harness_with(MemoryStore::new(), |builder| builder.keys(keys));
+        let login = h.login("alice", "wonderland").await;
+        let header = jsonwebtoken::decode_header(login.access_token()).unwrap();
+        assert_eq!(header.alg, algorithm.jwt_algorithm());
+        let sessions = h
+            .bearer("GET", "/auth/sessions", &login.access_token())
+            .await;
+        assert_eq!(
+            sessions.status,
+            StatusCode::OK,
+            "{algorithm}: {}",
+            sessions.text()
+        );
+        let jwks = h
+            .send(
+                Request::get("/.well-known/jwks.json")
+                    .body(Body::empty())
+                    .unwrap(),
+            )
+            .await
+            .json();
+        let published = jwks["keys"].as_array().unwrap().len();
+        assert_eq!(
+            published,
+            usize::from(algorithm != SigningAlgorithm::Hs256),
+            "{algorithm}"
+        );
+    }
 }
