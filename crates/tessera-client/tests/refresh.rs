@@ -9,7 +9,6 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use bytes::Bytes;
 use common::{TestServer, capture_server, client, mint};
-use futures_util::future::join_all;
 use reqwest::StatusCode;
 use tessera_client::{AuthOutcome, Error, SkipAuth, TokenSet};
 
