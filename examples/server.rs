@@ -15,6 +15,8 @@
 
 #[path = "common/app.rs"]
 mod app;
+#[path = "common/shutdown.rs"]
+mod shutdown;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -28,8 +30,8 @@ use app::UserSpec;
 /// Serves the demo API (/api/me, /api/admin) and its token service (/auth/*) on one address.
 #[derive(Debug, Parser)]
 #[command(
+    name = "server",
     version,
-    about,
     after_help = "Durations take a unit: 30s, 15m, 8h, 30d."
 )]
 struct Args {
@@ -108,6 +110,7 @@ impl Args {
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
+    let stop = shutdown::shutdown_signal()?;
     if args.idle_ttl > args.refresh_ttl {
         Args::command()
             .error(
@@ -133,7 +136,7 @@ async fn main() -> anyhow::Result<()> {
         "serving /auth/*, /.well-known/jwks.json, /api/me and /api/admin on {}",
         server.base_url
     );
-    shutdown_signal().await;
+    stop.await;
     let events = server.events.snapshot();
     server.stop().await?;
     tracing::info!(
@@ -145,11 +148,4 @@ async fn main() -> anyhow::Result<()> {
         "stopped"
     );
     Ok(())
-}
-
-async fn shutdown_signal() {
-    if let Err(error) = tokio::signal::ctrl_c().await {
-        tracing::warn!(%error, "cannot listen for Ctrl-C; stop the server with a signal instead");
-        std::future::pending::<()>().await;
-    }
 }

@@ -13,6 +13,8 @@
 
 #[path = "common/bff/mod.rs"]
 mod bff;
+#[path = "common/shutdown.rs"]
+mod shutdown;
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -21,7 +23,7 @@ use clap::Parser;
 
 /// Serves the demo single-page app and proxies its API calls, holding the tokens server-side.
 #[derive(Debug, Parser)]
-#[command(version, about)]
+#[command(name = "spa_proxy", version)]
 struct Args {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:8081")]
@@ -52,6 +54,7 @@ async fn main() -> anyhow::Result<()> {
         )
         .init();
     let args = Args::parse();
+    let stop = shutdown::shutdown_signal()?;
     let listener = tokio::net::TcpListener::bind(args.addr).await?;
     let addr = listener.local_addr()?;
     let public_origin = args
@@ -67,14 +70,7 @@ async fn main() -> anyhow::Result<()> {
     );
     tracing::info!(%public_origin, api = %args.api, "SPA proxy listening; open {public_origin}");
     axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown_signal())
+        .with_graceful_shutdown(stop)
         .await?;
     Ok(())
-}
-
-async fn shutdown_signal() {
-    if let Err(error) = tokio::signal::ctrl_c().await {
-        tracing::warn!(%error, "cannot listen for Ctrl-C; stop the proxy with a signal instead");
-        std::future::pending::<()>().await;
-    }
 }
