@@ -198,6 +198,9 @@ impl AuthMiddlewareBuilder {
 
     /// Awaited after the store accepted a new pair and before any request uses it; an error keeps the pair
     /// out of use, like a store error. Runs for refreshed pairs and for [`AuthMiddleware::set_tokens`].
+    ///
+    /// Store writes are serialised, so the hook must not call [`AuthMiddleware::set_tokens`] or
+    /// [`AuthMiddleware::clear`] itself (that would wait on itself).
     #[must_use]
     pub fn on_tokens_changed<F, Fut>(mut self, hook: F) -> Self
     where

@@ -356,3 +356,54 @@ async fn a_new_token_that_is_rejected_again_is_not_refreshed_in_a_loop() {
         "one attempt and one replay"
     );
 }
+
+#[tokio::test]
+async fn an_invalid_token_challenge_without_token_expired_also_refreshes() {
+    let server = TestServer::start().await;
+    server.issuer.accept_refresh_token("rt-login");
+    let auth = server.auth().build().unwrap();
+    // Signed with another key: the layer answers 401 error="invalid_token" without Token-Expired.
+    let foreign = jsonwebtoken::encode(
+        &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256),
+        &serde_json::json!({ "iss": common::ISSUER, "aud": common::AUDIENCE, "sub": "alice", "exp": 4_000_000_000_u64 }),
+        &jsonwebtoken::EncodingKey::from_secret(b"some-other-secret-of-32-bytes!!!"),
+    )
+    .unwrap();
+    auth.set_tokens(TokenSet::new(foreign).with_refresh_token("rt-login"))
+        .await
+        .unwrap();
+
+    let response = client(&auth)
+        .get(format!("{}/data", server.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(outcome(&response).replayed());
+    assert_eq!(server.issuer.calls(), 1);
+}
+
+#[tokio::test]
+async fn an_expiry_401_from_another_origin_after_a_redirect_is_not_acted_on() {
+    let server = TestServer::start().await;
+    let (other, other_api) = capture_server().await;
+    let auth = server.auth().build().unwrap();
+    auth.set_tokens(TokenSet::new(mint(300)).with_refresh_token("rt"))
+        .await
+        .unwrap();
+
+    let url = format!("{}/redirect?to={other}/expired", server.url);
+    let response = client(&auth).get(url).send().await.unwrap();
+    assert_eq!(
+        response.status(),
+        StatusCode::UNAUTHORIZED,
+        "handed back as it is"
+    );
+    assert!(!outcome(&response).replayed());
+    assert_eq!(
+        server.issuer.calls(),
+        0,
+        "that origin never saw our token, so its 401 is not about it"
+    );
+    assert_eq!(other_api.authorizations("/expired"), [None]);
+}

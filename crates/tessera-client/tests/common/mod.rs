@@ -518,6 +518,16 @@ pub async fn capture_server() -> (String, Arc<Api>) {
     let api = Arc::new(Api::default());
     let app = Router::new()
         .route("/capture", get(|| async { "captured" }))
+        .route(
+            "/expired",
+            get(|| async {
+                let mut response = StatusCode::UNAUTHORIZED.into_response();
+                response
+                    .headers_mut()
+                    .insert("token-expired", HeaderValue::from_static("true"));
+                response
+            }),
+        )
         .layer(middleware::from_fn_with_state(Arc::clone(&api), door));
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     (url, api)
