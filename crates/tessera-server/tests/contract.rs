@@ -382,3 +382,32 @@ async fn layer_works_in_a_plain_tower_stack() {
         .unwrap();
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
 }
+
+#[tokio::test]
+async fn every_single_character_mutation_is_refused_cleanly() {
+    let app = app(&TestClock::at(NOW));
+    let token = Signer::hs256().sign(Some("k"), &claims());
+    let mut statuses = std::collections::BTreeMap::new();
+    for position in 0..token.len() {
+        for replacement in ['A', 'B', '.', '-', '~', '='] {
+            let mut mutated = token.clone().into_bytes();
+            if mutated[position] == replacement as u8 {
+                continue;
+            }
+            mutated[position] = replacement as u8;
+            let mutated = String::from_utf8(mutated).unwrap();
+            let answer = send(&app, get_with_token("/me", &mutated)).await;
+            assert!(
+                answer.status == StatusCode::UNAUTHORIZED
+                    || answer.status == StatusCode::BAD_REQUEST,
+                "{mutated}: {} {}",
+                answer.status,
+                answer.body
+            );
+            assert!(!answer.token_expired());
+            *statuses.entry(answer.description()).or_insert(0) += 1;
+        }
+    }
+    // The mutations exercise every stage: framing, header, key selection and signature.
+    assert!(statuses.len() >= 4, "{statuses:?}");
+}
