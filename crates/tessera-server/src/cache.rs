@@ -1,5 +1,7 @@
 //! The verified-token cache: skips signature and claims work for a token seen before.
 
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use aws_lc_rs::digest;
 
 use crate::{KeySet, VerifiedToken};
@@ -10,16 +12,21 @@ pub(crate) type TokenDigest = [u8; 32];
 /// A bounded map from token digest to verification result.
 ///
 /// An entry is served only while the key that verified it is still live and the token is within its
-/// lifetime (`nbf` to `exp`, with leeway); an entry failing either check is removed when looked up, and the
-/// bound evicts the rest.
+/// lifetime (`nbf` to `exp`, with leeway); an entry failing either check is removed when looked up. Expired
+/// entries nobody asks for again are swept out every `capacity / 2` inserts, so none outlives its token by
+/// long, and the bound evicts the rest.
 pub(crate) struct TokenCache {
     entries: quick_cache::sync::Cache<TokenDigest, VerifiedToken>,
+    sweep_every: usize,
+    inserts: AtomicUsize,
 }
 
 impl TokenCache {
     pub(crate) fn new(capacity: usize) -> TokenCache {
         TokenCache {
             entries: quick_cache::sync::Cache::new(capacity),
+            sweep_every: (capacity / 2).max(16),
+            inserts: AtomicUsize::new(0),
         }
     }
 
@@ -44,7 +51,16 @@ impl TokenCache {
         None
     }
 
-    pub(crate) fn insert(&self, digest: TokenDigest, token: VerifiedToken) {
+    /// Caches `token`; every `sweep_every` inserts, first drops the entries `within_lifetime` rejects.
+    pub(crate) fn insert(
+        &self,
+        digest: TokenDigest,
+        token: VerifiedToken,
+        within_lifetime: impl Fn(&VerifiedToken) -> bool,
+    ) {
+        if self.inserts.fetch_add(1, Ordering::Relaxed) % self.sweep_every == self.sweep_every - 1 {
+            self.entries.retain(|_, cached| within_lifetime(cached));
+        }
         self.entries.insert(digest, token);
     }
 

@@ -124,7 +124,11 @@ impl JwtAuthLayer {
 
     /// The layer's counters, shared by all clones and derived variants.
     pub fn stats(&self) -> AuthStats {
-        let stats = self.core.counters.snapshot();
+        let cached = self.core.cache.as_ref().map_or(0, TokenCache::len);
+        let stats = AuthStats {
+            cache_entries: u64::try_from(cached).unwrap_or(u64::MAX),
+            ..self.core.counters.snapshot()
+        };
         match &self.core.keys {
             KeySource::Ring(_) => stats,
             #[cfg(feature = "remote-jwks")]
@@ -209,7 +213,9 @@ impl Core {
         match self.validator.verify(token, &keys, now) {
             Ok(verified) => {
                 if let (Some(cache), Some(digest)) = (&self.cache, digest) {
-                    cache.insert(digest, verified.clone());
+                    cache.insert(digest, verified.clone(), |token| {
+                        self.validator.within_lifetime(token, now)
+                    });
                 }
                 self.after_verification(policy, verified)
             }
@@ -243,13 +249,16 @@ impl Core {
         };
         remote.refetch_for_unknown_kid().await;
         let keys = remote.current();
-        match self.validator.verify(token, &keys, self.now()) {
+        let now = self.now();
+        match self.validator.verify(token, &keys, now) {
             Err(AuthRejection::UnknownKey) if remote.never_loaded() => {
                 Err(AuthRejection::KeysUnavailable)
             }
             Ok(verified) => {
                 if let Some(cache) = &self.cache {
-                    cache.insert(TokenCache::digest(token), verified.clone());
+                    cache.insert(TokenCache::digest(token), verified.clone(), |token| {
+                        self.validator.within_lifetime(token, now)
+                    });
                 }
                 Ok(verified)
             }

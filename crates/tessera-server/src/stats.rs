@@ -14,6 +14,8 @@ pub struct AuthStats {
     pub cache_hits: u64,
     /// Tokens the cache did not hold (verified in full).
     pub cache_misses: u64,
+    /// Tokens the cache holds now.
+    pub cache_entries: u64,
     /// Fetches of the remote JWKS that completed, successfully or not.
     pub jwks_fetches: u64,
     /// Fetches of the remote JWKS that failed (the last good keys stayed in use).
@@ -39,6 +41,7 @@ impl Counters {
             rejected: self.rejected.load(Ordering::Relaxed),
             cache_hits: self.cache_hits.load(Ordering::Relaxed),
             cache_misses: self.cache_misses.load(Ordering::Relaxed),
+            cache_entries: 0,
             jwks_fetches: 0,
             jwks_fetch_failures: 0,
         }

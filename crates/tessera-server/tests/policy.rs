@@ -574,3 +574,28 @@ async fn nested_clones_of_one_layer_verify_once() {
     assert_eq!(denylist.calls.load(Ordering::SeqCst), 4);
     assert_eq!(other.stats().authenticated, 1);
 }
+
+#[tokio::test]
+async fn expired_cache_entries_are_swept_without_being_asked_for() {
+    let clock = TestClock::at(NOW);
+    let auth = builder(&clock).cache_capacity(64).build().unwrap();
+    let app = routes().route_layer(auth.clone());
+    for index in 0..20 {
+        let token = token(json!({"jti": format!("short-{index}"), "exp": NOW + 60}));
+        assert_eq!(
+            send(&app, get_with_token("/me", &token)).await.status,
+            StatusCode::OK
+        );
+    }
+    assert_eq!(auth.stats().cache_entries, 20);
+    // Past their expiry, the next sweep (every capacity / 2 = 32 inserts) drops all twenty.
+    clock.set(NOW + 60 + 30);
+    for index in 0..12 {
+        let token = token(json!({"jti": format!("long-{index}")}));
+        assert_eq!(
+            send(&app, get_with_token("/me", &token)).await.status,
+            StatusCode::OK
+        );
+    }
+    assert_eq!(auth.stats().cache_entries, 12);
+}
