@@ -55,7 +55,7 @@ pub enum RemoteJwksError {
 ///   request whose `kid` is unknown, which waits for the fetch in flight or the one refetch it triggers.
 /// - At most one fetch is in flight; concurrent requests with unknown `kid`s share it.
 /// - An unknown `kid` triggers a refetch at most once per cooldown (default 30 s), so a stream of garbage
-///   `kid`s cannot drive a fetch storm; past the cooldown such tokens get 401 at once.
+///   `kid`s cannot drive a fetch storm; within the cooldown such tokens get 401 at once.
 /// - The keys are refreshed in the background after `Cache-Control: max-age`, clamped to
 ///   [`RemoteJwksBuilder::refresh_bounds`] (default 1 min to 1 day; 15 min without the header).
 /// - A failed fetch (timeout 5 s) keeps the last good keys; until one fetch succeeds, requests get 503.
@@ -147,7 +147,7 @@ impl RemoteJwks {
         }
     }
 
-    /// Fetches the key set now, unless a fetch is already in flight, in which case this waits for that one.
+    /// Fetches the key set now (regardless of the cooldown), after any fetch already in flight.
     ///
     /// # Errors
     /// When the fetch fails; the previous keys stay in use.
