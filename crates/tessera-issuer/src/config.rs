@@ -387,6 +387,7 @@ impl IssuerBuilder {
             .token_endpoint
             .unwrap_or_else(|| format!("{}/auth/token", issuer.trim_end_matches('/')));
         let settings = Settings {
+            access_ttl,
             absolute_ttl,
             idle_ttl,
             grace: i64::try_from(self.grace.as_secs()).unwrap_or(0),
@@ -396,7 +397,7 @@ impl IssuerBuilder {
             purge_batch: self.purge_batch,
         };
         let clients = ClientDirectory::new(clients, vec![token_endpoint, issuer.clone()]);
-        let denylist = AccessTokenDenylist::new(self.clock.clone(), access_ttl);
+        let denylist = AccessTokenDenylist::new(self.clock.clone());
         let minter = Minter {
             keys,
             issuer,

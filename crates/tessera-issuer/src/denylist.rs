@@ -1,16 +1,18 @@
-//! Revoked access tokens: a `jti` denylist and per-user "revoked before" marks, each entry kept only until
-//! the tokens it covers expire anyway.
+//! Revoked access tokens: a `jti` denylist and per-user "issued before" marks, each entry kept only until
+//! the tokens it covers expire anyway. The store holds the durable copy; this is the in-memory view that
+//! every authenticated request consults.
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
 use crate::clock::Clock;
+use crate::store::{AccessDenials, UserDenial};
 
 /// Revoked access tokens, consulted by `tessera_server::JwtAuthLayer` through
-/// [`tessera_server::RevocationCheck`].
+/// [`tessera_server::RevocationCheck`] (see [`Issuer::auth_layer`](crate::Issuer::auth_layer)).
 ///
-/// Cheap to clone (shared state). Entries live in memory until the tokens they cover expire; expired
-/// entries are swept by the issuer's purge task.
+/// Cheap to clone (shared state). Revocations are written through to the store and reloaded from it by
+/// [`Issuer::load_denylist`](crate::Issuer::load_denylist), so they survive restarts.
 #[derive(Debug, Clone)]
 pub struct AccessTokenDenylist {
     inner: Arc<Inner>,
@@ -19,8 +21,6 @@ pub struct AccessTokenDenylist {
 #[derive(Debug)]
 struct Inner {
     clock: Arc<dyn Clock>,
-    /// Access-token lifetime: how long a per-user mark must outlive the revocation.
-    access_ttl: i64,
     state: Mutex<State>,
 }
 
@@ -28,39 +28,51 @@ struct Inner {
 struct State {
     /// `jti` -> the token's `exp`.
     jtis: HashMap<String, i64>,
-    /// user -> tokens issued before this second are revoked.
-    users: HashMap<String, i64>,
+    /// user -> (tokens issued before this second are revoked, until when).
+    users: HashMap<String, (i64, i64)>,
 }
 
 impl AccessTokenDenylist {
-    pub(crate) fn new(clock: Arc<dyn Clock>, access_ttl: i64) -> Self {
+    pub(crate) fn new(clock: Arc<dyn Clock>) -> Self {
         AccessTokenDenylist {
             inner: Arc::new(Inner {
                 clock,
-                access_ttl,
                 state: Mutex::new(State::default()),
             }),
         }
     }
 
-    fn state(&self) -> std::sync::MutexGuard<'_, State> {
+    fn state(&self) -> MutexGuard<'_, State> {
         self.inner
             .state
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Denies the token with this `jti` until its `exp`.
-    pub fn revoke_jti(&self, jti: impl Into<String>, expires_at: i64) {
-        if expires_at > self.inner.clock.now() {
-            self.state().jtis.insert(jti.into(), expires_at);
-        }
+    pub(crate) fn insert_jti(&self, jti: &str, expires_at: i64) {
+        let mut state = self.state();
+        let entry = state.jtis.entry(jti.to_owned()).or_insert(expires_at);
+        *entry = (*entry).max(expires_at);
     }
 
-    /// Denies every access token of `user_id` issued before now.
-    pub fn revoke_user(&self, user_id: impl Into<String>) {
-        let now = self.inner.clock.now();
-        self.state().users.insert(user_id.into(), now);
+    pub(crate) fn insert_user(&self, denial: &UserDenial) {
+        let mut state = self.state();
+        let entry = state
+            .users
+            .entry(denial.user_id.clone())
+            .or_insert((denial.issued_before, denial.until));
+        *entry = (entry.0.max(denial.issued_before), entry.1.max(denial.until));
+    }
+
+    /// Adds the store's denials; returns how many there were.
+    pub(crate) fn merge(&self, denials: &AccessDenials) -> usize {
+        for (jti, expires_at) in &denials.tokens {
+            self.insert_jti(jti, *expires_at);
+        }
+        for denial in &denials.users {
+            self.insert_user(denial);
+        }
+        denials.tokens.len() + denials.users.len()
     }
 
     /// Whether a token with these claims is revoked.
@@ -74,20 +86,17 @@ impl AccessTokenDenylist {
         let by_jti = jti.is_some_and(|jti| state.jtis.contains_key(jti));
         let by_user = subject
             .and_then(|subject| state.users.get(subject))
-            .is_some_and(|revoked_at| issued_at.is_none_or(|iat| iat < *revoked_at));
+            .is_some_and(|(issued_before, _)| issued_at.is_none_or(|iat| iat < *issued_before));
         by_jti || by_user
     }
 
     /// Drops entries whose tokens have all expired; returns how many.
-    pub fn sweep(&self) -> usize {
+    pub(crate) fn sweep(&self) -> usize {
         let now = self.inner.clock.now();
-        let ttl = self.inner.access_ttl;
         let mut state = self.state();
         let before = state.jtis.len() + state.users.len();
         state.jtis.retain(|_, exp| *exp > now);
-        state
-            .users
-            .retain(|_, revoked_at| revoked_at.saturating_add(ttl) > now);
+        state.users.retain(|_, (_, until)| *until > now);
         before - state.jtis.len() - state.users.len()
     }
 }
@@ -100,13 +109,24 @@ mod tests {
     #[test]
     fn entries_deny_until_the_tokens_expire() {
         let clock = ManualClock::new(1_000);
-        let denylist = AccessTokenDenylist::new(Arc::new(clock.clone()), 900);
-        denylist.revoke_jti("j1", 1_100);
-        denylist.revoke_jti("already-expired", 1_000);
+        let denylist = AccessTokenDenylist::new(Arc::new(clock.clone()));
+        denylist.insert_jti("j1", 1_100);
         assert!(denylist.is_revoked(Some("j1"), None, None));
-        assert!(!denylist.is_revoked(Some("already-expired"), None, None));
-        denylist.revoke_user("alice");
-        assert!(denylist.is_revoked(Some("j2"), Some("alice"), Some(999)));
+        let alice = UserDenial {
+            user_id: "alice".into(),
+            issued_before: 1_000,
+            until: 1_900,
+        };
+        denylist.insert_user(&alice);
+        denylist.insert_user(&UserDenial {
+            issued_before: 990,
+            until: 1_890,
+            ..alice.clone()
+        });
+        assert!(
+            denylist.is_revoked(Some("j2"), Some("alice"), Some(999)),
+            "the later mark wins"
+        );
         assert!(
             !denylist.is_revoked(Some("j2"), Some("alice"), Some(1_000)),
             "tokens issued after are fine"
@@ -117,5 +137,11 @@ mod tests {
         clock.advance(800);
         assert_eq!(denylist.sweep(), 1);
         assert!(!denylist.is_revoked(Some("j1"), Some("alice"), Some(999)));
+        let merged = denylist.merge(&AccessDenials {
+            tokens: vec![("j3".into(), 5_000)],
+            users: vec![alice],
+        });
+        assert_eq!(merged, 2);
+        assert!(denylist.is_revoked(Some("j3"), None, None));
     }
 }

@@ -15,7 +15,7 @@ use crate::events::{self, AuthEvent, AuthEventHook};
 use crate::keys::KeySet;
 use crate::minting::Minter;
 use crate::refresh::RefreshSecret;
-use crate::store::{PurgeReport, RefreshStore, RevokeReason, StoreError};
+use crate::store::{PurgeReport, RefreshStore, RevokeReason, StoreError, UserDenial};
 use crate::throttle::LoginThrottle;
 
 /// The token service: grants, rotation, revocation, on a [`RefreshStore`].
@@ -61,6 +61,7 @@ pub(crate) struct Inner<S> {
 /// Validated settings, durations in whole seconds.
 #[derive(Debug, Clone)]
 pub(crate) struct Settings {
+    pub(crate) access_ttl: i64,
     pub(crate) absolute_ttl: i64,
     pub(crate) idle_ttl: i64,
     pub(crate) grace: i64,
@@ -143,7 +144,14 @@ impl<S: RefreshStore> Issuer<S> {
         user_id: &str,
         reason: RevokeReason,
     ) -> Result<usize, StoreError> {
-        self.inner.denylist.revoke_user(user_id);
+        let now = self.now();
+        let denial = UserDenial {
+            user_id: user_id.to_owned(),
+            issued_before: now,
+            until: now.saturating_add(self.inner.settings.access_ttl),
+        };
+        self.inner.denylist.insert_user(&denial);
+        self.inner.store.deny_user_tokens(denial).await?;
         let revoked = self
             .inner
             .store
@@ -158,6 +166,28 @@ impl<S: RefreshStore> Issuer<S> {
             });
         }
         Ok(revoked.len())
+    }
+
+    /// Denies one access token until its `exp`, in memory and in the store.
+    pub(crate) async fn deny_access_token(
+        &self,
+        jti: &str,
+        expires_at: i64,
+    ) -> Result<(), StoreError> {
+        self.inner.denylist.insert_jti(jti, expires_at);
+        self.inner.store.deny_access_token(jti, expires_at).await
+    }
+
+    /// Loads the access-token revocations the store holds (made before a restart, or by another instance
+    /// on the same database) into the in-memory denylist; returns how many are in force.
+    /// [`Issuer::spawn_purge_task`] calls it at start and on every tick; call it yourself before serving
+    /// if you do not run that task.
+    ///
+    /// # Errors
+    /// [`StoreError`] if the store fails.
+    pub async fn load_denylist(&self) -> Result<usize, StoreError> {
+        let denials = self.inner.store.access_denials(self.now()).await?;
+        Ok(self.inner.denylist.merge(&denials))
     }
 
     /// Deletes everything that expired, batch by batch, and sweeps the access-token denylist.
@@ -181,12 +211,14 @@ impl<S: RefreshStore> Issuer<S> {
             }
             total.tokens += report.tokens;
             total.families += report.families;
+            total.denials += report.denials;
             tokio::task::yield_now().await;
         }
     }
 
-    /// Spawns the background purge: [`Issuer::purge_expired`] at the configured interval, forever. Abort
-    /// the handle to stop it. Needs a tokio runtime with the time driver.
+    /// Spawns the background maintenance: at start and then at the configured interval,
+    /// [`Issuer::load_denylist`] and [`Issuer::purge_expired`]. Abort the handle to stop it. Needs a tokio
+    /// runtime with the time driver.
     pub fn spawn_purge_task(&self) -> tokio::task::JoinHandle<()> {
         let issuer = self.clone();
         tokio::spawn(async move {
@@ -194,6 +226,9 @@ impl<S: RefreshStore> Issuer<S> {
             interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 interval.tick().await;
+                if let Err(error) = issuer.load_denylist().await {
+                    tracing::error!(%error, "loading revoked access tokens failed; will retry");
+                }
                 match issuer.purge_expired().await {
                     Ok(report) if !report.is_empty() => {
                         tracing::info!(

@@ -90,7 +90,8 @@ pub use random::RandomError;
 pub use refresh::{RotationSalt, TokenHash};
 pub use revocation::Session;
 pub use store::{
-    Family, FamilyId, MemoryStore, NewFamily, PurgeReport, RefreshStore, Revocation, RevokeReason,
-    Rotation, RotationOutcome, SqliteStore, SqliteStoreOptions, StoreError,
+    AccessDenials, Family, FamilyId, MemoryStore, NewFamily, PurgeReport, RefreshStore, Revocation,
+    RevokeReason, Rotation, RotationOutcome, SqliteStore, SqliteStoreOptions, StoreError,
+    UserDenial,
 };
 pub use throttle::ThrottlePolicy;

@@ -44,7 +44,7 @@ impl<S: RefreshStore> Issuer<S> {
         let client = self.authenticate_client(params, basic, None).await?;
         let client = client.as_deref();
         if access_first {
-            if !self.revoke_access_token(token, client)? {
+            if !self.revoke_access_token(token, client).await? {
                 self.revoke_refresh_token(token, client, RevokeReason::TokenRevoked)
                     .await?;
             }
@@ -52,7 +52,7 @@ impl<S: RefreshStore> Issuer<S> {
             .revoke_refresh_token(token, client, RevokeReason::TokenRevoked)
             .await?
         {
-            self.revoke_access_token(token, client)?;
+            self.revoke_access_token(token, client).await?;
         }
         Ok(())
     }
@@ -72,9 +72,9 @@ impl<S: RefreshStore> Issuer<S> {
 
     /// `POST /logout-all`: ends every session of the signed-in user and denies their access tokens.
     pub(crate) async fn logout_all(&self, claims: &AccessTokenClaims) -> Result<usize, TokenError> {
-        self.inner
-            .denylist
-            .revoke_jti(claims.jti.clone(), claims.exp);
+        self.deny_access_token(&claims.jti, claims.exp)
+            .await
+            .map_err(TokenError::internal)?;
         self.revoke_user_for(&claims.sub, RevokeReason::UserRevoked)
             .await
             .map_err(TokenError::internal)
@@ -172,7 +172,7 @@ impl<S: RefreshStore> Issuer<S> {
     }
 
     /// Denies `token` if it is a valid access token of ours; `Ok(false)` if it is not one.
-    fn revoke_access_token(
+    async fn revoke_access_token(
         &self,
         token: &str,
         client: Option<&ClientRegistration>,
@@ -182,9 +182,9 @@ impl<S: RefreshStore> Issuer<S> {
         };
         self.check_owner(&claims.client_id, client)?;
         if claims.exp > self.now() {
-            self.inner
-                .denylist
-                .revoke_jti(claims.jti.clone(), claims.exp);
+            self.deny_access_token(&claims.jti, claims.exp)
+                .await
+                .map_err(TokenError::internal)?;
             self.emit(AuthEvent::AccessTokenRevoked {
                 subject: claims.sub,
                 jti: claims.jti,

@@ -29,6 +29,7 @@ async fn start(
         .grace(Duration::from_secs(30))
         .build(store)
         .unwrap();
+    issuer.load_denylist().await.unwrap();
     let auth = issuer.auth_layer().unwrap();
     let app = Router::new()
         .nest("/auth", issuer.router(&auth))
@@ -51,6 +52,11 @@ async fn sessions_and_keys_survive_a_restart() {
     let first = login.refresh_token();
     let second = before.refresh(&first).await.refresh_token();
     let kid = before.issuer.keys().signer().kid().to_owned();
+    let revoked_access = before.refresh(&first).await.access_token(); // a retry: rotates nothing
+    let revoke = before
+        .post_form("/auth/revoke", &format!("token={revoked_access}"))
+        .await;
+    assert_eq!(revoke.status, StatusCode::OK);
     before.issuer.store().close().await;
     drop(before);
 

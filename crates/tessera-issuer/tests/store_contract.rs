@@ -529,7 +529,8 @@ mod contract {
             total,
             tessera_issuer::PurgeReport {
                 tokens: 4,
-                families: 1
+                families: 1,
+                denials: 0
             }
         );
         assert!(
@@ -549,6 +550,61 @@ mod contract {
             } => {}
             other => panic!("expected a replay, got {other:?}"),
         }
+    }
+}
+
+#[cfg(test)]
+mod denials {
+    use tessera_issuer::{AccessDenials, RefreshStore, UserDenial};
+
+    use super::contract::START;
+
+    fn alice(issued_before: i64, until: i64) -> UserDenial {
+        UserDenial {
+            user_id: "alice".into(),
+            issued_before,
+            until,
+        }
+    }
+
+    pub(crate) async fn access_denials_are_kept_until_their_tokens_expire<S: RefreshStore>(
+        store: S,
+    ) {
+        store.deny_access_token("j1", START + 100).await.unwrap();
+        store.deny_access_token("j1", START + 50).await.unwrap();
+        store.deny_access_token("j2", START + 10).await.unwrap();
+        store
+            .deny_user_tokens(alice(START, START + 900))
+            .await
+            .unwrap();
+        store
+            .deny_user_tokens(alice(START - 5, START + 800))
+            .await
+            .unwrap();
+
+        let mut denials = store.access_denials(START).await.unwrap();
+        denials.tokens.sort();
+        let expected = AccessDenials {
+            tokens: vec![("j1".into(), START + 100), ("j2".into(), START + 10)],
+            users: vec![alice(START, START + 900)],
+        };
+        assert_eq!(denials, expected, "a later write never shortens a denial");
+        let later = store.access_denials(START + 10).await.unwrap();
+        assert_eq!(
+            later.tokens,
+            [("j1".to_owned(), START + 100)],
+            "ended denials are not in force"
+        );
+
+        let report = store.purge_expired(START + 100, 10).await.unwrap();
+        assert_eq!(report.denials, 2);
+        let report = store.purge_expired(START + 900, 10).await.unwrap();
+        assert_eq!(report.denials, 1);
+        assert_eq!(
+            store.access_denials(START).await.unwrap(),
+            AccessDenials::default(),
+            "purged"
+        );
     }
 }
 
@@ -584,6 +640,12 @@ macro_rules! contract_suite {
                 super::contract::$test(store).await;
             }
         )*
+
+        #[tokio::test]
+        async fn access_denials_are_kept_until_their_tokens_expire() {
+            let (store, _guard) = $store;
+            super::denials::access_denials_are_kept_until_their_tokens_expire(store).await;
+        }
     };
 }
 

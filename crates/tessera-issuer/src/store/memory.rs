@@ -5,8 +5,8 @@ use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use super::{
-    Family, FamilyId, NewFamily, PurgeReport, RefreshStore, Revocation, RevokeReason, Rotation,
-    RotationOutcome, StoreError, Verdict, classify,
+    AccessDenials, Family, FamilyId, NewFamily, PurgeReport, RefreshStore, Revocation,
+    RevokeReason, Rotation, RotationOutcome, StoreError, UserDenial, Verdict, classify,
 };
 use crate::refresh::{RotationSalt, TokenHash};
 
@@ -27,6 +27,8 @@ pub struct MemoryStore {
 struct State {
     families: HashMap<FamilyId, Entry>,
     tokens: HashMap<TokenHash, (FamilyId, u64)>,
+    denied_tokens: HashMap<String, i64>,
+    denied_users: HashMap<String, UserDenial>,
 }
 
 #[derive(Debug)]
@@ -233,9 +235,53 @@ impl RefreshStore for MemoryStore {
         Ok(live)
     }
 
+    async fn deny_access_token(&self, jti: &str, expires_at: i64) -> Result<(), StoreError> {
+        let mut state = self.lock();
+        let entry = state
+            .denied_tokens
+            .entry(jti.to_owned())
+            .or_insert(expires_at);
+        *entry = (*entry).max(expires_at);
+        Ok(())
+    }
+
+    async fn deny_user_tokens(&self, denial: UserDenial) -> Result<(), StoreError> {
+        let mut state = self.lock();
+        let entry = state
+            .denied_users
+            .entry(denial.user_id.clone())
+            .or_insert_with(|| denial.clone());
+        entry.issued_before = entry.issued_before.max(denial.issued_before);
+        entry.until = entry.until.max(denial.until);
+        Ok(())
+    }
+
+    async fn access_denials(&self, now: i64) -> Result<AccessDenials, StoreError> {
+        let state = self.lock();
+        Ok(AccessDenials {
+            tokens: state
+                .denied_tokens
+                .iter()
+                .filter(|(_, expires_at)| **expires_at > now)
+                .map(|(jti, expires_at)| (jti.clone(), *expires_at))
+                .collect(),
+            users: state
+                .denied_users
+                .values()
+                .filter(|denial| denial.until > now)
+                .cloned()
+                .collect(),
+        })
+    }
+
     async fn purge_expired(&self, now: i64, batch: usize) -> Result<PurgeReport, StoreError> {
         let mut state = self.lock();
-        let State { families, tokens } = &mut *state;
+        let State {
+            families,
+            tokens,
+            denied_tokens,
+            denied_users,
+        } = &mut *state;
         let mut report = PurgeReport::default();
         let mut budget = batch;
         let mut emptied = Vec::new();
@@ -261,6 +307,27 @@ impl RefreshStore for MemoryStore {
         for id in emptied.into_iter().take(batch) {
             families.remove(&id);
             report.families += 1;
+        }
+        let ended_tokens: Vec<String> = denied_tokens
+            .iter()
+            .filter(|(_, exp)| **exp <= now)
+            .map(|(jti, _)| jti.clone())
+            .take(batch)
+            .collect();
+        for jti in ended_tokens {
+            denied_tokens.remove(&jti);
+            report.denials += 1;
+        }
+        let budget = batch.saturating_sub(usize::try_from(report.denials).unwrap_or(batch));
+        let ended_users: Vec<String> = denied_users
+            .values()
+            .filter(|denial| denial.until <= now)
+            .map(|d| d.user_id.clone())
+            .take(budget)
+            .collect();
+        for user in ended_users {
+            denied_users.remove(&user);
+            report.denials += 1;
         }
         Ok(report)
     }

@@ -229,13 +229,35 @@ pub struct PurgeReport {
     pub tokens: u64,
     /// Family records deleted.
     pub families: u64,
+    /// Access-token denials deleted (their tokens have expired).
+    pub denials: u64,
 }
 
 impl PurgeReport {
     /// Whether the batch deleted anything.
     pub fn is_empty(&self) -> bool {
-        self.tokens == 0 && self.families == 0
+        self.tokens == 0 && self.families == 0 && self.denials == 0
     }
+}
+
+/// Every access token of a user issued before a moment is revoked (logout everywhere, password change).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserDenial {
+    /// The user (`sub`).
+    pub user_id: String,
+    /// Tokens with an `iat` before this second are revoked.
+    pub issued_before: i64,
+    /// When every such token has expired and the denial can go.
+    pub until: i64,
+}
+
+/// The access-token revocations a store holds, so they survive restarts.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct AccessDenials {
+    /// Individually revoked tokens: `(jti, exp)`.
+    pub tokens: Vec<(String, i64)>,
+    /// Per-user revocations.
+    pub users: Vec<UserDenial>,
 }
 
 /// A store failure. The token endpoint answers these with `500 server_error` and logs them.
@@ -307,8 +329,29 @@ pub trait RefreshStore: Send + Sync + 'static {
         now: i64,
     ) -> impl Future<Output = Result<Vec<Family>, StoreError>> + Send;
 
+    /// Records that the access token `jti` is revoked; the record may go once `expires_at` passes.
+    fn deny_access_token(
+        &self,
+        jti: &str,
+        expires_at: i64,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Records a per-user revocation, keeping the later `issued_before` and `until` if the user already
+    /// has one.
+    fn deny_user_tokens(
+        &self,
+        denial: UserDenial,
+    ) -> impl Future<Output = Result<(), StoreError>> + Send;
+
+    /// Every access-token revocation still in force at `now`.
+    fn access_denials(
+        &self,
+        now: i64,
+    ) -> impl Future<Output = Result<AccessDenials, StoreError>> + Send;
+
     /// Deletes at most `batch` token tombstones of families that expired by `now`, then at most `batch`
-    /// such families that have no tombstone left. Call repeatedly until the report is empty.
+    /// such families that have no tombstone left, then at most `batch` access-token denials that ended
+    /// by `now`. Call repeatedly until the report is empty.
     fn purge_expired(
         &self,
         now: i64,

@@ -16,8 +16,8 @@ use sqlx::sqlite::{
 use sqlx::{Row as _, SqlSafeStr as _};
 
 use super::{
-    Family, FamilyId, NewFamily, PurgeReport, RefreshStore, Revocation, RevokeReason, Rotation,
-    RotationOutcome, StoreError, Verdict, classify,
+    AccessDenials, Family, FamilyId, NewFamily, PurgeReport, RefreshStore, Revocation,
+    RevokeReason, Rotation, RotationOutcome, StoreError, UserDenial, Verdict, classify,
 };
 use crate::refresh::{RotationSalt, TokenHash};
 
@@ -402,6 +402,68 @@ impl RefreshStore for SqliteStore {
         rows.iter().map(family_from_row).collect()
     }
 
+    async fn deny_access_token(&self, jti: &str, expires_at: i64) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO revoked_access_tokens (jti, expires_at) VALUES (?1, ?2) \
+             ON CONFLICT (jti) DO UPDATE SET expires_at = MAX(expires_at, excluded.expires_at)",
+        )
+        .bind(jti)
+        .bind(expires_at)
+        .execute(&self.writer)
+        .await
+        .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn deny_user_tokens(&self, denial: UserDenial) -> Result<(), StoreError> {
+        sqlx::query(
+            "INSERT INTO revoked_user_tokens (user_id, issued_before, until) VALUES (?1, ?2, ?3) \
+             ON CONFLICT (user_id) DO UPDATE SET \
+             issued_before = MAX(issued_before, excluded.issued_before), until = MAX(until, excluded.until)",
+        )
+        .bind(&denial.user_id)
+        .bind(denial.issued_before)
+        .bind(denial.until)
+        .execute(&self.writer)
+        .await
+        .map_err(backend)?;
+        Ok(())
+    }
+
+    async fn access_denials(&self, now: i64) -> Result<AccessDenials, StoreError> {
+        let tokens =
+            sqlx::query("SELECT jti, expires_at FROM revoked_access_tokens WHERE expires_at > ?1")
+                .bind(now)
+                .fetch_all(&self.reader)
+                .await
+                .map_err(backend)?;
+        let users = sqlx::query(
+            "SELECT user_id, issued_before, until FROM revoked_user_tokens WHERE until > ?1",
+        )
+        .bind(now)
+        .fetch_all(&self.reader)
+        .await
+        .map_err(backend)?;
+        Ok(AccessDenials {
+            tokens: tokens
+                .iter()
+                .map(|row| Ok((row.try_get("jti")?, row.try_get("expires_at")?)))
+                .collect::<Result<_, sqlx::Error>>()
+                .map_err(backend)?,
+            users: users
+                .iter()
+                .map(|row| {
+                    Ok(UserDenial {
+                        user_id: row.try_get("user_id")?,
+                        issued_before: row.try_get("issued_before")?,
+                        until: row.try_get("until")?,
+                    })
+                })
+                .collect::<Result<_, sqlx::Error>>()
+                .map_err(backend)?,
+        })
+    }
+
     async fn purge_expired(&self, now: i64, batch: usize) -> Result<PurgeReport, StoreError> {
         let limit = i64::try_from(batch).unwrap_or(i64::MAX);
         let tokens = sqlx::query(
@@ -425,18 +487,47 @@ impl RefreshStore for SqliteStore {
         .await
         .map_err(backend)?
         .rows_affected();
-        Ok(PurgeReport { tokens, families })
+        let mut denials = 0;
+        for table in [
+            "DELETE FROM revoked_access_tokens WHERE jti IN \
+             (SELECT jti FROM revoked_access_tokens WHERE expires_at <= ?1 LIMIT ?2)",
+            "DELETE FROM revoked_user_tokens WHERE user_id IN \
+             (SELECT user_id FROM revoked_user_tokens WHERE until <= ?1 LIMIT ?2)",
+        ] {
+            let budget = limit - i64::try_from(denials).unwrap_or(limit);
+            denials += sqlx::query(table)
+                .bind(now)
+                .bind(budget)
+                .execute(&self.writer)
+                .await
+                .map_err(backend)?
+                .rows_affected();
+        }
+        Ok(PurgeReport {
+            tokens,
+            families,
+            denials,
+        })
     }
 }
 
 async fn migrate(pool: &SqlitePool) -> Result<(), StoreError> {
-    let migrator = Migrator::with_migrations(vec![Migration::new(
-        1,
-        Cow::Borrowed("token families"),
-        MigrationType::Simple,
-        include_str!("../../migrations/0001_token_families.sql").into_sql_str(),
-        false,
-    )]);
+    let migrator = Migrator::with_migrations(vec![
+        Migration::new(
+            1,
+            Cow::Borrowed("token families"),
+            MigrationType::Simple,
+            include_str!("../../migrations/0001_token_families.sql").into_sql_str(),
+            false,
+        ),
+        Migration::new(
+            2,
+            Cow::Borrowed("access denials"),
+            MigrationType::Simple,
+            include_str!("../../migrations/0002_access_denials.sql").into_sql_str(),
+            false,
+        ),
+    ]);
     migrator.run(pool).await.map_err(backend)
 }
 
