@@ -10,8 +10,8 @@ use crate::events::{AuthEvent, LoginFailure};
 use crate::issuer::Issuer;
 use crate::minting::TokenContext;
 use crate::params::Params;
-use crate::refresh::{RefreshToken, RotationSalt};
-use crate::store::{FamilyId, NewFamily, RefreshStore, Rotation, RotationOutcome};
+use crate::refresh::{RefreshToken, RotationSalt, TokenHash};
+use crate::store::{Family, FamilyId, NewFamily, RefreshStore, Rotation, RotationOutcome};
 
 const BAD_CREDENTIALS: &str = "The username or password is incorrect";
 const UNKNOWN_REFRESH: &str = "The refresh token is invalid";
@@ -206,37 +206,9 @@ impl<S: RefreshStore> Issuer<S> {
             RefreshToken::parse(presented_text).ok_or(TokenError::InvalidGrant(UNKNOWN_REFRESH))?;
         let secret = &self.inner.secret;
         let presented_hash = secret.hash(&presented);
-        // A pre-read is needed only when the request leaves something to check against the family: which
-        // client it belongs to, or whether a narrower scope is really narrower. Both never change, so
-        // checking before the atomic rotation is race-free, and a refused request consumes nothing.
-        let family = if client.is_none() || requested_scope.is_some() {
-            let family = self
-                .inner
-                .store
-                .find_by_token(presented_hash)
-                .await
-                .map_err(TokenError::internal)?;
-            Some(family.ok_or(TokenError::InvalidGrant(UNKNOWN_REFRESH))?)
-        } else {
-            None
-        };
-        if let (Some(family), Some(_)) = (&family, requested_scope) {
-            narrow_scope(family.scope.as_deref(), requested_scope)?;
-        }
-        let client_id = match (client, family) {
-            (Some(client), _) => client.id().to_owned(),
-            // No client named: the token's own family says which client it belongs to, and that client
-            // must be a public one (a confidential client always authenticates).
-            (None, Some(family)) => match self.inner.clients.get(&family.client_id) {
-                Some(owner) if !owner.is_confidential() => family.client_id,
-                _ => {
-                    return Err(TokenError::InvalidClient(
-                        "this refresh token belongs to a confidential client, which must authenticate".into(),
-                    ));
-                }
-            },
-            (None, None) => return Err(TokenError::InvalidGrant(UNKNOWN_REFRESH)),
-        };
+        let client_id = self
+            .refresh_client(client, presented_hash, requested_scope)
+            .await?;
         let salt = RotationSalt::generate().map_err(TokenError::internal)?;
         let successor = secret.successor(&presented, &salt);
         let now = self.now();
@@ -250,63 +222,13 @@ impl<S: RefreshStore> Issuer<S> {
             idle_ttl: settings.idle_ttl,
             grace: settings.grace,
         };
-        let (family, successor) = match self
+        let outcome = self
             .inner
             .store
             .rotate(rotation)
             .await
-            .map_err(TokenError::internal)?
-        {
-            RotationOutcome::Rotated(family) => {
-                self.emit(AuthEvent::Refreshed {
-                    user_id: family.user_id.clone(),
-                    client_id: family.client_id.clone(),
-                    family_id: family.id.clone(),
-                    generation: family.generation,
-                });
-                (family, successor)
-            }
-            RotationOutcome::Retry {
-                family,
-                salt,
-                successor: current,
-            } => {
-                let successor = secret.successor(&presented, &salt);
-                if !secret.hash(&successor).ct_eq(&current) {
-                    // Only possible if the refresh secret changed since the rotation.
-                    return Err(TokenError::Internal(format!(
-                        "family {}: the re-derived successor does not match the stored one",
-                        family.id
-                    )));
-                }
-                self.emit(AuthEvent::RetryServed {
-                    user_id: family.user_id.clone(),
-                    client_id: family.client_id.clone(),
-                    family_id: family.id.clone(),
-                    generation: family.generation,
-                });
-                (family, successor)
-            }
-            RotationOutcome::Replay {
-                family,
-                presented_generation,
-            } => {
-                self.emit(AuthEvent::ReuseDetected {
-                    user_id: family.user_id.clone(),
-                    client_id: family.client_id.clone(),
-                    family_id: family.id.clone(),
-                    presented_generation,
-                    current_generation: family.generation,
-                });
-                return Err(TokenError::InvalidGrant(REUSED_REFRESH));
-            }
-            RotationOutcome::WrongClient(_) => {
-                return Err(TokenError::InvalidGrant(FOREIGN_REFRESH));
-            }
-            RotationOutcome::Revoked(_) => return Err(TokenError::InvalidGrant(REVOKED_REFRESH)),
-            RotationOutcome::Expired(_) => return Err(TokenError::InvalidGrant(EXPIRED_REFRESH)),
-            RotationOutcome::Unknown => return Err(TokenError::InvalidGrant(UNKNOWN_REFRESH)),
-        };
+            .map_err(TokenError::internal)?;
+        let (family, successor) = self.settle(outcome, &presented, successor)?;
         let scope = narrow_scope(family.scope.as_deref(), requested_scope)?;
         let context = TokenContext {
             subject: &family.user_id,
@@ -327,6 +249,102 @@ impl<S: RefreshStore> Issuer<S> {
             refresh_token: Some(successor.encode()),
             scope,
         })
+    }
+
+    /// The client a refresh is for, checked before anything is consumed.
+    ///
+    /// A pre-read of the family is needed only when the request leaves something to check against it:
+    /// which client it belongs to (no client named), or whether a requested scope really narrows. Both
+    /// never change, so checking before the atomic rotation is race-free, and a refused request consumes
+    /// nothing.
+    async fn refresh_client(
+        &self,
+        client: Option<&ClientRegistration>,
+        presented: TokenHash,
+        requested_scope: Option<&str>,
+    ) -> Result<String, TokenError> {
+        if let (Some(client), None) = (client, requested_scope) {
+            return Ok(client.id().to_owned());
+        }
+        let family = self
+            .inner
+            .store
+            .find_by_token(presented)
+            .await
+            .map_err(TokenError::internal)?;
+        let family = family.ok_or(TokenError::InvalidGrant(UNKNOWN_REFRESH))?;
+        narrow_scope(family.scope.as_deref(), requested_scope)?;
+        if let Some(client) = client {
+            return Ok(client.id().to_owned());
+        }
+        // No client named: the family says which client it belongs to, and that client must be a public
+        // one (a confidential client always authenticates).
+        match self.inner.clients.get(&family.client_id) {
+            Some(owner) if !owner.is_confidential() => Ok(family.client_id),
+            _ => Err(TokenError::InvalidClient(
+                "this refresh token belongs to a confidential client, which must authenticate"
+                    .into(),
+            )),
+        }
+    }
+
+    /// Turns the store's verdict into the family and the refresh token to answer with, emitting events.
+    fn settle(
+        &self,
+        outcome: RotationOutcome,
+        presented: &RefreshToken,
+        successor: RefreshToken,
+    ) -> Result<(Family, RefreshToken), TokenError> {
+        let secret = &self.inner.secret;
+        match outcome {
+            RotationOutcome::Rotated(family) => {
+                self.emit(AuthEvent::Refreshed {
+                    user_id: family.user_id.clone(),
+                    client_id: family.client_id.clone(),
+                    family_id: family.id.clone(),
+                    generation: family.generation,
+                });
+                Ok((family, successor))
+            }
+            RotationOutcome::Retry {
+                family,
+                salt,
+                successor: current,
+            } => {
+                let successor = secret.successor(presented, &salt);
+                if !secret.hash(&successor).ct_eq(&current) {
+                    // Only possible if the refresh secret changed since the rotation.
+                    return Err(TokenError::Internal(format!(
+                        "family {}: the re-derived successor does not match the stored one",
+                        family.id
+                    )));
+                }
+                self.emit(AuthEvent::RetryServed {
+                    user_id: family.user_id.clone(),
+                    client_id: family.client_id.clone(),
+                    family_id: family.id.clone(),
+                    generation: family.generation,
+                });
+                Ok((family, successor))
+            }
+            RotationOutcome::Replay {
+                family,
+                presented_generation,
+            } => {
+                self.emit(AuthEvent::ReuseDetected {
+                    user_id: family.user_id,
+                    client_id: family.client_id,
+                    family_id: family.id,
+                    presented_generation,
+                    current_generation: family.generation,
+                });
+                Err(TokenError::InvalidGrant(REUSED_REFRESH))
+            }
+            RotationOutcome::WrongClient(_) => Err(TokenError::InvalidGrant(FOREIGN_REFRESH)),
+            RotationOutcome::Revoked(_) => Err(TokenError::InvalidGrant(REVOKED_REFRESH)),
+            RotationOutcome::Expired(_) => Err(TokenError::InvalidGrant(EXPIRED_REFRESH)),
+            RotationOutcome::Unknown => Err(TokenError::InvalidGrant(UNKNOWN_REFRESH)),
+        }
     }
 
     fn client_credentials_grant(
