@@ -51,6 +51,7 @@ async fn jwks(State(issuer): State<Arc<Issuer>>) -> Response {
 
 struct Harness {
     issuer: Arc<Issuer>,
+    url: String,
     server: tokio::task::JoinHandle<()>,
     clock: TestClock,
     auth: JwtAuthLayer,
@@ -80,12 +81,10 @@ impl Harness {
             .with_state(Arc::clone(&issuer));
         let server = tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
         let clock = TestClock::at(NOW);
-        let remote = configure(
-            RemoteJwks::builder(format!("http://{address}/.well-known/jwks.json"))
-                .clock(clock.as_fn()),
-        )
-        .build()
-        .unwrap();
+        let url = format!("http://{address}/.well-known/jwks.json");
+        let remote = configure(RemoteJwks::builder(url.clone()).clock(clock.as_fn()))
+            .build()
+            .unwrap();
         let auth = JwtAuthLayer::builder()
             .remote_jwks(remote)
             .issuer(ISSUER)
@@ -96,6 +95,7 @@ impl Harness {
         let app = routes().route_layer(auth.clone());
         Harness {
             issuer,
+            url,
             server,
             clock,
             auth,
@@ -346,4 +346,33 @@ async fn shared_secrets_in_a_published_set_are_ignored() {
     let hmac = Signer::hs256().sign(Some("h"), &long_claims());
     assert_eq!(harness.status(&hmac).await, StatusCode::UNAUTHORIZED);
     assert_eq!(harness.auth.current_keys().len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn oversized_documents_are_refused_and_refresh_reports_errors() {
+    let harness = Harness::start_with(vec![Signer::es256().jwk("k1")], |builder| {
+        builder.max_document_len(64)
+    })
+    .await;
+    let answer = send(
+        &harness.app,
+        get_with_token("/me", &Signer::es256().sign(Some("k1"), &long_claims())),
+    )
+    .await;
+    assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(harness.stats().jwks_fetch_failures, 1);
+
+    // An explicit refresh reports what went wrong, and succeeds once the document fits.
+    let remote = RemoteJwks::builder(harness.url.clone())
+        .max_document_len(64)
+        .build()
+        .unwrap();
+    let error = remote.refresh().await.unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "the JWKS document is larger than 64 bytes"
+    );
+    let remote = RemoteJwks::builder(harness.url.clone()).build().unwrap();
+    remote.refresh().await.unwrap();
+    assert_eq!((remote.fetch_counts(), remote.current().len()), ((1, 0), 1));
 }
