@@ -426,3 +426,67 @@ fn positive(duration: Duration, what: &'static str) -> Result<i64, BuildError> {
         Ok(seconds) => Ok(seconds),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::credentials::{VerifiedUser, VerifyFuture};
+    use crate::store::MemoryStore;
+
+    struct Nobody;
+
+    impl CredentialVerifier for Nobody {
+        fn verify<'a>(&'a self, _: &'a str, _: &'a str) -> VerifyFuture<'a> {
+            Box::pin(async { Ok(None::<VerifiedUser>) })
+        }
+    }
+
+    fn valid() -> IssuerBuilder {
+        Issuer::builder()
+            .issuer("https://auth.test")
+            .audience("api")
+            .public_client("demo")
+            .password_hashing(PasswordHashing::new(64, 1).unwrap())
+    }
+
+    fn error(builder: IssuerBuilder) -> String {
+        builder.build(MemoryStore::new()).unwrap_err().to_string()
+    }
+
+    #[test]
+    fn every_setting_is_validated_with_a_message_naming_it() {
+        assert!(valid().build(MemoryStore::new()).is_ok());
+        let cheap = || Issuer::builder().password_hashing(PasswordHashing::new(64, 1).unwrap());
+        assert!(error(cheap().audience("api").public_client("d")).contains(".issuer("));
+        assert!(error(cheap().issuer("i").public_client("d")).contains(".audience("));
+        assert!(error(cheap().issuer("i").audience("a")).contains(".public_client("));
+        assert!(
+            error(valid().access_ttl(Duration::from_millis(500))).contains("access-token lifetime")
+        );
+        assert!(error(valid().grace(Duration::from_secs(301))).contains("between 0 and 300 s"));
+        assert!(valid().grace(MAX_GRACE).build(MemoryStore::new()).is_ok());
+        let idle = valid()
+            .idle_ttl(Duration::from_secs(100))
+            .refresh_ttl(Duration::from_secs(99));
+        assert!(error(idle).contains("exceeds the absolute lifetime"));
+        assert!(error(valid().family_cap(0)).contains("at least 1"));
+        assert!(error(valid().public_client("demo")).contains("registered twice"));
+        let both = valid().user("a", "b", ["r"]).credential_verifier(Nobody);
+        assert!(error(both).contains("use one"));
+        assert!(
+            valid()
+                .credential_verifier(Nobody)
+                .build(MemoryStore::new())
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn several_audiences_make_an_array() {
+        let issuer = valid()
+            .audience("billing")
+            .build(MemoryStore::new())
+            .unwrap();
+        assert_eq!(issuer.audiences().collect::<Vec<_>>(), ["api", "billing"]);
+    }
+}
