@@ -143,6 +143,51 @@ impl JwtAuthLayer {
         }
     }
 
+    /// Runs a token that did not arrive in an HTTP request (a WebSocket message, a gRPC metadata value, a
+    /// job payload) through everything a request goes through: length limit, cache, verification, a remote
+    /// key refetch for an unknown `kid`, the revocation check, and this layer's scope and role requirements.
+    ///
+    /// ```
+    /// use tessera_server::{AuthRejection, JwtAuthLayer};
+    ///
+    /// # #[tokio::main(flavor = "current_thread")]
+    /// # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+    /// let auth = JwtAuthLayer::builder().hmac_secret([7; 32]).issuer("iss").audience("api").build()?;
+    /// let outcome = auth.verify("not.a.jwt").await;
+    /// assert!(matches!(outcome, Err(AuthRejection::MalformedToken(_))));
+    /// # Ok(())
+    /// # }
+    /// ```
+    ///
+    /// # Errors
+    /// The [`AuthRejection`] a request with this token would have been answered with.
+    pub async fn verify(&self, token: &str) -> Result<VerifiedToken, AuthRejection> {
+        let core = &self.core;
+        let outcome = match core.authenticate_token(&self.policy, token) {
+            Step::Pass(Some(verified)) => Ok(verified),
+            Step::Reject(rejection) => Err(rejection),
+            Step::CheckRevocation(verified) => core
+                .check_revocation(&self.policy, &verified)
+                .await
+                .map(|()| verified),
+            #[cfg(feature = "remote-jwks")]
+            Step::RefetchKeys(token) => match core.verify_after_refetch(&token).await {
+                Ok(verified) => core
+                    .check_revocation(&self.policy, &verified)
+                    .await
+                    .map(|()| verified),
+                Err(rejection) => Err(rejection),
+            },
+            // Only a request can be anonymous or already verified; a bare token never is.
+            Step::Pass(None) | Step::AlreadyVerified => Err(AuthRejection::MissingCredentials),
+        };
+        match &outcome {
+            Ok(_) => core.admitted(),
+            Err(rejection) => core.refuse(rejection),
+        }
+        outcome
+    }
+
     /// The keys in use right now.
     pub fn current_keys(&self) -> Arc<KeySet> {
         match &self.core.keys {
@@ -198,6 +243,16 @@ impl Core {
             Ok(None) => return Step::Reject(AuthRejection::MissingCredentials),
             Err(rejection) => return Step::Reject(rejection),
         };
+        self.authenticate_token(policy, token)
+    }
+
+    /// The synchronous checks of one token: the cache, or verification against the live keys.
+    pub(crate) fn authenticate_token(&self, policy: &Policy, token: &str) -> Step {
+        if token.len() > self.sources.max_len {
+            return Step::Reject(AuthRejection::TokenTooLong {
+                limit: self.sources.max_len,
+            });
+        }
         let now = self.now();
         let keys = self.load_keys();
         let digest = self.cache.as_ref().map(|_| TokenCache::digest(token));
@@ -312,13 +367,18 @@ impl Core {
         }
     }
 
+    /// Counts and traces a rejection.
+    pub(crate) fn refuse(&self, rejection: &AuthRejection) {
+        Counters::bump(&self.counters.rejected);
+        rejection.trace();
+    }
+
     /// Counts, traces and renders a rejection.
     pub(crate) fn reject<B: From<bytes::Bytes>>(
         &self,
         rejection: &AuthRejection,
     ) -> http::Response<B> {
-        Counters::bump(&self.counters.rejected);
-        rejection.trace();
+        self.refuse(rejection);
         rejection.render(&self.realm, &*self.body)
     }
 

@@ -599,3 +599,41 @@ async fn expired_cache_entries_are_swept_without_being_asked_for() {
     }
     assert_eq!(auth.stats().cache_entries, 12);
 }
+
+#[tokio::test]
+async fn tokens_outside_requests_get_the_same_checks() {
+    let clock = TestClock::at(NOW);
+    let denylist = Arc::new(Denylist::default());
+    let auth = builder(&clock)
+        .revocation(denylist.clone())
+        .build()
+        .unwrap();
+    let verified = auth.verify(&token(json!({}))).await.unwrap();
+    assert_eq!(verified.subject(), Some("alice"));
+    assert_eq!(
+        auth.require_scope("admin")
+            .verify(&token(json!({})))
+            .await
+            .unwrap_err()
+            .status(),
+        StatusCode::FORBIDDEN
+    );
+    denylist.jtis.lock().unwrap().insert("jti-1".into());
+    assert_eq!(
+        auth.verify(&token(json!({}))).await.unwrap_err(),
+        AuthRejection::Revoked
+    );
+    clock.set(NOW + 1000);
+    assert_eq!(
+        auth.verify(&token(json!({"jti": "other"})))
+            .await
+            .unwrap_err(),
+        AuthRejection::Expired
+    );
+    assert_eq!(
+        auth.verify(&"a".repeat(9000)).await.unwrap_err(),
+        AuthRejection::TokenTooLong { limit: 8192 }
+    );
+    let stats = auth.stats();
+    assert_eq!((stats.authenticated, stats.rejected), (1, 4));
+}
