@@ -21,8 +21,9 @@ pub enum AuthRejection {
     /// No bearer token in any configured place: 401 with a bare challenge and no error code (RFC 6750 §3.1).
     #[error("The request carries no bearer token")]
     MissingCredentials,
-    /// The `Authorization` header is not `Bearer <token>` with an RFC 6750 token, or not visible ASCII.
-    #[error("The Authorization header is malformed: {0}")]
+    /// The `Authorization` header is not `Bearer <token>` with an RFC 6750 token or not visible ASCII, or the
+    /// token cookie or `access_token` parameter does not hold a bare JWT.
+    #[error("The bearer credentials are malformed: {0}")]
     MalformedAuthorization(&'static str),
     /// More than one `Authorization` header, or a token in two places (header, cookie, query).
     #[error("The request carries more than one access token")]
