@@ -175,10 +175,19 @@ async fn the_token_never_follows_a_redirect_to_another_origin() {
         .unwrap();
     assert_eq!(response.status(), StatusCode::OK);
 
+    // Another host name for the same machine and port is another origin too.
+    let other_host = other.replace("127.0.0.1", "localhost");
+    let response = client
+        .get(format!("{}/redirect?to={other_host}/capture", server.url))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+
     // A request straight to a non-allowed origin carries no token either.
     let response = client.get(format!("{other}/capture")).send().await.unwrap();
     assert!(!outcome(&response).attached());
-    assert_eq!(other_api.authorizations("/capture"), [None, None]);
+    assert_eq!(other_api.authorizations("/capture"), [None, None, None]);
 }
 
 #[tokio::test]
