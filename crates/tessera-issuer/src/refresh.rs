@@ -10,7 +10,9 @@
 //! A copy of the database alone yields no usable token, nor does the database plus the secret.
 //!
 //! The store keys records by `HMAC-SHA256(hash_key, token)`; both HMAC keys derive from one 32-byte
-//! server secret.
+//! server secret. Looking a hash up in an index is not a secret comparison (nobody can compute a hash
+//! without the key, so timing reveals nothing about tokens); the one comparison against a secret, a
+//! re-derived successor against the stored hash, is constant-time ([`TokenHash::ct_eq`]).
 
 use std::fmt;
 
