@@ -22,7 +22,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use anyhow::{Context as _, bail, ensure};
 use futures_util::future::join_all;
 use reqwest_middleware::ClientWithMiddleware;
-use tessera_client::{AuthMiddleware, AuthOutcome, TokenSet};
+use tessera_client::{AuthMiddleware, AuthOutcome, RefreshError, TokenSet};
 use tessera_core::{ErrorCode, ErrorResponse};
 
 const ACCESS_TTL: Duration = Duration::from_secs(3);
@@ -35,6 +35,7 @@ struct ClientTally {
     ok: u64,
     replayed: u64,
     reauthentication_required: u64,
+    refused_token_requests: u64,
 }
 
 #[tokio::main]
@@ -139,7 +140,7 @@ async fn main() -> anyhow::Result<()> {
     // 5. Someone replays the first refresh token, consumed by that refresh, once the grace window is over
     //    (inside it, a client retrying a lost response would get the same successor back).
     tokio::time::sleep(GRACE + Duration::from_millis(100)).await;
-    let replay = refresh_with(&http, &server, &first_refresh_token).await?;
+    let replay = refresh_with(&http, &server, &first_refresh_token, &mut tally).await?;
     let events = server.events.snapshot();
     ensure!(events.reuse_detected == 1, "the replay was not detected");
     step(
@@ -161,7 +162,9 @@ async fn main() -> anyhow::Result<()> {
     .await;
     let lockout = match api.get(server.url("/api/me")).send().await {
         Err(error) if is_reauthentication_required(&error) => {
+            // The middleware's refresh was refused: one more token request turned down.
             tally.reauthentication_required += 1;
+            tally.refused_token_requests += 1;
             "ReauthenticationRequired: sign in again"
         }
         Err(error) => bail!("expected ReauthenticationRequired, got {error}"),
@@ -178,7 +181,7 @@ async fn main() -> anyhow::Result<()> {
     );
 
     // 7. A new login, then logout: the new family is revoked and its refresh token is dead.
-    logout_story(&http, &server, &auth).await?;
+    logout_story(&http, &server, &auth, &mut tally).await?;
     let events = server.events.snapshot();
     step(
         7,
@@ -215,6 +218,11 @@ async fn main() -> anyhow::Result<()> {
             "families revoked by logout",
             events.revoked,
             "token service",
+        ),
+        (
+            "token requests refused (invalid_grant)",
+            tally.refused_token_requests,
+            "token endpoint answers",
         ),
         (
             "calls refused: sign in again",
@@ -264,6 +272,7 @@ async fn refresh_with(
     http: &reqwest::Client,
     server: &app::RunningApp,
     refresh_token: &str,
+    tally: &mut ClientTally,
 ) -> anyhow::Result<String> {
     let form = [
         ("grant_type", "refresh_token"),
@@ -285,6 +294,7 @@ async fn refresh_with(
         error.error == ErrorCode::InvalidGrant,
         "expected invalid_grant, got {error}"
     );
+    tally.refused_token_requests += 1;
     Ok(format!("{} {}", status.as_u16(), error.error))
 }
 
@@ -292,6 +302,7 @@ async fn logout_story(
     http: &reqwest::Client,
     server: &app::RunningApp,
     auth: &AuthMiddleware,
+    tally: &mut ClientTally,
 ) -> anyhow::Result<()> {
     let login = login::password_login(
         http,
@@ -322,13 +333,15 @@ async fn logout_story(
         response.status()
     );
     auth.clear().await?;
-    refresh_with(http, server, refresh_token.as_str()).await?;
+    refresh_with(http, server, refresh_token.as_str(), tally).await?;
     Ok(())
 }
 
+/// Whether the middleware ended the session because the token endpoint refused its refresh.
 fn is_reauthentication_required(error: &reqwest_middleware::Error) -> bool {
     matches!(
         tessera_client::Error::from_middleware(error),
-        Some(tessera_client::Error::ReauthenticationRequired { .. })
+        Some(tessera_client::Error::ReauthenticationRequired { source })
+            if matches!(**source, RefreshError::Rejected { .. })
     )
 }
