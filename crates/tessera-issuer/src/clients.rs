@@ -299,7 +299,7 @@ impl ClientDirectory {
             )));
         };
         let (hash, secret) = (hash.clone(), secret.to_owned());
-        let matches = tokio::task::spawn_blocking(move || password::verify(&secret, &hash))
+        let matches = password::verify_blocking(secret, hash)
             .await
             .map_err(|_| ClientError::Rejected("client authentication failed".into()))?;
         if matches {

@@ -188,10 +188,9 @@ impl CredentialVerifier for UserTable {
         let password = password.to_owned();
         let subject = username.to_owned();
         Box::pin(async move {
-            let matches =
-                tokio::task::spawn_blocking(move || password::verify(&password, &record.hash))
-                    .await
-                    .map_err(CredentialError::new)?;
+            let matches = password::verify_blocking(password, record.hash.clone())
+                .await
+                .map_err(CredentialError::new)?;
             Ok(match user {
                 Some(user) if matches => Some(VerifiedUser {
                     subject,

@@ -1,6 +1,9 @@
 //! Argon2id password hashing, shared by the built-in user table and confidential clients' secrets.
 
 use std::fmt;
+use std::sync::OnceLock;
+
+use tokio::sync::Semaphore;
 
 use argon2::{Algorithm, Argon2, Params, PasswordHasher as _, PasswordVerifier as _, Version};
 
@@ -18,6 +21,9 @@ pub enum PasswordError {
     /// Hashing failed.
     #[error("password hashing failed: {0}")]
     Hash(String),
+    /// The verification task did not complete (the runtime is shutting down).
+    #[error("password verification did not complete: {0}")]
+    Verification(String),
     /// The OS random generator failed.
     #[error(transparent)]
     Random(#[from] RandomError),
@@ -84,9 +90,29 @@ pub(crate) fn validate_hash(hash: &str) -> Result<(), PasswordError> {
         .map_err(|error| PasswordError::InvalidHash(error.to_string()))
 }
 
-/// Whether `password` matches `hash`; comparison is constant-time inside Argon2. Blocking: call it from
-/// `spawn_blocking`.
-pub(crate) fn verify(password: &str, hash: &str) -> bool {
+/// Whether `password` matches `hash`, on tokio's blocking pool.
+///
+/// At most twice as many verifications as there are CPUs run at once: each holds its memory cost (19 MiB
+/// by default) for tens of milliseconds, so a login flood waits its turn instead of exhausting memory
+/// and the blocking pool.
+pub(crate) async fn verify_blocking(password: String, hash: String) -> Result<bool, PasswordError> {
+    static LIMIT: OnceLock<Semaphore> = OnceLock::new();
+    let limit = LIMIT.get_or_init(|| {
+        let cpus = std::thread::available_parallelism().map_or(2, std::num::NonZeroUsize::get);
+        Semaphore::new(cpus * 2)
+    });
+    // The semaphore is never closed.
+    let _permit = limit
+        .acquire()
+        .await
+        .map_err(|error| PasswordError::Verification(error.to_string()))?;
+    tokio::task::spawn_blocking(move || verify(&password, &hash))
+        .await
+        .map_err(|error| PasswordError::Verification(error.to_string()))
+}
+
+/// Whether `password` matches `hash`; comparison is constant-time inside Argon2.
+fn verify(password: &str, hash: &str) -> bool {
     Argon2::default()
         .verify_password(password.as_bytes(), hash)
         .is_ok()
