@@ -40,5 +40,6 @@ pub(crate) async fn wait_until(deadline: SystemTime, label: &str) {
         "#".repeat(WIDTH),
         total.as_secs_f64()
     );
-    let _ = writeln!(out, "{}{done}", if animate { "\r" } else { "" });
+    // On a terminal, return to the line start and clear the animated line (ANSI "erase line") first.
+    let _ = writeln!(out, "{}{done}", if animate { "\r\x1b[2K" } else { "" });
 }
