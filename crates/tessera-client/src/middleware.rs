@@ -250,7 +250,8 @@ impl AuthMiddlewareBuilder {
     }
 
     /// Backoff after consecutive transient failures: the n-th waits a random 50-100 % of
-    /// `base * 2^(n-1)`, at most `max` (defaults 1 s and 60 s).
+    /// `base * 2^(n-1)`, at most `max` (defaults 1 s and 60 s). A token endpoint's `Retry-After` (seconds)
+    /// lengthens the wait, up to `max`.
     #[must_use]
     pub fn refresh_backoff(mut self, base: Duration, max: Duration) -> Self {
         self.policy.backoff_base = base;

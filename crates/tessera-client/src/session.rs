@@ -410,7 +410,13 @@ impl Session {
             .as_ref()
             .map_or(0, |cooldown| cooldown.failures)
             .saturating_add(1);
-        let delay = backoff(&self.policy, failures);
+        let mut delay = backoff(&self.policy, failures);
+        if let Failure::Transient(error) = &failure
+            && let Some(asked) = error.retry_after()
+        {
+            // The endpoint's own estimate wins over ours, within the configured maximum.
+            delay = delay.max(asked.min(self.policy.backoff_max));
+        }
         match &failure {
             Failure::Transient(error) => {
                 warn!(%error, failures, retry_in = ?delay, "token refresh failed")

@@ -171,6 +171,41 @@ async fn an_unavailable_token_endpoint_is_retried_with_backoff_not_hammered() {
 }
 
 #[tokio::test]
+async fn retry_after_from_the_token_endpoint_stretches_the_backoff() {
+    let server = TestServer::start().await;
+    let clock = ManualClock::new();
+    let auth = server.auth().clock(clock.clone()).build().unwrap();
+    server.issuer.accept_refresh_token("rt-login");
+    auth.set_tokens(TokenSet::new(mint(-120)).with_refresh_token("rt-login"))
+        .await
+        .unwrap();
+    let client = client(&auth);
+    let url = format!("{}/data", server.url);
+    server.issuer.set_behaviour(Behaviour::Throttled);
+
+    let error = client.get(&url).send().await.unwrap_err();
+    let Some(Error::RefreshUnavailable { retry_in, .. }) = Error::from_middleware(&error) else {
+        panic!("expected RefreshUnavailable, got {error:?}");
+    };
+    assert_eq!(
+        *retry_in,
+        Duration::from_secs(45),
+        "Retry-After: 45 beats the 1 s backoff"
+    );
+
+    server.issuer.set_behaviour(Behaviour::Issue);
+    clock.advance(Duration::from_secs(44));
+    assert!(client.get(&url).send().await.is_err());
+    assert_eq!(server.issuer.calls(), 1);
+    clock.advance(Duration::from_secs(2));
+    assert_eq!(
+        client.get(&url).send().await.unwrap().status(),
+        StatusCode::OK
+    );
+    assert_eq!(server.issuer.calls(), 2);
+}
+
+#[tokio::test]
 async fn a_hanging_token_endpoint_times_out_and_the_valid_token_keeps_being_served() {
     let server = TestServer::start().await;
     let clock = ManualClock::new();

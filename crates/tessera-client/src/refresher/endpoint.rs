@@ -1,7 +1,9 @@
 //! One token request: POST a form, classify the answer.
 
+use std::time::Duration;
+
 use http::StatusCode;
-use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderValue};
+use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE, HeaderMap, HeaderValue, RETRY_AFTER};
 use reqwest::Url;
 use tessera_core::{BEARER, ErrorCode, ErrorResponse, TokenResponse};
 
@@ -52,14 +54,26 @@ impl TokenRequest {
         }
         let response = request.send().await.map_err(RefreshError::Network)?;
         let status = response.status();
+        let retry_after = retry_after(response.headers());
         let body = response.bytes().await.map_err(RefreshError::Network)?;
-        classify(status, &body)
+        classify(status, retry_after, &body)
     }
+}
+
+/// `Retry-After` in its delay-seconds form (RFC 9110 §10.2.3); with the HTTP-date form the backoff alone
+/// applies.
+fn retry_after(headers: &HeaderMap) -> Option<Duration> {
+    let value = headers.get(RETRY_AFTER)?.to_str().ok()?;
+    value.trim().parse().ok().map(Duration::from_secs)
 }
 
 /// RFC 6749 §5: 2xx carries a token response; 400 and 401 are the server's final word on this grant;
 /// anything else is the server's trouble, not the grant's.
-fn classify(status: StatusCode, body: &[u8]) -> Result<TokenResponse, RefreshError> {
+fn classify(
+    status: StatusCode,
+    retry_after: Option<Duration>,
+    body: &[u8],
+) -> Result<TokenResponse, RefreshError> {
     if status.is_success() {
         let invalid = |reason: String| RefreshError::InvalidResponse { reason };
         let token: TokenResponse = serde_json::from_slice(body)
@@ -86,6 +100,7 @@ fn classify(status: StatusCode, body: &[u8]) -> Result<TokenResponse, RefreshErr
         Err(RefreshError::Unavailable {
             status,
             response: serde_json::from_slice(body).ok(),
+            retry_after,
         })
     }
 }
@@ -98,6 +113,7 @@ mod tests {
     fn success_must_be_a_bearer_token_response() {
         let ok = classify(
             StatusCode::OK,
+            None,
             br#"{"access_token":"a","token_type":"bearer","expires_in":5}"#,
         )
         .unwrap();
@@ -107,7 +123,7 @@ mod tests {
             b"<html>",
             br#"{"access_token":"","token_type":"Bearer"}"#,
         ] {
-            let error = classify(StatusCode::OK, body).unwrap_err();
+            let error = classify(StatusCode::OK, None, body).unwrap_err();
             assert!(
                 matches!(error, RefreshError::InvalidResponse { .. }) && !error.is_terminal(),
                 "{error}"
@@ -117,12 +133,17 @@ mod tests {
 
     #[test]
     fn bad_request_and_unauthorized_are_terminal() {
-        let error = classify(StatusCode::BAD_REQUEST, br#"{"error":"invalid_grant"}"#).unwrap_err();
+        let error = classify(
+            StatusCode::BAD_REQUEST,
+            None,
+            br#"{"error":"invalid_grant"}"#,
+        )
+        .unwrap_err();
         assert!(
             matches!(&error, RefreshError::Rejected { response, .. } if response.error == ErrorCode::InvalidGrant)
         );
         assert!(error.is_terminal());
-        let error = classify(StatusCode::UNAUTHORIZED, b"nope").unwrap_err();
+        let error = classify(StatusCode::UNAUTHORIZED, None, b"nope").unwrap_err();
         assert!(error.is_terminal(), "{error}");
     }
 
@@ -133,11 +154,30 @@ mod tests {
             StatusCode::TOO_MANY_REQUESTS,
             StatusCode::NOT_FOUND,
         ] {
-            let error = classify(status, br#"{"error":"temporarily_unavailable"}"#).unwrap_err();
+            let error = classify(
+                status,
+                Some(Duration::from_secs(7)),
+                br#"{"error":"temporarily_unavailable"}"#,
+            )
+            .unwrap_err();
             assert!(
                 matches!(error, RefreshError::Unavailable { .. }) && !error.is_terminal(),
                 "{error}"
             );
+            assert_eq!(error.retry_after(), Some(Duration::from_secs(7)));
         }
+    }
+
+    #[test]
+    fn retry_after_reads_delay_seconds_only() {
+        let mut headers = HeaderMap::new();
+        assert_eq!(retry_after(&headers), None);
+        headers.insert(RETRY_AFTER, HeaderValue::from_static(" 30 "));
+        assert_eq!(retry_after(&headers), Some(Duration::from_secs(30)));
+        headers.insert(
+            RETRY_AFTER,
+            HeaderValue::from_static("Wed, 21 Oct 2015 07:28:00 GMT"),
+        );
+        assert_eq!(retry_after(&headers), None);
     }
 }

@@ -109,6 +109,8 @@ pub enum RefreshError {
         status: StatusCode,
         /// The error body, if it was an RFC 6749 one.
         response: Option<ErrorResponse>,
+        /// The endpoint's `Retry-After` (in seconds form), honoured by the backoff up to its maximum.
+        retry_after: Option<Duration>,
     },
     /// The token endpoint could not be reached or the connection broke. Transient.
     #[error("the token endpoint could not be reached: {0}")]
@@ -138,5 +140,13 @@ impl RefreshError {
             self,
             RefreshError::Rejected { .. } | RefreshError::NoRefreshToken
         )
+    }
+
+    /// How long the token endpoint asked to be left alone, if it said.
+    pub(crate) fn retry_after(&self) -> Option<Duration> {
+        match self {
+            RefreshError::Unavailable { retry_after, .. } => *retry_after,
+            _ => None,
+        }
     }
 }

@@ -138,6 +138,8 @@ pub enum Behaviour {
     Issue,
     InvalidGrant,
     Unavailable,
+    /// 429 with `Retry-After: 45`.
+    Throttled,
     Hang,
 }
 
@@ -250,6 +252,14 @@ async fn token_endpoint(
         Behaviour::InvalidGrant => oauth_error(StatusCode::BAD_REQUEST, "invalid_grant"),
         Behaviour::Unavailable => {
             oauth_error(StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable")
+        }
+        Behaviour::Throttled => {
+            let mut response =
+                oauth_error(StatusCode::TOO_MANY_REQUESTS, "temporarily_unavailable");
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("45"));
+            response
         }
         Behaviour::Issue => match form.get("grant_type").map(String::as_str) {
             Some("refresh_token") => {
