@@ -39,53 +39,17 @@ async fn the_spa_never_sees_a_token_and_survives_expiry_and_logout() -> anyhow::
 async fn drive(page: &Client, api: &app::RunningApp, proxy: &str) -> anyhow::Result<()> {
     // Signed out at first: the page asks /session, gets 401, and shows the login form.
     page.goto(proxy).await?;
-    wait_for(
-        page,
-        "login form",
-        "!document.getElementById('login').hidden",
-    )
-    .await?;
+    wait_for(page, "the login form", LOGIN_SHOWN).await?;
+    sign_in(page).await?;
 
-    page.find(Locator::Id("username"))
-        .await?
-        .send_keys("alice")
-        .await?;
-    page.find(Locator::Id("password"))
-        .await?
-        .send_keys("wonderland")
-        .await?;
-    page.find(Locator::Id("login-button"))
-        .await?
-        .click()
-        .await?;
-    wait_for(
-        page,
-        "the profile panel",
-        "!document.getElementById('profile').hidden",
-    )
-    .await?;
-    assert_eq!(
-        page.find(Locator::Id("account-user")).await?.text().await?,
-        "alice"
-    );
-
-    page.find(Locator::Id("load-profile"))
-        .await?
-        .click()
-        .await?;
+    click(page, "load-profile").await?;
     wait_for(
         page,
         "the loaded profile",
         "document.getElementById('profile-sub').textContent === 'alice'",
     )
     .await?;
-    assert_eq!(
-        page.find(Locator::Id("profile-roles"))
-            .await?
-            .text()
-            .await?,
-        "admin"
-    );
+    assert_eq!(text(page, "profile-roles").await?, "admin");
     let screenshot = browser::target_path("spa-logged-in.png");
     std::fs::write(&screenshot, page.screenshot().await?)
         .with_context(|| format!("writing {}", screenshot.display()))?;
@@ -93,10 +57,7 @@ async fn drive(page: &Client, api: &app::RunningApp, proxy: &str) -> anyhow::Res
     // Past the access token's expiry the same click still works: the proxy refreshed, once.
     let refreshes_before = api.events.snapshot().refreshed;
     tokio::time::sleep(ACCESS_TTL + Duration::from_millis(1_200)).await;
-    page.find(Locator::Id("load-profile"))
-        .await?
-        .click()
-        .await?;
+    click(page, "load-profile").await?;
     wait_for(
         page,
         "a profile load the proxy refreshed for",
@@ -108,10 +69,7 @@ async fn drive(page: &Client, api: &app::RunningApp, proxy: &str) -> anyhow::Res
         refreshes_before + 1,
         "exactly one refresh"
     );
-    assert_eq!(
-        page.find(Locator::Id("profile-sub")).await?.text().await?,
-        "alice"
-    );
+    assert_eq!(text(page, "profile-sub").await?, "alice");
 
     // No token is readable from scripts: no readable cookie, nothing in either storage, no JWT in the page.
     let exposed = page
@@ -128,13 +86,8 @@ async fn drive(page: &Client, api: &app::RunningApp, proxy: &str) -> anyhow::Res
 
     // Logging out revokes the token family server-side and shows the login form.
     let revoked_before = api.events.snapshot().revoked;
-    page.find(Locator::Id("logout")).await?.click().await?;
-    wait_for(
-        page,
-        "the login form after logout",
-        "!document.getElementById('login').hidden",
-    )
-    .await?;
+    click(page, "logout").await?;
+    wait_for(page, "the login form after logout", LOGIN_SHOWN).await?;
     assert_eq!(
         api.events.snapshot().revoked,
         revoked_before + 1,
@@ -143,12 +96,7 @@ async fn drive(page: &Client, api: &app::RunningApp, proxy: &str) -> anyhow::Res
 
     // Loading again: the session is gone, the API answers 401 and the page shows the login form.
     page.goto(proxy).await?;
-    wait_for(
-        page,
-        "the login form after reload",
-        "!document.getElementById('login').hidden",
-    )
-    .await?;
+    wait_for(page, "the login form after reload", LOGIN_SHOWN).await?;
     let status = page
         .execute_async(
             "const done = arguments[0]; fetch('/api/me').then(r => done(r.status));",
@@ -156,6 +104,78 @@ async fn drive(page: &Client, api: &app::RunningApp, proxy: &str) -> anyhow::Res
         )
         .await?;
     assert_eq!(status, json!(401));
+
+    // A session that ends elsewhere (alice signs out everywhere from another device): once the access token
+    // expires the proxy's refresh is refused, its 401 reaches the page, and the page asks to sign in.
+    sign_in(page).await?;
+    logout_everywhere(api).await?;
+    tokio::time::sleep(ACCESS_TTL + Duration::from_millis(1_200)).await;
+    click(page, "load-profile").await?;
+    wait_for(page, "the login form after the session ended", LOGIN_SHOWN).await?;
+    assert_eq!(
+        text(page, "login-message").await?,
+        "Your session ended. Please sign in again."
+    );
+    Ok(())
+}
+
+const LOGIN_SHOWN: &str = "!document.getElementById('login').hidden";
+
+async fn sign_in(page: &Client) -> anyhow::Result<()> {
+    page.find(Locator::Id("username"))
+        .await?
+        .send_keys("alice")
+        .await?;
+    page.find(Locator::Id("password"))
+        .await?
+        .send_keys("wonderland")
+        .await?;
+    click(page, "login-button").await?;
+    wait_for(
+        page,
+        "the profile panel",
+        "!document.getElementById('profile').hidden",
+    )
+    .await?;
+    assert_eq!(text(page, "account-user").await?, "alice");
+    Ok(())
+}
+
+async fn click(page: &Client, id: &str) -> anyhow::Result<()> {
+    Ok(page.find(Locator::Id(id)).await?.click().await?)
+}
+
+async fn text(page: &Client, id: &str) -> anyhow::Result<String> {
+    Ok(page.find(Locator::Id(id)).await?.text().await?)
+}
+
+/// alice, on another device, ends all her sessions (`POST /auth/logout-all`).
+async fn logout_everywhere(api: &app::RunningApp) -> anyhow::Result<()> {
+    let http = reqwest::Client::new();
+    let form = [
+        ("grant_type", "password"),
+        ("username", "alice"),
+        ("password", "wonderland"),
+        ("client_id", app::CLIENT_ID),
+    ];
+    let login: tessera_core::TokenResponse = http
+        .post(api.url("/auth/token"))
+        .form(&form)
+        .send()
+        .await?
+        .error_for_status()?
+        .json()
+        .await?;
+    let response = http
+        .post(api.url("/auth/logout-all"))
+        .bearer_auth(&login.access_token)
+        .send()
+        .await?;
+    anyhow::ensure!(
+        response.status().is_success(),
+        "logout-all answered {}",
+        response.status()
+    );
     Ok(())
 }
 
