@@ -57,12 +57,12 @@ fi
 
 if [ "$quick" -eq 1 ]; then
     throughput_args=(--rounds 1 --seconds 1 --warmup 0)
-    refresh_args=(--rounds 1 --requests 500)
+    refresh_args=(--rounds 1 --happy-rounds 2 --requests 500)
     criterion_args=(--warm-up-time 0.2 --measurement-time 0.5)
     issuer_secs=1
 else
     throughput_args=(--rounds 3 --seconds 3 --warmup 1)
-    refresh_args=(--rounds 3 --requests 3000)
+    refresh_args=(--rounds 3 --happy-rounds 10 --requests 1000)
     criterion_args=(--warm-up-time 1 --measurement-time 2)
     issuer_secs=5
 fi
