@@ -1,6 +1,6 @@
-//! The SPA proxy's defences over plain HTTP (the browser test covers the page itself): cookie flags, the
-//! origin check, the CSRF token, the dot-segment guard, logout revoking the family, and a session whose
-//! family was revoked elsewhere answering 401.
+//! The SPA proxy over plain HTTP (the browser test covers the page itself): cookie flags, the origin
+//! check, the CSRF token, the dot-segment guard, logout revoking the family, one refresh per session for
+//! concurrent calls, idle sessions ending, and a session whose family was revoked elsewhere answering 401.
 
 #[path = "../examples/common/app.rs"]
 mod app;
@@ -25,6 +25,10 @@ struct Setup {
 }
 
 async fn setup() -> anyhow::Result<Setup> {
+    setup_with_idle_timeout(Duration::from_secs(600)).await
+}
+
+async fn setup_with_idle_timeout(idle_timeout: Duration) -> anyhow::Result<Setup> {
     let dir = tempfile::tempdir()?;
     let api = app::spawn(&app::AppConfig::for_tests(
         dir.path().join("tessera.db"),
@@ -35,7 +39,7 @@ async fn setup() -> anyhow::Result<Setup> {
     let origin = format!("http://{}", listener.local_addr()?);
     let proxy_config = bff::ProxyConfig {
         public_origin: origin.clone(),
-        idle_timeout: Duration::from_secs(600),
+        idle_timeout,
     };
     let upstream =
         bff::Upstream::new(api.base_url.clone(), app::CLIENT_ID).refresh_skew(Duration::ZERO);
@@ -66,10 +70,14 @@ impl Setup {
 
     /// Signs alice in; returns the `Cookie` header to send and the session's CSRF token.
     async fn sign_in(&self) -> anyhow::Result<(String, String)> {
+        self.sign_in_as("alice", "wonderland").await
+    }
+
+    async fn sign_in_as(&self, username: &str, password: &str) -> anyhow::Result<(String, String)> {
         let response = self
             .login(
                 &self.origin,
-                json!({ "username": "alice", "password": "wonderland" }),
+                json!({ "username": username, "password": password }),
             )
             .await?;
         assert_eq!(response.status(), StatusCode::OK);
@@ -284,14 +292,7 @@ async fn a_session_whose_family_was_revoked_ends_with_401_after_expiry() -> anyh
         all.status()
     );
 
-    let exp = me["exp"].as_u64().context("no exp")?;
-    let expired_at = UNIX_EPOCH + Duration::from_secs(exp + 1);
-    tokio::time::sleep(
-        expired_at
-            .duration_since(SystemTime::now())
-            .unwrap_or_default(),
-    )
-    .await;
+    wait_past(&me).await?;
     let after = setup
         .http
         .get(setup.url("/api/me"))
@@ -312,5 +313,92 @@ async fn a_session_whose_family_was_revoked_ends_with_401_after_expiry() -> anyh
         StatusCode::UNAUTHORIZED,
         "the proxy dropped the session"
     );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_calls_refresh_once_per_session() -> anyhow::Result<()> {
+    let setup = setup().await?;
+    let (alice, _) = setup.sign_in().await?;
+    let (bob, _) = setup.sign_in_as("bob", "builder").await?;
+    let me: Value = setup
+        .http
+        .get(setup.url("/api/me"))
+        .header(COOKIE, &bob)
+        .send()
+        .await?
+        .json()
+        .await?;
+    wait_past(&me).await?;
+
+    // Two browsers, ten tabs each, all calling at once with expired tokens.
+    let setup = &setup;
+    let calls = [&alice, &bob].into_iter().flat_map(|cookie| {
+        (0..10).map(move |_| {
+            setup
+                .http
+                .get(setup.url("/api/me"))
+                .header(COOKIE, cookie)
+                .send()
+        })
+    });
+    let mut refreshed = 0;
+    for response in futures_util::future::join_all(calls).await {
+        let response = response?;
+        assert_eq!(response.status(), StatusCode::OK);
+        refreshed += usize::from(response.headers().contains_key("x-tessera-refreshed"));
+    }
+    assert!(
+        refreshed >= 2,
+        "the answers say the proxy refreshed for them"
+    );
+    assert_eq!(
+        setup.api.events.snapshot().refreshed,
+        2,
+        "one refresh per session, not per call and not one for both"
+    );
+    Ok(())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_idle_session_ends_and_its_family_is_revoked() -> anyhow::Result<()> {
+    let setup = setup_with_idle_timeout(Duration::from_millis(300)).await?;
+    let (cookie, _) = setup.sign_in().await?;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+
+    let session = setup
+        .http
+        .get(setup.url("/session"))
+        .header(COOKIE, &cookie)
+        .send()
+        .await?;
+    assert_eq!(session.status(), StatusCode::UNAUTHORIZED);
+    assert!(
+        session.headers()[SET_COOKIE]
+            .to_str()?
+            .contains("Max-Age=0")
+    );
+    assert_eq!(error_code(session).await?, "session_ended");
+
+    // The revocation runs in the background; give it a moment.
+    for _ in 0..100 {
+        if setup.api.events.snapshot().revoked == 1 {
+            return Ok(());
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    anyhow::bail!("the idle session's family was not revoked")
+}
+
+/// Sleeps until the access token `/api/me` described is expired for a server without leeway.
+async fn wait_past(me: &Value) -> anyhow::Result<()> {
+    let exp = me["exp"].as_u64().context("no exp")?;
+    let expired_at = UNIX_EPOCH + Duration::from_secs(exp + 1);
+    tokio::time::sleep(
+        expired_at
+            .duration_since(SystemTime::now())
+            .unwrap_or_default(),
+    )
+    .await;
     Ok(())
 }
