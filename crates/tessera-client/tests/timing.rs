@@ -71,6 +71,12 @@ async fn refreshes_proactively_inside_the_skew_window() {
         auth.tokens().unwrap().refresh_token().unwrap().as_str(),
         "rt-0"
     );
+    let debug = format!("{auth:?} {:?}", auth.tokens().unwrap());
+    let access = auth.tokens().unwrap().access_token().to_owned();
+    assert!(
+        !debug.contains(&access) && !debug.contains("rt-0"),
+        "{debug}"
+    );
 }
 
 #[tokio::test]
