@@ -65,7 +65,11 @@ pub enum AuthEvent {
         /// The family's current generation.
         current_generation: u64,
     },
-    /// A family was revoked.
+    /// A family was revoked by logout, RFC 7009 revocation, the session list or a user-wide revocation.
+    ///
+    /// Each revocation is reported by exactly one event: a family revoked because of token reuse is
+    /// reported only as [`AuthEvent::ReuseDetected`], one evicted by the session cap only as
+    /// [`AuthEvent::EvictedByCap`]; count all three to count revoked families.
     Revoked {
         /// The user.
         user_id: String,
