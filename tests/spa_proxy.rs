@@ -402,3 +402,49 @@ async fn wait_past(me: &Value) -> anyhow::Result<()> {
     .await;
     Ok(())
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn behind_https_the_cookie_is_secure_and_host_prefixed() -> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let api = app::spawn(&app::AppConfig::for_tests(
+        dir.path().join("tessera.db"),
+        ACCESS_TTL,
+    )?)
+    .await?;
+    // A TLS-terminating front end serves https://app.example and forwards to the proxy over loopback.
+    let public_origin = "https://app.example";
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    let local = format!("http://{}", listener.local_addr()?);
+    let config = bff::ProxyConfig {
+        public_origin: public_origin.into(),
+        idle_timeout: Duration::from_secs(600),
+    };
+    let router = bff::router(
+        config,
+        bff::Upstream::new(api.base_url.clone(), app::CLIENT_ID),
+    );
+    tokio::spawn(async move { axum::serve(listener, router).await });
+
+    let http = reqwest::Client::new();
+    let login = |origin: &'static str| {
+        http.post(format!("{local}/session/login"))
+            .header(ORIGIN, origin)
+            .json(&json!({ "username": "alice", "password": "wonderland" }))
+            .send()
+    };
+    let plain = login("http://app.example").await?;
+    assert_eq!(
+        plain.status(),
+        StatusCode::FORBIDDEN,
+        "the http:// origin is another origin"
+    );
+    let response = login(public_origin).await?;
+    assert_eq!(response.status(), StatusCode::OK);
+    let cookie = response.headers()[SET_COOKIE].to_str()?;
+    assert!(cookie.starts_with("__Host-tessera_session="), "{cookie}");
+    assert!(
+        cookie.ends_with("; Path=/; HttpOnly; SameSite=Strict; Secure"),
+        "{cookie}"
+    );
+    api.stop().await
+}
