@@ -67,12 +67,14 @@ impl AuthMiddleware {
         self.session.clear().await
     }
 
-    /// The generation of the current access token, if there is one.
+    /// The generation of the current access token, if there is one. Tokens in the store are loaded on the
+    /// first request, so this is `None` until then unless [`set_tokens`](AuthMiddleware::set_tokens) ran.
     pub fn generation(&self) -> Option<TokenGeneration> {
         self.session.generation()
     }
 
-    /// A copy of the current tokens, if any (e.g. for a backend-for-frontend to update its session).
+    /// A copy of the current tokens, if any (e.g. for a backend-for-frontend to update its session); like
+    /// [`generation`](AuthMiddleware::generation), `None` before the store was read on the first request.
     pub fn tokens(&self) -> Option<TokenSet> {
         self.session.tokens()
     }
