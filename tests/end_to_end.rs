@@ -341,3 +341,46 @@ async fn revocation_through_the_revoke_endpoint_takes_effect_on_the_next_refresh
     assert_eq!(server.events.snapshot().refreshed, 0);
     server.stop().await
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_revoked_access_token_is_refused_at_once_and_the_client_gets_a_new_one()
+-> anyhow::Result<()> {
+    let dir = tempfile::tempdir()?;
+    let server = app::spawn(&config(&dir)?).await?;
+    let (_auth, api, login) = signed_in(&server, "alice", "wonderland").await?;
+    me(&api, &server).await?;
+
+    // RFC 7009 for an access token: its `jti` goes on the denylist the API's JwtAuthLayer consults.
+    let http = reqwest::Client::new();
+    let form = [
+        ("token", login.access_token.as_str()),
+        ("token_type_hint", "access_token"),
+        ("client_id", app::CLIENT_ID),
+    ];
+    let revoke = http
+        .post(server.url("/auth/revoke"))
+        .form(&form)
+        .send()
+        .await?;
+    assert_eq!(revoke.status(), StatusCode::OK);
+    assert_eq!(server.events.snapshot().access_tokens_revoked, 1);
+
+    // Refused at once, long before its expiry, as invalid rather than expired.
+    let direct = http
+        .get(server.url("/api/me"))
+        .bearer_auth(&login.access_token)
+        .send()
+        .await?;
+    assert_eq!(direct.status(), StatusCode::UNAUTHORIZED);
+    assert!(direct.headers().get("token-expired").is_none());
+    let error: ErrorResponse = direct.json().await?;
+    assert_eq!(error.error, ErrorCode::InvalidToken);
+
+    // The session itself (the refresh-token family) is alive: the middleware refreshes once on the
+    // `invalid_token` answer and replays, so the user carries on.
+    let (profile, outcome) = me(&api, &server).await?;
+    assert_eq!(profile["sub"], "alice");
+    assert!(outcome.refreshed() && outcome.replayed());
+    assert_eq!(server.events.snapshot().refreshed, 1);
+    server.stop().await
+}

@@ -106,6 +106,7 @@ pub(crate) struct EventCounts {
     retries_served: AtomicU64,
     reuse_detected: AtomicU64,
     revoked: AtomicU64,
+    access_tokens_revoked: AtomicU64,
     api_token_expired: AtomicU64,
 }
 
@@ -122,8 +123,11 @@ pub(crate) struct EventSnapshot {
     pub(crate) retries_served: u64,
     /// Replays of consumed refresh tokens (each revoked its family).
     pub(crate) reuse_detected: u64,
-    /// Families revoked, for any reason.
+    /// Families revoked by logout, revocation or session ending (a replay reports `reuse_detected`
+    /// instead).
     pub(crate) revoked: u64,
+    /// Access tokens put on the denylist (RFC 7009 revocation of an access token).
+    pub(crate) access_tokens_revoked: u64,
     /// `401` + `Token-Expired: true` answers of the API.
     pub(crate) api_token_expired: u64,
 }
@@ -138,6 +142,7 @@ impl EventCounts {
             retries_served: get(&self.retries_served),
             reuse_detected: get(&self.reuse_detected),
             revoked: get(&self.revoked),
+            access_tokens_revoked: get(&self.access_tokens_revoked),
             api_token_expired: get(&self.api_token_expired),
         }
     }
@@ -152,6 +157,7 @@ impl EventCounts {
             AuthEvent::RetryServed { .. } => &self.retries_served,
             AuthEvent::ReuseDetected { .. } => &self.reuse_detected,
             AuthEvent::Revoked { .. } => &self.revoked,
+            AuthEvent::AccessTokenRevoked { .. } => &self.access_tokens_revoked,
             _ => return,
         };
         counter.fetch_add(1, Ordering::SeqCst);
