@@ -6,7 +6,7 @@
 #   scripts/bench.sh           full run (about 12 minutes on 2 cores, plus the first build)
 #   scripts/bench.sh --quick   one short round of everything, for checking the harness (about 3 minutes)
 #
-# Needs wrk (installed with apt-get when missing) and, for pinning, taskset (util-linux).
+# Needs wrk and valgrind (installed with apt-get when missing) and, for pinning, taskset (util-linux).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 root=$(pwd)
@@ -31,25 +31,27 @@ fail() {
     exit 1
 }
 
-install_wrk() {
+install_package() { # install_package <debian package>
     local -a as_root=()
     if [ "$(id -u)" -ne 0 ]; then
         if command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null; then
             as_root=(sudo -n)
         else
-            fail "wrk is missing and installing it needs root. Install it (Debian: apt-get install wrk) and rerun."
+            fail "$1 is missing and installing it needs root. Install it (Debian: apt-get install $1) and rerun."
         fi
     fi
-    command -v apt-get >/dev/null 2>&1 || fail "wrk is missing and this is not a Debian system; install wrk and rerun."
-    echo "== installing wrk (apt-get)" >&2
+    command -v apt-get >/dev/null 2>&1 || fail "$1 is missing and this is not a Debian system; install $1 and rerun."
+    echo "== installing $1 (apt-get)" >&2
     export DEBIAN_FRONTEND=noninteractive
-    "${as_root[@]}" apt-get install -y -q --no-install-recommends wrk >&2 ||
-        { "${as_root[@]}" apt-get update -q >&2 && "${as_root[@]}" apt-get install -y -q --no-install-recommends wrk >&2; } ||
-        fail "apt-get install wrk failed."
+    "${as_root[@]}" apt-get install -y -q --no-install-recommends "$1" >&2 ||
+        { "${as_root[@]}" apt-get update -q >&2 && "${as_root[@]}" apt-get install -y -q --no-install-recommends "$1" >&2; } ||
+        fail "apt-get install $1 failed."
 }
 
-command -v wrk >/dev/null 2>&1 || install_wrk
+command -v wrk >/dev/null 2>&1 || install_package wrk
 command -v wrk >/dev/null 2>&1 || fail "wrk is still not on PATH after installing it."
+command -v valgrind >/dev/null 2>&1 || install_package valgrind
+command -v valgrind >/dev/null 2>&1 || fail "valgrind is still not on PATH after installing it."
 # N = 1000 concurrent clients and their server share one process: two sockets each.
 if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt 4096 ]; then
     ulimit -n 4096 2>/dev/null || echo "warning: could not raise the open-file limit to 4096" >&2
@@ -59,11 +61,13 @@ if [ "$quick" -eq 1 ]; then
     throughput_args=(--rounds 1 --seconds 1 --warmup 0)
     refresh_args=(--rounds 1 --happy-rounds 2 --requests 500)
     criterion_args=(--warm-up-time 0.2 --measurement-time 0.5)
+    callgrind_args=(--iterations 20)
     issuer_secs=1
 else
     throughput_args=(--rounds 3 --seconds 3 --warmup 1)
     refresh_args=(--rounds 3 --happy-rounds 10 --requests 1000)
     criterion_args=(--warm-up-time 1 --measurement-time 2)
+    callgrind_args=(--iterations 200)
     issuer_secs=5
 fi
 
@@ -72,7 +76,8 @@ report="$bench_dir/target/bench-report.md"
 peers="$bench_dir/target/release/peers"
 
 echo "== building benches/peers (release)" >&2
-(cd "$bench_dir" && cargo build --release --locked --bin peers >&2)
+(cd "$bench_dir" && cargo build --release --locked --bin peers >&2 &&
+    cargo bench --locked --profile release --bench verify --no-run >&2)
 mkdir -p "$bench_dir/target"
 
 version() { # version <crate> in benches/peers/Cargo.lock (every version, comma-separated)
@@ -101,8 +106,17 @@ version() { # version <crate> in benches/peers/Cargo.lock (every version, comma-
     echo "## 2. Per-verify cost"
     echo
     echo "== criterion: benches/peers verify" >&2
-    (cd "$bench_dir" && cargo bench --locked --bench verify -- "${criterion_args[@]}" >&2)
+    (cd "$bench_dir" && cargo bench --locked --profile release --bench verify -- "${criterion_args[@]}" >&2)
     (cd "$bench_dir" && "$peers" verify-report)
+
+    echo "### Instructions per request (callgrind)"
+    echo
+    echo "Deterministic, so immune to the machine's noise: each variant's service called in-process (routing," \
+        "authentication, the handler; no sockets, no HTTP parsing) under \`valgrind --tool=callgrind\`," \
+        "instructions collected inside the request loop only. Valgrind hides AVX-512 and SHA-NI, so crypto" \
+        "code runs other paths than natively: read these as relative costs."
+    echo
+    (cd "$bench_dir" && "$peers" instructions "${callgrind_args[@]}")
 
     echo "## 3. Client refresh under contention and happy-path overhead"
     echo

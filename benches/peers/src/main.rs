@@ -1,6 +1,7 @@
 //! `peers`: the cross-library benchmark driver. `scripts/bench.sh` at the repository root runs it; see
 //! `BENCHMARKS.md` for what each subcommand measures and the latest tables.
 
+mod instructions;
 mod pinning;
 mod refresh;
 mod serve;
@@ -28,6 +29,10 @@ enum Command {
     Throughput(throughput::ThroughputArgs),
     /// Client middleware: refreshes under contention and happy-path overhead against plain reqwest.
     Refresh(refresh::RefreshArgs),
+    /// Count instructions per request of every variant with callgrind (in-process calls, no sockets).
+    Instructions(instructions::InstructionsArgs),
+    /// Call one variant's service in a loop (what `instructions` runs under callgrind).
+    Count(instructions::CountArgs),
     /// Print the criterion `verify` benchmark's estimates as a table of ratios.
     VerifyReport(verify_report::VerifyReportArgs),
 }
@@ -38,5 +43,7 @@ fn main() -> Result<()> {
         Command::Throughput(args) => throughput::run(&args),
         Command::Refresh(args) => refresh::run(&args),
         Command::VerifyReport(args) => verify_report::run(&args),
+        Command::Instructions(args) => instructions::instructions(&args),
+        Command::Count(args) => instructions::count(&args),
     }
 }

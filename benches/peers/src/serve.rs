@@ -39,7 +39,11 @@ pub(crate) fn run(args: &ServeArgs) -> Result<()> {
         let mut stdout = std::io::stdout();
         writeln!(stdout, "port {port}")?;
         stdout.flush()?;
-        let stats = variant::serve(args.library, args.alg, &key, listener, stdin_closed()).await?;
+        let serve = variant::Serve {
+            listener,
+            shutdown: stdin_closed(),
+        };
+        let stats = variant::with_service(args.library, args.alg, &key, serve).await?;
         if let Some(stats) = stats {
             writeln!(
                 stdout,

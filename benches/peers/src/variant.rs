@@ -105,30 +105,38 @@ pub fn tessera_layer(alg: Alg, key: &VerifyKey, cache: bool) -> Result<JwtAuthLa
     Ok(builder.build()?)
 }
 
-/// Serves `library` on `listener` until `shutdown` resolves; Tessera variants return their counters.
-pub async fn serve(
+/// What is done with a variant's service: serve it on a socket, or call it in a loop to count instructions.
+pub trait Driver {
+    /// Runs `service` to completion.
+    fn drive<S>(self, service: S) -> impl Future<Output = Result<()>>
+    where
+        S: Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
+        S::Future: Send;
+}
+
+/// Builds `library`'s service for `alg` and hands it to `driver`; Tessera variants return their counters.
+pub async fn with_service(
     library: Library,
     alg: Alg,
     key: &VerifyKey,
-    listener: TcpListener,
-    shutdown: impl Future<Output = ()>,
+    driver: impl Driver,
 ) -> Result<Option<AuthStats>> {
     let app = Router::new().route("/", get(hello));
     match library {
-        Library::Bare => run(listener, app, shutdown).await.map(|()| None),
+        Library::Bare => driver.drive(app).await.map(|()| None),
         Library::Naive => {
             let auth = NaiveAuth::new(alg, key)?;
             let app = app.layer(axum::middleware::from_fn_with_state(auth, naive_auth));
-            run(listener, app, shutdown).await.map(|()| None)
+            driver.drive(app).await.map(|()| None)
         }
         Library::TesseraNoCache | Library::TesseraCache => {
             let layer = tessera_layer(alg, key, library == Library::TesseraCache)?;
-            run(listener, app.layer(layer.clone()), shutdown).await?;
+            driver.drive(app.layer(layer.clone())).await?;
             Ok(Some(layer.stats()))
         }
         Library::JwtAuthorizer => {
             let service = jwt_authorizer_service(alg, key, app).await?;
-            run(listener, service, shutdown).await.map(|()| None)
+            driver.drive(service).await.map(|()| None)
         }
         Library::AxumJwtAuth => {
             let decoder: axum_jwt_auth::Decoder<BenchClaims> =
@@ -136,24 +144,84 @@ pub async fn serve(
             let app = Router::new()
                 .route("/", get(hello_with_claims))
                 .with_state(decoder);
-            run(listener, app, shutdown).await.map(|()| None)
+            driver.drive(app).await.map(|()| None)
         }
     }
 }
 
-async fn run<S>(listener: TcpListener, service: S, shutdown: impl Future<Output = ()>) -> Result<()>
-where
-    S: Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
-    S::Future: Send,
-{
-    let server = axum::serve(
-        listener,
-        axum::ServiceExt::<Request>::into_make_service(service),
-    );
-    tokio::select! {
-        result = server.into_future() => result.context("serving"),
-        () = shutdown => Ok(()),
+/// Serves on a listener with `axum::serve` until a shutdown signal.
+#[derive(Debug)]
+pub struct Serve<F> {
+    /// Where to accept connections.
+    pub listener: TcpListener,
+    /// Resolves when the server should stop.
+    pub shutdown: F,
+}
+
+impl<F: Future<Output = ()>> Driver for Serve<F> {
+    async fn drive<S>(self, service: S) -> Result<()>
+    where
+        S: Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
+        S::Future: Send,
+    {
+        let server = axum::serve(
+            self.listener,
+            axum::ServiceExt::<Request>::into_make_service(service),
+        );
+        tokio::select! {
+            result = server.into_future() => result.context("serving"),
+            () = self.shutdown => Ok(()),
+        }
     }
+}
+
+/// Calls the service `iterations` times in-process with the same bearer token, no sockets: what is left
+/// is routing, authentication and the handler, for counting instructions per request (callgrind collects
+/// inside [`count_requests`] only).
+#[derive(Debug)]
+pub struct CallLoop {
+    /// Requests to make.
+    pub iterations: u64,
+    /// The bearer token every request carries.
+    pub token: String,
+}
+
+impl Driver for CallLoop {
+    async fn drive<S>(self, mut service: S) -> Result<()>
+    where
+        S: Service<Request, Response = Response, Error = Infallible> + Clone + Send + 'static,
+        S::Future: Send,
+    {
+        let header = http::HeaderValue::try_from(format!("Bearer {}", self.token))?;
+        count_requests(&mut service, self.iterations, &header)
+    }
+}
+
+/// The measured loop: every variant completes a request without waiting on I/O, so each call is polled to
+/// completion at once, with no executor in between.
+#[inline(never)]
+pub fn count_requests<S>(service: &mut S, iterations: u64, header: &http::HeaderValue) -> Result<()>
+where
+    S: Service<Request, Response = Response, Error = Infallible>,
+{
+    use futures_util::FutureExt as _;
+
+    for _ in 0..iterations {
+        let request = Request::get("/")
+            .header(http::header::AUTHORIZATION, header.clone())
+            .body(axum::body::Body::empty())?;
+        let ready = std::future::poll_fn(|cx| service.poll_ready(cx)).now_or_never();
+        anyhow::ensure!(
+            matches!(ready, Some(Ok(()))),
+            "the service was not ready at once"
+        );
+        let response = service
+            .call(request)
+            .now_or_never()
+            .context("the request did not complete without waiting")??;
+        std::hint::black_box(response);
+    }
+    Ok(())
 }
 
 /// jwt-authorizer's verifier for `alg`, with the same rules as every other variant.
