@@ -120,6 +120,15 @@ struct Cooldown {
     cause: Failure,
 }
 
+/// Where a token pair being published comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Provenance {
+    /// Just obtained: from the token endpoint or handed over by the application.
+    Issued,
+    /// Read back from the store, possibly long after it was issued.
+    Stored,
+}
+
 /// How a flight ended, as every waiter sees it.
 #[derive(Clone)]
 enum Landing {
@@ -319,7 +328,12 @@ impl Session {
             if let Some(tokens) = loaded
                 && state.generation == from
                 && self
-                    .publish(&mut state, tokens, now, self.clock.system_now())
+                    .publish(
+                        &mut state,
+                        tokens,
+                        Provenance::Stored,
+                        (now, self.clock.system_now()),
+                    )
                     .is_err()
             {
                 warn!("the stored access token cannot go into a header; ignoring it");
@@ -362,7 +376,7 @@ impl Session {
         state.flight = None;
         state.cooldown = None;
         // `check_header` passed above, so publishing cannot fail here.
-        let _ = self.publish(&mut state, tokens, now, system_now);
+        let _ = self.publish(&mut state, tokens, Provenance::Issued, (now, system_now));
         info!(generation = state.generation, "access token refreshed");
         Landing::Refreshed
     }
@@ -479,13 +493,22 @@ impl Session {
         self: &Arc<Self>,
         state: &mut State,
         tokens: TokenSet,
-        now: Instant,
-        system_now: SystemTime,
+        provenance: Provenance,
+        (now, system_now): (Instant, SystemTime),
     ) -> Result<(), RefreshError> {
         let authorization = check_header(&tokens)?;
         let mut expires_at = tokens
             .expires_at()
             .map(|at| now + at.duration_since(system_now).unwrap_or(Duration::ZERO));
+        if provenance == Provenance::Issued && expires_at.is_some_and(|at| at <= now) {
+            // A token that is expired the moment it is issued means this clock and the issuer's disagree
+            // (typically a JWT `exp` read on a clock running ahead): refreshing before every request would
+            // hammer the token endpoint, so let the API decide when it has expired.
+            warn!(
+                "the new access token looks expired by this machine's clock; refreshing only on a 401"
+            );
+            expires_at = None;
+        }
         if let Some(cap) = self.policy.max_lifetime {
             expires_at = Some(expires_at.map_or(now + cap, |at| at.min(now + cap)));
         }
@@ -535,7 +558,7 @@ impl Session {
         let mut state = self.lock();
         state.cooldown = None;
         state.unsaved = None;
-        self.publish(&mut state, tokens, now, system_now)
+        self.publish(&mut state, tokens, Provenance::Issued, (now, system_now))
             .map_err(|_| Error::UnusableAccessToken)?;
         Ok(TokenGeneration(state.generation))
     }

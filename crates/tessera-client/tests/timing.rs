@@ -212,6 +212,35 @@ async fn retry_after_from_the_token_endpoint_stretches_the_backoff() {
 }
 
 #[tokio::test]
+async fn a_clock_running_ahead_of_the_issuer_does_not_cause_a_refresh_per_request() {
+    let server = TestServer::start().await;
+    server.issuer.set_send_expires_in(false);
+    let clock = ManualClock::new();
+    // This machine's wall clock is 400 s ahead: the issuer's 300 s JWTs look expired on arrival.
+    clock.advance(Duration::from_secs(400));
+    let auth = server.auth().clock(clock.clone()).build().unwrap();
+    server.issuer.accept_refresh_token("rt-login");
+    auth.set_tokens(TokenSet::new(mint(-120)).with_refresh_token("rt-login"))
+        .await
+        .unwrap();
+    let client = client(&auth);
+
+    for _ in 0..5 {
+        let response = client
+            .get(format!("{}/data", server.url))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(response.status(), StatusCode::OK);
+    }
+    assert_eq!(
+        server.issuer.calls(),
+        1,
+        "one refresh for the expired login token, then none"
+    );
+}
+
+#[tokio::test]
 async fn a_hanging_token_endpoint_times_out_and_the_valid_token_keeps_being_served() {
     let server = TestServer::start().await;
     let clock = ManualClock::new();

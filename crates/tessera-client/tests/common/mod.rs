@@ -154,6 +154,7 @@ pub struct Issuer {
     refresh_token: Mutex<Option<String>>,
     rotate: AtomicBool,
     lifetime: AtomicI64,
+    send_expires_in: AtomicBool,
     next_refresh: AtomicUsize,
     assertion_key: Mutex<Option<DecodingKey>>,
     seen_jti: Mutex<HashSet<String>>,
@@ -196,6 +197,11 @@ impl Issuer {
 
     pub fn set_lifetime(&self, seconds: i64) {
         self.lifetime.store(seconds, Ordering::SeqCst);
+    }
+
+    /// Whether answers carry `expires_in`; without it the client reads the JWT's `exp`.
+    pub fn set_send_expires_in(&self, send: bool) {
+        self.send_expires_in.store(send, Ordering::SeqCst);
     }
 
     pub fn trust_assertion_key(&self, key: DecodingKey) {
@@ -286,7 +292,7 @@ async fn token_endpoint(
 fn issue(issuer: &Issuer) -> Response {
     let lifetime = issuer.lifetime.load(Ordering::SeqCst);
     let mut body = serde_json::json!({ "access_token": mint(lifetime), "token_type": "Bearer" });
-    if lifetime > 0 {
+    if lifetime > 0 && issuer.send_expires_in.load(Ordering::SeqCst) {
         body["expires_in"] = lifetime.into();
     }
     if issuer.rotate.load(Ordering::SeqCst) {
@@ -471,6 +477,7 @@ impl TestServer {
             refresh_token: Mutex::new(None),
             rotate: AtomicBool::new(true),
             lifetime: AtomicI64::new(300),
+            send_expires_in: AtomicBool::new(true),
             next_refresh: AtomicUsize::new(0),
             assertion_key: Mutex::new(None),
             seen_jti: Mutex::new(HashSet::new()),
