@@ -50,7 +50,7 @@ impl Upstream {
     }
 
     /// Refreshes this long before the access token expires (default 60 s, as `tessera-client`); zero
-    /// refreshes only when the API answers that the token expired.
+    /// refreshes once the announced lifetime is over, or when the API answers that the token expired.
     #[must_use]
     pub(crate) fn refresh_skew(mut self, skew: Duration) -> Self {
         self.refresh_skew = skew;
