@@ -12,6 +12,7 @@ use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
+use fantoccini::wd::Capabilities;
 use fantoccini::{Client, ClientBuilder};
 use hyper_util::client::legacy::connect::HttpConnector;
 use serde_json::json;
@@ -39,9 +40,11 @@ impl Browser {
             .with_context(|| format!("could not start {}", driver_path.display()))?;
 
         let profile = tempfile::tempdir()?;
-        let capabilities = json!({
-            "browserName": "chrome",
-            "goog:chromeOptions": {
+        let mut capabilities = Capabilities::new();
+        capabilities.insert("browserName".into(), json!("chrome"));
+        capabilities.insert(
+            "goog:chromeOptions".into(),
+            json!({
                 "binary": chromium_path,
                 "args": [
                     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
@@ -49,11 +52,8 @@ impl Browser {
                     "--disable-dev-shm-usage", "--window-size=1100,760",
                     format!("--user-data-dir={}", profile.path().display()),
                 ],
-            },
-        });
-        let serde_json::Value::Object(capabilities) = capabilities else {
-            unreachable!("a JSON object")
-        };
+            }),
+        );
 
         let url = format!("http://127.0.0.1:{port}");
         let started = Instant::now();
