@@ -252,7 +252,11 @@ pub(crate) fn run(args: &ThroughputArgs) -> Result<()> {
         "Tessera counters per server process (warm-up, valid and expired runs together):\n"
     )?;
     for &alg in &algs {
-        for library in [Library::TesseraNoCache, Library::TesseraCache] {
+        for library in [
+            Library::TesseraNoCache,
+            Library::TesseraCache,
+            Library::TesseraCacheClaims,
+        ] {
             if let Some(lines) = stats.get(&(library, alg)) {
                 writeln!(
                     out,

@@ -29,6 +29,9 @@ pub enum Library {
     TesseraNoCache,
     /// Tessera `JwtAuthLayer`, verified-token cache on (the default).
     TesseraCache,
+    /// Tessera `JwtAuthLayer`, cache on, and the handler deserializes the claims with `Claims<T>` (the
+    /// other libraries deserialize them for every request whether the handler reads them or not).
+    TesseraCacheClaims,
     /// jwt-authorizer 0.15 `AuthorizationLayer` (jsonwebtoken 9, ring).
     JwtAuthorizer,
     /// axum-jwt-auth 0.7 `Claims` extractor with a `LocalDecoder` (jsonwebtoken 10, rust_crypto).
@@ -37,12 +40,13 @@ pub enum Library {
 
 impl Library {
     /// Every authenticating library, in table order.
-    pub const AUTHENTICATING: [Library; 5] = [
+    pub const AUTHENTICATING: [Library; 6] = [
         Library::Naive,
         Library::JwtAuthorizer,
         Library::AxumJwtAuth,
         Library::TesseraNoCache,
         Library::TesseraCache,
+        Library::TesseraCacheClaims,
     ];
 
     /// The row label in the tables.
@@ -52,6 +56,7 @@ impl Library {
             Library::Naive => "naive jsonwebtoken middleware",
             Library::TesseraNoCache => "Tessera, cache off",
             Library::TesseraCache => "Tessera, cache on",
+            Library::TesseraCacheClaims => "Tessera, cache on, handler takes `Claims<T>`",
             Library::JwtAuthorizer => "jwt-authorizer 0.15",
             Library::AxumJwtAuth => "axum-jwt-auth 0.7",
         }
@@ -64,6 +69,7 @@ impl Library {
             Library::Naive => "naive",
             Library::TesseraNoCache => "tessera-no-cache",
             Library::TesseraCache => "tessera-cache",
+            Library::TesseraCacheClaims => "tessera-cache-claims",
             Library::JwtAuthorizer => "jwt-authorizer",
             Library::AxumJwtAuth => "axum-jwt-auth",
         }
@@ -71,7 +77,10 @@ impl Library {
 
     /// Whether the library keeps Tessera's counters (printed when the server stops).
     pub fn is_tessera(self) -> bool {
-        matches!(self, Library::TesseraNoCache | Library::TesseraCache)
+        matches!(
+            self,
+            Library::TesseraNoCache | Library::TesseraCache | Library::TesseraCacheClaims
+        )
     }
 }
 
@@ -82,6 +91,11 @@ pub async fn hello() -> &'static str {
 
 /// The same handler for axum-jwt-auth, which authenticates through an extractor rather than a layer.
 async fn hello_with_claims(_claims: axum_jwt_auth::Claims<BenchClaims>) -> &'static str {
+    "hello"
+}
+
+/// The same handler, reading the claims Tessera verified.
+async fn hello_with_tessera_claims(_claims: tessera_server::Claims<BenchClaims>) -> &'static str {
     "hello"
 }
 
@@ -132,6 +146,14 @@ pub async fn with_service(
         Library::TesseraNoCache | Library::TesseraCache => {
             let layer = tessera_layer(alg, key, library == Library::TesseraCache)?;
             driver.drive(app.layer(layer.clone())).await?;
+            Ok(Some(layer.stats()))
+        }
+        Library::TesseraCacheClaims => {
+            let layer = tessera_layer(alg, key, true)?;
+            let app = Router::new()
+                .route("/", get(hello_with_tessera_claims))
+                .layer(layer.clone());
+            driver.drive(app).await?;
             Ok(Some(layer.stats()))
         }
         Library::JwtAuthorizer => {
