@@ -215,6 +215,11 @@ pub(crate) fn run(args: &ThroughputArgs) -> Result<()> {
         args.warmup,
         args.rounds
     )?;
+    let lengths: Vec<String> = algs
+        .iter()
+        .map(|alg| format!("{alg} {} bytes", tokens[alg].valid.len()))
+        .collect();
+    writeln!(out, "Token lengths: {}.\n", lengths.join(", "))?;
     writeln!(
         out,
         "#### Valid token (200)\n\n{}",
