@@ -404,6 +404,7 @@ impl NaiveRefresh {
             .post(self.token_url.clone())
             .form(&[
                 ("grant_type", "refresh_token"),
+                ("client_id", CLIENT_ID),
                 ("refresh_token", refresh_token.as_str()),
             ])
             .send()
