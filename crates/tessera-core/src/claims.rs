@@ -52,7 +52,10 @@ pub struct AccessTokenClaims {
 impl AccessTokenClaims {
     /// The granted scopes, one by one.
     pub fn scopes(&self) -> impl Iterator<Item = &str> {
-        self.scope.as_deref().unwrap_or_default().split_ascii_whitespace()
+        self.scope
+            .as_deref()
+            .unwrap_or_default()
+            .split_ascii_whitespace()
     }
 
     /// Whether `scope` was granted.

@@ -115,7 +115,11 @@ pub struct ErrorResponse {
 impl ErrorResponse {
     /// An error with a description.
     pub fn new(error: ErrorCode, description: impl Into<String>) -> Self {
-        ErrorResponse { error, error_description: Some(description.into()), scope: None }
+        ErrorResponse {
+            error,
+            error_description: Some(description.into()),
+            scope: None,
+        }
     }
 }
 
@@ -160,14 +164,22 @@ mod tests {
     #[test]
     fn unknown_codes_are_kept_not_rejected() {
         let body: ErrorResponse =
-            serde_json::from_str(r#"{"error":"authorization_pending","error_description":"wait"}"#).unwrap();
+            serde_json::from_str(r#"{"error":"authorization_pending","error_description":"wait"}"#)
+                .unwrap();
         assert_eq!(body.error, ErrorCode::Other("authorization_pending".into()));
         assert_eq!(body.to_string(), "authorization_pending: wait");
     }
 
     #[test]
     fn body_omits_absent_fields() {
-        let body = ErrorResponse { error: ErrorCode::InvalidGrant, error_description: None, scope: None };
-        assert_eq!(serde_json::to_string(&body).unwrap(), r#"{"error":"invalid_grant"}"#);
+        let body = ErrorResponse {
+            error: ErrorCode::InvalidGrant,
+            error_description: None,
+            scope: None,
+        };
+        assert_eq!(
+            serde_json::to_string(&body).unwrap(),
+            r#"{"error":"invalid_grant"}"#
+        );
     }
 }

@@ -29,7 +29,10 @@ impl std::fmt::Debug for TokenResponse {
             .field("access_token", &"<redacted>")
             .field("token_type", &self.token_type)
             .field("expires_in", &self.expires_in)
-            .field("refresh_token", &self.refresh_token.as_ref().map(|_| "<redacted>"))
+            .field(
+                "refresh_token",
+                &self.refresh_token.as_ref().map(|_| "<redacted>"),
+            )
             .field("scope", &self.scope)
             .finish()
     }
@@ -92,7 +95,11 @@ mod tests {
 
     #[test]
     fn grant_type_round_trips() {
-        for grant in [GrantType::Password, GrantType::RefreshToken, GrantType::ClientCredentials] {
+        for grant in [
+            GrantType::Password,
+            GrantType::RefreshToken,
+            GrantType::ClientCredentials,
+        ] {
             let json = serde_json::to_string(&grant).unwrap();
             assert_eq!(json, format!("\"{}\"", grant.as_str()));
             assert_eq!(serde_json::from_str::<GrantType>(&json).unwrap(), grant);
