@@ -76,18 +76,27 @@ pub(crate) fn rate(rps: f64) -> String {
     }
 }
 
-/// A duration in microseconds, e.g. `0.52 ms` or `86 µs`.
+/// A duration in microseconds with three significant digits where they matter, e.g. `0.52 ms`, `86 µs`,
+/// `2.41 µs`.
 pub(crate) fn micros(us: f64) -> String {
     if us >= 1_000.0 {
         format!("{:.2} ms", us / 1_000.0)
-    } else {
+    } else if us >= 100.0 {
         format!("{us:.0} µs")
+    } else if us >= 10.0 {
+        format!("{us:.1} µs")
+    } else {
+        format!("{us:.2} µs")
     }
 }
 
-/// A ratio, e.g. `0.66×`.
+/// A ratio, e.g. `0.66×`; three decimals below 0.1 (`0.083×`), where two would hide the differences.
 pub(crate) fn ratio(value: f64) -> String {
-    format!("{value:.2}×")
+    if value < 0.095 {
+        format!("{value:.3}×")
+    } else {
+        format!("{value:.2}×")
+    }
 }
 
 #[cfg(test)]
@@ -102,6 +111,17 @@ mod tests {
         let mut values: Vec<f64> = (1..=100).map(f64::from).collect();
         assert_eq!(quantile(&mut values, 0.99), Some(99.0));
         assert_eq!(quantile(&mut values, 1.0), Some(100.0));
+    }
+
+    #[test]
+    fn formats_numbers() {
+        assert_eq!(ratio(0.66), "0.66×");
+        assert_eq!(ratio(0.0834), "0.083×");
+        assert_eq!(micros(2.414), "2.41 µs");
+        assert_eq!(micros(85.44), "85.4 µs");
+        assert_eq!(micros(443.0), "443 µs");
+        assert_eq!(micros(1_150.0), "1.15 ms");
+        assert_eq!(rate(153_080.0), "153.1k");
     }
 
     #[test]

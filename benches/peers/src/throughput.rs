@@ -254,26 +254,39 @@ pub(crate) fn run(args: &ThroughputArgs) -> Result<()> {
     writeln!(out, "{}", said.render())?;
     writeln!(
         out,
-        "Tessera counters per server process (warm-up, valid and expired runs together):\n"
+        "Tessera's own counters, summed over the rounds (warm-up, valid and expired runs together):\n"
     )?;
     for &alg in &algs {
-        for library in [
-            Library::TesseraNoCache,
-            Library::TesseraCache,
-            Library::TesseraCacheClaims,
-        ] {
-            if let Some(lines) = stats.get(&(library, alg)) {
-                writeln!(
-                    out,
-                    "- {alg}, {}: {}",
-                    library.label(),
-                    lines.join("; ").replace("stats ", "")
-                )?;
+        for library in libraries.iter().filter(|library| library.is_tessera()) {
+            if let Some(lines) = stats.get(&(*library, alg)) {
+                writeln!(out, "- {alg}, {}: {}", library.label(), sum_counters(lines))?;
             }
         }
     }
     writeln!(out)?;
     Ok(())
+}
+
+/// Adds up `stats name=value ...` lines into one `name=total ...` line.
+fn sum_counters(lines: &[String]) -> String {
+    let mut totals: Vec<(String, u64)> = Vec::new();
+    for line in lines {
+        for (name, value) in line
+            .split_whitespace()
+            .filter_map(|pair| pair.split_once('='))
+        {
+            let value = value.parse::<u64>().unwrap_or(0);
+            match totals.iter_mut().find(|(known, _)| known == name) {
+                Some((_, total)) => *total += value,
+                None => totals.push((name.to_owned(), value)),
+            }
+        }
+    }
+    totals
+        .iter()
+        .map(|(name, total)| format!("{name}={total}"))
+        .collect::<Vec<_>>()
+        .join(" ")
 }
 
 /// Warns when a run did not get the answers it was meant to measure.
@@ -372,8 +385,8 @@ impl Report<'_> {
                 .filter_map(|&alg| {
                     let summary = self.summary(Library::TesseraCache, alg, TokenPath::Valid)?;
                     Some(format!(
-                        "{alg} {} {}",
-                        table::ratio(summary.ratio),
+                        "{alg} {:.3}× {}",
+                        summary.ratio,
                         verdict(summary.ratio >= 0.90)
                     ))
                 })
@@ -404,9 +417,9 @@ impl Report<'_> {
                             })
                             .max_by(|a, b| a.1.total_cmp(&b.1))?;
                         Some(format!(
-                            "{alg} {} vs best other {} ({}) {}",
-                            table::ratio(ours.ratio),
-                            table::ratio(best.1),
+                            "{alg} {:.3}× vs best other {:.3}× ({}) {}",
+                            ours.ratio,
+                            best.1,
                             best.0.label(),
                             verdict(ours.ratio > best.1)
                         ))
