@@ -120,7 +120,16 @@ version() { # version <crate> in benches/peers/Cargo.lock (every version, comma-
 
     echo "## 3. Client refresh under contention and happy-path overhead"
     echo
-    (cd "$bench_dir" && "$peers" refresh "${refresh_args[@]}")
+    (cd "$bench_dir" && "$peers" refresh --part contention "${refresh_args[@]}")
+    # Client and server threads share one CPU for the happy path: on an idle VM a request that has to wake
+    # the other core waits ~40 µs each way, which would swamp the few microseconds being compared.
+    if command -v taskset >/dev/null 2>&1; then
+        echo "Happy path run with client and server pinned together to CPU 1 (\`taskset -c 1\`)."
+        echo
+        (cd "$bench_dir" && taskset -c 1 "$peers" refresh --part happy "${refresh_args[@]}")
+    else
+        (cd "$bench_dir" && "$peers" refresh --part happy "${refresh_args[@]}")
+    fi
 
     echo "## 4. Token service"
     echo

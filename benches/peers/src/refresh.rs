@@ -33,9 +33,24 @@ use tokio::task::JoinSet;
 
 use crate::table::{self, Table, median, quantile};
 
+/// Which measurements `peers refresh` makes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Part {
+    /// Refresh under contention only.
+    Contention,
+    /// Happy-path overhead only.
+    Happy,
+    /// Both.
+    Both,
+}
+
 /// Options of `peers refresh`.
 #[derive(Debug, clap::Args)]
 pub(crate) struct RefreshArgs {
+    /// Which measurements to make (`scripts/bench.sh` runs the happy path pinned to one CPU, so that no
+    /// request waits for an idle core to wake up).
+    #[arg(long, value_enum, default_value = "both")]
+    part: Part,
     /// Concurrent requests per contention scenario.
     #[arg(long, value_delimiter = ',', default_values_t = [10, 100, 1000])]
     concurrency: Vec<usize>,
@@ -75,8 +90,13 @@ pub(crate) fn run(args: &RefreshArgs) -> Result<()> {
         .build()
         .context("building the client runtime")?;
     let outcome = runtime.block_on(async {
-        contention(args, &api).await?;
-        happy_path(args, &api).await
+        if args.part != Part::Happy {
+            contention(args, &api).await?;
+        }
+        if args.part != Part::Contention {
+            happy_path(args, &api).await?;
+        }
+        Ok(())
     });
     let _ = std::fs::remove_dir_all(&api.db_dir);
     outcome
