@@ -93,10 +93,12 @@ pub(crate) fn instructions(args: &InstructionsArgs) -> Result<()> {
         let expired = args.dir.join(format!("{}.expired.jwt", alg.slug()));
         std::fs::write(&valid, material.valid_token()?)?;
         std::fs::write(&expired, material.expired_token()?)?;
-        let libraries = std::iter::once(Library::Bare).chain(Library::AUTHENTICATING);
+        let libraries = Library::REFERENCES
+            .into_iter()
+            .chain(Library::AUTHENTICATING);
         for library in libraries {
             for (path, token) in [(Path::Valid, &valid), (Path::Expired, &expired)] {
-                if library == Library::Bare && path == Path::Expired {
+                if !library.authenticates() && path == Path::Expired {
                     continue;
                 }
                 eprintln!("callgrind: {alg} {} {path:?}", library.label());
@@ -147,9 +149,11 @@ pub(crate) fn instructions(args: &InstructionsArgs) -> Result<()> {
             std::iter::once("server".to_owned())
                 .chain(algs.iter().map(|alg| alg.name().to_owned())),
         );
-        let rows = std::iter::once(Library::Bare).chain(Library::AUTHENTICATING);
+        let rows = Library::REFERENCES
+            .into_iter()
+            .chain(Library::AUTHENTICATING);
         for library in rows {
-            if library == Library::Bare && path == Path::Expired {
+            if !library.authenticates() && path == Path::Expired {
                 continue;
             }
             let mut row = vec![library.label().to_owned()];

@@ -78,8 +78,10 @@ pub(crate) fn run(args: &ThroughputArgs) -> Result<()> {
     } else {
         args.algs.clone()
     };
-    let libraries = if args.libraries.is_empty() {
-        Library::AUTHENTICATING.to_vec()
+    let libraries: Vec<Library> = if args.libraries.is_empty() {
+        std::iter::once(Library::PassThrough)
+            .chain(Library::AUTHENTICATING)
+            .collect()
     } else {
         args.libraries
             .iter()
@@ -142,26 +144,9 @@ pub(crate) fn run(args: &ThroughputArgs) -> Result<()> {
             for &library in &libraries {
                 eprintln!("round {round}/{}: {alg} {}", args.rounds, library.label());
                 let process = ServerProcess::start(&pinning, &server, library, alg, &args.keys)?;
-                let (status, _) = probe(process.port, &alg_tokens.valid)?;
-                if status != 200 {
-                    bail!(
-                        "{} with a valid {alg} token answered {status}, not 200",
-                        library.label()
-                    );
+                if library.authenticates() {
+                    check_answers(library, alg, process.port, alg_tokens, &mut answers)?;
                 }
-                let (status, headers) = probe(process.port, &alg_tokens.expired)?;
-                if status != 401 {
-                    bail!(
-                        "{} with an expired {alg} token answered {status}, not 401",
-                        library.label()
-                    );
-                }
-                answers.entry(library).or_insert_with(|| ExpiredAnswer {
-                    status,
-                    token_expired: header(&headers, "token-expired")
-                        .is_some_and(|value| value == "true"),
-                    www_authenticate: header(&headers, "www-authenticate").map(str::to_owned),
-                });
                 if args.warmup > 0 {
                     wrk::run(
                         &pinning,
@@ -171,7 +156,12 @@ pub(crate) fn run(args: &ThroughputArgs) -> Result<()> {
                         Some(&alg_tokens.valid),
                     )?;
                 }
-                for path in [TokenPath::Valid, TokenPath::Expired] {
+                let paths: &[TokenPath] = if library.authenticates() {
+                    &[TokenPath::Valid, TokenPath::Expired]
+                } else {
+                    &[TokenPath::Valid]
+                };
+                for &path in paths {
                     let token = match path {
                         TokenPath::Valid => &alg_tokens.valid,
                         TokenPath::Expired => &alg_tokens.expired,
@@ -355,6 +345,9 @@ impl Report<'_> {
             table.row(bare_row);
         }
         for &library in self.libraries {
+            if path == TokenPath::Expired && !library.authenticates() {
+                continue;
+            }
             let mut row = vec![library.label().to_owned()];
             for &alg in self.algs {
                 row.push(self.summary(library, alg, path).map_or_else(
@@ -401,7 +394,7 @@ impl Report<'_> {
                 .libraries
                 .iter()
                 .copied()
-                .filter(|library| !library.is_tessera())
+                .filter(|library| library.authenticates() && !library.is_tessera())
                 .collect();
             for path in [TokenPath::Valid, TokenPath::Expired] {
                 let cells: Vec<String> = self
@@ -513,6 +506,36 @@ impl Drop for ServerProcess {
 }
 
 /// One `GET /` with `token` on a fresh connection: the status and the response headers.
+/// A library must answer 200 to the valid token and 401 to the expired one; records what the 401 said.
+fn check_answers(
+    library: Library,
+    alg: Alg,
+    port: u16,
+    tokens: &Tokens,
+    answers: &mut HashMap<Library, ExpiredAnswer>,
+) -> Result<()> {
+    let (status, _) = probe(port, &tokens.valid)?;
+    if status != 200 {
+        bail!(
+            "{} with a valid {alg} token answered {status}, not 200",
+            library.label()
+        );
+    }
+    let (status, headers) = probe(port, &tokens.expired)?;
+    if status != 401 {
+        bail!(
+            "{} with an expired {alg} token answered {status}, not 401",
+            library.label()
+        );
+    }
+    answers.entry(library).or_insert_with(|| ExpiredAnswer {
+        status,
+        token_expired: header(&headers, "token-expired").is_some_and(|value| value == "true"),
+        www_authenticate: header(&headers, "www-authenticate").map(str::to_owned),
+    });
+    Ok(())
+}
+
 fn probe(port: u16, token: &str) -> Result<(u16, Vec<(String, String)>)> {
     let mut stream = TcpStream::connect(("127.0.0.1", port)).context("connecting to the server")?;
     stream.set_read_timeout(Some(Duration::from_secs(10)))?;

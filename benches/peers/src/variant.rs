@@ -23,6 +23,9 @@ use crate::naive::{NaiveAuth, naive_auth};
 pub enum Library {
     /// No authentication: the ceiling.
     Bare,
+    /// No authentication, but a pass-through tower layer added with `Router::layer`: what axum charges for
+    /// any layer (per-request clones of the boxed route), the floor every layered library stands on.
+    PassThrough,
     /// `axum::middleware::from_fn` calling `jsonwebtoken::decode` (jsonwebtoken 11, aws-lc-rs).
     Naive,
     /// Tessera `JwtAuthLayer`, verified-token cache off.
@@ -39,6 +42,15 @@ pub enum Library {
 }
 
 impl Library {
+    /// The references every table starts with: bare axum (the ceiling ratios are taken against) and the same
+    /// router with a pass-through layer (the floor of any layer added with `Router::layer`).
+    pub const REFERENCES: [Library; 2] = [Library::Bare, Library::PassThrough];
+
+    /// Whether the library checks tokens (the references answer 200 to any token, expired or not).
+    pub fn authenticates(self) -> bool {
+        !Library::REFERENCES.contains(&self)
+    }
+
     /// Every authenticating library, in table order.
     pub const AUTHENTICATING: [Library; 6] = [
         Library::Naive,
@@ -53,6 +65,7 @@ impl Library {
     pub fn label(self) -> &'static str {
         match self {
             Library::Bare => "bare axum",
+            Library::PassThrough => "bare axum + pass-through layer",
             Library::Naive => "naive jsonwebtoken middleware",
             Library::TesseraNoCache => "Tessera, cache off",
             Library::TesseraCache => "Tessera, cache on",
@@ -66,6 +79,7 @@ impl Library {
     pub fn slug(self) -> &'static str {
         match self {
             Library::Bare => "bare",
+            Library::PassThrough => "pass-through",
             Library::Naive => "naive",
             Library::TesseraNoCache => "tessera-no-cache",
             Library::TesseraCache => "tessera-cache",
@@ -81,6 +95,29 @@ impl Library {
             self,
             Library::TesseraNoCache | Library::TesseraCache | Library::TesseraCacheClaims
         )
+    }
+}
+
+/// A service that hands every request to `inner` untouched.
+#[derive(Clone)]
+struct PassThrough<S> {
+    inner: S,
+}
+
+impl<S: Service<Request>> Service<Request> for PassThrough<S> {
+    type Response = S::Response;
+    type Error = S::Error;
+    type Future = S::Future;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), S::Error>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, request: Request) -> S::Future {
+        self.inner.call(request)
     }
 }
 
@@ -138,6 +175,10 @@ pub async fn with_service(
     let app = Router::new().route("/", get(hello));
     match library {
         Library::Bare => driver.drive(app).await.map(|()| None),
+        Library::PassThrough => driver
+            .drive(app.layer(tower::layer::layer_fn(|inner| PassThrough { inner })))
+            .await
+            .map(|()| None),
         Library::Naive => {
             let auth = NaiveAuth::new(alg, key)?;
             let app = app.layer(axum::middleware::from_fn_with_state(auth, naive_auth));

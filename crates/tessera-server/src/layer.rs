@@ -7,10 +7,10 @@ use std::sync::atomic::Ordering;
 use http::{Extensions, HeaderMap, Uri};
 use tower::Layer;
 
-use crate::cache::TokenCache;
+use crate::cache::{CacheKey, TokenCache};
 use crate::clock::{ClockName, unix_seconds};
 use crate::rejection::RendererName;
-use crate::source::TokenSources;
+use crate::source::{Candidate, TokenSources};
 use crate::stats::Counters;
 use crate::verify::Validator;
 use crate::{
@@ -163,7 +163,7 @@ impl JwtAuthLayer {
     /// The [`AuthRejection`] a request with this token would have been answered with.
     pub async fn verify(&self, token: &str) -> Result<VerifiedToken, AuthRejection> {
         let core = &self.core;
-        let outcome = match core.authenticate_token(&self.policy, token) {
+        let outcome = match core.authenticate_token(&self.policy, Candidate::direct(token)) {
             Step::Pass(Some(verified)) => Ok(verified),
             Step::Reject(rejection) => Err(rejection),
             Step::CheckRevocation(verified) => core
@@ -247,28 +247,39 @@ impl Core {
     }
 
     /// The synchronous checks of one token: the cache, or verification against the live keys.
-    pub(crate) fn authenticate_token(&self, policy: &Policy, token: &str) -> Step {
-        if token.len() > self.sources.max_len {
+    pub(crate) fn authenticate_token(&self, policy: &Policy, token: Candidate<'_>) -> Step {
+        if token.bytes().len() > self.sources.max_len {
             return Step::Reject(AuthRejection::TokenTooLong {
                 limit: self.sources.max_len,
             });
         }
         let now = self.now();
         let keys = self.load_keys();
-        let digest = self.cache.as_ref().map(|_| TokenCache::digest(token));
-        if let (Some(cache), Some(digest)) = (&self.cache, &digest) {
-            if let Some(verified) = cache.get(digest, &keys, |token| {
-                self.validator.within_lifetime(token, now)
-            }) {
+        // The cache is consulted before the charset check: a hit is byte for byte a token that passed it.
+        let cached = self
+            .cache
+            .as_ref()
+            .map(|cache| (cache, CacheKey::of(token.bytes())));
+        if let Some((cache, key)) = &cached {
+            let hit = key.as_ref().and_then(|key| {
+                cache.get(key, &keys, |token| {
+                    self.validator.within_lifetime(token, now)
+                })
+            });
+            if let Some(verified) = hit {
                 Counters::bump(&self.counters.cache_hits);
                 return self.after_verification(policy, verified);
             }
             Counters::bump(&self.counters.cache_misses);
         }
+        let token = match token.checked() {
+            Ok(token) => token,
+            Err(rejection) => return Step::Reject(rejection),
+        };
         match self.validator.verify(token, &keys, now) {
             Ok(verified) => {
-                if let (Some(cache), Some(digest)) = (&self.cache, digest) {
-                    cache.insert(digest, verified.clone(), |token| {
+                if let Some((cache, Some(key))) = &cached {
+                    cache.insert(key, verified.clone(), |token| {
                         self.validator.within_lifetime(token, now)
                     });
                 }
@@ -310,8 +321,8 @@ impl Core {
                 Err(AuthRejection::KeysUnavailable)
             }
             Ok(verified) => {
-                if let Some(cache) = &self.cache {
-                    cache.insert(TokenCache::digest(token), verified.clone(), |token| {
+                if let (Some(cache), Some(key)) = (&self.cache, CacheKey::of(token.as_bytes())) {
+                    cache.insert(&key, verified.clone(), |token| {
                         self.validator.within_lifetime(token, now)
                     });
                 }

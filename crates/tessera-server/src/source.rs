@@ -16,16 +16,79 @@ pub(crate) struct TokenSources {
     pub(crate) max_len: usize,
 }
 
+/// A token as found in a request, before its characters are checked: the verified-token cache is consulted
+/// first, and a hit needs no check (it is byte for byte a token that passed it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Candidate<'r> {
+    bytes: &'r [u8],
+    origin: Origin,
+}
+
+/// Where a [`Candidate`] came from, which picks the message of a failed charset check.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Origin {
+    Header,
+    Cookie,
+    Query,
+    /// Handed to [`JwtAuthLayer::verify`](crate::JwtAuthLayer::verify) as text: no transport charset applies.
+    Direct,
+}
+
+impl<'r> Candidate<'r> {
+    /// A token that did not come from a request.
+    pub(crate) fn direct(token: &'r str) -> Candidate<'r> {
+        Candidate {
+            bytes: token.as_bytes(),
+            origin: Origin::Direct,
+        }
+    }
+
+    pub(crate) fn bytes(&self) -> &'r [u8] {
+        self.bytes
+    }
+
+    /// The token as text, once it passed the RFC 6750 charset check of where it came from.
+    pub(crate) fn checked(&self) -> Result<&'r str, AuthRejection> {
+        let allowed = self.origin == Origin::Direct || is_b64token(self.bytes);
+        // Checked bytes are ASCII, and `Direct` ones came from a `&str`: `from_utf8` cannot fail, but the
+        // bytes are not trusted to say so.
+        let text = if allowed {
+            std::str::from_utf8(self.bytes).ok()
+        } else {
+            None
+        };
+        text.ok_or_else(|| AuthRejection::MalformedAuthorization(self.problem()))
+    }
+
+    fn problem(&self) -> &'static str {
+        match self.origin {
+            Origin::Header if !self.bytes.iter().all(|&byte| is_visible(byte)) => {
+                "the header value is not visible ASCII"
+            }
+            Origin::Header => "the token has characters RFC 6750 does not allow",
+            Origin::Cookie => "the token cookie has characters a JWT cannot contain",
+            Origin::Query => "the access_token parameter is not a bare JWT",
+            Origin::Direct => "the token is not UTF-8",
+        }
+    }
+}
+
+/// What `HeaderValue::to_str` accepts: tab and visible ASCII.
+fn is_visible(byte: u8) -> bool {
+    byte == b'\t' || (b' '..=b'~').contains(&byte)
+}
+
 impl TokenSources {
     /// The token of the request, borrowed from its headers or URI: `Ok(None)` when there is none.
     ///
     /// At most one token may be present across all places (RFC 6750 §2: "MUST NOT use more than one
-    /// method"), and at most one `Authorization` header.
+    /// method"), and at most one `Authorization` header. The length is checked here; the characters by
+    /// [`Candidate::checked`].
     pub(crate) fn extract<'r>(
         &self,
         headers: &'r HeaderMap,
         uri: &'r Uri,
-    ) -> Result<Option<&'r str>, AuthRejection> {
+    ) -> Result<Option<Candidate<'r>>, AuthRejection> {
         let mut found = self.in_header(headers)?;
         if let Some(name) = self.cookie.as_deref() {
             found = one_of(found, self.in_cookie(headers, name)?)?;
@@ -36,7 +99,10 @@ impl TokenSources {
         Ok(found)
     }
 
-    fn in_header<'r>(&self, headers: &'r HeaderMap) -> Result<Option<&'r str>, AuthRejection> {
+    fn in_header<'r>(
+        &self,
+        headers: &'r HeaderMap,
+    ) -> Result<Option<Candidate<'r>>, AuthRejection> {
         let mut values = headers.get_all(AUTHORIZATION).iter();
         let Some(value) = values.next() else {
             return Ok(None);
@@ -60,29 +126,21 @@ impl TokenSources {
                 limit: self.max_len,
             });
         }
-        let value = value.to_str().map_err(|_| {
-            AuthRejection::MalformedAuthorization("the header value is not visible ASCII")
-        })?;
-        let rest = &value["bearer".len()..];
-        let token = rest.trim_start_matches(' ');
+        let rest = &raw["bearer".len()..];
+        let token = &rest[rest.iter().take_while(|&&byte| byte == b' ').count()..];
         if token.is_empty() {
             return Err(AuthRejection::MalformedAuthorization(
                 "the Bearer scheme has no token",
             ));
         }
-        if !is_b64token(token) {
-            return Err(AuthRejection::MalformedAuthorization(
-                "the token has characters RFC 6750 does not allow",
-            ));
-        }
-        self.bounded(token).map(Some)
+        self.bounded(token, Origin::Header).map(Some)
     }
 
     fn in_cookie<'r>(
         &self,
         headers: &'r HeaderMap,
         name: &str,
-    ) -> Result<Option<&'r str>, AuthRejection> {
+    ) -> Result<Option<Candidate<'r>>, AuthRejection> {
         let mut found = None;
         for header in headers.get_all(COOKIE) {
             // Cookie headers that are not ASCII cannot hold our cookie; other cookies are not our business.
@@ -110,15 +168,10 @@ impl TokenSources {
             }
         }
         let Some(token) = found else { return Ok(None) };
-        if !is_b64token(token) {
-            return Err(AuthRejection::MalformedAuthorization(
-                "the token cookie has characters a JWT cannot contain",
-            ));
-        }
-        self.bounded(token).map(Some)
+        self.bounded(token.as_bytes(), Origin::Cookie).map(Some)
     }
 
-    fn in_query<'r>(&self, uri: &'r Uri) -> Result<Option<&'r str>, AuthRejection> {
+    fn in_query<'r>(&self, uri: &'r Uri) -> Result<Option<Candidate<'r>>, AuthRejection> {
         let Some(query) = uri.query() else {
             return Ok(None);
         };
@@ -132,30 +185,28 @@ impl TokenSources {
             }
             found = Some(value);
         }
+        // A JWT needs no percent-encoding; anything encoded fails the charset check as not one of ours.
         let Some(token) = found else { return Ok(None) };
-        // A JWT needs no percent-encoding; anything encoded is not one of ours.
-        if !is_b64token(token) {
-            return Err(AuthRejection::MalformedAuthorization(
-                "the access_token parameter is not a bare JWT",
-            ));
-        }
-        self.bounded(token).map(Some)
+        self.bounded(token.as_bytes(), Origin::Query).map(Some)
     }
 
-    fn bounded<'r>(&self, token: &'r str) -> Result<&'r str, AuthRejection> {
+    fn bounded<'r>(&self, token: &'r [u8], origin: Origin) -> Result<Candidate<'r>, AuthRejection> {
         if token.len() > self.max_len {
             return Err(AuthRejection::TokenTooLong {
                 limit: self.max_len,
             });
         }
-        Ok(token)
+        Ok(Candidate {
+            bytes: token,
+            origin,
+        })
     }
 }
 
 fn one_of<'r>(
-    first: Option<&'r str>,
-    second: Option<&'r str>,
-) -> Result<Option<&'r str>, AuthRejection> {
+    first: Option<Candidate<'r>>,
+    second: Option<Candidate<'r>>,
+) -> Result<Option<Candidate<'r>>, AuthRejection> {
     match (first, second) {
         (Some(_), Some(_)) => Err(AuthRejection::MultipleTokens),
         (first, second) => Ok(first.or(second)),
@@ -163,9 +214,10 @@ fn one_of<'r>(
 }
 
 /// RFC 6750 §2.1: `b64token = 1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`.
-fn is_b64token(token: &str) -> bool {
-    let body = token.trim_end_matches('=');
-    !body.is_empty() && body.bytes().all(|byte| B64TOKEN_BYTE[usize::from(byte)])
+fn is_b64token(token: &[u8]) -> bool {
+    let padding = token.iter().rev().take_while(|&&byte| byte == b'=').count();
+    let body = &token[..token.len() - padding];
+    !body.is_empty() && body.iter().all(|&byte| B64TOKEN_BYTE[usize::from(byte)])
 }
 
 /// The bytes a b64token allows before its `=` padding, as a table: every request checks every byte of its
@@ -202,9 +254,12 @@ mod tests {
                 "byte {byte:#04x}"
             );
         }
-        assert!(is_b64token("abc.DEF-_~+/09=="));
+        assert!(is_b64token(b"abc.DEF-_~+/09=="));
         assert!(
-            !is_b64token("==") && !is_b64token("") && !is_b64token("a=b") && !is_b64token("a b")
+            !is_b64token(b"==")
+                && !is_b64token(b"")
+                && !is_b64token(b"a=b")
+                && !is_b64token(b"a b")
         );
     }
 
@@ -226,11 +281,11 @@ mod tests {
 
     #[test]
     fn b64token_charset() {
-        assert!(is_b64token("a.b-c_d~e+f/g=="));
-        assert!(!is_b64token("=="));
-        assert!(!is_b64token("a b"));
-        assert!(!is_b64token("a=b"));
-        assert!(!is_b64token("a%2Eb"));
+        assert!(is_b64token(b"a.b-c_d~e+f/g=="));
+        assert!(!is_b64token(b"=="));
+        assert!(!is_b64token(b"a b"));
+        assert!(!is_b64token(b"a=b"));
+        assert!(!is_b64token(b"a%2Eb"));
     }
 
     #[test]
@@ -238,7 +293,7 @@ mod tests {
         let uri = Uri::from_static("/");
         let map = headers(&[("authorization", "bEaReR  abc.def")]);
         let found = sources().extract(&map, &uri).unwrap();
-        assert_eq!(found, Some("abc.def"));
+        assert_eq!(found.map(|token| token.bytes()), Some(&b"abc.def"[..]));
         let map = headers(&[("authorization", "Basic dXNlcjpwdw==")]);
         let found = sources().extract(&map, &uri).unwrap();
         assert_eq!(found, None);
@@ -273,7 +328,7 @@ mod tests {
         assert_eq!(error, AuthRejection::MultipleTokens);
         let map = headers(&[("cookie", "x=1; at=abc")]);
         let found = sources().extract(&map, &plain).unwrap();
-        assert_eq!(found, Some("abc"));
+        assert_eq!(found.map(|token| token.bytes()), Some(&b"abc"[..]));
     }
 
     #[test]
@@ -286,5 +341,50 @@ mod tests {
             )
             .unwrap_err();
         assert_eq!(error, AuthRejection::TokenTooLong { limit: 64 });
+    }
+
+    fn checked(pairs: &[(&'static str, &str)], uri: &'static str) -> Result<String, AuthRejection> {
+        let map = headers(pairs);
+        let uri = Uri::from_static(uri);
+        let found = sources().extract(&map, &uri)?.expect("a token");
+        found.checked().map(str::to_owned)
+    }
+
+    #[test]
+    fn the_charset_is_checked_with_a_message_naming_the_source() {
+        assert_eq!(
+            checked(&[("authorization", "Bearer a.b=")], "/").unwrap(),
+            "a.b="
+        );
+        let problem = |pairs: &[(&'static str, &str)], uri| match checked(pairs, uri) {
+            Err(AuthRejection::MalformedAuthorization(problem)) => problem,
+            other => panic!("{other:?}"),
+        };
+        assert_eq!(
+            problem(&[("authorization", "Bearer a=b")], "/"),
+            "the token has characters RFC 6750 does not allow"
+        );
+        let mut map = HeaderMap::new();
+        map.insert(
+            "authorization",
+            HeaderValue::from_bytes(b"Bearer a\xffb").unwrap(),
+        );
+        let root = Uri::from_static("/");
+        let found = sources().extract(&map, &root).unwrap().unwrap();
+        assert_eq!(
+            found.checked(),
+            Err(AuthRejection::MalformedAuthorization(
+                "the header value is not visible ASCII"
+            ))
+        );
+        assert_eq!(
+            problem(&[("cookie", "at=a,b")], "/"),
+            "the token cookie has characters a JWT cannot contain"
+        );
+        assert_eq!(
+            problem(&[], "/?access_token=a%2Eb"),
+            "the access_token parameter is not a bare JWT"
+        );
+        assert_eq!(Candidate::direct("a b").checked().unwrap(), "a b");
     }
 }

@@ -86,10 +86,11 @@ fn success_path_allocations_are_bounded() {
         // A cache hit allocates only to hand the token over: `http::Extensions` boxes its map, allocates the
         // map's table and boxes the `VerifiedToken` (3). A full verification adds the decoded claims JSON,
         // the shared token record and, for a token with `roles`, the list of role spans (3). A cache miss
-        // adds what the cache needs to store the entry (at most 2).
+        // adds what the cache needs to store the entry: its copy of the signed part `header.payload` (the
+        // entry's key, compared on every hit) and the cache's own bookkeeping (at most 2 more).
         assert_eq!(hit, 3, "{name} cache hit");
         assert_eq!(full, 6, "{name} full verification");
-        assert!(miss <= full + 2, "{name} cache miss: {miss}");
+        assert!(miss <= full + 3, "{name} cache miss: {miss}");
         let without_roles = signer.sign(None, &claims_with(serde_json::json!({"roles": null})));
         allocations(&mut uncached, &without_roles);
         assert_eq!(
