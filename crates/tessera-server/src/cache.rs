@@ -1,47 +1,42 @@
 //! The verified-token cache: skips the charset check, signature and claims work for a token seen before.
 //!
 //! # What an entry holds, and why a hit is exact
-//! A JWS compact token is `header.payload.signature`. An entry is keyed by the SHA-256 of the signature
-//! segment together with the signed part (`header.payload`) itself, and a lookup matches only when both are
-//! equal, so a hit means the presented bytes are exactly those of a token that passed verification (up to a
-//! SHA-256 collision). The signed part is no secret beyond what the entry already holds (the claims JSON it
-//! decodes to); the signature, without which the token cannot be presented, is kept only as a digest, so
-//! the cache never holds a usable token.
+//! A JWS compact token is `header.payload.signature`. A lookup matches an entry only when three parts
+//! agree: the signed part `header.payload` (compared byte for byte), the last 43 characters of the
+//! signature (compared by SHA-256 digest), and the rest of the signature, if any (compared by a randomly
+//! seeded 64-bit hash). 43 base64url characters carry 258 bits, so a hit means the presented bytes are
+//! those of a token that passed verification unless SHA-256 collides, and no one can aim at an entry
+//! without knowing the end of a cached token's signature: the part of a token that truncated logs drop.
 //!
-//! Hashing only the signature segment (one SHA-256 block for HS256, two for ES256 and EdDSA) instead of the
-//! whole token is what keeps a hit cheap; comparing the signed part is a `memcmp`. Timing of that compare
-//! tells nothing to someone without the signature: they never get past the digest.
+//! The cache never holds a usable token: the signed part is no secret beyond what the entry already holds
+//! (the claims JSON it decodes to), and of the signature it keeps only hashes. Hashing at most 43
+//! characters with SHA-256 (one block, whatever the algorithm; an RS256 signature has 342) is what keeps a
+//! hit cheap.
 
-use std::hash::{Hash, Hasher};
+use std::hash::{BuildHasher, Hash, Hasher};
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use aws_lc_rs::digest;
-use quick_cache::Equivalent;
+use quick_cache::{DefaultHashBuilder, Equivalent};
 
 use crate::{KeySet, VerifiedToken};
 
-/// A presented token, split for a cache lookup: the digest of its signature and its signed part.
+/// How many trailing signature characters are compared by SHA-256 digest: 43 base64url characters are
+/// 258 bits, the whole of an HS256 signature.
+const DIGESTED_CHARS: usize = 43;
+
+/// A presented token, split for a cache lookup (see the [module documentation](self)).
 pub(crate) struct CacheKey<'t> {
     signature_digest: [u8; 32],
+    signature_rest: u64,
     signed_part: &'t [u8],
 }
 
-impl<'t> CacheKey<'t> {
-    /// The key of `token`, or `None` when it has no `.` (not a JWS, so never cached).
-    pub(crate) fn of(token: &'t [u8]) -> Option<CacheKey<'t>> {
-        let dot = token.iter().rposition(|&byte| byte == b'.')?;
-        let (signed_part, signature) = (&token[..dot], &token[dot + 1..]);
-        let mut signature_digest = [0; 32];
-        signature_digest.copy_from_slice(digest::digest(&digest::SHA256, signature).as_ref());
-        Some(CacheKey {
-            signature_digest,
-            signed_part,
-        })
-    }
-
+impl CacheKey<'_> {
     fn to_owned(&self) -> StoredKey {
         StoredKey {
             signature_digest: self.signature_digest,
+            signature_rest: self.signature_rest,
             signed_part: self.signed_part.into(),
         }
     }
@@ -51,11 +46,12 @@ impl<'t> CacheKey<'t> {
 #[derive(PartialEq, Eq)]
 struct StoredKey {
     signature_digest: [u8; 32],
+    signature_rest: u64,
     signed_part: Box<[u8]>,
 }
 
 // `CacheKey` and `StoredKey` must hash alike: both hash the digest only (it already spreads the tokens
-// evenly), and equality then compares the signed part as well.
+// evenly), and equality then compares the other parts as well.
 impl Hash for StoredKey {
     fn hash<H: Hasher>(&self, state: &mut H) {
         self.signature_digest.hash(state);
@@ -70,7 +66,9 @@ impl Hash for CacheKey<'_> {
 
 impl Equivalent<StoredKey> for CacheKey<'_> {
     fn equivalent(&self, stored: &StoredKey) -> bool {
-        self.signature_digest == stored.signature_digest && *self.signed_part == *stored.signed_part
+        self.signature_digest == stored.signature_digest
+            && self.signature_rest == stored.signature_rest
+            && *self.signed_part == *stored.signed_part
     }
 }
 
@@ -82,6 +80,8 @@ impl Equivalent<StoredKey> for CacheKey<'_> {
 /// long, and the bound evicts the rest.
 pub(crate) struct TokenCache {
     entries: quick_cache::sync::Cache<StoredKey, VerifiedToken>,
+    /// Seeded at random per cache: hashes the signature characters before the digested ones.
+    rest_hasher: DefaultHashBuilder,
     sweep_every: usize,
     inserts: AtomicUsize,
 }
@@ -90,9 +90,24 @@ impl TokenCache {
     pub(crate) fn new(capacity: usize) -> TokenCache {
         TokenCache {
             entries: quick_cache::sync::Cache::new(capacity),
+            rest_hasher: DefaultHashBuilder::default(),
             sweep_every: (capacity / 2).max(16),
             inserts: AtomicUsize::new(0),
         }
+    }
+
+    /// The key of `token`, or `None` when it has no `.` (not a JWS, so never cached).
+    pub(crate) fn key<'t>(&self, token: &'t [u8]) -> Option<CacheKey<'t>> {
+        let dot = memchr::memrchr(b'.', token)?;
+        let (signed_part, signature) = (&token[..dot], &token[dot + 1..]);
+        let (rest, digested) = signature.split_at(signature.len().saturating_sub(DIGESTED_CHARS));
+        let mut signature_digest = [0; 32];
+        signature_digest.copy_from_slice(digest::digest(&digest::SHA256, digested).as_ref());
+        Some(CacheKey {
+            signature_digest,
+            signature_rest: self.rest_hasher.hash_one(rest),
+            signed_part,
+        })
     }
 
     /// The cached verification of the token `key` was made of, if its key is still live and
@@ -142,35 +157,38 @@ impl std::fmt::Debug for TokenCache {
 mod tests {
     use super::*;
 
-    fn stored(token: &str) -> StoredKey {
-        CacheKey::of(token.as_bytes())
-            .map(|key| key.to_owned())
-            .unwrap()
-    }
-
     #[test]
     fn a_key_matches_only_the_same_token() {
-        let original = stored("aGVhZGVy.cGF5bG9hZA.c2lnbmF0dXJl");
-        let same = CacheKey::of(b"aGVhZGVy.cGF5bG9hZA.c2lnbmF0dXJl").unwrap();
-        assert!(same.equivalent(&original));
+        let cache = TokenCache::new(16);
+        // A signature longer than the digested part, so that every part of the key is exercised.
+        let signature = "A".repeat(20) + &"B".repeat(DIGESTED_CHARS);
+        let token = format!("aGVhZGVy.cGF5bG9hZA.{signature}");
+        let original = cache.key(token.as_bytes()).unwrap().to_owned();
+        assert!(cache.key(token.as_bytes()).unwrap().equivalent(&original));
+        for position in 0..token.len() {
+            let mut other = token.clone().into_bytes();
+            other[position] = if other[position] == b'x' { b'y' } else { b'x' };
+            let key = cache.key(&other).unwrap();
+            assert!(!key.equivalent(&original), "a change at {position} matched");
+        }
         for other in [
-            "aGVhZGVy.cGF5bG9hZB.c2lnbmF0dXJl", // payload changed, same signature
-            "aGVhZGVz.cGF5bG9hZA.c2lnbmF0dXJl", // header changed, same signature
-            "aGVhZGVy.cGF5bG9hZA.c2lnbmF0dXJm", // signature changed
-            "aGVhZGVy.cGF5bG9hZA.c2lnbmF0dXJlAA",
-            "aGVhZGVycGF5bG9hZA.c2lnbmF0dXJl",
-            "aGVhZGVy.cGF5bG9hZAc2lnbmF0dXJl.",
+            format!("{token}A"),
+            format!("A{token}"),
+            token.replacen('.', "", 1),
         ] {
-            let key = CacheKey::of(other.as_bytes()).unwrap();
+            let key = cache.key(other.as_bytes()).unwrap();
             assert!(!key.equivalent(&original), "{other} matched");
         }
-        assert!(CacheKey::of(b"no-dot-at-all").is_none());
+        assert!(cache.key(b"no-dot-at-all").is_none());
     }
 
     #[test]
-    fn the_signature_is_not_stored() {
-        let key = stored("aGVhZGVy.cGF5bG9hZA.c2lnbmF0dXJl");
-        assert_eq!(&*key.signed_part, b"aGVhZGVy.cGF5bG9hZA");
-        assert!(!key.signed_part.windows(4).any(|window| window == b"c2ln"));
+    fn no_signature_character_is_stored() {
+        let cache = TokenCache::new(16);
+        let stored = cache
+            .key(b"aGVhZGVy.cGF5bG9hZA.c2lnbmF0dXJl")
+            .unwrap()
+            .to_owned();
+        assert_eq!(&*stored.signed_part, b"aGVhZGVy.cGF5bG9hZA");
     }
 }

@@ -7,7 +7,7 @@ use std::sync::atomic::Ordering;
 use http::{Extensions, HeaderMap, Uri};
 use tower::Layer;
 
-use crate::cache::{CacheKey, TokenCache};
+use crate::cache::TokenCache;
 use crate::clock::{ClockName, unix_seconds};
 use crate::rejection::RendererName;
 use crate::source::{Candidate, TokenSources};
@@ -259,7 +259,7 @@ impl Core {
         let cached = self
             .cache
             .as_ref()
-            .map(|cache| (cache, CacheKey::of(token.bytes())));
+            .map(|cache| (cache, cache.key(token.bytes())));
         if let Some((cache, key)) = &cached {
             let hit = key.as_ref().and_then(|key| {
                 cache.get(key, &keys, |token| {
@@ -321,7 +321,9 @@ impl Core {
                 Err(AuthRejection::KeysUnavailable)
             }
             Ok(verified) => {
-                if let (Some(cache), Some(key)) = (&self.cache, CacheKey::of(token.as_bytes())) {
+                if let Some(cache) = &self.cache
+                    && let Some(key) = cache.key(token.as_bytes())
+                {
                     cache.insert(&key, verified.clone(), |token| {
                         self.validator.within_lifetime(token, now)
                     });

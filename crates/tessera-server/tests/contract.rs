@@ -396,7 +396,10 @@ async fn every_single_character_mutation_is_refused_cleanly() {
     let token = Signer::hs256().sign(Some("k"), &claims());
     // The genuine token goes first, so every mutation meets a cache that holds it: a mutated header or
     // payload keeps the cached signature, and must not be taken for the token it came from.
-    assert_eq!(send(&app, get_with_token("/me", &token)).await.status, StatusCode::OK);
+    assert_eq!(
+        send(&app, get_with_token("/me", &token)).await.status,
+        StatusCode::OK
+    );
     let mut statuses = std::collections::BTreeMap::new();
     for position in 0..token.len() {
         for replacement in ['A', 'B', '.', '-', '~', '='] {
@@ -420,7 +423,18 @@ async fn every_single_character_mutation_is_refused_cleanly() {
     }
     // The mutations exercise every stage: framing, header, key selection and signature.
     assert!(statuses.len() >= 4, "{statuses:?}");
-    assert_eq!(auth.stats().cache_hits, 0, "a mutation was served from the cache");
-    assert_eq!(send(&app, get_with_token("/me", &token)).await.status, StatusCode::OK);
-    assert_eq!(auth.stats().cache_hits, 1, "the genuine token is still cached");
+    assert_eq!(
+        auth.stats().cache_hits,
+        0,
+        "a mutation was served from the cache"
+    );
+    assert_eq!(
+        send(&app, get_with_token("/me", &token)).await.status,
+        StatusCode::OK
+    );
+    assert_eq!(
+        auth.stats().cache_hits,
+        1,
+        "the genuine token is still cached"
+    );
 }
