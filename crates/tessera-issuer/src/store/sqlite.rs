@@ -2,16 +2,21 @@
 //!
 //! Writes go through a pool of exactly one connection, so they queue in the pool (fairly, without SQLite's
 //! sleeping busy handler) and a transaction never has to upgrade a read lock; reads use a separate pool of
-//! read-only connections, which WAL lets run alongside the writer.
+//! read-only connections, which WAL lets run alongside the writer. Rotations, the hot path, take that
+//! connection through a writer task that group-commits whatever rotations are queued together (see
+//! [`group_commit`]), so one commit serves many of them under load.
+
+mod group_commit;
 
 use std::borrow::Cow;
 use std::path::Path;
 use std::time::Duration;
 
 use sqlx::migrate::{Migration, MigrationType, Migrator};
+use sqlx::query::Query;
 use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteRow,
-    SqliteSynchronous,
+    Sqlite, SqliteArguments, SqliteConnectOptions, SqliteJournalMode, SqlitePool,
+    SqlitePoolOptions, SqliteRow, SqliteSynchronous,
 };
 use sqlx::{Row as _, SqlSafeStr as _};
 
@@ -20,6 +25,7 @@ use super::{
     RevokeReason, Rotation, RotationOutcome, StoreError, UserDenial, Verdict, classify,
 };
 use crate::refresh::{RotationSalt, TokenHash};
+use group_commit::GroupCommit;
 
 const FAMILY_COLUMNS: &str = "id, user_id, client_id, scope, roles, user_agent, generation, created_at, \
      last_used_at, absolute_expires_at, idle_expires_at, revoked_at, revoke_reason";
@@ -80,6 +86,7 @@ impl SqliteStoreOptions {
 pub struct SqliteStore {
     writer: SqlitePool,
     reader: SqlitePool,
+    rotations: GroupCommit,
 }
 
 impl SqliteStore {
@@ -118,7 +125,11 @@ impl SqliteStore {
             .connect_with(connect.read_only(true))
             .await
             .map_err(backend)?;
-        Ok(SqliteStore { writer, reader })
+        Ok(SqliteStore {
+            rotations: GroupCommit::spawn(writer.clone()),
+            writer,
+            reader,
+        })
     }
 
     /// A private in-memory database, gone when the store is dropped.
@@ -140,12 +151,14 @@ impl SqliteStore {
             .map_err(backend)?;
         migrate(&pool).await?;
         Ok(SqliteStore {
+            rotations: GroupCommit::spawn(pool.clone()),
             reader: pool.clone(),
             writer: pool,
         })
     }
 
-    /// Closes every connection, checkpointing the WAL into the database file.
+    /// Closes every connection, checkpointing the WAL into the database file. Rotations that are already
+    /// queued for the writer, and any later store call, fail with [`StoreError::Backend`].
     pub async fn close(&self) {
         self.reader.close().await;
         self.writer.close().await;
@@ -179,28 +192,9 @@ impl SqliteStore {
         .transpose()
     }
 
-    /// The compare-and-swap, one statement: installs the successor if the presented token is its family's
-    /// current one, the family belongs to the client and is live. The trigger records the successor's
-    /// hash in the same statement.
+    /// The compare-and-swap, group-committed with concurrent ones (see [`swap`]).
     async fn try_rotate(&self, rotation: &Rotation) -> Result<Option<Family>, StoreError> {
-        let sql = format!(
-            "UPDATE token_families SET generation = generation + 1, last_used_at = ?1, \
-             idle_expires_at = MIN(?1 + ?2, absolute_expires_at), current_hash = ?3, rotation_salt = ?4 \
-             WHERE (id, generation) = (SELECT family_id, generation FROM refresh_tokens WHERE hash = ?5) \
-             AND client_id = ?6 AND revoked_at IS NULL \
-             AND ?1 < idle_expires_at AND ?1 < absolute_expires_at RETURNING {FAMILY_COLUMNS}"
-        );
-        let row = sqlx::query(sqlx::AssertSqlSafe(sql))
-            .bind(rotation.now)
-            .bind(rotation.idle_ttl)
-            .bind(rotation.successor.as_bytes().as_slice())
-            .bind(rotation.salt.as_bytes().as_slice())
-            .bind(rotation.presented.as_bytes().as_slice())
-            .bind(&rotation.client_id)
-            .fetch_optional(&self.writer)
-            .await
-            .map_err(backend)?;
-        row.as_ref().map(family_from_row).transpose()
+        self.rotations.swap(rotation.clone()).await
     }
 
     async fn revoke_where(
@@ -509,6 +503,40 @@ impl RefreshStore for SqliteStore {
             denials,
         })
     }
+}
+
+/// The compare-and-swap of a rotation, one statement (see [`bind_swap`] for its parameters): installs the
+/// successor if the presented token is its family's current one, the family belongs to the client and is
+/// live, and returns the rotated family's row. The trigger records the successor's hash in the same
+/// statement.
+///
+/// The parameters are anonymous (`?`), so that several swaps can share one query string, and so one trip
+/// to the connection's thread: sqlx numbers anonymous parameters on from the previous statement's.
+fn swap_statement() -> String {
+    format!(
+        "UPDATE token_families SET generation = generation + 1, last_used_at = ?, \
+         idle_expires_at = MIN(? + ?, absolute_expires_at), current_hash = ?, rotation_salt = ? \
+         WHERE (id, generation) = (SELECT family_id, generation FROM refresh_tokens WHERE hash = ?) \
+         AND client_id = ? AND revoked_at IS NULL AND ? < idle_expires_at AND ? < absolute_expires_at \
+         RETURNING {FAMILY_COLUMNS};"
+    )
+}
+
+/// Binds the parameters of a [`swap_statement`], in their order in the statement.
+fn bind_swap<'q>(
+    query: Query<'q, Sqlite, SqliteArguments>,
+    rotation: &Rotation,
+) -> Query<'q, Sqlite, SqliteArguments> {
+    query
+        .bind(rotation.now)
+        .bind(rotation.now)
+        .bind(rotation.idle_ttl)
+        .bind(rotation.successor.as_bytes().as_slice())
+        .bind(rotation.salt.as_bytes().as_slice())
+        .bind(rotation.presented.as_bytes().as_slice())
+        .bind(rotation.client_id.as_str())
+        .bind(rotation.now)
+        .bind(rotation.now)
 }
 
 async fn migrate(pool: &SqlitePool) -> Result<(), StoreError> {

@@ -1,0 +1,332 @@
+//! Group commit of rotations: one writer task runs every rotation queued at the time in one transaction.
+//!
+//! A lone rotation runs at once, as its own one-statement transaction; rotations that arrive while a
+//! transaction is running queue up and all go into the next one (up to [`MAX_BATCH`]), so under load one
+//! `BEGIN`/`COMMIT` pair and one WAL append serve many rotations. No timer ever waits for more work.
+//!
+//! Semantics are those of running the rotations one after another, each in its own transaction:
+//! - A caller is answered only after the `COMMIT` of the transaction holding its write succeeded. If the
+//!   transaction cannot begin or commit, every rotation in it, and every one still queued behind it in the
+//!   batch, is answered with that error, and none of them was written.
+//! - A failing swap costs no other rotation its write. A swap is one `UPDATE` (its trigger's `INSERT`
+//!   included), and neither has an `ON CONFLICT`/`OR` clause or a `RAISE`, so a failure is resolved by
+//!   SQLite's default `ABORT`: the statement's own changes are undone and the transaction stays open with
+//!   the changes of earlier statements. Only `SQLITE_FULL`, `SQLITE_IOERR`, `SQLITE_BUSY` and
+//!   `SQLITE_NOMEM` may instead roll back the whole transaction, after which later statements would run
+//!   in autocommit mode, outside it. So the transaction ends at the first failing swap: what came before
+//!   is committed (if the whole transaction was rolled back, the `COMMIT` fails and those callers get the
+//!   error, which is then true), the failing swap is answered with its own error, and the rest of the batch
+//!   goes into a new transaction. This needs no `SAVEPOINT` per swap, which would triple the statements.
+//! - Swaps run in queue order on one connection, so a later swap of the same family sees the earlier one's
+//!   uncommitted result, exactly as if they had been serialized; its caller, answered after the commit,
+//!   then reads the committed state (a retry within grace, or a replay) from the reader pool.
+//!
+//! What bounds the throughput is not SQLite but the trips to the thread on which sqlx runs the connection
+//! (each a channel send and a thread wake-up both ways). So the swaps of a transaction go there as one
+//! query string of consecutive statements, and a transaction costs three trips (`BEGIN`, the swaps,
+//! `COMMIT`) however many swaps it holds. sqlx 0.9 runs such multi-statement queries for SQLite but calls
+//! the behaviour deprecated (launchbadge/sqlx#3108): the tests below run full batches, so a sqlx upgrade
+//! that drops it fails them instead of failing rotations.
+
+use std::sync::Arc;
+
+use futures_util::StreamExt as _;
+use sqlx::sqlite::{SqlitePool, SqliteRow};
+use sqlx::{AssertSqlSafe, Either, Executor as _};
+use tokio::sync::{mpsc, oneshot};
+
+use super::{backend, bind_swap, family_from_row, swap_statement};
+use crate::store::{Family, Rotation, StoreError};
+
+/// The most rotations one transaction carries.
+const MAX_BATCH: usize = 64;
+
+/// How many rotations may wait for the writer before callers wait to enqueue theirs.
+const QUEUE_CAPACITY: usize = 1024;
+
+/// What a queued swap is answered with: the rotated family, `None` if the swap did not apply.
+type Answer = Result<Option<Family>, StoreError>;
+
+/// Why a queued rotation got no answer of its own.
+#[derive(Debug, thiserror::Error)]
+enum GroupCommitError {
+    /// The transaction that held, or would have held, the rotation could not begin or commit: none of
+    /// the rotations it was to hold was written.
+    #[error("the group commit of {size} rotations failed")]
+    Transaction {
+        /// How many rotations failed with it.
+        size: usize,
+        /// What SQLite said.
+        #[source]
+        source: Arc<sqlx::Error>,
+    },
+    /// The writer task is gone: the store was dropped or its Tokio runtime shut down.
+    #[error("the SQLite writer task has stopped")]
+    Stopped,
+}
+
+/// A swap waiting for the writer, and where its answer goes.
+struct Job {
+    rotation: Rotation,
+    reply: oneshot::Sender<Answer>,
+}
+
+/// The handle to the writer task; the task ends once every handle is dropped.
+#[derive(Debug, Clone)]
+pub(super) struct GroupCommit {
+    queue: mpsc::Sender<Job>,
+}
+
+impl GroupCommit {
+    /// Spawns the writer task, which writes through `pool`, on the current Tokio runtime.
+    pub(super) fn spawn(pool: SqlitePool) -> Self {
+        let (queue, jobs) = mpsc::channel(QUEUE_CAPACITY);
+        tokio::spawn(run(pool, jobs));
+        GroupCommit { queue }
+    }
+
+    /// Runs `rotation`'s compare-and-swap in the writer's next transaction, answering once it committed.
+    pub(super) async fn swap(&self, rotation: Rotation) -> Answer {
+        let (reply, answer) = oneshot::channel();
+        self.queue
+            .send(Job { rotation, reply })
+            .await
+            .map_err(|_| backend(GroupCommitError::Stopped))?;
+        answer
+            .await
+            .map_err(|_| backend(GroupCommitError::Stopped))?
+    }
+}
+
+/// The writer task: takes whatever is queued, runs it in as few transactions as possible, answers, repeats.
+async fn run(pool: SqlitePool, mut jobs: mpsc::Receiver<Job>) {
+    let mut statements = Statements::default();
+    let mut batch = Vec::with_capacity(MAX_BATCH);
+    while jobs.recv_many(&mut batch, MAX_BATCH).await > 0 {
+        tracing::trace!(size = batch.len(), "group commit");
+        let answers = execute(&pool, &mut statements, &batch).await;
+        for (job, answer) in batch.drain(..).zip(answers) {
+            if job.reply.send(answer).is_err() {
+                tracing::debug!("a rotation's caller left before its transaction committed");
+            }
+        }
+    }
+}
+
+/// The query strings of `1..=MAX_BATCH` consecutive swaps, each built on first use.
+#[derive(Default)]
+struct Statements(Vec<Arc<str>>);
+
+impl Statements {
+    /// The query string that runs `count` swaps, one after another.
+    fn swaps(&mut self, count: usize) -> Arc<str> {
+        if self.0.is_empty() {
+            self.0.push(swap_statement().into());
+        }
+        while self.0.len() < count {
+            let longer = format!("{}{}", self.0[self.0.len() - 1], self.0[0]);
+            self.0.push(longer.into());
+        }
+        Arc::clone(&self.0[count - 1])
+    }
+}
+
+/// Answers every job of `batch`, in order, running them in consecutive transactions (see the module docs).
+async fn execute(pool: &SqlitePool, statements: &mut Statements, batch: &[Job]) -> Vec<Answer> {
+    let mut answers = Vec::with_capacity(batch.len());
+    while answers.len() < batch.len() {
+        let rest = &batch[answers.len()..];
+        match transaction(pool, statements, rest).await {
+            Ok(done) => answers.extend(done),
+            Err(source) => {
+                tracing::warn!(error = %source, size = rest.len(), "group commit failed");
+                let source = Arc::new(source);
+                let fail = || {
+                    Err(backend(GroupCommitError::Transaction {
+                        size: rest.len(),
+                        source: Arc::clone(&source),
+                    }))
+                };
+                answers.extend(std::iter::repeat_with(fail).take(rest.len()));
+            }
+        }
+    }
+    answers
+}
+
+/// Runs `jobs` in one `BEGIN IMMEDIATE … COMMIT`, in order, up to and including the first swap that fails,
+/// and answers that prefix (never empty); a lone swap runs in autocommit mode instead. All the swaps go to
+/// the connection's thread as one query of consecutive statements, so the transaction costs three trips
+/// to that thread however many swaps it holds. An error means nothing of the prefix was committed.
+async fn transaction(
+    pool: &SqlitePool,
+    statements: &mut Statements,
+    jobs: &[Job],
+) -> Result<Vec<Answer>, sqlx::Error> {
+    let query = jobs.iter().fold(
+        sqlx::query(AssertSqlSafe(statements.swaps(jobs.len()))),
+        |query, job| bind_swap(query, &job.rotation),
+    );
+    if jobs.len() == 1 {
+        let row = query.fetch_optional(pool).await;
+        return Ok(vec![answer(row)]);
+    }
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    let mut answers = Vec::with_capacity(jobs.len());
+    {
+        // One `Left` (the statement's summary) ends each swap, after its `Right` (the row) if it applied.
+        let mut results = tx.fetch_many(query);
+        let mut row = None;
+        while let Some(result) = results.next().await {
+            match result {
+                Ok(Either::Right(returned)) => row = Some(returned),
+                Ok(Either::Left(_)) => answers.push(answer(Ok(row.take()))),
+                Err(error) => {
+                    answers.push(answer(Err(error)));
+                    break;
+                }
+            }
+        }
+    }
+    if answers.is_empty() {
+        return Err(sqlx::Error::Protocol(
+            "SQLite answered a batch of swaps with no result".into(),
+        ));
+    }
+    tx.commit().await?;
+    Ok(answers)
+}
+
+/// A swap's answer from its statement's result.
+fn answer(row: Result<Option<SqliteRow>, sqlx::Error>) -> Answer {
+    row.map_err(backend)?
+        .as_ref()
+        .map(family_from_row)
+        .transpose()
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::refresh::{RotationSalt, TokenHash};
+    use crate::store::{FamilyId, NewFamily, RefreshStore as _, Rotation, RotationOutcome};
+    use crate::store::{SqliteStore, StoreError};
+
+    const NOW: i64 = 1_800_000_000;
+
+    fn hash(family: u8, generation: u8) -> TokenHash {
+        TokenHash::from_slice(&[family, generation].repeat(16)).unwrap()
+    }
+
+    fn rotation(family: u8, presented: u8, successor: TokenHash) -> Rotation {
+        Rotation {
+            presented: hash(family, presented),
+            client_id: "app".into(),
+            successor,
+            salt: RotationSalt::from_slice(&[7; 32]).unwrap(),
+            now: NOW,
+            idle_ttl: 3_600,
+            grace: 30,
+        }
+    }
+
+    async fn create(store: &SqliteStore, family: u8) {
+        let new = NewFamily {
+            id: FamilyId::from(format!("family-{family}")),
+            user_id: format!("user-{family}"),
+            client_id: "app".into(),
+            scope: None,
+            roles: Vec::new(),
+            user_agent: None,
+            token: hash(family, 0),
+            created_at: NOW,
+            absolute_expires_at: NOW + 86_400,
+            idle_expires_at: NOW + 3_600,
+        };
+        store.create_family(new, 10).await.unwrap();
+    }
+
+    /// On a current-thread runtime the five rotations all queue before the writer task runs, so they go
+    /// into one batch: the second sees the first's swap, and the failing one takes nobody down with it,
+    /// neither the swaps before it nor the one after it.
+    #[tokio::test]
+    async fn a_batch_behaves_as_if_serialized_and_isolates_a_failing_swap() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = SqliteStore::open(dir.path().join("tokens.db"))
+            .await
+            .unwrap();
+        for family in 1..=4 {
+            create(&store, family).await;
+        }
+
+        let (first, duplicate, other, colliding, after) = tokio::join!(
+            store.rotate(rotation(1, 0, hash(1, 1))),
+            store.rotate(rotation(1, 0, hash(1, 9))),
+            store.rotate(rotation(2, 0, hash(2, 1))),
+            // The successor's hash is already recorded: the trigger's insert violates the primary key.
+            store.rotate(rotation(3, 0, hash(2, 0))),
+            store.rotate(rotation(4, 0, hash(4, 1))),
+        );
+
+        assert!(
+            matches!(first.unwrap(), RotationOutcome::Rotated(family) if family.generation == 1)
+        );
+        match duplicate.unwrap() {
+            RotationOutcome::Retry { successor, .. } => assert_eq!(successor, hash(1, 1)),
+            outcome => panic!("expected a retry of the first rotation, got {outcome:?}"),
+        }
+        assert!(
+            matches!(other.unwrap(), RotationOutcome::Rotated(family) if family.generation == 1)
+        );
+        assert!(matches!(colliding, Err(StoreError::Backend(_))));
+        assert!(
+            matches!(after.unwrap(), RotationOutcome::Rotated(family) if family.generation == 1)
+        );
+        for family in [1, 2, 4] {
+            let found = store.find_by_token(hash(family, 1)).await.unwrap();
+            assert!(found.is_some(), "family {family}'s rotation was committed");
+        }
+        let untouched = store
+            .find_family(&FamilyId::from("family-3".to_owned()))
+            .await
+            .unwrap()
+            .unwrap();
+        assert_eq!(untouched.generation, 0);
+        store.close().await;
+    }
+
+    /// More rotations than one transaction carries, all queued at once: each is answered with its own
+    /// family, however far into its batch's query it ran.
+    #[tokio::test]
+    async fn every_swap_of_a_full_batch_applies() {
+        const FAMILIES: u8 = 70;
+        let dir = tempfile::tempdir().unwrap();
+        let store = std::sync::Arc::new(
+            SqliteStore::open(dir.path().join("tokens.db"))
+                .await
+                .unwrap(),
+        );
+        for family in 1..=FAMILIES {
+            create(&store, family).await;
+        }
+
+        let rotations: Vec<_> = (1..=FAMILIES)
+            .map(|family| {
+                let store = std::sync::Arc::clone(&store);
+                tokio::spawn(
+                    async move { store.rotate(rotation(family, 0, hash(family, 1))).await },
+                )
+            })
+            .collect();
+
+        for (family, rotated) in (1..=FAMILIES).zip(rotations) {
+            match rotated.await.unwrap().unwrap() {
+                RotationOutcome::Rotated(rotated) => {
+                    assert_eq!(rotated.id, FamilyId::from(format!("family-{family}")));
+                    assert_eq!(rotated.generation, 1);
+                }
+                outcome => panic!("family {family}: expected a rotation, got {outcome:?}"),
+            }
+        }
+        store.close().await;
+    }
+}
