@@ -3,7 +3,7 @@
 # every comparison on 127.0.0.1, and prints Markdown tables (ratios measured in this same run) on stdout.
 # Progress goes to stderr; the report is also written to benches/peers/target/bench-report.md.
 #
-#   scripts/bench.sh           full run (about 11 minutes on 2 cores, plus the first build)
+#   scripts/bench.sh           full run (about 18 minutes on 2 cores, plus the first build)
 #   scripts/bench.sh --quick   one short round of everything, for checking the harness (about 3 minutes)
 #
 # Needs wrk and valgrind (installed with apt-get when missing) and, for pinning, taskset (util-linux).
@@ -64,8 +64,8 @@ if [ "$quick" -eq 1 ]; then
     callgrind_args=(--iterations 20)
     issuer_secs=1
 else
-    throughput_args=(--rounds 3 --seconds 2 --warmup 1)
-    refresh_args=(--rounds 3 --happy-rounds 10 --requests 1000)
+    throughput_args=(--rounds 5 --seconds 2 --warmup 1)
+    refresh_args=(--rounds 3 --happy-rounds 30 --requests 1000)
     criterion_args=(--warm-up-time 1 --measurement-time 2)
     callgrind_args=(--iterations 200)
     issuer_secs=5
