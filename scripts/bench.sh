@@ -3,7 +3,7 @@
 # every comparison on 127.0.0.1, and prints Markdown tables (ratios measured in this same run) on stdout.
 # Progress goes to stderr; the report is also written to benches/peers/target/bench-report.md.
 #
-#   scripts/bench.sh           full run (about 18 minutes on 2 cores, plus the first build)
+#   scripts/bench.sh           full run (about 16 minutes on 2 cores, plus the first build)
 #   scripts/bench.sh --quick   one short round of everything, for checking the harness (about 3 minutes)
 #
 # Needs wrk and valgrind (installed with apt-get when missing) and, for pinning, taskset (util-linux).

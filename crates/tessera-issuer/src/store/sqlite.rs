@@ -100,6 +100,9 @@ impl SqliteStore {
 
     /// Opens the database file at `path` with `options`.
     ///
+    /// Call it inside the Tokio runtime that will use the store: the task that group-commits rotations is
+    /// spawned on it, and rotations fail with [`StoreError::Backend`] once that runtime has shut down.
+    ///
     /// # Errors
     /// [`StoreError::Backend`] if the file cannot be opened or migrated.
     pub async fn open_with(
