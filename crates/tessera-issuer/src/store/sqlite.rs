@@ -195,7 +195,8 @@ impl SqliteStore {
         .transpose()
     }
 
-    /// The compare-and-swap, group-committed with concurrent ones (see [`swap`]).
+    /// The compare-and-swap ([`swap_statement`]), group-committed with concurrent ones (see
+    /// [`GroupCommit::swap`]).
     async fn try_rotate(&self, rotation: &Rotation) -> Result<Option<Family>, StoreError> {
         self.rotations.swap(rotation.clone()).await
     }
