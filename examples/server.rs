@@ -23,7 +23,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use clap::{CommandFactory as _, Parser};
-use tessera_issuer::{PasswordHashing, SigningAlgorithm};
+use tessera_issuer::{Algorithm, PasswordHashing};
 
 use app::UserSpec;
 
@@ -58,8 +58,8 @@ struct Args {
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
     leeway: Duration,
     /// Access-token signing algorithm: EdDSA, ES256, RS256 or HS256.
-    #[arg(long, default_value = "EdDSA", value_parser = clap::value_parser!(SigningAlgorithm))]
-    alg: SigningAlgorithm,
+    #[arg(long, default_value = "EdDSA", value_parser = clap::value_parser!(Algorithm))]
+    alg: Algorithm,
     /// A user for the password grant, as NAME:PASSWORD[:role,...]; repeat for more users.
     #[arg(
         long = "user",

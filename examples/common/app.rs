@@ -21,7 +21,7 @@ use axum::routing::get;
 use serde_json::json;
 use tessera_core::AccessTokenClaims;
 use tessera_core::header::TOKEN_EXPIRED;
-use tessera_issuer::{AuthEvent, Issuer, PasswordHashing, SigningAlgorithm, SqliteStore};
+use tessera_issuer::{Algorithm, AuthEvent, Issuer, PasswordHashing, SqliteStore};
 use tessera_server::Claims;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
@@ -48,7 +48,7 @@ pub(crate) struct AppConfig {
     pub(crate) idle_ttl: Duration,
     pub(crate) grace: Duration,
     pub(crate) leeway: Duration,
-    pub(crate) alg: SigningAlgorithm,
+    pub(crate) alg: Algorithm,
     pub(crate) users: Vec<UserSpec>,
     pub(crate) client_id: String,
     /// argon2id cost of the user table; the default is the production one, tests use a cheaper one
@@ -66,7 +66,7 @@ impl AppConfig {
             idle_ttl: Duration::from_secs(14 * 24 * 3600),
             grace: Duration::from_secs(30),
             leeway: Duration::from_secs(30),
-            alg: SigningAlgorithm::EdDSA,
+            alg: Algorithm::EdDsa,
             users: vec![UserSpec::demo()],
             client_id: CLIENT_ID.to_owned(),
             password_hashing: PasswordHashing::default(),

@@ -21,11 +21,11 @@ use axum::Router;
 use axum::extract::Request;
 use axum::routing::get;
 use http::Extensions;
-use jsonwebtoken::{EncodingKey, Header};
 use reqwest_middleware::{ClientBuilder, ClientWithMiddleware, Middleware, Next};
 use tessera_client::{AuthMiddleware, ClientAuth, RefreshTokenGrant, TokenSet};
 use tessera_core::TokenResponse;
-use tessera_issuer::{Issuer, PasswordHashing, SigningAlgorithm, SqliteStore};
+use tessera_issuer::jose::{JwsHeader, SigningKey};
+use tessera_issuer::{Algorithm, Issuer, PasswordHashing, SqliteStore};
 use tessera_peer_bench::claims::{AUDIENCE, BenchClaims, ISSUER};
 use tessera_peer_bench::keys::random_id;
 use tessera_peer_bench::variant::hello;
@@ -75,8 +75,7 @@ struct Api {
     token_url: reqwest::Url,
     token_calls: Arc<AtomicU64>,
     /// The issuer's signing key, to forge nothing but a genuine token that has already expired.
-    signer: EncodingKey,
-    kid: String,
+    signer: SigningKey,
     db_dir: PathBuf,
 }
 
@@ -124,7 +123,7 @@ fn start_api() -> Result<Api> {
                 let issuer = Issuer::builder()
                     .issuer(ISSUER)
                     .audience(AUDIENCE)
-                    .signing_algorithm(SigningAlgorithm::EdDSA)
+                    .signing_algorithm(Algorithm::EdDsa)
                     .password_hashing(PasswordHashing::new(64, 1)?)
                     .user(USERNAME, PASSWORD, ["reader"])
                     .public_client(CLIENT_ID)
@@ -140,12 +139,8 @@ fn start_api() -> Result<Api> {
                     .layer(auth.clone())
                     .nest("/auth", issuer.router(&auth).layer(counter));
                 let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-                let signer = issuer.keys().signer();
-                let _ = sender.send(Ok((
-                    listener.local_addr()?,
-                    signer.encoding_key().clone(),
-                    signer.kid().to_owned(),
-                )));
+                let signer = issuer.keys().signer().clone();
+                let _ = sender.send(Ok((listener.local_addr()?, signer)));
                 axum::serve(listener, app).await?;
                 Ok(())
             })
@@ -154,14 +149,13 @@ fn start_api() -> Result<Api> {
             let _ = failed.send(Err(anyhow::anyhow!("the local API stopped: {error:#}")));
         }
     });
-    let (address, signer, kid) = receiver.recv().context("the local API did not start")??;
+    let (address, signer) = receiver.recv().context("the local API did not start")??;
     let base = format!("http://{address}");
     Ok(Api {
         token_url: format!("{base}/auth/token").parse()?,
         base,
         token_calls,
         signer,
-        kid,
         db_dir,
     })
 }
@@ -181,10 +175,7 @@ impl Api {
             client_id: CLIENT_ID.to_owned(),
             scope: "reader".to_owned(),
         };
-        let mut header = Header::new(jsonwebtoken::Algorithm::EdDSA);
-        header.typ = Some("at+jwt".to_owned());
-        header.kid = Some(self.kid.clone());
-        Ok(jsonwebtoken::encode(&header, &claims, &self.signer)?)
+        Ok(self.signer.sign_jwt(JwsHeader::typed("at+jwt"), &claims)?)
     }
 
     /// A password login: a new session (refresh-token family) and its first token pair.

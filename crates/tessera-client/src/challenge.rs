@@ -1,6 +1,8 @@
 //! Reading a protected resource's answer: is this 401 about an expired (or otherwise invalid) access token?
 
 use http::{HeaderMap, StatusCode};
+use tessera_core::BEARER;
+use tessera_core::challenge::Challenge;
 use tessera_core::header::{TOKEN_EXPIRED, TOKEN_EXPIRED_VALUE, WWW_AUTHENTICATE};
 
 /// Whether a response says the access token it was sent with is no longer accepted, so that a refresh can
@@ -25,58 +27,12 @@ pub(crate) fn asks_for_new_token(status: StatusCode, headers: &HeaderMap) -> boo
             .any(bearer_error_is_invalid_token)
 }
 
-/// Scans an RFC 9110 §11.6.1 challenge list for a `Bearer` challenge whose `error` parameter is
-/// `invalid_token`. Parameters belong to the most recent scheme name, so `Basic error="invalid_token"` does
-/// not count.
+/// Whether a `WWW-Authenticate` value holds a `Bearer` challenge whose `error` is `invalid_token`.
+/// Parameters belong to their own scheme, so `Basic error="invalid_token"` does not count.
 fn bearer_error_is_invalid_token(value: &str) -> bool {
-    let mut rest = value;
-    let mut in_bearer = false;
-    loop {
-        rest = rest.trim_start_matches(|c: char| c == ',' || c.is_ascii_whitespace());
-        if rest.is_empty() {
-            return false;
-        }
-        let end = rest
-            .find(|c: char| c == '=' || c == ',' || c.is_ascii_whitespace())
-            .unwrap_or(rest.len());
-        let (name, after_name) = rest.split_at(end);
-        let after_spaces = after_name.trim_start_matches(|c: char| c.is_ascii_whitespace());
-        if let Some(after_equals) = after_spaces.strip_prefix('=') {
-            let (param_value, remaining) = read_param_value(after_equals.trim_start());
-            if in_bearer && name.eq_ignore_ascii_case("error") && param_value == "invalid_token" {
-                return true;
-            }
-            rest = remaining;
-        } else {
-            in_bearer = name.eq_ignore_ascii_case("bearer");
-            rest = after_name;
-        }
-    }
-}
-
-/// Reads a token or a quoted-string (with `\` escapes) and returns it with what follows.
-fn read_param_value(input: &str) -> (String, &str) {
-    if let Some(quoted) = input.strip_prefix('"') {
-        let mut value = String::new();
-        let mut chars = quoted.char_indices();
-        while let Some((index, c)) = chars.next() {
-            match c {
-                '"' => return (value, &quoted[index + 1..]),
-                '\\' => {
-                    if let Some((_, escaped)) = chars.next() {
-                        value.push(escaped);
-                    }
-                }
-                _ => value.push(c),
-            }
-        }
-        (value, "")
-    } else {
-        let end = input
-            .find(|c: char| c == ',' || c.is_ascii_whitespace())
-            .unwrap_or(input.len());
-        (input[..end].to_owned(), &input[end..])
-    }
+    Challenge::parse_list(value).iter().any(|challenge| {
+        challenge.is_scheme(BEARER) && challenge.get("error") == Some("invalid_token")
+    })
 }
 
 #[cfg(test)]

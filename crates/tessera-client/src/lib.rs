@@ -69,7 +69,6 @@
 //! [reqwest-middleware]: https://docs.rs/reqwest-middleware
 
 mod challenge;
-mod clock;
 mod error;
 mod extensions;
 mod middleware;
@@ -79,7 +78,6 @@ mod session;
 mod store;
 mod tokens;
 
-pub use clock::{Clock, SystemClock};
 pub use error::{BuildError, Error};
 pub use extensions::{AuthOutcome, SkipAuth, TokenGeneration};
 pub use middleware::{AuthMiddleware, AuthMiddlewareBuilder};
@@ -88,4 +86,5 @@ pub use refresher::{
     RefreshTokenGrant, Refresher,
 };
 pub use store::{FileTokenStore, MemoryTokenStore, StoreError, TokenStore};
+pub use tessera_core::{Clock, ManualClock, SystemClock};
 pub use tokens::{RefreshToken, TokenSet};

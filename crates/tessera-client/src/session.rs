@@ -188,7 +188,7 @@ impl Session {
     /// The token to send now, refreshing first (once, shared with every concurrent caller) if it is inside
     /// the refresh window, rejected or missing.
     pub(crate) async fn lease(self: &Arc<Self>) -> Result<Lease, Error> {
-        let now = self.clock.now();
+        let now = self.clock.monotonic();
         let waiting = match self.decide(now) {
             Decision::Use(lease) => return Ok(lease),
             Decision::Fail(error) => return Err(error),
@@ -196,7 +196,7 @@ impl Session {
         };
         let landing = wait_for(waiting).await;
         // One wait per lease: whatever the flight brought is used, so no caller can loop on refreshes.
-        let now = self.clock.now();
+        let now = self.clock.monotonic();
         let state = self.lock();
         match landing {
             Landing::Refreshed | Landing::Loaded => match (&state.ended, &state.current) {
@@ -322,7 +322,7 @@ impl Session {
                 Ok(loaded) => loaded,
                 Err(error) => return self.fail(Failure::Store(Arc::new(error))),
             };
-            let now = self.clock.now();
+            let now = self.clock.monotonic();
             let mut state = self.lock();
             state.loaded = true;
             if let Some(tokens) = loaded
@@ -332,7 +332,7 @@ impl Session {
                         &mut state,
                         tokens,
                         Provenance::Stored,
-                        (now, self.clock.system_now()),
+                        (now, self.clock.now()),
                     )
                     .is_err()
             {
@@ -371,7 +371,7 @@ impl Session {
             self.lock().unsaved = Some(tokens);
             return self.fail(Failure::Store(Arc::new(error)));
         }
-        let (now, system_now) = (self.clock.now(), self.clock.system_now());
+        let (now, system_now) = (self.clock.monotonic(), self.clock.now());
         let mut state = self.lock();
         state.flight = None;
         state.cooldown = None;
@@ -388,7 +388,7 @@ impl Session {
             .current
             .as_ref()
             .and_then(|current| current.tokens.refresh_token().cloned());
-        let context = RefreshContext::new(previous.clone(), self.clock.system_now());
+        let context = RefreshContext::new(previous.clone(), self.clock.now());
         debug!(
             has_refresh_token = previous.is_some(),
             "calling the token endpoint"
@@ -396,7 +396,7 @@ impl Session {
         let timeout = self.clock.sleep(self.policy.timeout);
         match future::select(self.refresher.refresh(context), timeout).await {
             Either::Left((Ok(response), _)) => {
-                let mut tokens = TokenSet::from_response(response, self.clock.system_now());
+                let mut tokens = TokenSet::from_response(response, self.clock.now());
                 tokens.keep_refresh_token_from(previous.as_ref());
                 Ok(tokens)
             }
@@ -416,7 +416,7 @@ impl Session {
 
     /// A transient failure: keep the tokens, back off with jitter.
     fn fail(&self, failure: Failure) -> Landing {
-        let now = self.clock.now();
+        let now = self.clock.monotonic();
         let mut state = self.lock();
         state.flight = None;
         let failures = state
@@ -554,7 +554,7 @@ impl Session {
             .map_err(|error| Error::TokenStore {
                 source: Arc::new(error),
             })?;
-        let (now, system_now) = (self.clock.now(), self.clock.system_now());
+        let (now, system_now) = (self.clock.monotonic(), self.clock.now());
         let mut state = self.lock();
         state.cooldown = None;
         state.unsaved = None;
@@ -619,7 +619,7 @@ async fn background_refresh(
         let Some(session) = weak.upgrade() else {
             return;
         };
-        let now = session.clock.now();
+        let now = session.clock.monotonic();
         let waiting = {
             let mut state = session.lock();
             match &state.current {
@@ -693,11 +693,10 @@ fn backoff(policy: &RefreshPolicy, failures: u32) -> Duration {
 
 /// A uniform number in [0, 1) from the OS CSPRNG (only used for jitter, so a failure degrades to 0.5).
 fn random_fraction() -> f64 {
-    let mut bytes = [0_u8; 8];
-    if aws_lc_rs::rand::fill(&mut bytes).is_err() {
-        return 0.5;
+    match tessera_core::random::bytes::<8>() {
+        Ok(bytes) => (u64::from_le_bytes(bytes) >> 11) as f64 / (1_u64 << 53) as f64,
+        Err(_) => 0.5,
     }
-    (u64::from_le_bytes(bytes) >> 11) as f64 / (1_u64 << 53) as f64
 }
 
 #[cfg(test)]

@@ -198,7 +198,10 @@ fn jwt_expiry(token: &str) -> Option<SystemTime> {
     struct Expiry {
         exp: u64,
     }
-    let claims: Expiry = jsonwebtoken::dangerous::insecure_decode_claims(token).ok()?;
+    let claims: Expiry = tessera_core::jose::Jws::parse(token)
+        .ok()?
+        .unverified_claims()
+        .ok()?;
     UNIX_EPOCH.checked_add(Duration::from_secs(claims.exp))
 }
 

@@ -7,14 +7,16 @@ mod common;
 
 use std::time::Duration;
 
-use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair};
-use common::{CLIENT_ID, CLIENT_SECRET, ManualClock, TestServer, client};
-use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use common::{CLIENT_ID, CLIENT_SECRET, TestServer, client};
+use jsonwebtoken::DecodingKey;
 use reqwest::StatusCode;
 use tessera_client::{
-    AuthMiddleware, AuthOutcome, ClientAuth, ClientCredentialsGrant, Error, PrivateKeyJwt,
-    RefreshTokenGrant, TokenSet,
+    AuthMiddleware, AuthOutcome, ClientAuth, ClientCredentialsGrant, Error, ManualClock,
+    PrivateKeyJwt, RefreshTokenGrant, TokenSet,
 };
+use tessera_core::jose::{Algorithm, SigningKey};
 
 fn outcome(response: &reqwest::Response) -> AuthOutcome {
     *response.extensions().get::<AuthOutcome>().unwrap()
@@ -35,13 +37,13 @@ fn client_credentials(
 }
 
 /// A fresh Ed25519 key pair: the signing key for the client, the verifying key for the server.
-fn ed25519_keys() -> (EncodingKey, DecodingKey) {
-    let pkcs8 = Ed25519KeyPair::generate_pkcs8(&aws_lc_rs::rand::SystemRandom::new()).unwrap();
-    let pair = Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).unwrap();
-    (
-        EncodingKey::from_ed_der(pkcs8.as_ref()),
-        DecodingKey::from_ed_der(pair.public_key().as_ref()),
-    )
+/// A Tessera signing key, and the same key's public half as jsonwebtoken reads it: the test server checks
+/// assertions with an implementation that is not ours.
+fn ed25519_keys() -> (SigningKey, DecodingKey) {
+    let signing = SigningKey::generate_with_kid("k1", Algorithm::EdDsa).unwrap();
+    let x = signing.public_jwk().unwrap().x.clone().unwrap();
+    let public = URL_SAFE_NO_PAD.decode(x).unwrap();
+    (signing, DecodingKey::from_ed_der(&public))
 }
 
 #[tokio::test]
@@ -169,9 +171,7 @@ async fn private_key_jwt_sends_a_fresh_verifiable_assertion_per_token_request() 
     let (signing, verifying) = ed25519_keys();
     server.issuer.trust_assertion_key(verifying);
     let clock = ManualClock::new();
-    let auth = ClientAuth::private_key_jwt(
-        PrivateKeyJwt::new(CLIENT_ID, signing, Algorithm::EdDSA).key_id("k1"),
-    );
+    let auth = ClientAuth::private_key_jwt(PrivateKeyJwt::new(CLIENT_ID, signing));
     let middleware = client_credentials(&server, auth, &clock);
     let client = client(&middleware);
 
@@ -228,8 +228,7 @@ async fn private_key_jwt_signed_with_an_unknown_key_is_rejected() {
     let (untrusted, _) = ed25519_keys();
     server.issuer.trust_assertion_key(trusted);
     let clock = ManualClock::new();
-    let auth =
-        ClientAuth::private_key_jwt(PrivateKeyJwt::new(CLIENT_ID, untrusted, Algorithm::EdDSA));
+    let auth = ClientAuth::private_key_jwt(PrivateKeyJwt::new(CLIENT_ID, untrusted));
     let client = client(&client_credentials(&server, auth, &clock));
 
     let error = client

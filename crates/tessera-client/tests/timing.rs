@@ -10,8 +10,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use common::{Behaviour, ManualClock, TestServer, client, mint};
+use common::{Behaviour, TestServer, client, mint};
 use reqwest::StatusCode;
+use tessera_client::ManualClock;
 use tessera_client::{
     AuthOutcome, Error, FileTokenStore, MemoryTokenStore, StoreError, TokenSet, TokenStore,
 };
@@ -32,7 +33,7 @@ async fn fresh_session(
     server.issuer.accept_refresh_token("rt-login");
     let tokens = TokenSet::new(mint(300))
         .with_refresh_token("rt-login")
-        .with_expires_at(tessera_client::Clock::system_now(clock) + Duration::from_secs(300));
+        .with_expires_at(tessera_client::Clock::now(clock) + Duration::from_secs(300));
     auth.set_tokens(tokens).await.unwrap();
     let client = client(&auth);
     (auth, client)
@@ -90,7 +91,7 @@ async fn background_refresh_runs_at_half_the_lifetime() {
         .build()
         .unwrap();
     server.issuer.accept_refresh_token("rt-login");
-    let expires_at = tessera_client::Clock::system_now(&clock) + Duration::from_secs(300);
+    let expires_at = tessera_client::Clock::now(&clock) + Duration::from_secs(300);
     auth.set_tokens(
         TokenSet::new(mint(300))
             .with_refresh_token("rt-login")

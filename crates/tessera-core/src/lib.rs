@@ -1,9 +1,14 @@
-//! Wire types both ends of Tessera share.
+//! What both ends of Tessera share.
 //!
-//! Everything here is plain data with `serde` impls: the token endpoint's success and error bodies
-//! ([`TokenResponse`], [`ErrorResponse`]), the header names the resource server and the client agree on
-//! ([`header`]), and the RFC 9068 access-token claims ([`AccessTokenClaims`]). No HTTP framework and no
-//! HTTP client is pulled in, so any crate can depend on it.
+//! - Wire types with `serde` impls: the token endpoint's success and error bodies ([`TokenResponse`],
+//!   [`ErrorResponse`]), the header names the resource server and the client agree on ([`header`]), and the
+//!   RFC 9068 access-token claims ([`AccessTokenClaims`]).
+//! - [`jose`]: JWS algorithms, verification and signing keys, JWKs.
+//! - [`challenge`]: the `WWW-Authenticate` grammar, written by the server and read by the client.
+//! - [`Clock`]: wall-clock time, monotonic time and sleeping, replaceable in tests ([`ManualClock`]).
+//! - [`fs`]: atomic, owner-only files for secrets; [`random`]: identifiers from the OS CSPRNG.
+//!
+//! No HTTP framework and no HTTP client is pulled in, so any crate can depend on it.
 //!
 //! ```
 //! use tessera_core::{ErrorCode, ErrorResponse, TokenResponse};
@@ -18,12 +23,18 @@
 //! # Ok::<(), serde_json::Error>(())
 //! ```
 
+pub mod challenge;
 mod claims;
+mod clock;
 mod error;
+pub mod fs;
 pub mod header;
+pub mod jose;
+pub mod random;
 mod token;
 
 pub use claims::{AccessTokenClaims, Audience};
+pub use clock::{Clock, ManualClock, Sleep, SystemClock, from_unix_seconds, unix_seconds};
 pub use error::{ErrorCode, ErrorResponse};
 pub use token::{GrantType, TokenResponse, TokenTypeHint};
 

@@ -9,8 +9,8 @@ use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
 use serde::Deserialize;
 use tessera_core::GrantType;
+use tessera_core::jose::{Jws, JwtKey};
 
-use crate::keys::VerifyingKey;
 use crate::params::form_decode;
 use crate::password::{self, PasswordError, PasswordHashing};
 
@@ -45,7 +45,7 @@ pub struct ClientRegistration {
 enum ClientAuthentication {
     None,
     Secret { hash: String },
-    PrivateKeyJwt { key: Box<VerifyingKey> },
+    PrivateKeyJwt { key: Arc<JwtKey> },
 }
 
 impl ClientRegistration {
@@ -89,10 +89,10 @@ impl ClientRegistration {
 
     /// A confidential client authenticating with JWTs signed by its private key (`private_key_jwt`,
     /// RFC 7523), verified with `key`; allowed the `client_credentials` grant.
-    pub fn with_private_key_jwt(id: impl Into<String>, key: VerifyingKey) -> Self {
+    pub fn with_private_key_jwt(id: impl Into<String>, key: impl Into<Arc<JwtKey>>) -> Self {
         ClientRegistration {
             id: id.into(),
-            authentication: ClientAuthentication::PrivateKeyJwt { key: Box::new(key) },
+            authentication: ClientAuthentication::PrivateKeyJwt { key: key.into() },
             scopes: Vec::new(),
             grant_types: vec![GrantType::ClientCredentials],
         }
@@ -188,7 +188,10 @@ pub(crate) struct ClientDirectory {
 
 #[derive(Deserialize)]
 struct AssertionClaims {
-    exp: i64,
+    iss: Option<String>,
+    sub: Option<String>,
+    aud: Option<tessera_core::Audience>,
+    exp: Option<i64>,
     #[serde(default)]
     nbf: Option<i64>,
     jti: Option<String>,
@@ -317,10 +320,12 @@ impl ClientDirectory {
     ) -> Result<Arc<ClientRegistration>, ClientError> {
         let rejected =
             |why: &str| ClientError::Rejected(format!("invalid client assertion: {why}"));
+        let jws = Jws::parse(assertion).map_err(|error| rejected(&error.to_string()))?;
         let id = match named {
             Some(id) => id.to_owned(),
             // Only to find the key: nothing unverified is trusted beyond picking the client.
-            None => jsonwebtoken::dangerous::insecure_decode_claims::<AssertionSubject>(assertion)
+            None => jws
+                .unverified_claims::<AssertionSubject>()
                 .ok()
                 .and_then(|claims| claims.sub)
                 .ok_or_else(|| rejected("it is not a JWT with a `sub` claim"))?,
@@ -331,22 +336,30 @@ impl ClientDirectory {
                 "client `{id}` does not authenticate with private_key_jwt"
             )));
         };
-        let mut validation = jsonwebtoken::Validation::new(key.algorithm().jwt_algorithm());
-        validation.set_issuer(&[&id]);
-        validation.sub = Some(id.clone());
-        validation.set_audience(&self.assertion_audiences);
-        validation.set_required_spec_claims(&["exp", "iss", "sub", "aud"]);
-        // Lifetimes are checked below against the service's clock.
-        validation.validate_exp = false;
-        validation.validate_nbf = false;
-        let claims =
-            jsonwebtoken::decode::<AssertionClaims>(assertion, key.decoding_key(), &validation)
-                .map_err(|error| rejected(&error.to_string()))?
-                .claims;
-        if claims.exp <= now {
+        let claims: AssertionClaims = jws
+            .verify_with(key)
+            .and_then(|verified| verified.claims())
+            .map_err(|error| rejected(&error.to_string()))?;
+        // RFC 7523 §3: `iss` and `sub` are the client, `aud` names this service, `exp` is required.
+        if claims.iss.as_deref() != Some(id.as_str()) {
+            return Err(rejected("its `iss` is not the client id"));
+        }
+        if claims.sub.as_deref() != Some(id.as_str()) {
+            return Err(rejected("its `sub` is not the client id"));
+        }
+        let audience = claims.aud.ok_or_else(|| rejected("it has no `aud`"))?;
+        if !self
+            .assertion_audiences
+            .iter()
+            .any(|ours| audience.contains(ours))
+        {
+            return Err(rejected("its `aud` does not name this token service"));
+        }
+        let exp = claims.exp.ok_or_else(|| rejected("it has no `exp`"))?;
+        if exp <= now {
             return Err(rejected("it expired"));
         }
-        if claims.exp > now + MAX_ASSERTION_LIFETIME {
+        if exp > now + MAX_ASSERTION_LIFETIME {
             return Err(rejected(
                 "it expires more than 600 s from now; use short-lived assertions",
             ));
@@ -368,7 +381,7 @@ impl ClientDirectory {
         {
             return Err(rejected("its `jti` was already used"));
         }
-        seen.insert((id, jti), claims.exp);
+        seen.insert((id, jti), exp);
         Ok(client)
     }
 }

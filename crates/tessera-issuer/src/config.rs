@@ -8,18 +8,19 @@ use std::time::Duration;
 use tessera_core::Audience;
 
 use crate::clients::{ClientDirectory, ClientRegistration};
-use crate::clock::{Clock, SystemClock};
 use crate::credentials::{CredentialVerifier, UserTable};
 use crate::denylist::AccessTokenDenylist;
 use crate::events::AuthEventHook;
 use crate::issuer::{Inner, Issuer, Settings};
-use crate::keys::{KeyError, KeySet, SigningAlgorithm, load_or_create_secret};
+use crate::keys::{SigningKeys, load_or_create_secret};
 use crate::minting::{ClaimsHook, Minter};
 use crate::password::{PasswordError, PasswordHashing};
-use crate::random;
 use crate::refresh::{RefreshSecret, TOKEN_LEN};
 use crate::store::RefreshStore;
 use crate::throttle::{LoginThrottle, ThrottlePolicy};
+use tessera_core::jose::{Algorithm, KeyError};
+use tessera_core::random;
+use tessera_core::{Clock, SystemClock};
 
 /// The longest grace window accepted.
 pub const MAX_GRACE: Duration = Duration::from_secs(300);
@@ -88,8 +89,8 @@ pub struct IssuerBuilder {
     idle_ttl: Duration,
     grace: Duration,
     family_cap: usize,
-    algorithm: SigningAlgorithm,
-    keys: Option<KeySet>,
+    algorithm: Algorithm,
+    keys: Option<SigningKeys>,
     key_dir: Option<PathBuf>,
     refresh_secret: Option<[u8; TOKEN_LEN]>,
     users: Vec<(String, String, Vec<String>)>,
@@ -134,7 +135,7 @@ impl Default for IssuerBuilder {
             idle_ttl: Duration::from_secs(14 * 86_400),
             grace: Duration::from_secs(30),
             family_cap: 50,
-            algorithm: SigningAlgorithm::default(),
+            algorithm: Algorithm::EdDsa,
             keys: None,
             key_dir: None,
             refresh_secret: None,
@@ -200,19 +201,19 @@ impl IssuerBuilder {
     }
 
     /// The algorithm of keys generated in the key directory (default EdDSA). Ignored with [`Self::keys`].
-    pub fn signing_algorithm(mut self, algorithm: SigningAlgorithm) -> Self {
+    pub fn signing_algorithm(mut self, algorithm: Algorithm) -> Self {
         self.algorithm = algorithm;
         self
     }
 
     /// Signing keys to use as they are (nothing is persisted for them).
-    pub fn keys(mut self, keys: KeySet) -> Self {
+    pub fn keys(mut self, keys: SigningKeys) -> Self {
         self.keys = Some(keys);
         self
     }
 
     /// A directory holding the signing keys and the refresh-token secret, created and filled on first
-    /// start (see [`KeySet::load_or_generate`]), so restarts keep every token valid. Without it (and
+    /// start (see [`SigningKeys::load_or_generate`]), so restarts keep every token valid. Without it (and
     /// without [`Self::keys`]) keys and secret live in memory and die with the process.
     pub fn key_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.key_dir = Some(dir.into());
@@ -368,12 +369,12 @@ impl IssuerBuilder {
         };
         let keys = match (self.keys, &self.key_dir) {
             (Some(keys), _) => keys,
-            (None, Some(dir)) => KeySet::load_or_generate(dir, self.algorithm)?,
+            (None, Some(dir)) => SigningKeys::load_or_generate(dir, self.algorithm)?,
             (None, None) => {
                 tracing::warn!(
                     "no key directory: signing keys live in memory and tokens die with the process"
                 );
-                KeySet::generate(self.algorithm)?
+                SigningKeys::generate(self.algorithm)?
             }
         };
         let master = match (self.refresh_secret, &self.key_dir) {

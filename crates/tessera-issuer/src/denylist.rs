@@ -5,8 +5,8 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 
-use crate::clock::Clock;
 use crate::store::{AccessDenials, UserDenial};
+use tessera_core::Clock;
 
 /// Revoked access tokens, consulted by `tessera_server::JwtAuthLayer` through
 /// [`tessera_server::RevocationCheck`] (see [`Issuer::auth_layer`](crate::Issuer::auth_layer)).
@@ -92,7 +92,7 @@ impl AccessTokenDenylist {
 
     /// Drops entries whose tokens have all expired; returns how many.
     pub(crate) fn sweep(&self) -> usize {
-        let now = self.inner.clock.now();
+        let now = self.inner.clock.unix_seconds();
         let mut state = self.state();
         let before = state.jtis.len() + state.users.len();
         state.jtis.retain(|_, exp| *exp > now);
@@ -104,11 +104,11 @@ impl AccessTokenDenylist {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::clock::ManualClock;
+    use tessera_core::ManualClock;
 
     #[test]
     fn entries_deny_until_the_tokens_expire() {
-        let clock = ManualClock::new(1_000);
+        let clock = ManualClock::at_unix(1_000);
         let denylist = AccessTokenDenylist::new(Arc::new(clock.clone()));
         denylist.insert_jti("j1", 1_100);
         assert!(denylist.is_revoked(Some("j1"), None, None));
@@ -132,9 +132,9 @@ mod tests {
             "tokens issued after are fine"
         );
         assert!(!denylist.is_revoked(Some("j2"), Some("bob"), Some(999)));
-        clock.advance(100);
+        clock.advance_secs(100);
         assert_eq!(denylist.sweep(), 1);
-        clock.advance(800);
+        clock.advance_secs(800);
         assert_eq!(denylist.sweep(), 1);
         assert!(!denylist.is_revoked(Some("j1"), Some("alice"), Some(999)));
         let merged = denylist.merge(&AccessDenials {

@@ -4,19 +4,19 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
-use jsonwebtoken::jwk::JwkSet;
+use tessera_core::jose::JwkSet;
 
 use crate::clients::ClientDirectory;
-use crate::clock::Clock;
 use crate::config::IssuerBuilder;
 use crate::credentials::CredentialVerifier;
 use crate::denylist::AccessTokenDenylist;
 use crate::events::{self, AuthEvent, AuthEventHook};
-use crate::keys::KeySet;
+use crate::keys::SigningKeys;
 use crate::minting::Minter;
 use crate::refresh::RefreshSecret;
 use crate::store::{PurgeReport, RefreshStore, RevokeReason, StoreError, UserDenial};
 use crate::throttle::LoginThrottle;
+use tessera_core::Clock;
 
 /// The token service: grants, rotation, revocation, on a [`RefreshStore`].
 ///
@@ -86,12 +86,12 @@ impl<S> Issuer<S> {
     }
 
     /// The signing and verifying keys.
-    pub fn keys(&self) -> &KeySet {
+    pub fn keys(&self) -> &SigningKeys {
         &self.inner.minter.keys
     }
 
     /// The public keys as a JWKS document.
-    pub fn jwks(&self) -> JwkSet {
+    pub fn jwks(&self) -> &JwkSet {
         self.inner.minter.keys.jwks()
     }
 
@@ -116,7 +116,7 @@ impl<S> Issuer<S> {
     }
 
     pub(crate) fn now(&self) -> i64 {
-        self.inner.clock.now()
+        self.inner.clock.unix_seconds()
     }
 
     pub(crate) fn emit(&self, event: AuthEvent) {

@@ -5,7 +5,7 @@
 //! use std::time::Duration;
 //!
 //! use axum::Router;
-//! use tessera_issuer::{Issuer, SigningAlgorithm, SqliteStore};
+//! use tessera_issuer::{Issuer, Algorithm, SqliteStore};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -18,7 +18,7 @@
 //!     .audience("demo-api")
 //!     .access_ttl(Duration::from_secs(15 * 60))
 //!     .grace(Duration::from_secs(30))
-//!     .signing_algorithm(SigningAlgorithm::EdDSA)
+//!     .signing_algorithm(Algorithm::EdDsa)
 //!     .key_dir(&key_dir) // keys and the refresh secret persist here
 //!     .user("alice", "wonderland", ["admin"])
 //!     .public_client("demo")
@@ -53,7 +53,6 @@
 
 mod auth;
 mod clients;
-mod clock;
 mod config;
 mod credentials;
 mod denylist;
@@ -66,27 +65,21 @@ mod keys;
 mod minting;
 mod params;
 mod password;
-mod random;
 mod refresh;
 mod revocation;
 mod store;
 mod throttle;
 
 pub use clients::{ClientRegistration, JWT_BEARER_ASSERTION_TYPE};
-pub use clock::{Clock, ManualClock, SystemClock};
 pub use config::{BuildError, IssuerBuilder, MAX_GRACE, REFRESH_SECRET_FILE};
 pub use credentials::{CredentialError, CredentialVerifier, UserTable, VerifiedUser, VerifyFuture};
 pub use denylist::AccessTokenDenylist;
 pub use events::{AuthEvent, AuthEventHook, LoginFailure};
 pub use http::JWKS_PATH;
 pub use issuer::Issuer;
-pub use keys::{
-    KeyError, KeySet, MIN_HMAC_SECRET_LEN, SignError, SigningAlgorithm, SigningKey,
-    UnknownAlgorithm, VerifyingKey,
-};
+pub use keys::SigningKeys;
 pub use minting::{ClaimsHook, MintError, TokenContext};
 pub use password::{PasswordError, PasswordHashing};
-pub use random::RandomError;
 pub use refresh::{RotationSalt, TokenHash};
 pub use revocation::Session;
 pub use store::{
@@ -94,4 +87,7 @@ pub use store::{
     RevokeReason, Rotation, RotationOutcome, SqliteStore, SqliteStoreOptions, StoreError,
     UserDenial,
 };
+pub use tessera_core::jose::{self, Algorithm, KeyError};
+pub use tessera_core::random::RandomError;
+pub use tessera_core::{Clock, ManualClock, SystemClock};
 pub use throttle::ThrottlePolicy;

@@ -3,14 +3,13 @@
 use std::fmt;
 use std::sync::Arc;
 
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use jsonwebtoken::Header;
 use serde_json::{Map, Value};
 use tessera_core::{ACCESS_TOKEN_JWT_TYPE, AccessTokenClaims, Audience, GrantType};
 
-use crate::keys::{KeySet, SignError};
-use crate::random::{self, RandomError};
+use tessera_core::jose::{JwsHeader, SignError};
+
+use crate::keys::SigningKeys;
+use tessera_core::random::{self, RandomError};
 
 /// Claims the token service always sets itself; a [`ClaimsHook`] cannot override them.
 const REGISTERED: [&str; 11] = [
@@ -80,10 +79,8 @@ pub enum MintError {
     /// The OS random generator failed (no `jti`).
     #[error(transparent)]
     Random(#[from] RandomError),
-    /// The claims could not be serialised (a claims hook produced something JSON cannot hold).
-    #[error("serialising the access token failed: {0}")]
-    Serialize(#[from] serde_json::Error),
-    /// The signature could not be made.
+    /// The claims could not be serialised (a claims hook produced something JSON cannot hold), or the
+    /// signature could not be made.
     #[error(transparent)]
     Sign(#[from] SignError),
 }
@@ -103,7 +100,7 @@ impl fmt::Debug for MintedToken {
 }
 
 pub(crate) struct Minter {
-    pub(crate) keys: KeySet,
+    pub(crate) keys: SigningKeys,
     pub(crate) issuer: String,
     pub(crate) audience: Audience,
     pub(crate) ttl: i64,
@@ -149,16 +146,10 @@ impl Minter {
             roles: context.roles.to_vec(),
             extra,
         };
-        let signer = self.keys.signer();
-        let mut header = Header::new(signer.algorithm().jwt_algorithm());
-        header.typ = Some(ACCESS_TOKEN_JWT_TYPE.to_owned());
-        header.kid = Some(signer.kid().to_owned());
-        let mut token = URL_SAFE_NO_PAD.encode(serde_json::to_vec(&header)?);
-        token.push('.');
-        URL_SAFE_NO_PAD.encode_string(serde_json::to_vec(&claims)?, &mut token);
-        let signature = signer.sign(token.as_bytes())?;
-        token.push('.');
-        URL_SAFE_NO_PAD.encode_string(signature, &mut token);
+        let token = self
+            .keys
+            .signer()
+            .sign_jwt(JwsHeader::typed(ACCESS_TOKEN_JWT_TYPE), &claims)?;
         Ok(MintedToken {
             token,
             expires_in: u64::try_from(self.ttl).unwrap_or(0),
@@ -169,15 +160,17 @@ impl Minter {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::keys::SigningAlgorithm;
+    use tessera_core::jose::{Algorithm, Jws};
 
     #[test]
     fn tokens_of_every_algorithm_verify_with_the_published_key() {
         for algorithm in [
-            SigningAlgorithm::EdDSA,
-            SigningAlgorithm::Es256,
-            SigningAlgorithm::Rs256,
-            SigningAlgorithm::Hs256,
+            Algorithm::EdDsa,
+            Algorithm::Es256,
+            Algorithm::Es384,
+            Algorithm::Rs256,
+            Algorithm::Ps256,
+            Algorithm::Hs256,
         ] {
             let hook = |context: &TokenContext<'_>| {
                 let mut extra = Map::new();
@@ -189,7 +182,7 @@ mod tests {
                 extra
             };
             let minter = Minter {
-                keys: KeySet::generate(algorithm).unwrap(),
+                keys: SigningKeys::generate(algorithm).unwrap(),
                 issuer: "https://auth.test".into(),
                 audience: Audience::from("api"),
                 ttl: 900,
@@ -203,26 +196,23 @@ mod tests {
                 grant_type: GrantType::Password,
             };
             let minted = minter.mint(&context, Some("family-1"), 1_000).unwrap();
-            let key = minter.keys.signer().verifying_key();
-            let mut validation = jsonwebtoken::Validation::new(algorithm.jwt_algorithm());
-            validation.set_audience(&["api"]);
-            validation.validate_exp = false;
-            let data = jsonwebtoken::decode::<AccessTokenClaims>(
-                &minted.token,
-                key.decoding_key(),
-                &validation,
-            )
-            .unwrap_or_else(|error| panic!("{algorithm}: {error}"));
-            assert_eq!(data.header.typ.as_deref(), Some("at+jwt"));
-            assert_eq!(data.header.kid.as_deref(), Some(key.kid()));
+            let signer = minter.keys.signer();
+            let jws = Jws::parse(&minted.token).unwrap();
+            assert_eq!(jws.typ(), Some("at+jwt"));
+            assert_eq!(jws.kid(), Some(signer.kid()));
+            let claims: AccessTokenClaims = jws
+                .verify_in(minter.keys.verifying())
+                .unwrap_or_else(|error| panic!("{algorithm}: {error}"))
+                .claims()
+                .unwrap();
             assert_eq!(
-                data.claims.sub, "alice",
+                claims.sub, "alice",
                 "{algorithm}: a hook cannot override registered claims"
             );
-            assert_eq!(data.claims.extra["tenant"], "t-alice");
-            assert_eq!(data.claims.extra["sid"], "family-1");
+            assert_eq!(claims.extra["tenant"], "t-alice");
+            assert_eq!(claims.extra["sid"], "family-1");
             assert_eq!(
-                (data.claims.iat, data.claims.exp, data.claims.nbf),
+                (claims.iat, claims.exp, claims.nbf),
                 (1_000, 1_900, Some(1_000))
             );
         }

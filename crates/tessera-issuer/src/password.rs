@@ -7,7 +7,7 @@ use tokio::sync::Semaphore;
 
 use argon2::{Algorithm, Argon2, Params, PasswordHasher as _, PasswordVerifier as _, Version};
 
-use crate::random::{self, RandomError};
+use tessera_core::random::{self, RandomError};
 
 /// A password (or client secret) could not be hashed or a stored hash is unusable.
 #[derive(Debug, thiserror::Error)]

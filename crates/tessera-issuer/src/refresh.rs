@@ -21,7 +21,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use subtle::ConstantTimeEq as _;
 
-use crate::random::{self, RandomError};
+use tessera_core::random::{self, RandomError};
 
 /// Bytes in a refresh token, a token hash, a rotation salt and the server secret.
 pub(crate) const TOKEN_LEN: usize = 32;

@@ -10,8 +10,8 @@ use http::header::{CACHE_CONTROL, CONTENT_TYPE, PRAGMA, RETRY_AFTER, WWW_AUTHENT
 use http::{Request, StatusCode};
 use serde_json::json;
 use tessera_issuer::{
-    AuthEvent, JWT_BEARER_ASSERTION_TYPE, MemoryStore, RefreshStore as _, RevokeReason,
-    SigningAlgorithm, SqliteStore,
+    Algorithm, AuthEvent, JWT_BEARER_ASSERTION_TYPE, MemoryStore, RefreshStore as _, RevokeReason,
+    SqliteStore,
 };
 
 use common::*;
@@ -117,7 +117,7 @@ async fn repeated_failures_are_throttled_with_retry_after_for_any_username() {
         );
         assert_eq!(throttled.headers[RETRY_AFTER], "1");
     }
-    h.clock.advance(1);
+    h.clock.advance_secs(1);
     assert_eq!(
         h.login("alice", "wonderland").await.status,
         StatusCode::OK,
@@ -134,7 +134,7 @@ async fn repeated_failures_are_throttled_with_retry_after_for_any_username() {
 async fn refresh_rotates_and_a_retry_within_grace_gets_the_same_successor() {
     let h = harness(MemoryStore::new());
     let first = h.login("alice", "wonderland").await.refresh_token();
-    h.clock.advance(60);
+    h.clock.advance_secs(60);
     let rotated = h.refresh(&first).await;
     assert_eq!(rotated.status, StatusCode::OK, "{}", rotated.text());
     assert_no_store(&rotated);
@@ -145,7 +145,7 @@ async fn refresh_rotates_and_a_retry_within_grace_gets_the_same_successor() {
         Some(START + 60)
     );
 
-    h.clock.advance(29);
+    h.clock.advance_secs(29);
     let retried = h.refresh(&first).await;
     assert_eq!(retried.status, StatusCode::OK, "{}", retried.text());
     assert_eq!(
@@ -179,7 +179,7 @@ async fn replay_after_grace_revokes_the_family() {
     let h = harness(MemoryStore::new());
     let first = h.login("alice", "wonderland").await.refresh_token();
     let second = h.refresh(&first).await.refresh_token();
-    h.clock.advance(30);
+    h.clock.advance_secs(30);
     let replay = h.refresh(&first).await;
     assert_error(&replay, StatusCode::BAD_REQUEST, "invalid_grant");
     assert!(
@@ -478,11 +478,9 @@ fn assertion<S>(h: &Harness<S>, audience: &str, jti: &str, lifetime: i64) -> Str
         "iss": "jwt-svc", "sub": "jwt-svc", "aud": audience, "jti": jti,
         "iat": START, "exp": START + lifetime,
     });
-    let header = jsonwebtoken::Header {
-        kid: Some(h.client_key.kid().to_owned()),
-        ..jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256)
-    };
-    jsonwebtoken::encode(&header, &claims, h.client_key.encoding_key()).unwrap()
+    h.client_key
+        .sign_jwt(tessera_issuer::jose::JwsHeader::typed("JWT"), &claims)
+        .unwrap()
 }
 
 #[tokio::test]
@@ -528,15 +526,12 @@ async fn client_credentials_with_private_key_jwt_and_replay_protection() {
     }
     let forged = {
         let other =
-            tessera_issuer::SigningKey::generate(tessera_issuer::SigningAlgorithm::Es256).unwrap();
+            tessera_issuer::jose::SigningKey::generate(tessera_issuer::Algorithm::Es256).unwrap();
         let claims =
             json!({"iss":"jwt-svc","sub":"jwt-svc","aud":token_endpoint,"jti":"a6","exp":START+60});
-        jsonwebtoken::encode(
-            &jsonwebtoken::Header::new(jsonwebtoken::Algorithm::ES256),
-            &claims,
-            other.encoding_key(),
-        )
-        .unwrap()
+        other
+            .sign_jwt(tessera_issuer::jose::JwsHeader::default(), &claims)
+            .unwrap()
     };
     assert_error(
         &h.post_form("/auth/token", &form(forged)).await,
@@ -670,7 +665,7 @@ async fn logout_ends_the_session_of_the_refresh_token() {
 async fn sessions_are_listed_ended_one_by_one_or_all_at_once() {
     let h = harness(SqliteStore::in_memory().await.unwrap());
     let phone = h.login("alice", "wonderland").await;
-    h.clock.advance(5);
+    h.clock.advance_secs(5);
     let laptop = h.login("alice", "wonderland").await;
     h.login("bob", "builder").await;
     let access = laptop.access_token();
@@ -722,7 +717,7 @@ async fn sessions_are_listed_ended_one_by_one_or_all_at_once() {
         .await;
     assert_eq!(unauthenticated.status, StatusCode::UNAUTHORIZED);
 
-    h.clock.advance(1);
+    h.clock.advance_secs(1);
     let all = h.bearer("POST", "/auth/logout-all", &access).await;
     assert_eq!(all.status, StatusCode::OK, "{}", all.text());
     assert_eq!(all.json()["sessions_ended"], 1);
@@ -751,7 +746,7 @@ async fn sessions_are_listed_ended_one_by_one_or_all_at_once() {
 async fn revoking_a_user_ends_their_sessions_and_access_tokens() {
     let h = harness(MemoryStore::new());
     let login = h.login("alice", "wonderland").await;
-    h.clock.advance(1);
+    h.clock.advance_secs(1);
     assert_eq!(h.issuer.revoke_user("alice").await.unwrap(), 1);
     assert_error(
         &h.refresh(&login.refresh_token()).await,
@@ -777,9 +772,9 @@ async fn revoking_a_user_ends_their_sessions_and_access_tokens() {
 async fn the_session_cap_evicts_the_oldest_with_an_event() {
     let h = harness_with(MemoryStore::new(), |builder| builder.family_cap(2));
     let oldest = h.login("alice", "wonderland").await.refresh_token();
-    h.clock.advance(1);
+    h.clock.advance_secs(1);
     h.login("alice", "wonderland").await;
-    h.clock.advance(1);
+    h.clock.advance_secs(1);
     h.login("alice", "wonderland").await;
     assert_error(
         &h.refresh(&oldest).await,
@@ -799,7 +794,7 @@ async fn the_session_cap_evicts_the_oldest_with_an_event() {
 async fn expired_families_are_refused_and_purged() {
     let h = harness(MemoryStore::new());
     let token = h.login("alice", "wonderland").await.refresh_token();
-    h.clock.advance(14 * 86_400);
+    h.clock.advance_secs(14 * 86_400);
     assert!(
         h.refresh(&token).await.json()["error_description"]
             .as_str()
@@ -849,7 +844,7 @@ async fn the_background_purge_runs_on_its_interval() {
         )
     };
     let alice = family(&h.login("alice", "wonderland").await);
-    h.clock.advance(14 * 86_400);
+    h.clock.advance_secs(14 * 86_400);
     let purge = h.issuer.spawn_purge_task();
     tokio::time::sleep(std::time::Duration::from_secs(1)).await;
     assert!(
@@ -863,7 +858,7 @@ async fn the_background_purge_runs_on_its_interval() {
     );
 
     let bob = family(&h.login("bob", "builder").await);
-    h.clock.advance(14 * 86_400);
+    h.clock.advance_secs(14 * 86_400);
     tokio::time::sleep(std::time::Duration::from_secs(30)).await;
     assert!(
         h.issuer.store().find_family(&bob).await.unwrap().is_some(),
@@ -880,15 +875,18 @@ async fn the_background_purge_runs_on_its_interval() {
 #[tokio::test]
 async fn every_signing_algorithm_works_end_to_end_through_the_auth_layer() {
     for algorithm in [
-        SigningAlgorithm::Hs256,
-        SigningAlgorithm::Es256,
-        SigningAlgorithm::Rs256,
+        Algorithm::Hs256,
+        Algorithm::Es256,
+        Algorithm::Es384,
+        Algorithm::Rs256,
+        Algorithm::Ps256,
     ] {
-        let keys = tessera_issuer::KeySet::generate(algorithm).unwrap();
+        let keys = tessera_issuer::SigningKeys::generate(algorithm).unwrap();
         let h = harness_with(MemoryStore::new(), |builder| builder.keys(keys));
         let login = h.login("alice", "wonderland").await;
-        let header = jsonwebtoken::decode_header(login.access_token()).unwrap();
-        assert_eq!(header.alg, algorithm.jwt_algorithm());
+        let token = login.access_token();
+        let jws = tessera_issuer::jose::Jws::parse(&token).unwrap();
+        assert_eq!(jws.algorithm(), algorithm);
         let sessions = h
             .bearer("GET", "/auth/sessions", &login.access_token())
             .await;
@@ -909,7 +907,7 @@ async fn every_signing_algorithm_works_end_to_end_through_the_auth_layer() {
         let published = jwks["keys"].as_array().unwrap().len();
         assert_eq!(
             published,
-            usize::from(algorithm != SigningAlgorithm::Hs256),
+            usize::from(algorithm != Algorithm::Hs256),
             "{algorithm}"
         );
     }

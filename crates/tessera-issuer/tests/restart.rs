@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use axum::Router;
 use http::StatusCode;
-use tessera_issuer::{Issuer, ManualClock, SigningAlgorithm, SqliteStore};
+use tessera_issuer::{Algorithm, Issuer, ManualClock, SqliteStore};
 
 use common::*;
 
@@ -14,7 +14,7 @@ use common::*;
 async fn start(
     dir: &std::path::Path,
     clock: &ManualClock,
-    algorithm: SigningAlgorithm,
+    algorithm: Algorithm,
 ) -> Harness<SqliteStore> {
     let store = SqliteStore::open(dir.join("tessera.db")).await.unwrap();
     let issuer = Issuer::builder()
@@ -39,15 +39,15 @@ async fn start(
         app,
         clock: clock.clone(),
         events: Default::default(),
-        client_key: tessera_issuer::SigningKey::generate(SigningAlgorithm::EdDSA).unwrap(),
+        client_key: tessera_issuer::jose::SigningKey::generate(Algorithm::EdDsa).unwrap(),
     }
 }
 
 #[tokio::test]
 async fn sessions_and_keys_survive_a_restart() {
     let dir = tempfile::tempdir().unwrap();
-    let clock = ManualClock::new(START);
-    let before = start(dir.path(), &clock, SigningAlgorithm::EdDSA).await;
+    let clock = ManualClock::at_unix(START);
+    let before = start(dir.path(), &clock, Algorithm::EdDsa).await;
     let login = before.login("alice", "wonderland").await;
     let first = login.refresh_token();
     let second = before.refresh(&first).await.refresh_token();
@@ -60,7 +60,7 @@ async fn sessions_and_keys_survive_a_restart() {
     before.issuer.store().close().await;
     drop(before);
 
-    let after = start(dir.path(), &clock, SigningAlgorithm::EdDSA).await;
+    let after = start(dir.path(), &clock, Algorithm::EdDsa).await;
     assert_eq!(
         after.issuer.keys().signer().kid(),
         kid,
@@ -82,7 +82,7 @@ async fn sessions_and_keys_survive_a_restart() {
     );
     let third = after.refresh(&second).await;
     assert_eq!(third.status, StatusCode::OK, "{}", third.text());
-    clock.advance(31);
+    clock.advance_secs(31);
     assert_eq!(
         after.refresh(&first).await.error(),
         "invalid_grant",
@@ -93,13 +93,13 @@ async fn sessions_and_keys_survive_a_restart() {
 #[tokio::test]
 async fn switching_algorithms_keeps_old_tokens_verifiable() {
     let dir = tempfile::tempdir().unwrap();
-    let clock = ManualClock::new(START);
-    let before = start(dir.path(), &clock, SigningAlgorithm::EdDSA).await;
+    let clock = ManualClock::at_unix(START);
+    let before = start(dir.path(), &clock, Algorithm::EdDsa).await;
     let old_access = before.login("alice", "wonderland").await.access_token();
     before.issuer.store().close().await;
     drop(before);
 
-    let after = start(dir.path(), &clock, SigningAlgorithm::Es256).await;
+    let after = start(dir.path(), &clock, Algorithm::Es256).await;
     let new_access = after.login("alice", "wonderland").await.access_token();
     assert_eq!(
         jsonwebtoken::decode_header(&new_access).unwrap().alg,

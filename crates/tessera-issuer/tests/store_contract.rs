@@ -59,13 +59,17 @@ mod contract {
     }
 
     pub(crate) async fn current_token_rotates<S: RefreshStore>(store: S) {
-        let clock = ManualClock::new(START);
+        let clock = ManualClock::at_unix(START);
         store
-            .create_family(new_family("f1", "alice", "web", 1, clock.now()), 50)
+            .create_family(
+                new_family("f1", "alice", "web", 1, clock.unix_seconds()),
+                50,
+            )
             .await
             .unwrap();
-        clock.advance(100);
-        let RotationOutcome::Rotated(family) = rotate(&store, rotation(1, 2, clock.now())).await
+        clock.advance_secs(100);
+        let RotationOutcome::Rotated(family) =
+            rotate(&store, rotation(1, 2, clock.unix_seconds())).await
         else {
             panic!("the current token must rotate")
         };
@@ -84,8 +88,9 @@ mod contract {
         assert_eq!(family.roles, ["admin"]);
         assert_eq!(family.scope.as_deref(), Some("read write"));
         assert_eq!(family.user_agent.as_deref(), Some("contract-test"));
-        clock.advance(1);
-        let RotationOutcome::Rotated(family) = rotate(&store, rotation(2, 3, clock.now())).await
+        clock.advance_secs(1);
+        let RotationOutcome::Rotated(family) =
+            rotate(&store, rotation(2, 3, clock.unix_seconds())).await
         else {
             panic!("the successor is current")
         };
@@ -93,18 +98,21 @@ mod contract {
     }
 
     pub(crate) async fn previous_token_within_grace_is_a_retry<S: RefreshStore>(store: S) {
-        let clock = ManualClock::new(START);
+        let clock = ManualClock::at_unix(START);
         store
-            .create_family(new_family("f1", "alice", "web", 1, clock.now()), 50)
+            .create_family(
+                new_family("f1", "alice", "web", 1, clock.unix_seconds()),
+                50,
+            )
             .await
             .unwrap();
         assert!(matches!(
-            rotate(&store, rotation(1, 2, clock.now())).await,
+            rotate(&store, rotation(1, 2, clock.unix_seconds())).await,
             RotationOutcome::Rotated(_)
         ));
-        clock.advance(GRACE - 1);
+        clock.advance_secs(GRACE - 1);
         // The retry brings its own (different) candidate successor: the store must answer with the first one.
-        match rotate(&store, rotation(1, 9, clock.now())).await {
+        match rotate(&store, rotation(1, 9, clock.unix_seconds())).await {
             RotationOutcome::Retry {
                 family,
                 salt: retry_salt,
@@ -125,23 +133,26 @@ mod contract {
             "no sibling was installed"
         );
         assert!(matches!(
-            rotate(&store, rotation(2, 3, clock.now())).await,
+            rotate(&store, rotation(2, 3, clock.unix_seconds())).await,
             RotationOutcome::Rotated(_)
         ));
     }
 
     pub(crate) async fn previous_token_after_grace_is_a_replay<S: RefreshStore>(store: S) {
-        let clock = ManualClock::new(START);
+        let clock = ManualClock::at_unix(START);
         store
-            .create_family(new_family("f1", "alice", "web", 1, clock.now()), 50)
+            .create_family(
+                new_family("f1", "alice", "web", 1, clock.unix_seconds()),
+                50,
+            )
             .await
             .unwrap();
         assert!(matches!(
-            rotate(&store, rotation(1, 2, clock.now())).await,
+            rotate(&store, rotation(1, 2, clock.unix_seconds())).await,
             RotationOutcome::Rotated(_)
         ));
-        clock.advance(GRACE);
-        match rotate(&store, rotation(1, 9, clock.now())).await {
+        clock.advance_secs(GRACE);
+        match rotate(&store, rotation(1, 9, clock.unix_seconds())).await {
             RotationOutcome::Replay {
                 family,
                 presented_generation,
@@ -156,30 +167,33 @@ mod contract {
         }
         // The legitimate holder of the current token is locked out too: the family is presumed stolen.
         assert!(matches!(
-            rotate(&store, rotation(2, 3, clock.now())).await,
+            rotate(&store, rotation(2, 3, clock.unix_seconds())).await,
             RotationOutcome::Revoked(_)
         ));
         assert!(matches!(
-            rotate(&store, rotation(1, 4, clock.now())).await,
+            rotate(&store, rotation(1, 4, clock.unix_seconds())).await,
             RotationOutcome::Revoked(_)
         ));
     }
 
     pub(crate) async fn older_generations_are_replays_even_within_grace<S: RefreshStore>(store: S) {
-        let clock = ManualClock::new(START);
+        let clock = ManualClock::at_unix(START);
         store
-            .create_family(new_family("f1", "alice", "web", 1, clock.now()), 50)
+            .create_family(
+                new_family("f1", "alice", "web", 1, clock.unix_seconds()),
+                50,
+            )
             .await
             .unwrap();
         assert!(matches!(
-            rotate(&store, rotation(1, 2, clock.now())).await,
+            rotate(&store, rotation(1, 2, clock.unix_seconds())).await,
             RotationOutcome::Rotated(_)
         ));
         assert!(matches!(
-            rotate(&store, rotation(2, 3, clock.now())).await,
+            rotate(&store, rotation(2, 3, clock.unix_seconds())).await,
             RotationOutcome::Rotated(_)
         ));
-        match rotate(&store, rotation(1, 9, clock.now())).await {
+        match rotate(&store, rotation(1, 9, clock.unix_seconds())).await {
             RotationOutcome::Replay {
                 family,
                 presented_generation,
@@ -191,9 +205,12 @@ mod contract {
     }
 
     pub(crate) async fn zero_grace_makes_every_reuse_a_replay<S: RefreshStore>(store: S) {
-        let clock = ManualClock::new(START);
+        let clock = ManualClock::at_unix(START);
         store
-            .create_family(new_family("f1", "alice", "web", 1, clock.now()), 50)
+            .create_family(
+                new_family("f1", "alice", "web", 1, clock.unix_seconds()),
+                50,
+            )
             .await
             .unwrap();
         let strict = |presented, successor| Rotation {
@@ -220,8 +237,8 @@ mod contract {
     }
 
     pub(crate) async fn absolute_expiry_is_exclusive_and_fixed<S: RefreshStore>(store: S) {
-        let clock = ManualClock::new(START);
-        let mut family = new_family("f1", "alice", "web", 1, clock.now());
+        let clock = ManualClock::at_unix(START);
+        let mut family = new_family("f1", "alice", "web", 1, clock.unix_seconds());
         family.absolute_expires_at = START + 100;
         family.idle_expires_at = START + 1_000;
         store.create_family(family, 50).await.unwrap();
@@ -231,8 +248,9 @@ mod contract {
             START + 100,
             "the idle end never passes the absolute end"
         );
-        clock.set(START + 99);
-        let RotationOutcome::Rotated(rotated) = rotate(&store, rotation(1, 2, clock.now())).await
+        clock.set_unix(START + 99);
+        let RotationOutcome::Rotated(rotated) =
+            rotate(&store, rotation(1, 2, clock.unix_seconds())).await
         else {
             panic!("one second before the end the family is live")
         };
@@ -241,14 +259,14 @@ mod contract {
             START + 100,
             "sliding stops at the absolute end"
         );
-        clock.set(START + 100);
+        clock.set_unix(START + 100);
         assert!(matches!(
-            rotate(&store, rotation(2, 3, clock.now())).await,
+            rotate(&store, rotation(2, 3, clock.unix_seconds())).await,
             RotationOutcome::Expired(_)
         ));
         assert!(
             store
-                .live_families("alice", clock.now())
+                .live_families("alice", clock.unix_seconds())
                 .await
                 .unwrap()
                 .is_empty()
@@ -256,29 +274,32 @@ mod contract {
     }
 
     pub(crate) async fn idle_expiry_slides_with_each_rotation<S: RefreshStore>(store: S) {
-        let clock = ManualClock::new(START);
+        let clock = ManualClock::at_unix(START);
         store
-            .create_family(new_family("f1", "alice", "web", 1, clock.now()), 50)
+            .create_family(
+                new_family("f1", "alice", "web", 1, clock.unix_seconds()),
+                50,
+            )
             .await
             .unwrap();
-        clock.set(START + IDLE - 1);
+        clock.set_unix(START + IDLE - 1);
         assert!(matches!(
-            rotate(&store, rotation(1, 2, clock.now())).await,
+            rotate(&store, rotation(1, 2, clock.unix_seconds())).await,
             RotationOutcome::Rotated(_)
         ));
-        clock.set(START + IDLE + IDLE - 2);
+        clock.set_unix(START + IDLE + IDLE - 2);
         assert!(matches!(
-            rotate(&store, rotation(2, 3, clock.now())).await,
+            rotate(&store, rotation(2, 3, clock.unix_seconds())).await,
             RotationOutcome::Rotated(_)
         ));
-        clock.advance(IDLE);
-        match rotate(&store, rotation(3, 4, clock.now())).await {
+        clock.advance_secs(IDLE);
+        match rotate(&store, rotation(3, 4, clock.unix_seconds())).await {
             RotationOutcome::Expired(family) => assert_eq!(family.generation, 2),
             other => panic!("expected expiry, got {other:?}"),
         }
         // An expired family's previous token is not a replay (nothing to protect), just expired.
         assert!(matches!(
-            rotate(&store, rotation(2, 5, clock.now())).await,
+            rotate(&store, rotation(2, 5, clock.unix_seconds())).await,
             RotationOutcome::Expired(_)
         ));
         assert!(
@@ -329,37 +350,40 @@ mod contract {
     }
 
     pub(crate) async fn cap_evicts_the_oldest_live_family<S: RefreshStore>(store: S) {
-        let clock = ManualClock::new(START);
+        let clock = ManualClock::at_unix(START);
         for (n, name) in [(1, "f1"), (2, "f2"), (3, "f3")] {
             let evicted = store
-                .create_family(new_family(name, "alice", "web", n, clock.now()), 3)
+                .create_family(new_family(name, "alice", "web", n, clock.unix_seconds()), 3)
                 .await
                 .unwrap();
             assert!(evicted.is_empty());
-            clock.advance(1);
+            clock.advance_secs(1);
         }
         // Other users and other clients have their own caps.
         store
-            .create_family(new_family("b1", "bob", "web", 10, clock.now()), 3)
+            .create_family(new_family("b1", "bob", "web", 10, clock.unix_seconds()), 3)
             .await
             .unwrap();
         store
-            .create_family(new_family("m1", "alice", "mobile", 11, clock.now()), 3)
+            .create_family(
+                new_family("m1", "alice", "mobile", 11, clock.unix_seconds()),
+                3,
+            )
             .await
             .unwrap();
         let evicted = store
-            .create_family(new_family("f4", "alice", "web", 4, clock.now()), 3)
+            .create_family(new_family("f4", "alice", "web", 4, clock.unix_seconds()), 3)
             .await
             .unwrap();
         assert_eq!(evicted.len(), 1);
         assert_eq!(evicted[0].id, id("f1"));
         assert_eq!(evicted[0].revoked.unwrap().reason, RevokeReason::Evicted);
         assert!(matches!(
-            rotate(&store, rotation(1, 20, clock.now())).await,
+            rotate(&store, rotation(1, 20, clock.unix_seconds())).await,
             RotationOutcome::Revoked(_)
         ));
         let live: Vec<FamilyId> = store
-            .live_families("alice", clock.now())
+            .live_families("alice", clock.unix_seconds())
             .await
             .unwrap()
             .into_iter()
@@ -373,17 +397,17 @@ mod contract {
 
         // Revoked and expired families do not count against the cap.
         store
-            .revoke_family(&id("f2"), RevokeReason::Logout, clock.now())
+            .revoke_family(&id("f2"), RevokeReason::Logout, clock.unix_seconds())
             .await
             .unwrap();
         let evicted = store
-            .create_family(new_family("f5", "alice", "web", 5, clock.now()), 3)
+            .create_family(new_family("f5", "alice", "web", 5, clock.unix_seconds()), 3)
             .await
             .unwrap();
         assert!(evicted.is_empty());
-        clock.advance(IDLE);
+        clock.advance_secs(IDLE);
         let evicted = store
-            .create_family(new_family("f6", "alice", "web", 6, clock.now()), 1)
+            .create_family(new_family("f6", "alice", "web", 6, clock.unix_seconds()), 1)
             .await
             .unwrap();
         assert!(
@@ -488,18 +512,21 @@ mod contract {
     }
 
     pub(crate) async fn purge_deletes_expired_families_in_batches<S: RefreshStore>(store: S) {
-        let clock = ManualClock::new(START);
-        let mut short = new_family("old", "alice", "web", 1, clock.now());
+        let clock = ManualClock::at_unix(START);
+        let mut short = new_family("old", "alice", "web", 1, clock.unix_seconds());
         short.absolute_expires_at = START + 10;
         store.create_family(short, 50).await.unwrap();
         for (presented, successor) in [(1, 2), (2, 3), (3, 4)] {
-            rotate(&store, rotation(presented, successor, clock.now())).await;
+            rotate(&store, rotation(presented, successor, clock.unix_seconds())).await;
         }
         store
-            .create_family(new_family("live", "alice", "web", 50, clock.now()), 50)
+            .create_family(
+                new_family("live", "alice", "web", 50, clock.unix_seconds()),
+                50,
+            )
             .await
             .unwrap();
-        rotate(&store, rotation(50, 51, clock.now())).await;
+        rotate(&store, rotation(50, 51, clock.unix_seconds())).await;
 
         assert!(
             store
@@ -509,11 +536,11 @@ mod contract {
                 .is_empty(),
             "nothing has expired yet"
         );
-        clock.set(START + 10);
+        clock.set_unix(START + 10);
         let mut total = tessera_issuer::PurgeReport::default();
         let mut batches = 0;
         loop {
-            let report = store.purge_expired(clock.now(), 3).await.unwrap();
+            let report = store.purge_expired(clock.unix_seconds(), 3).await.unwrap();
             if report.is_empty() {
                 break;
             }
@@ -539,11 +566,11 @@ mod contract {
         );
         assert!(store.find_family(&id("old")).await.unwrap().is_none());
         assert_eq!(
-            rotate(&store, rotation(4, 5, clock.now())).await,
+            rotate(&store, rotation(4, 5, clock.unix_seconds())).await,
             RotationOutcome::Unknown
         );
         // The live family keeps its tombstones, so replay detection still works.
-        match rotate(&store, rotation(50, 52, clock.now() + GRACE)).await {
+        match rotate(&store, rotation(50, 52, clock.unix_seconds() + GRACE)).await {
             RotationOutcome::Replay {
                 presented_generation: 0,
                 ..

@@ -5,7 +5,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::cache::TokenCache;
-use crate::clock::ClockName;
 use crate::layer::{Core, KeySource, Policy};
 use crate::rejection::RendererName;
 use crate::source::{DEFAULT_MAX_TOKEN_LEN, TokenSources};
@@ -133,13 +132,15 @@ impl JwtAuthBuilder {
     /// Adds every signature key of a JWKS document; an unusable document makes [`build`](Self::build) fail.
     pub fn jwks_json(self, json: &str) -> Self {
         match KeySet::from_jwks_json(json) {
-            Ok(set) => {
-                let mut builder = self;
-                builder.keys.extend(set.shared().cloned());
-                builder
-            }
+            Ok(set) => self.key_set(set),
             Err(error) => self.key_result(Err(error)),
         }
+    }
+
+    /// Adds every key of `keys`.
+    pub fn key_set(mut self, keys: KeySet) -> Self {
+        self.keys.extend(keys.shared().cloned());
+        self
     }
 
     /// Reads keys from a [`KeyRing`] instead, so they can be replaced while the server runs.
@@ -366,7 +367,7 @@ impl fmt::Debug for JwtAuthBuilder {
             .field("max_token_len", &self.max_token_len)
             .field("cache_capacity", &self.cache_capacity)
             .field("body", &RendererName)
-            .field("clock", &ClockName)
+            .field("clock", &self.clock)
             .finish_non_exhaustive()
     }
 }

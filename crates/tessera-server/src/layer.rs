@@ -8,7 +8,6 @@ use http::{Extensions, HeaderMap, Uri};
 use tower::Layer;
 
 use crate::cache::TokenCache;
-use crate::clock::{ClockName, unix_seconds};
 use crate::rejection::RendererName;
 use crate::source::{Candidate, TokenSources};
 use crate::stats::Counters;
@@ -215,7 +214,7 @@ impl<S> Layer<S> for JwtAuthLayer {
 
 impl Core {
     pub(crate) fn now(&self) -> i64 {
-        unix_seconds(self.clock.now())
+        self.clock.unix_seconds()
     }
 
     /// Everything that can be decided without waiting: extraction, the cache, verification against the
@@ -434,7 +433,7 @@ impl fmt::Debug for Core {
             )
             .field("body", &RendererName)
             .field("realm", &self.realm)
-            .field("clock", &ClockName)
+            .field("clock", &self.clock)
             .finish_non_exhaustive()
     }
 }

@@ -94,14 +94,10 @@
 //! # let _ = app;
 //! ```
 
-mod algorithm;
 mod builder;
 mod cache;
-mod clock;
 mod extract;
-mod jwk;
-mod key;
-mod keyset;
+mod keyring;
 mod layer;
 mod rejection;
 #[cfg(feature = "remote-jwks")]
@@ -113,12 +109,9 @@ mod stats;
 mod token;
 mod verify;
 
-pub use algorithm::Algorithm;
 pub use builder::{BuildError, DEFAULT_CACHE_CAPACITY, DEFAULT_LEEWAY, JwtAuthBuilder};
-pub use clock::{Clock, SystemClock};
 pub use extract::Claims;
-pub use key::{JwtKey, KeyError, MIN_HMAC_SECRET_LEN};
-pub use keyset::{KeyRing, KeySet};
+pub use keyring::KeyRing;
 pub use layer::JwtAuthLayer;
 pub use rejection::{AuthRejection, JsonErrorBody, RejectionBody, RenderedBody};
 #[cfg(feature = "remote-jwks")]
@@ -127,4 +120,6 @@ pub use revocation::{RevocationCheck, RevocationError, RevocationFuture, TokenSt
 pub use service::{JwtAuth, ResponseFuture};
 pub use source::DEFAULT_MAX_TOKEN_LEN;
 pub use stats::AuthStats;
+pub use tessera_core::jose::{Algorithm, JwtKey, KeyError, KeySet, MIN_HMAC_SECRET_LEN};
+pub use tessera_core::{Clock, ManualClock, SystemClock};
 pub use token::VerifiedToken;

@@ -6,8 +6,9 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http::header::{CONTENT_TYPE, WWW_AUTHENTICATE};
 use http::{HeaderName, HeaderValue, Response, StatusCode};
+use tessera_core::challenge::Challenge;
 use tessera_core::header::{TOKEN_EXPIRED, TOKEN_EXPIRED_VALUE};
-use tessera_core::{ErrorCode, ErrorResponse};
+use tessera_core::{BEARER, ErrorCode, ErrorResponse};
 
 /// Why [`JwtAuth`](crate::JwtAuth) or a [`Claims`](crate::Claims) extractor refused a request.
 ///
@@ -151,25 +152,27 @@ impl AuthRejection {
     /// The `WWW-Authenticate` challenge (RFC 6750 §3), or `None` for answers that are not about the
     /// credentials (503, 500).
     pub fn www_authenticate(&self, realm: &str) -> Option<HeaderValue> {
-        let mut challenge = String::from("Bearer ");
-        match self {
+        let challenge = Challenge::new(BEARER);
+        let challenge = match self {
             AuthRejection::KeysUnavailable
             | AuthRejection::RevocationUnavailable
             | AuthRejection::LayerMissing => {
                 return None;
             }
-            AuthRejection::MissingCredentials => push_param(&mut challenge, "realm", realm),
+            AuthRejection::MissingCredentials => challenge.param("realm", realm),
             _ => {
-                push_param(&mut challenge, "error", self.error_code().as_str());
-                challenge.push_str(", ");
-                push_param(&mut challenge, "error_description", &self.to_string());
-                if let AuthRejection::InsufficientScope { scope } = self {
-                    challenge.push_str(", ");
-                    push_param(&mut challenge, "scope", scope);
+                let challenge = challenge
+                    .param("error", self.error_code().as_str())
+                    .param("error_description", self.to_string());
+                match self {
+                    AuthRejection::InsufficientScope { scope } => {
+                        challenge.param("scope", &**scope)
+                    }
+                    _ => challenge,
                 }
             }
-        }
-        HeaderValue::try_from(challenge).ok()
+        };
+        HeaderValue::try_from(challenge.to_string()).ok()
     }
 
     /// The full answer with the default JSON body and realm `api`. [`JwtAuth`](crate::JwtAuth) uses its
@@ -212,24 +215,6 @@ impl AuthRejection {
             _ => tracing::info!(status, reason = %self, "bearer authentication rejected"),
         }
     }
-}
-
-/// Appends `name="value"` as an RFC 7235 quoted-string, escaping `"` and `\` and dropping what a header
-/// cannot carry.
-fn push_param(out: &mut String, name: &str, value: &str) {
-    out.push_str(name);
-    out.push_str("=\"");
-    for character in value.chars() {
-        match character {
-            '"' | '\\' => {
-                out.push('\\');
-                out.push(character);
-            }
-            ' '..='~' => out.push(character),
-            _ => {}
-        }
-    }
-    out.push('"');
 }
 
 /// A rendered rejection body and its media type.
@@ -318,13 +303,6 @@ mod tests {
     #[test]
     fn expired_description_is_the_contract_one() {
         assert_eq!(AuthRejection::Expired.to_string(), EXPIRED_DESCRIPTION);
-    }
-
-    #[test]
-    fn quoted_strings_escape_and_drop() {
-        let mut out = String::new();
-        push_param(&mut out, "scope", "a\"b\\c\nd");
-        assert_eq!(out, r#"scope="a\"b\\cd""#);
     }
 
     #[test]

@@ -9,7 +9,6 @@ use std::time::{Duration, UNIX_EPOCH};
 use arc_swap::ArcSwap;
 use http::header::{ACCEPT, CACHE_CONTROL};
 
-use crate::clock::ClockName;
 use crate::{Clock, KeyError, KeySet, SystemClock};
 
 /// Why fetching a JWKS failed. The keys fetched last stay in use.
@@ -454,7 +453,7 @@ impl fmt::Debug for RemoteJwksBuilder {
             .field("url", &self.url)
             .field("timeout", &self.timeout)
             .field("config", &self.config)
-            .field("clock", &ClockName)
+            .field("clock", &self.clock)
             .finish()
     }
 }

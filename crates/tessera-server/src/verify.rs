@@ -12,9 +12,9 @@ use serde::de::{self, IgnoredAny, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 use tessera_core::ACCESS_TOKEN_JWT_TYPE;
 
-use crate::keyset::Selection;
 use crate::token::{Text, TokenParts};
 use crate::{Algorithm, AuthRejection, JwtKey, KeySet, VerifiedToken};
+use tessera_core::jose::Selection;
 
 /// Hands out [`Validator::id`]s.
 static NEXT_VALIDATOR_ID: AtomicU64 = AtomicU64::new(1);

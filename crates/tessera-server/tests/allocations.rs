@@ -56,7 +56,7 @@ fn success_path_allocations_are_bounded() {
         ("ES256", &es256, Signer::es256()),
     ];
     for (name, key, signer) in cases {
-        let clock = TestClock::at(NOW);
+        let clock = TestClock::at_unix(NOW);
         let token = signer.sign(None, &claims());
         let other = signer.sign(None, &claims_with(serde_json::json!({"jti": "jti-2"})));
         let build = |cached: bool| {
@@ -64,7 +64,7 @@ fn success_path_allocations_are_bounded() {
                 .key(key())
                 .issuer(ISSUER)
                 .audience(AUDIENCE)
-                .clock(clock.as_fn());
+                .clock(clock.clone());
             let builder = if cached {
                 builder
             } else {

@@ -15,7 +15,7 @@ fn layer(clock: &TestClock) -> JwtAuthLayer {
         .key(JwtKey::hmac(SECRET).unwrap())
         .issuer(ISSUER)
         .audience(AUDIENCE)
-        .clock(clock.as_fn())
+        .clock(clock.clone())
         .build()
         .unwrap()
 }
@@ -27,7 +27,7 @@ fn app(clock: &TestClock) -> Router {
 
 #[tokio::test]
 async fn valid_token_reaches_the_handler() {
-    let clock = TestClock::at(NOW);
+    let clock = TestClock::at_unix(NOW);
     let answer = send(
         &app(&clock),
         get_with_token("/me", &Signer::hs256().sign(None, &claims())),
@@ -39,7 +39,7 @@ async fn valid_token_reaches_the_handler() {
 
 #[tokio::test]
 async fn no_credentials_is_a_bare_challenge() {
-    let answer = send(&app(&TestClock::at(NOW)), get_plain("/me")).await;
+    let answer = send(&app(&TestClock::at_unix(NOW)), get_plain("/me")).await;
     assert_eq!(answer.status, StatusCode::UNAUTHORIZED);
     assert_eq!(answer.challenge(), r#"Bearer realm="api""#);
     assert_eq!(answer.json()["error"], "unauthorized");
@@ -49,7 +49,7 @@ async fn no_credentials_is_a_bare_challenge() {
 
 #[tokio::test]
 async fn malformed_authorization_is_invalid_request() {
-    let app = app(&TestClock::at(NOW));
+    let app = app(&TestClock::at_unix(NOW));
     for value in [
         "Bearer",
         "Bearer ",
@@ -82,7 +82,7 @@ async fn non_utf8_authorization_is_invalid_request() {
         "authorization",
         HeaderValue::from_bytes(b"Bearer \xff\xfe.abc").unwrap(),
     );
-    let answer = send(&app(&TestClock::at(NOW)), request).await;
+    let answer = send(&app(&TestClock::at_unix(NOW)), request).await;
     assert_eq!(answer.status, StatusCode::BAD_REQUEST);
     assert_eq!(answer.json()["error"], "invalid_request");
 }
@@ -95,7 +95,7 @@ async fn two_authorization_headers_are_invalid_request() {
         .header("authorization", format!("Bearer {token}"))
         .body(Body::empty())
         .unwrap();
-    let answer = send(&app(&TestClock::at(NOW)), request).await;
+    let answer = send(&app(&TestClock::at_unix(NOW)), request).await;
     assert_eq!(answer.status, StatusCode::BAD_REQUEST);
     assert_eq!(
         answer.description(),
@@ -105,7 +105,7 @@ async fn two_authorization_headers_are_invalid_request() {
 
 #[tokio::test]
 async fn lowercase_and_uppercase_scheme_are_accepted() {
-    let app = app(&TestClock::at(NOW));
+    let app = app(&TestClock::at_unix(NOW));
     let token = Signer::hs256().sign(None, &claims());
     for scheme in ["bearer", "BEARER", "BeArEr"] {
         let request = Request::get("/me")
@@ -122,7 +122,7 @@ async fn other_schemes_are_treated_as_no_bearer_token() {
         .header("authorization", "Basic YWxpY2U6cHc=")
         .body(Body::empty())
         .unwrap();
-    let answer = send(&app(&TestClock::at(NOW)), request).await;
+    let answer = send(&app(&TestClock::at_unix(NOW)), request).await;
     assert_eq!(answer.status, StatusCode::UNAUTHORIZED);
     assert_eq!(answer.challenge(), r#"Bearer realm="api""#);
 }
@@ -133,7 +133,11 @@ async fn bad_signature_is_invalid_token_without_expiry_flag() {
     let (rest, signature) = token.rsplit_once('.').unwrap();
     let flipped = if signature.starts_with('A') { "B" } else { "A" };
     let forged = format!("{rest}.{flipped}{}", &signature[1..]);
-    let answer = send(&app(&TestClock::at(NOW)), get_with_token("/me", &forged)).await;
+    let answer = send(
+        &app(&TestClock::at_unix(NOW)),
+        get_with_token("/me", &forged),
+    )
+    .await;
     assert_eq!(answer.status, StatusCode::UNAUTHORIZED);
     assert_eq!(
         answer.challenge(),
@@ -145,7 +149,7 @@ async fn bad_signature_is_invalid_token_without_expiry_flag() {
 
 #[tokio::test]
 async fn expired_token_says_so_and_sets_token_expired() {
-    let clock = TestClock::at(NOW + 300 + 30);
+    let clock = TestClock::at_unix(NOW + 300 + 30);
     let answer = send(
         &app(&clock),
         get_with_token("/me", &Signer::hs256().sign(None, &claims())),
@@ -165,7 +169,7 @@ async fn expired_token_says_so_and_sets_token_expired() {
 
 #[tokio::test]
 async fn expired_but_forged_or_foreign_tokens_never_claim_expiry() {
-    let clock = TestClock::at(NOW + 3600);
+    let clock = TestClock::at_unix(NOW + 3600);
     let app = app(&clock);
     let forged = Signer::hs256()
         .sign(None, &claims())
@@ -191,7 +195,7 @@ async fn expired_but_forged_or_foreign_tokens_never_claim_expiry() {
 
 #[tokio::test]
 async fn wrong_issuer_and_audience_are_invalid_token() {
-    let app = app(&TestClock::at(NOW));
+    let app = app(&TestClock::at_unix(NOW));
     let cases = [
         (
             json!({"iss": "https://evil.example"}),
@@ -232,14 +236,18 @@ async fn wrong_issuer_and_audience_are_invalid_token() {
 #[tokio::test]
 async fn not_yet_valid_is_invalid_token() {
     let token = Signer::hs256().sign(None, &claims_with(json!({"nbf": NOW + 600})));
-    let answer = send(&app(&TestClock::at(NOW)), get_with_token("/me", &token)).await;
+    let answer = send(
+        &app(&TestClock::at_unix(NOW)),
+        get_with_token("/me", &token),
+    )
+    .await;
     assert_eq!(answer.status, StatusCode::UNAUTHORIZED);
     assert_eq!(answer.description(), "The access token is not valid yet");
 }
 
 #[tokio::test]
 async fn malformed_jwts_are_invalid_token() {
-    let app = app(&TestClock::at(NOW));
+    let app = app(&TestClock::at_unix(NOW));
     let good = Signer::hs256().sign(None, &claims());
     let parts: Vec<&str> = good.split('.').collect();
     let cases = [
@@ -274,7 +282,11 @@ async fn a_100_kb_token_is_refused_before_decoding() {
         "b".repeat(50_000),
         "c".repeat(2_400)
     );
-    let answer = send(&app(&TestClock::at(NOW)), get_with_token("/me", &token)).await;
+    let answer = send(
+        &app(&TestClock::at_unix(NOW)),
+        get_with_token("/me", &token),
+    )
+    .await;
     assert_eq!(answer.status, StatusCode::UNAUTHORIZED);
     assert_eq!(
         answer.description(),
@@ -284,13 +296,13 @@ async fn a_100_kb_token_is_refused_before_decoding() {
 
 #[tokio::test]
 async fn cookie_source_is_opt_in_and_exclusive() {
-    let clock = TestClock::at(NOW);
+    let clock = TestClock::at_unix(NOW);
     let auth = JwtAuthLayer::builder()
         .hmac_secret(SECRET)
         .issuer(ISSUER)
         .audience(AUDIENCE)
         .token_cookie("access_token")
-        .clock(clock.as_fn())
+        .clock(clock.clone())
         .build()
         .unwrap();
     let app = routes().route_layer(auth);
@@ -317,7 +329,7 @@ async fn cookie_source_is_opt_in_and_exclusive() {
 
 #[tokio::test]
 async fn query_parameter_is_off_by_default() {
-    let clock = TestClock::at(NOW);
+    let clock = TestClock::at_unix(NOW);
     let token = Signer::hs256().sign(None, &claims());
     let query = |token: &str| {
         Request::get(format!("/me?x=1&access_token={token}"))
@@ -334,7 +346,7 @@ async fn query_parameter_is_off_by_default() {
         .issuer(ISSUER)
         .audience(AUDIENCE)
         .query_parameter(true)
-        .clock(clock.as_fn())
+        .clock(clock.clone())
         .build()
         .unwrap();
     let app = routes().route_layer(auth);
@@ -357,7 +369,7 @@ async fn query_parameter_is_off_by_default() {
 async fn layer_works_in_a_plain_tower_stack() {
     use tower::{ServiceBuilder, ServiceExt, service_fn};
 
-    let clock = TestClock::at(NOW);
+    let clock = TestClock::at_unix(NOW);
     let service = ServiceBuilder::new()
         .layer(layer(&clock))
         .service(service_fn(|request: Request<String>| async move {
@@ -389,7 +401,7 @@ async fn every_single_character_mutation_is_refused_cleanly() {
         .key(JwtKey::hmac(SECRET).unwrap().with_kid("k"))
         .issuer(ISSUER)
         .audience(AUDIENCE)
-        .clock(TestClock::at(NOW).as_fn())
+        .clock(TestClock::at_unix(NOW).clone())
         .build()
         .unwrap();
     let app = routes().route_layer(auth.clone());

@@ -43,12 +43,12 @@ async fn rejections_are_traced_with_reason_and_never_the_token() {
         .finish()
         .set_default();
 
-    let clock = TestClock::at(NOW);
+    let clock = TestClock::at_unix(NOW);
     let auth = JwtAuthLayer::builder()
         .hmac_secret(SECRET)
         .issuer(ISSUER)
         .audience(AUDIENCE)
-        .clock(clock.as_fn())
+        .clock(clock.clone())
         .build()
         .unwrap();
     let app = routes().route_layer(auth);
@@ -73,7 +73,7 @@ async fn rejections_are_traced_with_reason_and_never_the_token() {
         send(&app, get_plain("/me")).await.status,
         StatusCode::UNAUTHORIZED
     );
-    clock.set(NOW + 1000);
+    clock.set_unix(NOW + 1000);
     assert_eq!(
         send(&app, get_with_token("/me", &good)).await.status,
         StatusCode::UNAUTHORIZED

@@ -28,7 +28,7 @@ fn builder(clock: &TestClock) -> JwtAuthBuilder {
         .hmac_secret(SECRET)
         .issuer(ISSUER)
         .audience(AUDIENCE)
-        .clock(clock.as_fn())
+        .clock(clock.clone())
 }
 
 fn token(changes: serde_json::Value) -> String {
@@ -37,15 +37,15 @@ fn token(changes: serde_json::Value) -> String {
 
 #[tokio::test]
 async fn leeway_edges_for_exp_and_nbf() {
-    let clock = TestClock::at(NOW);
+    let clock = TestClock::at_unix(NOW);
     let app = routes().route_layer(builder(&clock).build().unwrap());
     let expiring = token(json!({"exp": NOW + 300}));
-    clock.set(NOW + 300 + 29);
+    clock.set_unix(NOW + 300 + 29);
     assert_eq!(
         send(&app, get_with_token("/me", &expiring)).await.status,
         StatusCode::OK
     );
-    clock.set(NOW + 300 + 30);
+    clock.set_unix(NOW + 300 + 30);
     let answer = send(&app, get_with_token("/me", &expiring)).await;
     assert!(
         answer.token_expired(),
@@ -53,12 +53,12 @@ async fn leeway_edges_for_exp_and_nbf() {
     );
 
     let early = token(json!({"nbf": NOW + 100}));
-    clock.set(NOW + 100 - 30);
+    clock.set_unix(NOW + 100 - 30);
     assert_eq!(
         send(&app, get_with_token("/me", &early)).await.status,
         StatusCode::OK
     );
-    clock.set(NOW + 100 - 31);
+    clock.set_unix(NOW + 100 - 31);
     assert_eq!(
         send(&app, get_with_token("/me", &early))
             .await
@@ -69,14 +69,14 @@ async fn leeway_edges_for_exp_and_nbf() {
 
 #[tokio::test]
 async fn leeway_is_configurable() {
-    let clock = TestClock::at(NOW + 300);
+    let clock = TestClock::at_unix(NOW + 300);
     let app = routes().route_layer(builder(&clock).leeway(Duration::ZERO).build().unwrap());
     assert!(
         send(&app, get_with_token("/me", &token(json!({}))))
             .await
             .token_expired()
     );
-    clock.set(NOW + 299);
+    clock.set_unix(NOW + 299);
     assert_eq!(
         send(&app, get_with_token("/me", &token(json!({}))))
             .await
@@ -87,7 +87,7 @@ async fn leeway_is_configurable() {
 
 #[tokio::test]
 async fn cached_tokens_still_expire() {
-    let clock = TestClock::at(NOW);
+    let clock = TestClock::at_unix(NOW);
     let auth = builder(&clock).build().unwrap();
     let app = routes().route_layer(auth.clone());
     let token = token(json!({}));
@@ -100,7 +100,7 @@ async fn cached_tokens_still_expire() {
         StatusCode::OK
     );
     assert_eq!((auth.stats().cache_misses, auth.stats().cache_hits), (1, 1));
-    clock.set(NOW + 330);
+    clock.set_unix(NOW + 330);
     let answer = send(&app, get_with_token("/me", &token)).await;
     assert!(answer.token_expired());
     assert_eq!(auth.stats().cache_hits, 1, "an expired entry is not a hit");
@@ -108,7 +108,7 @@ async fn cached_tokens_still_expire() {
 
 #[tokio::test]
 async fn cache_can_be_turned_off() {
-    let clock = TestClock::at(NOW);
+    let clock = TestClock::at_unix(NOW);
     let auth = builder(&clock).without_cache().build().unwrap();
     let app = routes().route_layer(auth.clone());
     let token = token(json!({}));
@@ -127,7 +127,7 @@ async fn cache_can_be_turned_off() {
 
 #[tokio::test]
 async fn strict_rfc9068_requires_type_and_claims() {
-    let clock = TestClock::at(NOW);
+    let clock = TestClock::at_unix(NOW);
     let app = routes().route_layer(builder(&clock).strict_rfc9068(true).build().unwrap());
     assert_eq!(
         send(&app, get_with_token("/me", &token(json!({}))))
@@ -167,7 +167,7 @@ async fn strict_rfc9068_requires_type_and_claims() {
 
 #[tokio::test]
 async fn scopes_and_roles_per_route() {
-    let clock = TestClock::at(NOW);
+    let clock = TestClock::at_unix(NOW);
     let auth = builder(&clock).build().unwrap();
     let app = Router::new()
         .route(
@@ -223,7 +223,7 @@ async fn scopes_and_roles_per_route() {
 
 #[tokio::test]
 async fn optional_mode_lets_anonymous_through_but_not_bad_tokens() {
-    let clock = TestClock::at(NOW);
+    let clock = TestClock::at_unix(NOW);
     let auth = builder(&clock).build().unwrap().optional();
     let app = routes().route_layer(auth);
     let answer = send(&app, get_plain("/maybe")).await;
@@ -242,7 +242,7 @@ async fn optional_mode_lets_anonymous_through_but_not_bad_tokens() {
     )
     .await;
     assert_eq!(answer.status, StatusCode::UNAUTHORIZED);
-    clock.set(NOW + 1000);
+    clock.set_unix(NOW + 1000);
     assert!(
         send(&app, get_with_token("/maybe", &token(json!({}))))
             .await
@@ -261,7 +261,7 @@ async fn claims_extractor_takes_any_deserializable_type() {
         sub: String,
         tenant: String,
     }
-    let clock = TestClock::at(NOW);
+    let clock = TestClock::at_unix(NOW);
     let app = Router::new()
         .route(
             "/tenant",
@@ -293,7 +293,7 @@ async fn extractor_without_a_layer_is_a_server_error() {
 
 #[tokio::test]
 async fn verified_token_exposes_registered_claims() {
-    let clock = TestClock::at(NOW);
+    let clock = TestClock::at_unix(NOW);
     let app = Router::new()
         .route(
             "/",
@@ -364,7 +364,7 @@ impl RevocationCheck for Denylist {
 
 #[tokio::test]
 async fn revocation_by_jti_and_by_subject_is_checked_even_on_cache_hits() {
-    let clock = TestClock::at(NOW);
+    let clock = TestClock::at_unix(NOW);
     let denylist = Arc::new(Denylist::default());
     let auth = builder(&clock)
         .revocation(denylist.clone())
@@ -413,7 +413,7 @@ async fn revocation_by_jti_and_by_subject_is_checked_even_on_cache_hits() {
 
     // Expired tokens are refused before the denylist is asked.
     let calls = denylist.calls.load(Ordering::SeqCst);
-    clock.set(NOW + 1000);
+    clock.set_unix(NOW + 1000);
     assert!(
         send(&app, get_with_token("/me", &after))
             .await
@@ -424,7 +424,7 @@ async fn revocation_by_jti_and_by_subject_is_checked_even_on_cache_hits() {
 
 #[tokio::test]
 async fn revocation_failure_fails_closed_with_503() {
-    let clock = TestClock::at(NOW);
+    let clock = TestClock::at_unix(NOW);
     let denylist = Arc::new(Denylist::default());
     denylist.failing.store(true, Ordering::SeqCst);
     let app = routes().route_layer(builder(&clock).revocation(denylist).build().unwrap());
@@ -435,7 +435,7 @@ async fn revocation_failure_fails_closed_with_503() {
 
 #[tokio::test]
 async fn body_hook_changes_the_body_only() {
-    let clock = TestClock::at(NOW + 1000);
+    let clock = TestClock::at_unix(NOW + 1000);
     let problem = |rejection: &AuthRejection| {
         RenderedBody {
         content_type: HeaderValue::from_static("application/problem+json"),
@@ -469,7 +469,7 @@ async fn body_hook_changes_the_body_only() {
 
 #[tokio::test]
 async fn cors_exposes_token_expired_to_browsers() {
-    let clock = TestClock::at(NOW + 1000);
+    let clock = TestClock::at_unix(NOW + 1000);
     let cors = CorsLayer::new()
         .allow_origin(AllowOrigin::exact(HeaderValue::from_static(
             "https://app.example",
@@ -515,7 +515,7 @@ async fn cors_exposes_token_expired_to_browsers() {
 
 #[tokio::test]
 async fn stats_count_outcomes() {
-    let clock = TestClock::at(NOW);
+    let clock = TestClock::at_unix(NOW);
     let auth = builder(&clock).build().unwrap();
     let app = routes().route_layer(auth.clone());
     send(&app, get_with_token("/me", &token(json!({})))).await;
@@ -527,7 +527,7 @@ async fn stats_count_outcomes() {
 
 #[tokio::test]
 async fn nested_clones_of_one_layer_verify_once() {
-    let clock = TestClock::at(NOW);
+    let clock = TestClock::at_unix(NOW);
     let denylist = Arc::new(Denylist::default());
     let auth = builder(&clock)
         .revocation(denylist.clone())
@@ -577,7 +577,7 @@ async fn nested_clones_of_one_layer_verify_once() {
 
 #[tokio::test]
 async fn expired_cache_entries_are_swept_without_being_asked_for() {
-    let clock = TestClock::at(NOW);
+    let clock = TestClock::at_unix(NOW);
     let auth = builder(&clock).cache_capacity(64).build().unwrap();
     let app = routes().route_layer(auth.clone());
     for index in 0..20 {
@@ -589,7 +589,7 @@ async fn expired_cache_entries_are_swept_without_being_asked_for() {
     }
     assert_eq!(auth.stats().cache_entries, 20);
     // Past their expiry, the next sweep (every capacity / 2 = 32 inserts) drops all twenty.
-    clock.set(NOW + 60 + 30);
+    clock.set_unix(NOW + 60 + 30);
     for index in 0..12 {
         let token = token(json!({"jti": format!("long-{index}")}));
         assert_eq!(
@@ -602,7 +602,7 @@ async fn expired_cache_entries_are_swept_without_being_asked_for() {
 
 #[tokio::test]
 async fn tokens_outside_requests_get_the_same_checks() {
-    let clock = TestClock::at(NOW);
+    let clock = TestClock::at_unix(NOW);
     let denylist = Arc::new(Denylist::default());
     let auth = builder(&clock)
         .revocation(denylist.clone())
@@ -623,7 +623,7 @@ async fn tokens_outside_requests_get_the_same_checks() {
         auth.verify(&token(json!({}))).await.unwrap_err(),
         AuthRejection::Revoked
     );
-    clock.set(NOW + 1000);
+    clock.set_unix(NOW + 1000);
     assert_eq!(
         auth.verify(&token(json!({"jti": "other"})))
             .await

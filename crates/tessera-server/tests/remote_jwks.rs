@@ -80,16 +80,16 @@ impl Harness {
             .route("/.well-known/jwks.json", get(jwks))
             .with_state(Arc::clone(&issuer));
         let server = tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
-        let clock = TestClock::at(NOW);
+        let clock = TestClock::at_unix(NOW);
         let url = format!("http://{address}/.well-known/jwks.json");
-        let remote = configure(RemoteJwks::builder(url.clone()).clock(clock.as_fn()))
+        let remote = configure(RemoteJwks::builder(url.clone()).clock(clock.clone()))
             .build()
             .unwrap();
         let auth = JwtAuthLayer::builder()
             .remote_jwks(remote)
             .issuer(ISSUER)
             .audience(AUDIENCE)
-            .clock(clock.as_fn())
+            .clock(clock.clone())
             .build()
             .unwrap();
         let app = routes().route_layer(auth.clone());

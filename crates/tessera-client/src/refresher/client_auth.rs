@@ -4,11 +4,11 @@ use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::engine::general_purpose::STANDARD;
 use http::header::HeaderValue;
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use reqwest::Url;
 use serde::Serialize;
+use tessera_core::jose::{JwsHeader, SigningKey};
 
 use super::RefreshError;
 use super::endpoint::TokenRequest;
@@ -36,7 +36,7 @@ enum Method {
     Public { client_id: String },
     SecretBasic { client_id: String, secret: String },
     SecretPost { client_id: String, secret: String },
-    PrivateKeyJwt(PrivateKeyJwt),
+    PrivateKeyJwt(Box<PrivateKeyJwt>),
 }
 
 impl ClientAuth {
@@ -71,7 +71,7 @@ impl ClientAuth {
 
     /// `private_key_jwt`: a freshly signed assertion per token request (RFC 7523 §2.2).
     pub fn private_key_jwt(assertion: PrivateKeyJwt) -> Self {
-        ClientAuth(Method::PrivateKeyJwt(assertion))
+        ClientAuth(Method::PrivateKeyJwt(Box::new(assertion)))
     }
 
     /// Adds this authentication to a token request bound for `endpoint`, at wall-clock time `now`.
@@ -133,32 +133,24 @@ impl fmt::Debug for ClientAuth {
 /// The signing half of `private_key_jwt` (RFC 7523 §2.2): each token request carries a new assertion with
 /// `iss` = `sub` = the client id, `aud` = the token endpoint (or [`PrivateKeyJwt::audience`]), `iat` now,
 /// `exp` 60 s later and a random 128-bit `jti`, so a captured assertion cannot be replayed.
+///
+/// The assertion's header names the key by its `kid` (see [`SigningKey::from_pem`] and friends to choose
+/// it), so the server picks the right registered public key.
 #[derive(Clone)]
 pub struct PrivateKeyJwt {
     client_id: String,
-    key: EncodingKey,
-    algorithm: Algorithm,
-    key_id: Option<String>,
+    key: SigningKey,
     audience: Option<String>,
 }
 
 impl PrivateKeyJwt {
-    /// Signs with `key` using `algorithm` (e.g. `EdDSA`, `ES256`, `RS256`).
-    pub fn new(client_id: impl Into<String>, key: EncodingKey, algorithm: Algorithm) -> Self {
+    /// Signs with `key`, in its algorithm.
+    pub fn new(client_id: impl Into<String>, key: SigningKey) -> Self {
         PrivateKeyJwt {
             client_id: client_id.into(),
             key,
-            algorithm,
-            key_id: None,
             audience: None,
         }
-    }
-
-    /// Sets the `kid` header, so the server picks the right registered public key.
-    #[must_use]
-    pub fn key_id(mut self, key_id: impl Into<String>) -> Self {
-        self.key_id = Some(key_id.into());
-        self
     }
 
     /// Uses `audience` as `aud` instead of the token endpoint URL (some servers want their issuer URL).
@@ -187,11 +179,11 @@ impl PrivateKeyJwt {
             aud: self.audience.as_deref().unwrap_or(endpoint.as_str()),
             iat,
             exp: iat + ASSERTION_LIFETIME.as_secs(),
-            jti: random_jti()?,
+            jti: tessera_core::random::id::<16>()
+                .map_err(|error| RefreshError::ClientAssertion(Box::new(error)))?,
         };
-        let mut header = Header::new(self.algorithm);
-        header.kid.clone_from(&self.key_id);
-        jsonwebtoken::encode(&header, &claims, &self.key)
+        self.key
+            .sign_jwt(JwsHeader::typed("JWT"), &claims)
             .map_err(|error| RefreshError::ClientAssertion(Box::new(error)))
     }
 }
@@ -200,19 +192,10 @@ impl fmt::Debug for PrivateKeyJwt {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("PrivateKeyJwt")
             .field("client_id", &self.client_id)
-            .field("algorithm", &self.algorithm)
-            .field("key_id", &self.key_id)
+            .field("key", &self.key)
             .field("audience", &self.audience)
             .finish_non_exhaustive()
     }
-}
-
-/// 128 bits from the OS CSPRNG, base64url: unique per assertion without any coordination.
-fn random_jti() -> Result<String, RefreshError> {
-    let mut bytes = [0_u8; 16];
-    aws_lc_rs::rand::fill(&mut bytes)
-        .map_err(|error| RefreshError::ClientAssertion(Box::new(error)))?;
-    Ok(URL_SAFE_NO_PAD.encode(bytes))
 }
 
 /// `application/x-www-form-urlencoded` encoding of one value, as RFC 6749 §2.3.1 asks for Basic credentials.
@@ -274,10 +257,8 @@ mod tests {
 
     #[test]
     fn each_assertion_is_fresh() {
-        let key = EncodingKey::from_secret(b"0123456789abcdef0123456789abcdef");
-        let auth = ClientAuth::private_key_jwt(
-            PrivateKeyJwt::new("svc", key, Algorithm::HS256).key_id("k1"),
-        );
+        let key = SigningKey::from_hmac_secret("k1", b"0123456789abcdef0123456789abcdef").unwrap();
+        let auth = ClientAuth::private_key_jwt(PrivateKeyJwt::new("svc", key.clone()));
         let now = UNIX_EPOCH + Duration::from_secs(1_000);
         let assertion = |request: TokenRequest| {
             let pairs = form_pairs(request);
@@ -287,8 +268,13 @@ mod tests {
                 .unwrap()
                 .1
                 .clone();
-            let claims: serde_json::Value =
-                jsonwebtoken::dangerous::insecure_decode_claims(&value).unwrap();
+            let jws = tessera_core::jose::Jws::parse(&value).unwrap();
+            assert_eq!(jws.kid(), Some("k1"));
+            let claims: serde_json::Value = jws
+                .verify_with(key.verifying_key())
+                .unwrap()
+                .claims()
+                .unwrap();
             claims
         };
         let mut first = TokenRequest::new("client_credentials");

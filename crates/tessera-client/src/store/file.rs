@@ -1,7 +1,6 @@
-use std::fs::{self, File, OpenOptions};
-use std::io::{self, Write};
+use std::fs;
+use std::io;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_trait::async_trait;
 
@@ -93,58 +92,12 @@ impl TokenStore for FileTokenStore {
     }
 }
 
-/// Write to a sibling temporary file, flush it, rename it over `path`, then flush the directory entry.
+/// Replaces the token file atomically, readable by its owner only.
 fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), StoreError> {
-    static NEXT: AtomicU64 = AtomicU64::new(0);
-    let io_error = |source| StoreError::Io {
+    tessera_core::fs::write_private(path, bytes).map_err(|source| StoreError::Io {
         path: path.to_owned(),
         source,
-    };
-    let file_name = path.file_name().ok_or_else(|| {
-        io_error(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "the path names no file",
-        ))
-    })?;
-    let mut temp_name = std::ffi::OsString::from(".");
-    temp_name.push(file_name);
-    temp_name.push(format!(
-        ".{}.{}.tmp",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    ));
-    let temp = path.with_file_name(temp_name);
-
-    let written = write_new_file(&temp, bytes).and_then(|()| fs::rename(&temp, path));
-    if let Err(source) = written {
-        let _ = fs::remove_file(&temp);
-        return Err(io_error(source));
-    }
-    sync_parent(path).map_err(io_error)
-}
-
-fn write_new_file(path: &Path, bytes: &[u8]) -> io::Result<()> {
-    let mut options = OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(path)?;
-    file.write_all(bytes)?;
-    file.sync_all()
-}
-
-#[cfg(unix)]
-fn sync_parent(path: &Path) -> io::Result<()> {
-    match path.parent() {
-        Some(parent) if !parent.as_os_str().is_empty() => File::open(parent)?.sync_all(),
-        _ => File::open(".")?.sync_all(),
-    }
-}
-
-#[cfg(not(unix))]
-fn sync_parent(_path: &Path) -> io::Result<()> {
-    // Windows cannot open a directory as a file; the rename itself is atomic there.
-    Ok(())
+    })
 }
 
 #[cfg(test)]

@@ -5,11 +5,8 @@
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used)]
 
 use std::collections::{HashMap, HashSet};
-use std::future::Future;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicI64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll, Waker};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::Router;
@@ -21,10 +18,9 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use futures_util::future::BoxFuture;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use reqwest_middleware::{ClientBuilder, ClientWithMiddleware};
-use tessera_client::{AuthMiddleware, AuthMiddlewareBuilder, Clock, RefreshTokenGrant};
+use tessera_client::{AuthMiddleware, AuthMiddlewareBuilder, RefreshTokenGrant};
 use tessera_server::{Claims, JwtAuthLayer};
 use tokio::sync::Semaphore;
 
@@ -33,79 +29,6 @@ pub const ISSUER: &str = "https://issuer.test";
 pub const AUDIENCE: &str = "api";
 pub const CLIENT_ID: &str = "svc";
 pub const CLIENT_SECRET: &str = "cc s3cret:/";
-
-/// A clock that only moves when told to.
-#[derive(Debug, Clone)]
-pub struct ManualClock {
-    base: Instant,
-    base_system: SystemTime,
-    state: Arc<Mutex<ClockState>>,
-}
-
-#[derive(Debug, Default)]
-struct ClockState {
-    offset: Duration,
-    sleepers: Vec<Waker>,
-}
-
-impl ManualClock {
-    pub fn new() -> Self {
-        ManualClock {
-            base: Instant::now(),
-            base_system: SystemTime::now(),
-            state: Arc::default(),
-        }
-    }
-
-    pub fn advance(&self, by: Duration) {
-        let wakers = {
-            let mut state = self.state.lock().unwrap();
-            state.offset += by;
-            std::mem::take(&mut state.sleepers)
-        };
-        wakers.into_iter().for_each(Waker::wake);
-    }
-
-    fn offset(&self) -> Duration {
-        self.state.lock().unwrap().offset
-    }
-}
-
-impl Clock for ManualClock {
-    fn now(&self) -> Instant {
-        self.base + self.offset()
-    }
-
-    fn system_now(&self) -> SystemTime {
-        self.base_system + self.offset()
-    }
-
-    fn sleep(&self, duration: Duration) -> BoxFuture<'static, ()> {
-        Box::pin(ManualSleep {
-            state: Arc::clone(&self.state),
-            deadline: self.offset() + duration,
-        })
-    }
-}
-
-struct ManualSleep {
-    state: Arc<Mutex<ClockState>>,
-    deadline: Duration,
-}
-
-impl Future for ManualSleep {
-    type Output = ();
-
-    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<()> {
-        let mut state = self.state.lock().unwrap();
-        if state.offset >= self.deadline {
-            Poll::Ready(())
-        } else {
-            state.sleepers.push(cx.waker().clone());
-            Poll::Pending
-        }
-    }
-}
 
 /// An HS256 access token as the token service would mint it, expiring `lifetime` seconds from now
 /// (negative: already expired).

@@ -2,27 +2,24 @@
 //! file stem being the `kid`.
 
 use std::fs;
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 
-use super::{KeyError, KeySet, MIN_HMAC_SECRET_LEN, SigningAlgorithm, SigningKey};
-use crate::clock::{Clock as _, SystemClock};
-use crate::random;
+use tessera_core::jose::{Algorithm, KeyError, SigningKey};
+use tessera_core::{Clock as _, SystemClock, random};
+
+use super::SigningKeys;
 
 struct KeyFile {
     path: PathBuf,
     kid: String,
-    algorithm: SigningAlgorithm,
+    algorithm: Algorithm,
     created: i64,
 }
 
-pub(super) fn load_or_generate(
-    dir: &Path,
-    algorithm: SigningAlgorithm,
-) -> Result<KeySet, KeyError> {
+pub(super) fn load_or_generate(dir: &Path, algorithm: Algorithm) -> Result<SigningKeys, KeyError> {
     fs::create_dir_all(dir).map_err(|source| KeyError::Io {
         path: dir.to_owned(),
         source,
@@ -33,15 +30,15 @@ pub(super) fn load_or_generate(
         Some(newest) => load(&files.remove(newest))?,
         None => create(dir, algorithm)?,
     };
-    let mut keys = KeySet::new(signer);
+    let mut keys = SigningKeys::new(signer)?;
     for file in files.iter().rev() {
-        keys = keys.with_verifying_key(load(file)?.verifying_key().clone())?;
+        keys = keys.with_retired(&load(file)?)?;
     }
     tracing::info!(
         dir = %dir.display(),
         kid = keys.signer().kid(),
         algorithm = %algorithm,
-        verifying = keys.verifying_keys().len(),
+        verifying = keys.verifying().len(),
         "loaded access-token keys"
     );
     Ok(keys)
@@ -63,7 +60,7 @@ fn list(dir: &Path) -> Result<Vec<KeyFile>, KeyError> {
         let (Some(alg), Some(created), Some(_)) = (parts.next(), parts.next(), parts.next()) else {
             continue;
         };
-        let Ok(algorithm) = alg.parse::<SigningAlgorithm>() else {
+        let Ok(algorithm) = alg.parse::<Algorithm>() else {
             continue;
         };
         let Ok(created) = created.parse::<i64>() else {
@@ -99,22 +96,18 @@ fn load(file: &KeyFile) -> Result<SigningKey, KeyError> {
     }
 }
 
-fn create(dir: &Path, algorithm: SigningAlgorithm) -> Result<SigningKey, KeyError> {
-    let created = SystemClock.now();
+fn create(dir: &Path, algorithm: Algorithm) -> Result<SigningKey, KeyError> {
+    let created = SystemClock.unix_seconds();
     let kid = format!(
         "{}-{created:010}-{}",
         algorithm.as_str().to_ascii_lowercase(),
         random::id::<6>()?
     );
-    let (key, content) = if algorithm.is_symmetric() {
-        let secret = random::bytes::<MIN_HMAC_SECRET_LEN>()?;
-        (
-            SigningKey::from_hmac_secret(kid.clone(), &secret)?,
-            URL_SAFE_NO_PAD.encode(secret),
-        )
-    } else {
-        let pem = super::material::generate_pkcs8_pem(algorithm)?;
-        (SigningKey::from_pem(kid.clone(), algorithm, &pem)?, pem)
+    let key = SigningKey::generate_with_kid(kid.clone(), algorithm)?;
+    let content = match (key.to_pkcs8_pem()?, key.hmac_secret()) {
+        (Some(pem), _) => pem,
+        (None, Some(secret)) => URL_SAFE_NO_PAD.encode(secret),
+        (None, None) => return Err(KeyError::Generate { algorithm }),
     };
     let extension = if algorithm.is_symmetric() {
         "secret"
@@ -167,17 +160,10 @@ fn decode_secret(path: &Path, text: &str) -> Result<Vec<u8>, KeyError> {
 
 /// Writes a new file readable by the owner only, failing rather than overwriting an existing key.
 fn write_private(path: &Path, content: &[u8]) -> Result<(), KeyError> {
-    let io = |source| KeyError::Io {
+    tessera_core::fs::create_private(path, content).map_err(|source| KeyError::Io {
         path: path.to_owned(),
         source,
-    };
-    let mut options = fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
-    let mut file = options.open(path).map_err(io)?;
-    file.write_all(content).map_err(io)?;
-    file.sync_all().map_err(io)
+    })
 }
 
 #[cfg(test)]
@@ -187,15 +173,15 @@ mod tests {
     #[test]
     fn keys_survive_a_reload_and_other_algorithms_keep_verifying() {
         let dir = tempfile::tempdir().unwrap();
-        let first = load_or_generate(dir.path(), SigningAlgorithm::EdDSA).unwrap();
-        let again = load_or_generate(dir.path(), SigningAlgorithm::EdDSA).unwrap();
+        let first = load_or_generate(dir.path(), Algorithm::EdDsa).unwrap();
+        let again = load_or_generate(dir.path(), Algorithm::EdDsa).unwrap();
         assert_eq!(first.signer().kid(), again.signer().kid());
         assert_eq!(first.jwks(), again.jwks());
 
-        let switched = load_or_generate(dir.path(), SigningAlgorithm::Es256).unwrap();
-        assert_eq!(switched.signer().algorithm(), SigningAlgorithm::Es256);
+        let switched = load_or_generate(dir.path(), Algorithm::Es256).unwrap();
+        assert_eq!(switched.signer().algorithm(), Algorithm::Es256);
         assert!(
-            switched.find(first.signer().kid()).is_some(),
+            switched.verifying().get(first.signer().kid()).is_some(),
             "the EdDSA key still verifies"
         );
         assert_eq!(switched.jwks().keys.len(), 2);
@@ -204,15 +190,15 @@ mod tests {
     #[test]
     fn hmac_and_rsa_keys_persist() {
         let dir = tempfile::tempdir().unwrap();
-        let hmac = load_or_generate(dir.path(), SigningAlgorithm::Hs256).unwrap();
+        let hmac = load_or_generate(dir.path(), Algorithm::Hs256).unwrap();
         assert!(
             hmac.jwks().keys.is_empty(),
             "HS256 secrets are never published"
         );
-        let rsa = load_or_generate(dir.path(), SigningAlgorithm::Rs256).unwrap();
-        let rsa_again = load_or_generate(dir.path(), SigningAlgorithm::Rs256).unwrap();
+        let rsa = load_or_generate(dir.path(), Algorithm::Rs256).unwrap();
+        let rsa_again = load_or_generate(dir.path(), Algorithm::Rs256).unwrap();
         assert_eq!(rsa.jwks(), rsa_again.jwks());
-        assert!(rsa_again.find(hmac.signer().kid()).is_some());
+        assert!(rsa_again.verifying().get(hmac.signer().kid()).is_some());
     }
 
     #[test]

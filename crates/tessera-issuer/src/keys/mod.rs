@@ -1,121 +1,58 @@
-//! Access-token signing keys: generation, PEM/JWK loading, persistence in a key directory, and the JWKS.
-//!
-//! A [`KeySet`] holds one [`SigningKey`] that signs new tokens and any number of [`VerifyingKey`]s that
-//! still verify tokens signed before a key rotation. [`KeySet::load_or_generate`] keeps keys in a directory
-//! so a restart keeps every issued token valid.
+//! The token service's keys: one signs access tokens, every one verifies them, the public ones are
+//! published as the JWKS. [`SigningKeys::load_or_generate`] keeps them in a directory so a restart keeps
+//! every issued token valid.
 
-mod algorithm;
 mod dir;
-mod material;
-mod signer;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
+use std::sync::Arc;
 
-use jsonwebtoken::jwk::JwkSet;
+use tessera_core::jose::{Algorithm, Jwk, JwkSet, JwtKey, KeyError, KeySet, SigningKey};
 
-pub use algorithm::{SigningAlgorithm, UnknownAlgorithm};
 pub(crate) use dir::load_or_create_secret;
-pub use material::{MIN_HMAC_SECRET_LEN, SigningKey, VerifyingKey};
-pub use signer::SignError;
-
-use crate::random::RandomError;
-
-/// What went wrong creating or loading a key. Messages name the key and say what to fix.
-#[derive(Debug, thiserror::Error)]
-pub enum KeyError {
-    /// The crypto library could not generate a key.
-    #[error("could not generate a {algorithm} key")]
-    Generate {
-        /// The algorithm asked for.
-        algorithm: SigningAlgorithm,
-    },
-    /// The OS random generator failed.
-    #[error(transparent)]
-    Random(#[from] RandomError),
-    /// A PEM document is not a private key of the expected algorithm.
-    #[error("key `{kid}` is not a valid {algorithm} private key in PEM (PKCS#8): {detail}")]
-    InvalidPem {
-        /// The key id.
-        kid: String,
-        /// The algorithm the key was loaded for.
-        algorithm: SigningAlgorithm,
-        /// What the parser said.
-        detail: String,
-    },
-    /// An RSA key is too small to be safe.
-    #[error("RSA key `{kid}` has {bits} bits; use at least 2048")]
-    WeakRsaKey {
-        /// The key id.
-        kid: String,
-        /// The modulus size found.
-        bits: usize,
-    },
-    /// An HS256 secret is too short.
-    #[error("HS256 secret `{kid}` has {len} bytes; use at least 32 random bytes")]
-    HmacSecretTooShort {
-        /// The key id.
-        kid: String,
-        /// The length found.
-        len: usize,
-    },
-    /// A JWK document is unusable.
-    #[error("invalid JWK: {detail}")]
-    InvalidJwk {
-        /// What is wrong with it.
-        detail: String,
-    },
-    /// Two keys share a `kid`, so a token's header could not pick one.
-    #[error("two keys have the kid `{0}`; every key needs its own kid")]
-    DuplicateKid(String),
-    /// Reading or writing the key directory failed.
-    #[error("key file {}: {source}", path.display())]
-    Io {
-        /// The file or directory.
-        path: PathBuf,
-        /// The I/O error.
-        source: std::io::Error,
-    },
-    /// A file in the key directory has unusable content.
-    #[error("key file {}: {detail}", path.display())]
-    InvalidFile {
-        /// The file.
-        path: PathBuf,
-        /// What is wrong with it.
-        detail: String,
-    },
-}
 
 /// The keys of a token service: one signs, all verify.
 ///
 /// ```
-/// use tessera_issuer::{KeySet, SigningAlgorithm, SigningKey};
+/// use tessera_issuer::SigningKeys;
+/// use tessera_issuer::jose::{Algorithm, SigningKey};
 ///
-/// let old = SigningKey::generate(SigningAlgorithm::EdDSA)?;
-/// let keys = KeySet::new(SigningKey::generate(SigningAlgorithm::Es256)?)
-///     .with_verifying_key(old.verifying_key().clone())?;
+/// let old = SigningKey::generate(Algorithm::EdDsa)?;
+/// let keys = SigningKeys::new(SigningKey::generate(Algorithm::Es256)?)?.with_retired(&old)?;
 /// assert_eq!(keys.jwks().keys.len(), 2);
-/// assert!(keys.find(old.kid()).is_some());
-/// # Ok::<(), tessera_issuer::KeyError>(())
+/// assert!(keys.verifying().get(old.kid()).is_some());
+/// # Ok::<(), tessera_issuer::jose::KeyError>(())
 /// ```
 #[derive(Debug, Clone)]
-pub struct KeySet {
+pub struct SigningKeys {
     signer: SigningKey,
-    verifying: Vec<VerifyingKey>,
+    verifying: KeySet,
+    published: JwkSet,
 }
 
-impl KeySet {
+impl SigningKeys {
     /// A set whose only key is `signer`.
-    pub fn new(signer: SigningKey) -> Self {
-        let verifying = vec![signer.verifying_key().clone()];
-        KeySet { signer, verifying }
+    ///
+    /// # Errors
+    /// Never for a single key; the signature matches the other constructors.
+    pub fn new(signer: SigningKey) -> Result<SigningKeys, KeyError> {
+        let verifying = KeySet::from_shared(vec![Arc::clone(signer.verifying_key())])?;
+        let published = JwkSet {
+            keys: signer.public_jwk().cloned().into_iter().collect(),
+        };
+        Ok(SigningKeys {
+            signer,
+            verifying,
+            published,
+        })
     }
 
     /// A set with one freshly generated key that lives only in memory: tokens die with the process.
     ///
     /// # Errors
     /// See [`SigningKey::generate`].
-    pub fn generate(algorithm: SigningAlgorithm) -> Result<Self, KeyError> {
-        SigningKey::generate(algorithm).map(KeySet::new)
+    pub fn generate(algorithm: Algorithm) -> Result<SigningKeys, KeyError> {
+        SigningKeys::new(SigningKey::generate(algorithm)?)
     }
 
     /// Loads every key in `dir`, generating (and saving) a key for `algorithm` if none exists yet.
@@ -128,20 +65,38 @@ impl KeySet {
     /// for files with bad content.
     pub fn load_or_generate(
         dir: impl AsRef<Path>,
-        algorithm: SigningAlgorithm,
-    ) -> Result<Self, KeyError> {
+        algorithm: Algorithm,
+    ) -> Result<SigningKeys, KeyError> {
         dir::load_or_generate(dir.as_ref(), algorithm)
     }
 
-    /// Adds a key that verifies but never signs (a retired key, or another instance's key).
+    /// Adds a key that verifies but no longer signs (a retired key); its public half is published.
     ///
     /// # Errors
     /// [`KeyError::DuplicateKid`] if the set already has a key with that `kid`.
-    pub fn with_verifying_key(mut self, key: VerifyingKey) -> Result<Self, KeyError> {
-        if self.find(key.kid()).is_some() {
-            return Err(KeyError::DuplicateKid(key.kid().to_owned()));
-        }
-        self.verifying.push(key);
+    pub fn with_retired(self, key: &SigningKey) -> Result<SigningKeys, KeyError> {
+        self.with_verifying(Arc::clone(key.verifying_key()), key.public_jwk().cloned())
+    }
+
+    /// Adds a public key that verifies and is published but that this service cannot sign with (another
+    /// instance's key, say).
+    ///
+    /// # Errors
+    /// [`KeyError::InvalidJwk`] for an unusable JWK, [`KeyError::DuplicateKid`] for a `kid` already present.
+    pub fn with_public_key(self, jwk: Jwk) -> Result<SigningKeys, KeyError> {
+        let key = jwk.to_key()?;
+        self.with_verifying(Arc::new(key), Some(jwk))
+    }
+
+    fn with_verifying(
+        mut self,
+        key: Arc<JwtKey>,
+        jwk: Option<Jwk>,
+    ) -> Result<SigningKeys, KeyError> {
+        let mut keys: Vec<_> = self.verifying.shared().cloned().collect();
+        keys.push(key);
+        self.verifying = KeySet::from_shared(keys)?;
+        self.published.keys.extend(jwk);
         Ok(self)
     }
 
@@ -151,23 +106,12 @@ impl KeySet {
     }
 
     /// Every key that verifies, the signer's first.
-    pub fn verifying_keys(&self) -> &[VerifyingKey] {
+    pub fn verifying(&self) -> &KeySet {
         &self.verifying
     }
 
-    /// The verifying key with this `kid`.
-    pub fn find(&self, kid: &str) -> Option<&VerifyingKey> {
-        self.verifying.iter().find(|key| key.kid() == kid)
-    }
-
     /// The public keys as a JWKS document (RFC 7517 §5). HS256 secrets are never included.
-    pub fn jwks(&self) -> JwkSet {
-        JwkSet {
-            keys: self
-                .verifying
-                .iter()
-                .filter_map(|key| key.jwk().cloned())
-                .collect(),
-        }
+    pub fn jwks(&self) -> &JwkSet {
+        &self.published
     }
 }

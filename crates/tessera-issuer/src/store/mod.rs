@@ -15,8 +15,8 @@ use serde::Serialize;
 pub use memory::MemoryStore;
 pub use sqlite::{SqliteStore, SqliteStoreOptions};
 
-use crate::random::{self, RandomError};
 use crate::refresh::{RotationSalt, TokenHash};
+use tessera_core::random::{self, RandomError};
 
 /// The identifier of a token family, i.e. of one device session: 128 random bits, base64url.
 ///

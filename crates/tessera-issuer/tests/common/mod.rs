@@ -12,8 +12,8 @@ use http::header::CONTENT_TYPE;
 use http::{HeaderMap, Request, StatusCode};
 use serde_json::Value;
 use tessera_issuer::{
-    AuthEvent, ClientRegistration, Issuer, ManualClock, PasswordHashing, RefreshStore,
-    SigningAlgorithm, SigningKey,
+    Algorithm, AuthEvent, ClientRegistration, Issuer, ManualClock, PasswordHashing, RefreshStore,
+    jose::SigningKey,
 };
 use tower::ServiceExt as _;
 
@@ -45,9 +45,9 @@ pub fn harness_with<S: RefreshStore>(
     store: S,
     configure: impl FnOnce(tessera_issuer::IssuerBuilder) -> tessera_issuer::IssuerBuilder,
 ) -> Harness<S> {
-    let clock = ManualClock::new(START);
+    let clock = ManualClock::at_unix(START);
     let events = Arc::new(Mutex::new(Vec::new()));
-    let client_key = SigningKey::generate(SigningAlgorithm::Es256).unwrap();
+    let client_key = SigningKey::generate(Algorithm::Es256).unwrap();
     let secret_hash = cheap_hashing().hash(CLIENT_SECRET).unwrap();
     let seen = events.clone();
     let builder = Issuer::builder()

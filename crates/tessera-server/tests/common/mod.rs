@@ -3,10 +3,6 @@
 
 #![allow(dead_code, unreachable_pub, clippy::unwrap_used)]
 
-use std::sync::Arc;
-use std::sync::atomic::{AtomicI64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
 use axum::Router;
 use axum::body::Body;
 use axum::routing::get;
@@ -37,32 +33,7 @@ pub const P384_PUBLIC: &str = include_str!("../keys/p384.pub");
 pub const ED25519_PRIVATE: &str = include_str!("../keys/ed25519.key");
 pub const ED25519_PUBLIC: &str = include_str!("../keys/ed25519.pub");
 
-/// A clock tests step by hand.
-#[derive(Clone)]
-pub struct TestClock(Arc<AtomicI64>);
-
-impl TestClock {
-    pub fn at(seconds: i64) -> TestClock {
-        TestClock(Arc::new(AtomicI64::new(seconds * 1000)))
-    }
-
-    pub fn advance(&self, by: Duration) {
-        self.0
-            .fetch_add(i64::try_from(by.as_millis()).unwrap(), Ordering::SeqCst);
-    }
-
-    pub fn set(&self, seconds: i64) {
-        self.0.store(seconds * 1000, Ordering::SeqCst);
-    }
-
-    pub fn as_fn(&self) -> impl Fn() -> SystemTime + Send + Sync + 'static {
-        let millis = Arc::clone(&self.0);
-        move || {
-            UNIX_EPOCH
-                + Duration::from_millis(u64::try_from(millis.load(Ordering::SeqCst)).unwrap())
-        }
-    }
-}
+pub use tessera_server::ManualClock as TestClock;
 
 /// Signing material for one algorithm.
 pub struct Signer {

@@ -1,10 +1,141 @@
-//! JWK (RFC 7517) and JWKS documents to [`JwtKey`]s.
+//! JWK (RFC 7517) and JWKS documents: parsed into [`JwtKey`]s, published as [`Jwk`]s.
 
+use aws_lc_rs::digest;
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
-use crate::{Algorithm, JwtKey, KeyError};
+use super::{Algorithm, JwtKey, KeyError};
+
+/// A public JWK (RFC 7517 §4) as Tessera publishes and reads it: the members of RSA, EC and OKP public keys.
+///
+/// ```
+/// use tessera_core::jose::Jwk;
+///
+/// // RFC 7638 §3.1's example key and thumbprint.
+/// let jwk: Jwk = serde_json::from_str(r#"{"kty":"RSA","e":"AQAB","alg":"RS256","kid":"2011-04-29",
+///     "n":"0vx7agoebGcQSuuPiLJXZptN9nndrQmbXEps2aiAFbWhM78LhWx4cbbfAAtVT86zwu1RK7aPFFxuhDR1L6tSoc_BJECPebWKRXjBZCiFV4n3oknjhMstn64tZ_2W-5JsGY4Hc5n9yBXArwl93lqt7_RN5w6Cf0h4QyQ5v-65YGjQR0_FDW2QvzqY368QQMicAtaSqzs8KJZgnYb9c7d0zgdAZHzu6qMQvRL5hajrn1n91CbOpbISD08qNLyrdkt-bFTWhAI4vMQFh6WeZu0fM4lFd2NcRwr3XPksINHaQ-G_xBniIqbw0Ls1jF44-csFCur-kEgU8awapJzKnqDKgw"}"#)?;
+/// assert_eq!(jwk.thumbprint()?, "NzbLsXh8uDCcd-6MNwXF4W_7noWXFZAfHkxZsRGC9Xs");
+/// # Ok::<(), Box<dyn std::error::Error>>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Jwk {
+    /// The key type: `RSA`, `EC`, `OKP`.
+    pub kty: String,
+    /// The intended use; `sig` for every key Tessera publishes.
+    #[serde(rename = "use", default, skip_serializing_if = "Option::is_none")]
+    pub key_use: Option<String>,
+    /// The algorithm the key is bound to.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alg: Option<String>,
+    /// The key id.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kid: Option<String>,
+    /// The curve of an EC or OKP key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub crv: Option<String>,
+    /// The x coordinate (EC) or public key (OKP).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub x: Option<String>,
+    /// The y coordinate (EC).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub y: Option<String>,
+    /// The modulus (RSA).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub n: Option<String>,
+    /// The exponent (RSA).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub e: Option<String>,
+}
+
+/// A JWKS document (RFC 7517 §5).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct JwkSet {
+    /// The keys.
+    pub keys: Vec<Jwk>,
+}
+
+impl Jwk {
+    /// The verification key this JWK describes (see [`JwtKey::from_jwk_json`] for how its algorithm is
+    /// chosen).
+    ///
+    /// # Errors
+    /// [`KeyError::InvalidJwk`] when a member is missing or the key is unusable.
+    pub fn to_key(&self) -> Result<JwtKey, KeyError> {
+        key_from_fields(
+            JwkFields {
+                kty: self.kty.clone(),
+                public_key_use: self.key_use.clone(),
+                alg: self.alg.clone(),
+                kid: self.kid.clone(),
+                crv: self.crv.clone(),
+                x: self.x.clone(),
+                y: self.y.clone(),
+                n: self.n.clone(),
+                e: self.e.clone(),
+                k: None,
+            },
+            Secrets::Refused,
+        )
+    }
+
+    /// The JWK with only the members RFC 7638 §3.2 requires for its key type: what a DPoP proof embeds and
+    /// what the thumbprint hashes.
+    pub fn thumbprint_members(&self) -> Jwk {
+        let (crv, x, y, n, e) = match self.kty.as_str() {
+            "RSA" => (None, None, None, self.n.clone(), self.e.clone()),
+            "EC" => (self.crv.clone(), self.x.clone(), self.y.clone(), None, None),
+            _ => (self.crv.clone(), self.x.clone(), None, None, None),
+        };
+        Jwk {
+            kty: self.kty.clone(),
+            key_use: None,
+            alg: None,
+            kid: None,
+            crv,
+            x,
+            y,
+            n,
+            e,
+        }
+    }
+
+    /// The RFC 7638 thumbprint: base64url of the SHA-256 of the required members, in lexicographic order,
+    /// without whitespace. DPoP binds tokens to it (`cnf.jkt`, RFC 9449 §6.1).
+    ///
+    /// # Errors
+    /// [`KeyError::InvalidJwk`] when a required member is missing or the key type is not RSA, EC or OKP.
+    pub fn thumbprint(&self) -> Result<String, KeyError> {
+        let missing = |name: &str| KeyError::InvalidJwk {
+            kid: self.kid.clone(),
+            reason: format!("the `{name}` member is missing"),
+        };
+        let member =
+            |value: &Option<String>, name: &str| value.clone().ok_or_else(|| missing(name));
+        // serde_json writes a `json!` object's members in lexicographic order (no `preserve_order`), which
+        // is exactly RFC 7638's canonical form.
+        let canonical = match self.kty.as_str() {
+            "RSA" => {
+                serde_json::json!({"e": member(&self.e, "e")?, "kty": "RSA", "n": member(&self.n, "n")?})
+            }
+            "EC" => serde_json::json!({
+                "crv": member(&self.crv, "crv")?, "kty": "EC",
+                "x": member(&self.x, "x")?, "y": member(&self.y, "y")?,
+            }),
+            "OKP" => {
+                serde_json::json!({"crv": member(&self.crv, "crv")?, "kty": "OKP", "x": member(&self.x, "x")?})
+            }
+            other => {
+                return Err(KeyError::InvalidJwk {
+                    kid: self.kid.clone(),
+                    reason: format!("no thumbprint for the key type {other:?}"),
+                });
+            }
+        };
+        let digest = digest::digest(&digest::SHA256, canonical.to_string().as_bytes());
+        Ok(URL_SAFE_NO_PAD.encode(digest.as_ref()))
+    }
+}
 
 /// The members of a JWK that verification needs. Deliberately not `Debug`: `k` is a secret.
 #[derive(Deserialize)]
@@ -32,7 +163,7 @@ struct JwkFields {
 
 /// Whether a JWK may hold a shared secret (`kty: oct`). A remote JWKS is public, so it never may.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) enum Secrets {
+pub(super) enum Secrets {
     Allowed,
     Refused,
 }
@@ -58,7 +189,7 @@ impl JwtKey {
 
 /// Parses a JWKS document, keeping every usable signature key and skipping (with a `debug` event) the
 /// ones that are not: encryption keys, unsupported key types or algorithms.
-pub(crate) fn keys_from_jwks(json: &[u8], secrets: Secrets) -> Result<Vec<JwtKey>, KeyError> {
+pub(super) fn keys_from_jwks(json: &[u8], secrets: Secrets) -> Result<Vec<JwtKey>, KeyError> {
     #[derive(Deserialize)]
     struct Document {
         keys: Vec<serde_json::Value>,

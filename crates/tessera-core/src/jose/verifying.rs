@@ -1,5 +1,3 @@
-//! Verification keys: one algorithm per key, parsed once when loaded.
-
 use std::fmt;
 
 use aws_lc_rs::digest;
@@ -9,63 +7,10 @@ use aws_lc_rs::signature::{
     RSA_PKCS1_2048_8192_SHA256, RSA_PSS_2048_8192_SHA256, VerificationAlgorithm,
 };
 
-use crate::Algorithm;
+use super::{Algorithm, KeyError};
 
 /// The shortest HMAC secret accepted: 256 bits, the output size of SHA-256 (RFC 7518 §3.2).
 pub const MIN_HMAC_SECRET_LEN: usize = 32;
-
-/// Why a key could not be loaded.
-#[derive(Debug, thiserror::Error)]
-#[non_exhaustive]
-pub enum KeyError {
-    /// The HMAC secret is shorter than [`MIN_HMAC_SECRET_LEN`] bytes.
-    #[error("the HMAC secret is {len} bytes; HS256 needs at least 32 random bytes")]
-    HmacSecretTooShort {
-        /// The length of the secret that was given.
-        len: usize,
-    },
-    /// The PEM text is not a public key of the family the algorithm needs.
-    #[error("the PEM is not a {algorithm} public key: {reason}")]
-    InvalidPem {
-        /// The algorithm the key was loaded for.
-        algorithm: Algorithm,
-        /// What the PEM parser reported.
-        reason: String,
-    },
-    /// The key bytes were rejected by the crypto backend (wrong curve, RSA key too small, bad encoding).
-    #[error("the {algorithm} key material was rejected: {reason}")]
-    Rejected {
-        /// The algorithm the key was loaded for.
-        algorithm: Algorithm,
-        /// What the crypto backend reported.
-        reason: String,
-    },
-    /// An HMAC algorithm was asked of a PEM or a public key of another family.
-    #[error("{algorithm} cannot be loaded from {source_kind}")]
-    WrongKeyKind {
-        /// The algorithm the key was loaded for.
-        algorithm: Algorithm,
-        /// What was given instead.
-        source_kind: &'static str,
-    },
-    /// A JWK could not be used.
-    #[error("unusable JWK{}: {reason}", kid.as_deref().map(|kid| format!(" (kid {kid:?})")).unwrap_or_default())]
-    InvalidJwk {
-        /// The JWK's `kid`, when it has one.
-        kid: Option<String>,
-        /// What is wrong with it.
-        reason: String,
-    },
-    /// A JWKS document is not a JSON object with a `keys` array.
-    #[error("the JWKS document is not valid: {0}")]
-    InvalidJwks(String),
-    /// Two keys of one set share a `kid`, so a token's `kid` could not select one of them.
-    #[error("two keys share the kid {0:?}; every kid in a key set must be unique")]
-    DuplicateKid(String),
-    /// A key set holds no usable key.
-    #[error("the key set holds no usable verification key")]
-    Empty,
-}
 
 enum Verifier {
     Hmac(Box<hmac::Key>),
@@ -78,13 +23,13 @@ enum Verifier {
 /// key bytes.
 ///
 /// ```
-/// use tessera_server::{Algorithm, JwtKey};
+/// use tessera_core::jose::{Algorithm, JwtKey};
 ///
 /// let hmac = JwtKey::hmac(b"0123456789abcdef0123456789abcdef")?.with_kid("2026-11");
 /// assert_eq!(hmac.algorithm(), Algorithm::Hs256);
 /// assert_eq!(hmac.kid(), Some("2026-11"));
 /// assert!(JwtKey::hmac(b"too short").is_err());
-/// # Ok::<(), tessera_server::KeyError>(())
+/// # Ok::<(), tessera_core::jose::KeyError>(())
 /// ```
 pub struct JwtKey {
     kid: Option<Box<str>>,
@@ -133,6 +78,7 @@ impl JwtKey {
             Algorithm::EdDsa => DecodingKey::from_ed_pem(pem),
         };
         let invalid = |error: jsonwebtoken::errors::Error| KeyError::InvalidPem {
+            kid: None,
             algorithm,
             reason: error.to_string(),
         };
@@ -193,7 +139,7 @@ impl JwtKey {
 
     /// Whether `signature` is a valid signature of `message` under this key, compared in constant time for
     /// HMAC.
-    pub(crate) fn verify(&self, message: &[u8], signature: &[u8]) -> bool {
+    pub fn verify(&self, message: &[u8], signature: &[u8]) -> bool {
         match &self.verifier {
             Verifier::Hmac(key) => hmac::verify(key, message, signature).is_ok(),
             Verifier::Public(key) => key.verify_sig(message, signature).is_ok(),
@@ -201,7 +147,7 @@ impl JwtKey {
     }
 
     /// Whether both keys hold the same material for the same algorithm and name.
-    pub(crate) fn same_key(&self, other: &JwtKey) -> bool {
+    pub fn same_key(&self, other: &JwtKey) -> bool {
         self.algorithm == other.algorithm
             && self.kid == other.kid
             && self.fingerprint == other.fingerprint

@@ -1,4 +1,4 @@
-//! Randomness from the operating system's CSPRNG (through aws-lc-rs) and the base64url encoding of it.
+//! Randomness from the operating system's CSPRNG (through aws-lc-rs), and its base64url encoding.
 
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use base64::Engine as _;
@@ -10,7 +10,10 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 pub struct RandomError;
 
 /// `N` bytes from the OS CSPRNG.
-pub(crate) fn bytes<const N: usize>() -> Result<[u8; N], RandomError> {
+///
+/// # Errors
+/// [`RandomError`] when the OS generator fails.
+pub fn bytes<const N: usize>() -> Result<[u8; N], RandomError> {
     let mut out = [0_u8; N];
     SystemRandom::new()
         .fill(&mut out)
@@ -19,6 +22,14 @@ pub(crate) fn bytes<const N: usize>() -> Result<[u8; N], RandomError> {
 }
 
 /// `N` random bytes, base64url-encoded without padding: identifiers such as `jti`, family ids and `kid`s.
-pub(crate) fn id<const N: usize>() -> Result<String, RandomError> {
+///
+/// ```
+/// assert_eq!(tessera_core::random::id::<12>()?.len(), 16);
+/// # Ok::<(), tessera_core::random::RandomError>(())
+/// ```
+///
+/// # Errors
+/// [`RandomError`] when the OS generator fails.
+pub fn id<const N: usize>() -> Result<String, RandomError> {
     Ok(URL_SAFE_NO_PAD.encode(bytes::<N>()?))
 }

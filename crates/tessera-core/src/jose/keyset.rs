@@ -1,23 +1,20 @@
-//! Sets of live keys, and the swappable ring a layer reads them from.
-
 use std::sync::Arc;
 
-use arc_swap::ArcSwap;
-
-use crate::jwk::{Secrets, keys_from_jwks};
-use crate::{Algorithm, JwtKey, KeyError};
+use super::jwk::{Secrets, keys_from_jwks};
+use super::{Algorithm, JwtKey, KeyError};
 
 /// The keys that are live at one moment: several during a rotation, each with its own `kid`.
 ///
-/// Immutable and cheap to clone. To change the live keys of a running layer, replace the set in a
-/// [`KeyRing`].
+/// Immutable and cheap to clone. A resource server swaps whole sets (tessera-server's `KeyRing`), so a
+/// verification always sees one consistent set.
 #[derive(Debug, Clone, Default)]
 pub struct KeySet {
     keys: Arc<[Arc<JwtKey>]>,
 }
 
 /// The key a token selected, or why none could be.
-pub(crate) enum Selection<'a> {
+#[derive(Debug)]
+pub enum Selection<'a> {
     /// The token named this key by `kid`, or it is the only key for the token's algorithm.
     One(&'a Arc<JwtKey>),
     /// The token has no `kid`; these keys have its algorithm and each may have signed it.
@@ -37,7 +34,11 @@ impl KeySet {
         KeySet::from_shared(keys.into_iter().map(Arc::new).collect())
     }
 
-    pub(crate) fn from_shared(keys: Vec<Arc<JwtKey>>) -> Result<KeySet, KeyError> {
+    /// A set of keys that are already shared, keeping their identity (see [`KeySet::contains`]).
+    ///
+    /// # Errors
+    /// [`KeyError::DuplicateKid`] when two keys share a `kid`.
+    pub fn from_shared(keys: Vec<Arc<JwtKey>>) -> Result<KeySet, KeyError> {
         for (index, key) in keys.iter().enumerate() {
             if let Some(kid) = key.kid()
                 && keys[..index]
@@ -60,9 +61,12 @@ impl KeySet {
         KeySet::new(keys_from_jwks(json.as_bytes(), Secrets::Allowed)?)
     }
 
-    /// Parses a JWKS fetched from an issuer, where a shared secret has no business being.
-    #[cfg(feature = "remote-jwks")]
-    pub(crate) fn from_published_jwks(json: &[u8]) -> Result<KeySet, KeyError> {
+    /// Parses a JWKS published by an issuer, where a shared secret has no business being: `oct` entries are
+    /// skipped like any other unusable entry.
+    ///
+    /// # Errors
+    /// As [`KeySet::from_jwks_json`].
+    pub fn from_published_jwks(json: &[u8]) -> Result<KeySet, KeyError> {
         KeySet::new(keys_from_jwks(json, Secrets::Refused)?)
     }
 
@@ -89,7 +93,8 @@ impl KeySet {
             .map(|key| &**key)
     }
 
-    pub(crate) fn select(&self, kid: Option<&str>, algorithm: Algorithm) -> Selection<'_> {
+    /// The key a token with this `kid` and `alg` header selects.
+    pub fn select(&self, kid: Option<&str>, algorithm: Algorithm) -> Selection<'_> {
         if self.keys.is_empty() {
             // Nothing loaded yet (a remote set before its first fetch): as unknown as a key can be.
             return Selection::UnknownKid;
@@ -111,24 +116,26 @@ impl KeySet {
         }
     }
 
-    pub(crate) fn shared(&self) -> impl Iterator<Item = &Arc<JwtKey>> {
+    /// The live keys, as shared handles.
+    pub fn shared(&self) -> impl Iterator<Item = &Arc<JwtKey>> {
         self.keys.iter()
     }
 
-    pub(crate) fn candidates(&self, algorithm: Algorithm) -> impl Iterator<Item = &Arc<JwtKey>> {
+    /// The live keys bound to `algorithm`.
+    pub fn candidates(&self, algorithm: Algorithm) -> impl Iterator<Item = &Arc<JwtKey>> {
         self.keys
             .iter()
             .filter(move |key| key.algorithm() == algorithm)
     }
 
     /// Whether this very key (not merely an equal one) is live: what a cached verification depends on.
-    pub(crate) fn contains(&self, key: &Arc<JwtKey>) -> bool {
+    pub fn contains(&self, key: &Arc<JwtKey>) -> bool {
         self.keys.iter().any(|live| Arc::ptr_eq(live, key))
     }
 
     /// This set, with every key that `previous` already held replaced by the previous instance, so that
     /// cached verifications made with an unchanged key stay valid across a refresh.
-    pub(crate) fn reusing(self, previous: &KeySet) -> KeySet {
+    pub fn reusing(self, previous: &KeySet) -> KeySet {
         let keys = self
             .keys
             .iter()
@@ -138,47 +145,6 @@ impl KeySet {
             })
             .collect::<Vec<_>>();
         KeySet { keys: keys.into() }
-    }
-}
-
-/// A swappable [`KeySet`] shared by every layer built with it: replace the set to rotate keys while the
-/// server runs. Reads never wait; a replacement is visible to the next request.
-///
-/// ```
-/// use tessera_server::{JwtKey, KeyRing, KeySet};
-///
-/// let old = JwtKey::hmac([1; 32])?.with_kid("old");
-/// let ring = KeyRing::new(KeySet::new([old])?);
-/// let new = JwtKey::hmac([2; 32])?.with_kid("new");
-/// ring.replace(KeySet::new([new])?);
-/// assert!(ring.current().get("old").is_none());
-/// # Ok::<(), tessera_server::KeyError>(())
-/// ```
-#[derive(Debug, Clone)]
-pub struct KeyRing {
-    live: Arc<ArcSwap<KeySet>>,
-}
-
-impl KeyRing {
-    /// A ring holding `keys`.
-    pub fn new(keys: KeySet) -> KeyRing {
-        KeyRing {
-            live: Arc::new(ArcSwap::from_pointee(keys)),
-        }
-    }
-
-    /// Makes `keys` the live set. Keys present in both sets keep their cached verifications.
-    pub fn replace(&self, keys: KeySet) {
-        self.live.rcu(|previous| keys.clone().reusing(previous));
-    }
-
-    /// The live set.
-    pub fn current(&self) -> Arc<KeySet> {
-        self.live.load_full()
-    }
-
-    pub(crate) fn load(&self) -> arc_swap::Guard<Arc<KeySet>> {
-        self.live.load()
     }
 }
 
@@ -219,25 +185,5 @@ mod tests {
             set.select(None, Algorithm::Es256),
             Selection::AlgorithmMismatch
         ));
-    }
-
-    #[test]
-    fn replacing_keeps_instances_of_unchanged_keys() {
-        let ring = KeyRing::new(KeySet::new([hmac(1, "a"), hmac(2, "b")]).unwrap());
-        let before = ring.current();
-        ring.replace(KeySet::new([hmac(2, "b"), hmac(3, "c")]).unwrap());
-        let after = ring.current();
-        let kept = before
-            .keys
-            .iter()
-            .find(|key| key.kid() == Some("b"))
-            .unwrap();
-        assert!(after.contains(kept));
-        let dropped = before
-            .keys
-            .iter()
-            .find(|key| key.kid() == Some("a"))
-            .unwrap();
-        assert!(!after.contains(dropped));
     }
 }
