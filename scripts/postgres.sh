@@ -81,8 +81,8 @@ Install PostgreSQL so that initdb, pg_ctl and postgres are on PATH, then rerun."
 # A TCP port of 127.0.0.1 that nothing listens on, from the dynamic range. The server itself is the
 # final judge: postgres_start_throwaway tries again with another port when binding fails.
 _postgres_free_port() {
-    local port tries
-    for tries in $(seq 1 50); do
+    local port _
+    for _ in $(seq 1 50); do
         port=$((20000 + RANDOM % 30000))
         if ! (exec 3<>"/dev/tcp/127.0.0.1/$port") 2>/dev/null; then
             echo "$port"
