@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Test-only OpenID Provider for Tessera's interop tests: a real `oidc-provider` 9 on 127.0.0.1 that
-// mints JWT access tokens (RS256, PS256, ES256, EdDSA), rotating refresh tokens and DPoP-bound tokens
+// mints JWT access tokens (RS256, PS256, ES256, EdDSA, Ed25519), rotating refresh tokens, DPoP-bound tokens
 // through its own code paths. Prints one JSON line on stdout once listening (see README.md), logs
 // to stderr, and runs until SIGTERM/SIGINT (or until stdin closes, with --exit-with-stdin).
 //
