@@ -30,8 +30,11 @@ pub use request::{bearer, token_endpoint};
 pub use seeds::seeds;
 pub use service::{challenge, jwks, jws, jwt};
 
+/// A fuzz target: one input, checked against the target's properties (a broken one panics).
+pub type Target = fn(&[u8]);
+
 /// Every target, by the name its corpus folder has.
-pub const TARGETS: [(&str, fn(&[u8])); 6] = [
+pub const TARGETS: [(&str, Target); 6] = [
     ("bearer", bearer),
     ("jwt", jwt),
     ("jwks", jwks),

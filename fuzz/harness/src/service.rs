@@ -82,7 +82,7 @@ pub fn challenge(data: &[u8]) {
             let written = parsed.to_string();
             assert_eq!(
                 Challenge::parse_list(&written),
-                [parsed.clone()],
+                std::slice::from_ref(&parsed),
                 "{written:?} did not read back"
             );
         }
