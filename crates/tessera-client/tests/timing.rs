@@ -10,34 +10,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use common::{Behaviour, TestServer, client, mint};
+use common::{Behaviour, TestServer, client, fresh_session, log_in_expired, mint, outcome};
 use reqwest::StatusCode;
-use tessera_client::ManualClock;
 use tessera_client::{
-    AuthOutcome, Error, FileTokenStore, MemoryTokenStore, StoreError, TokenSet, TokenStore,
+    Error, FileTokenStore, ManualClock, MemoryTokenStore, StoreError, TokenSet, TokenStore,
 };
-
-fn outcome(response: &reqwest::Response) -> AuthOutcome {
-    *response.extensions().get::<AuthOutcome>().unwrap()
-}
-
-/// A session whose token is valid for 300 s on both the server's and the client's clock.
-async fn fresh_session(
-    server: &TestServer,
-    clock: &ManualClock,
-) -> (
-    tessera_client::AuthMiddleware,
-    reqwest_middleware::ClientWithMiddleware,
-) {
-    let auth = server.auth().clock(clock.clone()).build().unwrap();
-    server.issuer.accept_refresh_token("rt-login");
-    let tokens = TokenSet::new(mint(300))
-        .with_refresh_token("rt-login")
-        .with_expires_at(tessera_client::Clock::now(clock) + Duration::from_secs(300));
-    auth.set_tokens(tokens).await.unwrap();
-    let client = client(&auth);
-    (auth, client)
-}
 
 #[tokio::test]
 async fn refreshes_proactively_inside_the_skew_window() {
@@ -127,10 +104,7 @@ async fn an_unavailable_token_endpoint_is_retried_with_backoff_not_hammered() {
         .refresh_backoff(Duration::from_secs(10), Duration::from_secs(60))
         .build()
         .unwrap();
-    server.issuer.accept_refresh_token("rt-login");
-    auth.set_tokens(TokenSet::new(mint(-120)).with_refresh_token("rt-login"))
-        .await
-        .unwrap();
+    log_in_expired(&server, &auth).await;
     let client = client(&auth);
     let url = format!("{}/data", server.url);
     server.issuer.set_behaviour(Behaviour::Unavailable);
@@ -182,10 +156,7 @@ async fn retry_after_from_the_token_endpoint_stretches_the_backoff() {
     let server = TestServer::start().await;
     let clock = ManualClock::new();
     let auth = server.auth().clock(clock.clone()).build().unwrap();
-    server.issuer.accept_refresh_token("rt-login");
-    auth.set_tokens(TokenSet::new(mint(-120)).with_refresh_token("rt-login"))
-        .await
-        .unwrap();
+    log_in_expired(&server, &auth).await;
     let client = client(&auth);
     let url = format!("{}/data", server.url);
     server.issuer.set_behaviour(Behaviour::Throttled);
@@ -220,18 +191,11 @@ async fn a_clock_running_ahead_of_the_issuer_does_not_cause_a_refresh_per_reques
     // This machine's wall clock is 400 s ahead: the issuer's 300 s JWTs look expired on arrival.
     clock.advance(Duration::from_secs(400));
     let auth = server.auth().clock(clock.clone()).build().unwrap();
-    server.issuer.accept_refresh_token("rt-login");
-    auth.set_tokens(TokenSet::new(mint(-120)).with_refresh_token("rt-login"))
-        .await
-        .unwrap();
+    log_in_expired(&server, &auth).await;
     let client = client(&auth);
 
     for _ in 0..5 {
-        let response = client
-            .get(format!("{}/data", server.url))
-            .send()
-            .await
-            .unwrap();
+        let response = server.get(&client, "/data").await.unwrap();
         assert_eq!(response.status(), StatusCode::OK);
     }
     assert_eq!(
@@ -323,10 +287,7 @@ async fn a_pair_the_store_refuses_is_never_used_and_never_lost() {
         .store(store.clone())
         .build()
         .unwrap();
-    server.issuer.accept_refresh_token("rt-login");
-    auth.set_tokens(TokenSet::new(mint(-120)).with_refresh_token("rt-login"))
-        .await
-        .unwrap();
+    log_in_expired(&server, &auth).await;
     let client = client(&auth);
     let url = format!("{}/data", server.url);
     store.failing.store(true, Ordering::SeqCst);
@@ -411,11 +372,7 @@ async fn on_tokens_changed_is_awaited_before_use_and_can_refuse() {
     auth.set_tokens(login).await.unwrap();
     refuse.store(true, Ordering::SeqCst);
     let client = client(&auth);
-    let error = client
-        .get(format!("{}/data", server.url))
-        .send()
-        .await
-        .unwrap_err();
+    let error = server.get(&client, "/data").await.unwrap_err();
     assert!(matches!(
         Error::from_middleware(&error),
         Some(Error::TokenStore { .. })
@@ -424,11 +381,7 @@ async fn on_tokens_changed_is_awaited_before_use_and_can_refuse() {
 
     refuse.store(false, Ordering::SeqCst);
     clock.advance(Duration::from_secs(2));
-    let response = client
-        .get(format!("{}/data", server.url))
-        .send()
-        .await
-        .unwrap();
+    let response = server.get(&client, "/data").await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     let accepted = accepted.lock().unwrap();
     assert_eq!(accepted.len(), 2);
@@ -445,21 +398,14 @@ async fn a_file_store_survives_a_restart() {
     let server = TestServer::start().await;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("tokens.json");
-    server.issuer.accept_refresh_token("rt-login");
     {
         let auth = server
             .auth()
             .store(FileTokenStore::new(&path))
             .build()
             .unwrap();
-        auth.set_tokens(TokenSet::new(mint(-120)).with_refresh_token("rt-login"))
-            .await
-            .unwrap();
-        let response = client(&auth)
-            .get(format!("{}/data", server.url))
-            .send()
-            .await
-            .unwrap();
+        log_in_expired(&server, &auth).await;
+        let response = server.get(&client(&auth), "/data").await.unwrap();
         assert_eq!(response.status(), StatusCode::OK);
     }
     assert_eq!(server.issuer.calls(), 1);
@@ -471,11 +417,7 @@ async fn a_file_store_survives_a_restart() {
         .build()
         .unwrap();
     assert!(auth.tokens().is_none());
-    let response = client(&auth)
-        .get(format!("{}/data", server.url))
-        .send()
-        .await
-        .unwrap();
+    let response = server.get(&client(&auth), "/data").await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     assert!(!outcome(&response).refreshed(), "loaded, not refreshed");
     assert_eq!(server.issuer.calls(), 1);
