@@ -7,14 +7,18 @@ mod common;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, UNIX_EPOCH};
 
 use async_trait::async_trait;
-use common::{Behaviour, TestServer, client, fresh_session, log_in_expired, mint, outcome};
+use common::{
+    Behaviour, TestServer, client, fresh_session, log_in_expired, log_in_fresh, mint, outcome,
+};
 use reqwest::StatusCode;
 use tessera_client::{
-    Error, FileTokenStore, ManualClock, MemoryTokenStore, StoreError, TokenSet, TokenStore,
+    AuthMiddleware, Error, FileTokenStore, ManualClock, MemoryTokenStore, RefreshContext,
+    RefreshError, StoreError, TokenSet, TokenStore,
 };
+use tessera_core::TokenResponse;
 
 #[tokio::test]
 async fn refreshes_proactively_inside_the_skew_window() {
@@ -425,4 +429,146 @@ async fn a_file_store_survives_a_restart() {
         auth.tokens().unwrap().refresh_token().unwrap().as_str(),
         "rt-0"
     );
+}
+
+#[tokio::test]
+async fn a_lifetime_cap_too_long_for_the_clock_caps_nothing() {
+    let server = TestServer::start().await;
+    let clock = ManualClock::new();
+    let auth = server
+        .auth()
+        .clock(clock.clone())
+        .max_token_lifetime(Duration::MAX)
+        .build()
+        .unwrap();
+    log_in_fresh(&server, &auth, &clock).await;
+    let client = client(&auth);
+
+    // The token's own 300 s rule: due between 228 s and 240 s.
+    clock.advance(Duration::from_secs(227));
+    assert!(!outcome(&server.get(&client, "/data").await.unwrap()).refreshed());
+    clock.advance(Duration::from_secs(14));
+    assert!(outcome(&server.get(&client, "/data").await.unwrap()).refreshed());
+    assert_eq!(server.issuer.calls(), 1);
+}
+
+#[tokio::test]
+async fn a_skew_longer_than_the_lifetime_is_held_to_half_of_it() {
+    let server = TestServer::start().await;
+    let clock = ManualClock::new();
+    let auth = server
+        .auth()
+        .clock(clock.clone())
+        .refresh_skew(Duration::MAX)
+        .build()
+        .unwrap();
+    log_in_fresh(&server, &auth, &clock).await;
+    let client = client(&auth);
+
+    clock.advance(Duration::from_secs(149));
+    assert!(!outcome(&server.get(&client, "/data").await.unwrap()).refreshed());
+    clock.advance(Duration::from_secs(1));
+    assert!(outcome(&server.get(&client, "/data").await.unwrap()).refreshed());
+    assert_eq!(server.issuer.calls(), 1);
+}
+
+#[tokio::test]
+async fn a_backoff_too_long_for_the_clock_still_reports_the_failure() {
+    let server = TestServer::start().await;
+    let clock = ManualClock::new();
+    let auth = server
+        .auth()
+        .clock(clock.clone())
+        .refresh_backoff(Duration::MAX, Duration::MAX)
+        .build()
+        .unwrap();
+    log_in_expired(&server, &auth).await;
+    let client = client(&auth);
+    server.issuer.set_behaviour(Behaviour::Unavailable);
+
+    for _ in 0..2 {
+        let error = server.get(&client, "/data").await.unwrap_err();
+        let Some(Error::RefreshUnavailable { source, retry_in }) = Error::from_middleware(&error)
+        else {
+            panic!("expected RefreshUnavailable, got {error:?}");
+        };
+        assert!(
+            matches!(**source, RefreshError::Unavailable { .. }),
+            "{source}"
+        );
+        assert!(*retry_in >= Duration::MAX / 2, "{retry_in:?}");
+    }
+    assert_eq!(
+        server.issuer.calls(),
+        1,
+        "the second request waits out the backoff"
+    );
+    assert!(auth.tokens().is_some(), "the tokens are kept");
+}
+
+#[tokio::test]
+async fn an_expiry_too_far_for_the_clock_means_refreshing_only_on_a_401() {
+    let server = TestServer::start().await;
+    // A host whose clock says 1970, and a token that claims to live for ever.
+    let clock = ManualClock::at_unix(0);
+    let auth = server.auth().clock(clock.clone()).build().unwrap();
+    let forever = UNIX_EPOCH + Duration::from_secs(i64::MAX.unsigned_abs());
+    auth.set_tokens(TokenSet::new(mint(300)).with_expires_at(forever))
+        .await
+        .unwrap();
+    let client = client(&auth);
+
+    clock.advance(Duration::from_secs(100_000));
+    let response = server.get(&client, "/data").await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(!outcome(&response).refreshed());
+    assert_eq!(server.issuer.calls(), 0);
+}
+
+#[tokio::test]
+async fn a_panicking_refresher_is_a_transient_failure_and_the_next_attempt_runs() {
+    let server = TestServer::start().await;
+    let clock = ManualClock::new();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let refresher = {
+        let calls = Arc::clone(&calls);
+        move |_: RefreshContext| {
+            let first = calls.fetch_add(1, Ordering::SeqCst) == 0;
+            async move {
+                assert!(!first, "the refresher's first call panics");
+                Ok::<_, RefreshError>(TokenResponse {
+                    access_token: mint(300),
+                    token_type: "Bearer".into(),
+                    expires_in: Some(300),
+                    refresh_token: None,
+                    scope: None,
+                })
+            }
+        }
+    };
+    let auth = AuthMiddleware::builder(refresher)
+        .allow_origin(&server.url)
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    auth.set_tokens(TokenSet::new(mint(-120)).with_refresh_token("rt"))
+        .await
+        .unwrap();
+    let client = client(&auth);
+
+    let error = server.get(&client, "/data").await.unwrap_err();
+    assert!(
+        matches!(
+            Error::from_middleware(&error),
+            Some(Error::RefreshUnavailable { .. })
+        ),
+        "{error:?}"
+    );
+
+    // After the backoff (at most 1 s), the next request runs a new refresh instead of joining the dead one.
+    clock.advance(Duration::from_secs(2));
+    let response = server.get(&client, "/data").await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(outcome(&response).refreshed());
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
 }

@@ -495,13 +495,19 @@ pub async fn fresh_session(
     clock: &ManualClock,
 ) -> (AuthMiddleware, ClientWithMiddleware) {
     let auth = server.auth().clock(clock.clone()).build().unwrap();
+    log_in_fresh(server, &auth, clock).await;
+    let client = client(&auth);
+    (auth, client)
+}
+
+/// Hands `auth` a login valid for 300 s on both the server's clock and `clock`, with the refresh token
+/// `rt-login` that the server accepts.
+pub async fn log_in_fresh(server: &TestServer, auth: &AuthMiddleware, clock: &ManualClock) {
     server.issuer.accept_refresh_token("rt-login");
     let tokens = TokenSet::new(mint(300))
         .with_refresh_token("rt-login")
         .with_expires_at(clock.now() + Duration::from_secs(300));
     auth.set_tokens(tokens).await.unwrap();
-    let client = client(&auth);
-    (auth, client)
 }
 
 /// Another origin that records the `Authorization` headers it receives.
