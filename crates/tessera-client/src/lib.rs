@@ -68,6 +68,7 @@
 //!
 //! [reqwest-middleware]: https://docs.rs/reqwest-middleware
 
+mod builder;
 mod challenge;
 mod error;
 mod extensions;
@@ -78,9 +79,10 @@ mod session;
 mod store;
 mod tokens;
 
+pub use builder::AuthMiddlewareBuilder;
 pub use error::{BuildError, Error};
 pub use extensions::{AuthOutcome, SkipAuth, TokenGeneration};
-pub use middleware::{AuthMiddleware, AuthMiddlewareBuilder};
+pub use middleware::AuthMiddleware;
 pub use refresher::{
     ClientAuth, ClientCredentialsGrant, PrivateKeyJwt, RefreshContext, RefreshError,
     RefreshTokenGrant, Refresher,

@@ -9,18 +9,14 @@ use std::time::Duration;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use common::{CLIENT_ID, CLIENT_SECRET, TestServer, client};
+use common::{CLIENT_ID, CLIENT_SECRET, TestServer, client, log_in_expired, outcome};
 use jsonwebtoken::DecodingKey;
 use reqwest::StatusCode;
 use tessera_client::{
-    AuthMiddleware, AuthOutcome, ClientAuth, ClientCredentialsGrant, Error, ManualClock,
-    PrivateKeyJwt, RefreshTokenGrant, TokenSet,
+    AuthMiddleware, ClientAuth, ClientCredentialsGrant, Error, ManualClock, PrivateKeyJwt,
+    RefreshTokenGrant,
 };
 use tessera_core::jose::{Algorithm, SigningKey};
-
-fn outcome(response: &reqwest::Response) -> AuthOutcome {
-    *response.extensions().get::<AuthOutcome>().unwrap()
-}
 
 fn client_credentials(
     server: &TestServer,
@@ -36,8 +32,7 @@ fn client_credentials(
         .unwrap()
 }
 
-/// A fresh Ed25519 key pair: the signing key for the client, the verifying key for the server.
-/// A Tessera signing key, and the same key's public half as jsonwebtoken reads it: the test server checks
+/// A fresh Ed25519 key pair: a Tessera signing key, and the same key's public half as jsonwebtoken reads it: the test server checks
 /// assertions with an implementation that is not ours.
 fn ed25519_keys() -> (SigningKey, DecodingKey) {
     let signing = SigningKey::generate_with_kid("k1", Algorithm::EdDsa).unwrap();
@@ -59,11 +54,7 @@ async fn client_credentials_with_a_secret_are_fetched_once_and_cached() {
         let client = client(&middleware);
 
         for _ in 0..5 {
-            let response = client
-                .get(format!("{}/data", server.url))
-                .send()
-                .await
-                .unwrap();
+            let response = server.get(&client, "/data").await.unwrap();
             assert_eq!(response.status(), StatusCode::OK);
         }
         assert_eq!(server.issuer.calls(), 1, "cached until the skew window");
@@ -73,11 +64,7 @@ async fn client_credentials_with_a_secret_are_fetched_once_and_cached() {
 
         // Past the skew window (300 s lifetime, at most 72 s early) a new token is fetched first.
         clock.advance(Duration::from_secs(241));
-        let response = client
-            .get(format!("{}/data", server.url))
-            .send()
-            .await
-            .unwrap();
+        let response = server.get(&client, "/data").await.unwrap();
         assert_eq!(response.status(), StatusCode::OK);
         assert!(outcome(&response).refreshed());
         assert_eq!(server.issuer.calls(), 2);
@@ -104,34 +91,19 @@ async fn max_token_lifetime_caps_the_cache_whatever_the_issuer_says() {
     let client = client(&middleware);
 
     assert_eq!(
-        client
-            .get(format!("{}/data", server.url))
-            .send()
-            .await
-            .unwrap()
-            .status(),
+        server.get(&client, "/data").await.unwrap().status(),
         StatusCode::OK
     );
     // Capped at 120 s: the skew shrinks to half of that, so the token is due after 60 s, not 3540 s.
     clock.advance(Duration::from_secs(59));
     assert_eq!(
-        client
-            .get(format!("{}/data", server.url))
-            .send()
-            .await
-            .unwrap()
-            .status(),
+        server.get(&client, "/data").await.unwrap().status(),
         StatusCode::OK
     );
     assert_eq!(server.issuer.calls(), 1);
     clock.advance(Duration::from_secs(2));
     assert_eq!(
-        client
-            .get(format!("{}/data", server.url))
-            .send()
-            .await
-            .unwrap()
-            .status(),
+        server.get(&client, "/data").await.unwrap().status(),
         StatusCode::OK
     );
     assert_eq!(server.issuer.calls(), 2);
@@ -148,11 +120,7 @@ async fn a_wrong_client_secret_is_terminal() {
     );
     let client = client(&middleware);
 
-    let error = client
-        .get(format!("{}/data", server.url))
-        .send()
-        .await
-        .unwrap_err();
+    let error = server.get(&client, "/data").await.unwrap_err();
     let Some(Error::ReauthenticationRequired { source }) = Error::from_middleware(&error) else {
         panic!("expected ReauthenticationRequired, got {error:?}");
     };
@@ -175,22 +143,14 @@ async fn private_key_jwt_sends_a_fresh_verifiable_assertion_per_token_request() 
     let middleware = client_credentials(&server, auth, &clock);
     let client = client(&middleware);
 
-    let response = client
-        .get(format!("{}/data", server.url))
-        .send()
-        .await
-        .unwrap();
+    let response = server.get(&client, "/data").await.unwrap();
     assert_eq!(
         response.status(),
         StatusCode::OK,
         "the server verified signature, aud, exp and jti"
     );
     clock.advance(Duration::from_secs(241));
-    let response = client
-        .get(format!("{}/data", server.url))
-        .send()
-        .await
-        .unwrap();
+    let response = server.get(&client, "/data").await.unwrap();
     assert_eq!(
         response.status(),
         StatusCode::OK,
@@ -231,11 +191,7 @@ async fn private_key_jwt_signed_with_an_unknown_key_is_rejected() {
     let auth = ClientAuth::private_key_jwt(PrivateKeyJwt::new(CLIENT_ID, untrusted));
     let client = client(&client_credentials(&server, auth, &clock));
 
-    let error = client
-        .get(format!("{}/data", server.url))
-        .send()
-        .await
-        .unwrap_err();
+    let error = server.get(&client, "/data").await.unwrap_err();
     assert!(matches!(
         Error::from_middleware(&error),
         Some(Error::ReauthenticationRequired { .. })
@@ -246,7 +202,6 @@ async fn private_key_jwt_signed_with_an_unknown_key_is_rejected() {
 #[tokio::test]
 async fn the_refresh_token_grant_authenticates_the_client_when_asked() {
     let server = TestServer::start().await;
-    server.issuer.accept_refresh_token("rt-login");
     let grant = RefreshTokenGrant::new(reqwest::Client::new(), server.token_url())
         .client_auth(ClientAuth::secret_basic(CLIENT_ID, CLIENT_SECRET))
         .scope("read");
@@ -254,16 +209,9 @@ async fn the_refresh_token_grant_authenticates_the_client_when_asked() {
         .allow_origin(&server.url)
         .build()
         .unwrap();
-    middleware
-        .set_tokens(TokenSet::new(common::mint(-120)).with_refresh_token("rt-login"))
-        .await
-        .unwrap();
+    log_in_expired(&server, &middleware).await;
 
-    let response = client(&middleware)
-        .get(format!("{}/data", server.url))
-        .send()
-        .await
-        .unwrap();
+    let response = server.get(&client(&middleware), "/data").await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     let form = server.issuer.forms.lock().unwrap()[0].clone();
     assert_eq!(form["grant_type"], "refresh_token");
@@ -282,11 +230,7 @@ async fn the_refresh_token_grant_authenticates_the_client_when_asked() {
 async fn without_a_refresh_token_the_session_needs_a_login() {
     let server = TestServer::start().await;
     let middleware = server.auth().build().unwrap();
-    let error = client(&middleware)
-        .get(format!("{}/data", server.url))
-        .send()
-        .await
-        .unwrap_err();
+    let error = server.get(&client(&middleware), "/data").await.unwrap_err();
     assert!(matches!(
         Error::from_middleware(&error),
         Some(Error::ReauthenticationRequired { .. })

@@ -8,29 +8,8 @@
 
 mod common;
 
-use common::{TestServer, client, mint};
+use common::{TestServer, expired_session, outcome};
 use reqwest::StatusCode;
-use tessera_client::{AuthOutcome, TokenSet};
-
-fn outcome(response: &reqwest::Response) -> AuthOutcome {
-    *response.extensions().get::<AuthOutcome>().unwrap()
-}
-
-/// The client holds a token the server already considers expired (the client does not know its expiry).
-async fn expired_session(
-    server: &TestServer,
-) -> (
-    tessera_client::AuthMiddleware,
-    reqwest_middleware::ClientWithMiddleware,
-) {
-    let auth = server.auth().build().unwrap();
-    server.issuer.accept_refresh_token("rt-login");
-    auth.set_tokens(TokenSet::new(mint(-120)).with_refresh_token("rt-login"))
-        .await
-        .unwrap();
-    let client = client(&auth);
-    (auth, client)
-}
 
 // Current-thread, so the event log sees the events of every task.
 #[tokio::test]

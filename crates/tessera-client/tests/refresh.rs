@@ -8,32 +8,9 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
 use bytes::Bytes;
-use common::{TestServer, capture_server, client, mint};
+use common::{TestServer, capture_server, client, expired_session, log_in_expired, mint, outcome};
 use reqwest::StatusCode;
-use tessera_client::{AuthOutcome, Error, SkipAuth, TokenSet};
-
-fn outcome(response: &reqwest::Response) -> AuthOutcome {
-    *response
-        .extensions()
-        .get::<AuthOutcome>()
-        .expect("every response carries an AuthOutcome")
-}
-
-/// The client holds a token the server already considers expired (the client does not know its expiry).
-async fn expired_session(
-    server: &TestServer,
-) -> (
-    tessera_client::AuthMiddleware,
-    reqwest_middleware::ClientWithMiddleware,
-) {
-    let auth = server.auth().build().unwrap();
-    server.issuer.accept_refresh_token("rt-login");
-    auth.set_tokens(TokenSet::new(mint(-120)).with_refresh_token("rt-login"))
-        .await
-        .unwrap();
-    let client = client(&auth);
-    (auth, client)
-}
+use tessera_client::{Error, SkipAuth, TokenSet};
 
 #[tokio::test]
 async fn a_401_that_is_not_about_expiry_passes_through() {
@@ -44,19 +21,11 @@ async fn a_401_that_is_not_about_expiry_passes_through() {
         .unwrap();
     let client = client(&auth);
 
-    let response = client
-        .get(format!("{}/plain-401", server.url))
-        .send()
-        .await
-        .unwrap();
+    let response = server.get(&client, "/plain-401").await.unwrap();
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     assert!(!outcome(&response).replayed());
 
-    let response = client
-        .get(format!("{}/admin", server.url))
-        .send()
-        .await
-        .unwrap();
+    let response = server.get(&client, "/admin").await.unwrap();
     assert_eq!(
         response.status(),
         StatusCode::FORBIDDEN,
@@ -168,11 +137,7 @@ async fn the_token_never_follows_a_redirect_to_another_origin() {
     );
 
     // A redirect within the allowed origin keeps it.
-    let response = client
-        .get(format!("{}/redirect?to=/data", server.url))
-        .send()
-        .await
-        .unwrap();
+    let response = server.get(&client, "/redirect?to=/data").await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
 
     // Another host name for the same machine and port is another origin too.
@@ -206,11 +171,7 @@ async fn skip_auth_opts_one_request_out() {
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     assert!(!outcome(&response).attached());
     assert_eq!(server.api.authorizations("/data"), [None]);
-    let response = client
-        .get(format!("{}/data", server.url))
-        .send()
-        .await
-        .unwrap();
+    let response = server.get(&client, "/data").await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(outcome(&response).generation(), auth.generation());
 }
@@ -218,7 +179,6 @@ async fn skip_auth_opts_one_request_out() {
 #[tokio::test]
 async fn the_token_request_is_never_intercepted() {
     let server = TestServer::start().await;
-    server.issuer.accept_refresh_token("rt-login");
     // A refresher that (wrongly) calls the token endpoint through a client carrying the same middleware.
     let slot: Arc<std::sync::OnceLock<reqwest_middleware::ClientWithMiddleware>> = Arc::default();
     let refresher_client = Arc::clone(&slot);
@@ -252,15 +212,9 @@ async fn the_token_request_is_never_intercepted() {
         .unwrap();
     let client = client(&auth);
     slot.set(client.clone()).unwrap();
-    auth.set_tokens(TokenSet::new(mint(-120)).with_refresh_token("rt-login"))
-        .await
-        .unwrap();
+    log_in_expired(&server, &auth).await;
 
-    let response = client
-        .get(format!("{}/data", server.url))
-        .send()
-        .await
-        .unwrap();
+    let response = server.get(&client, "/data").await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(server.issuer.calls(), 1);
     assert_eq!(
@@ -320,11 +274,7 @@ async fn invalid_grant_ends_the_session_once_for_every_waiter() {
     assert!(auth.tokens().is_none(), "tokens are cleared");
 
     // Nothing loops: later requests fail at once without calling anyone.
-    let error = client
-        .get(format!("{}/data", server.url))
-        .send()
-        .await
-        .unwrap_err();
+    let error = server.get(&client, "/data").await.unwrap_err();
     assert!(matches!(
         Error::from_middleware(&error),
         Some(Error::ReauthenticationRequired { .. })
@@ -336,11 +286,7 @@ async fn invalid_grant_ends_the_session_once_for_every_waiter() {
     // Signing in again starts a new session.
     server.issuer.set_behaviour(common::Behaviour::Issue);
     auth.set_tokens(TokenSet::new(mint(300))).await.unwrap();
-    let response = client
-        .get(format!("{}/data", server.url))
-        .send()
-        .await
-        .unwrap();
+    let response = server.get(&client, "/data").await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
 }
 
@@ -351,11 +297,7 @@ async fn a_new_token_that_is_rejected_again_is_not_refreshed_in_a_loop() {
     // The issuer hands out tokens that are already expired: the replay fails too, and that is the answer.
     server.issuer.set_lifetime(-120);
 
-    let response = client
-        .get(format!("{}/data", server.url))
-        .send()
-        .await
-        .unwrap();
+    let response = server.get(&client, "/data").await.unwrap();
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
     assert!(outcome(&response).replayed());
     assert_eq!(server.issuer.calls(), 1);
@@ -382,11 +324,7 @@ async fn an_invalid_token_challenge_without_token_expired_also_refreshes() {
         .await
         .unwrap();
 
-    let response = client(&auth)
-        .get(format!("{}/data", server.url))
-        .send()
-        .await
-        .unwrap();
+    let response = server.get(&client(&auth), "/data").await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     assert!(outcome(&response).replayed());
     assert_eq!(server.issuer.calls(), 1);

@@ -8,10 +8,9 @@
 
 mod common;
 
-use common::{EventLog, TestServer, client, mint};
+use common::{EventLog, TestServer, client, log_in_expired, outcome};
 use futures_util::future::join_all;
 use reqwest::StatusCode;
-use tessera_client::{AuthOutcome, TokenSet};
 
 // Current-thread, so the event log sees the events of every task.
 #[tokio::test]
@@ -19,12 +18,9 @@ async fn a_thousand_concurrent_requests_with_an_expired_token_cause_one_refresh(
     let log = EventLog::default();
     let _guard = log.install();
     let server = TestServer::start().await;
-    server.issuer.accept_refresh_token("rt-login");
     let auth = server.auth().build().unwrap();
     // The client does not know the expiry; the API says the token expired.
-    auth.set_tokens(TokenSet::new(mint(-120)).with_refresh_token("rt-login"))
-        .await
-        .unwrap();
+    log_in_expired(&server, &auth).await;
     let first = auth.generation().unwrap();
     let client = client(&auth);
 
@@ -55,7 +51,7 @@ async fn a_thousand_concurrent_requests_with_an_expired_token_cause_one_refresh(
     for response in responses {
         let response = response.unwrap().unwrap();
         assert_eq!(response.status(), StatusCode::OK);
-        let outcome = response.extensions().get::<AuthOutcome>().copied().unwrap();
+        let outcome = outcome(&response);
         assert!(outcome.replayed() && outcome.refreshed());
         assert_eq!(outcome.generation(), Some(second));
     }

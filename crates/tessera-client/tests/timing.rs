@@ -7,37 +7,18 @@ mod common;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
+use std::time::{Duration, UNIX_EPOCH};
 
 use async_trait::async_trait;
-use common::{Behaviour, TestServer, client, mint};
-use reqwest::StatusCode;
-use tessera_client::ManualClock;
-use tessera_client::{
-    AuthOutcome, Error, FileTokenStore, MemoryTokenStore, StoreError, TokenSet, TokenStore,
+use common::{
+    Behaviour, TestServer, client, fresh_session, log_in_expired, log_in_fresh, mint, outcome,
 };
-
-fn outcome(response: &reqwest::Response) -> AuthOutcome {
-    *response.extensions().get::<AuthOutcome>().unwrap()
-}
-
-/// A session whose token is valid for 300 s on both the server's and the client's clock.
-async fn fresh_session(
-    server: &TestServer,
-    clock: &ManualClock,
-) -> (
-    tessera_client::AuthMiddleware,
-    reqwest_middleware::ClientWithMiddleware,
-) {
-    let auth = server.auth().clock(clock.clone()).build().unwrap();
-    server.issuer.accept_refresh_token("rt-login");
-    let tokens = TokenSet::new(mint(300))
-        .with_refresh_token("rt-login")
-        .with_expires_at(tessera_client::Clock::now(clock) + Duration::from_secs(300));
-    auth.set_tokens(tokens).await.unwrap();
-    let client = client(&auth);
-    (auth, client)
-}
+use reqwest::StatusCode;
+use tessera_client::{
+    AuthMiddleware, Error, FileTokenStore, ManualClock, MemoryTokenStore, RefreshContext,
+    RefreshError, StoreError, TokenSet, TokenStore,
+};
+use tessera_core::TokenResponse;
 
 #[tokio::test]
 async fn refreshes_proactively_inside_the_skew_window() {
@@ -127,10 +108,7 @@ async fn an_unavailable_token_endpoint_is_retried_with_backoff_not_hammered() {
         .refresh_backoff(Duration::from_secs(10), Duration::from_secs(60))
         .build()
         .unwrap();
-    server.issuer.accept_refresh_token("rt-login");
-    auth.set_tokens(TokenSet::new(mint(-120)).with_refresh_token("rt-login"))
-        .await
-        .unwrap();
+    log_in_expired(&server, &auth).await;
     let client = client(&auth);
     let url = format!("{}/data", server.url);
     server.issuer.set_behaviour(Behaviour::Unavailable);
@@ -182,10 +160,7 @@ async fn retry_after_from_the_token_endpoint_stretches_the_backoff() {
     let server = TestServer::start().await;
     let clock = ManualClock::new();
     let auth = server.auth().clock(clock.clone()).build().unwrap();
-    server.issuer.accept_refresh_token("rt-login");
-    auth.set_tokens(TokenSet::new(mint(-120)).with_refresh_token("rt-login"))
-        .await
-        .unwrap();
+    log_in_expired(&server, &auth).await;
     let client = client(&auth);
     let url = format!("{}/data", server.url);
     server.issuer.set_behaviour(Behaviour::Throttled);
@@ -220,18 +195,11 @@ async fn a_clock_running_ahead_of_the_issuer_does_not_cause_a_refresh_per_reques
     // This machine's wall clock is 400 s ahead: the issuer's 300 s JWTs look expired on arrival.
     clock.advance(Duration::from_secs(400));
     let auth = server.auth().clock(clock.clone()).build().unwrap();
-    server.issuer.accept_refresh_token("rt-login");
-    auth.set_tokens(TokenSet::new(mint(-120)).with_refresh_token("rt-login"))
-        .await
-        .unwrap();
+    log_in_expired(&server, &auth).await;
     let client = client(&auth);
 
     for _ in 0..5 {
-        let response = client
-            .get(format!("{}/data", server.url))
-            .send()
-            .await
-            .unwrap();
+        let response = server.get(&client, "/data").await.unwrap();
         assert_eq!(response.status(), StatusCode::OK);
     }
     assert_eq!(
@@ -323,10 +291,7 @@ async fn a_pair_the_store_refuses_is_never_used_and_never_lost() {
         .store(store.clone())
         .build()
         .unwrap();
-    server.issuer.accept_refresh_token("rt-login");
-    auth.set_tokens(TokenSet::new(mint(-120)).with_refresh_token("rt-login"))
-        .await
-        .unwrap();
+    log_in_expired(&server, &auth).await;
     let client = client(&auth);
     let url = format!("{}/data", server.url);
     store.failing.store(true, Ordering::SeqCst);
@@ -411,11 +376,7 @@ async fn on_tokens_changed_is_awaited_before_use_and_can_refuse() {
     auth.set_tokens(login).await.unwrap();
     refuse.store(true, Ordering::SeqCst);
     let client = client(&auth);
-    let error = client
-        .get(format!("{}/data", server.url))
-        .send()
-        .await
-        .unwrap_err();
+    let error = server.get(&client, "/data").await.unwrap_err();
     assert!(matches!(
         Error::from_middleware(&error),
         Some(Error::TokenStore { .. })
@@ -424,11 +385,7 @@ async fn on_tokens_changed_is_awaited_before_use_and_can_refuse() {
 
     refuse.store(false, Ordering::SeqCst);
     clock.advance(Duration::from_secs(2));
-    let response = client
-        .get(format!("{}/data", server.url))
-        .send()
-        .await
-        .unwrap();
+    let response = server.get(&client, "/data").await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     let accepted = accepted.lock().unwrap();
     assert_eq!(accepted.len(), 2);
@@ -445,21 +402,14 @@ async fn a_file_store_survives_a_restart() {
     let server = TestServer::start().await;
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("tokens.json");
-    server.issuer.accept_refresh_token("rt-login");
     {
         let auth = server
             .auth()
             .store(FileTokenStore::new(&path))
             .build()
             .unwrap();
-        auth.set_tokens(TokenSet::new(mint(-120)).with_refresh_token("rt-login"))
-            .await
-            .unwrap();
-        let response = client(&auth)
-            .get(format!("{}/data", server.url))
-            .send()
-            .await
-            .unwrap();
+        log_in_expired(&server, &auth).await;
+        let response = server.get(&client(&auth), "/data").await.unwrap();
         assert_eq!(response.status(), StatusCode::OK);
     }
     assert_eq!(server.issuer.calls(), 1);
@@ -471,11 +421,7 @@ async fn a_file_store_survives_a_restart() {
         .build()
         .unwrap();
     assert!(auth.tokens().is_none());
-    let response = client(&auth)
-        .get(format!("{}/data", server.url))
-        .send()
-        .await
-        .unwrap();
+    let response = server.get(&client(&auth), "/data").await.unwrap();
     assert_eq!(response.status(), StatusCode::OK);
     assert!(!outcome(&response).refreshed(), "loaded, not refreshed");
     assert_eq!(server.issuer.calls(), 1);
@@ -483,4 +429,150 @@ async fn a_file_store_survives_a_restart() {
         auth.tokens().unwrap().refresh_token().unwrap().as_str(),
         "rt-0"
     );
+}
+
+/// Logs `auth` in with a token valid for 300 s, then checks that a request `not_yet` seconds later goes out
+/// with it and that one `due` seconds later refreshes it first, with a single token request.
+async fn assert_refreshed_between(
+    server: &TestServer,
+    auth: &AuthMiddleware,
+    clock: &ManualClock,
+    not_yet: u64,
+    due: u64,
+) {
+    log_in_fresh(server, auth, clock).await;
+    let client = client(auth);
+    clock.advance(Duration::from_secs(not_yet));
+    assert!(!outcome(&server.get(&client, "/data").await.unwrap()).refreshed());
+    clock.advance(Duration::from_secs(due - not_yet));
+    assert!(outcome(&server.get(&client, "/data").await.unwrap()).refreshed());
+    assert_eq!(server.issuer.calls(), 1);
+}
+
+#[tokio::test]
+async fn a_lifetime_cap_too_long_for_the_clock_caps_nothing() {
+    let server = TestServer::start().await;
+    let clock = ManualClock::new();
+    let auth = server
+        .auth()
+        .clock(clock.clone())
+        .max_token_lifetime(Duration::MAX)
+        .build()
+        .unwrap();
+    // The token's own 300 s rule: due between 228 s and 240 s.
+    assert_refreshed_between(&server, &auth, &clock, 227, 241).await;
+}
+
+#[tokio::test]
+async fn a_skew_longer_than_the_lifetime_is_held_to_half_of_it() {
+    let server = TestServer::start().await;
+    let clock = ManualClock::new();
+    let auth = server
+        .auth()
+        .clock(clock.clone())
+        .refresh_skew(Duration::MAX)
+        .build()
+        .unwrap();
+    assert_refreshed_between(&server, &auth, &clock, 149, 150).await;
+}
+
+#[tokio::test]
+async fn a_backoff_too_long_for_the_clock_still_reports_the_failure() {
+    let server = TestServer::start().await;
+    let clock = ManualClock::new();
+    let auth = server
+        .auth()
+        .clock(clock.clone())
+        .refresh_backoff(Duration::MAX, Duration::MAX)
+        .build()
+        .unwrap();
+    log_in_expired(&server, &auth).await;
+    let client = client(&auth);
+    server.issuer.set_behaviour(Behaviour::Unavailable);
+
+    for _ in 0..2 {
+        let error = server.get(&client, "/data").await.unwrap_err();
+        let Some(Error::RefreshUnavailable { source, retry_in }) = Error::from_middleware(&error)
+        else {
+            panic!("expected RefreshUnavailable, got {error:?}");
+        };
+        assert!(
+            matches!(**source, RefreshError::Unavailable { .. }),
+            "{source}"
+        );
+        assert!(*retry_in >= Duration::MAX / 2, "{retry_in:?}");
+    }
+    assert_eq!(
+        server.issuer.calls(),
+        1,
+        "the second request waits out the backoff"
+    );
+    assert!(auth.tokens().is_some(), "the tokens are kept");
+}
+
+#[tokio::test]
+async fn an_expiry_too_far_for_the_clock_means_refreshing_only_on_a_401() {
+    let server = TestServer::start().await;
+    // A host whose clock says 1970, and a token that claims to live for ever.
+    let clock = ManualClock::at_unix(0);
+    let auth = server.auth().clock(clock.clone()).build().unwrap();
+    let forever = UNIX_EPOCH + Duration::from_secs(i64::MAX.unsigned_abs());
+    auth.set_tokens(TokenSet::new(mint(300)).with_expires_at(forever))
+        .await
+        .unwrap();
+    let client = client(&auth);
+
+    clock.advance(Duration::from_secs(100_000));
+    let response = server.get(&client, "/data").await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(!outcome(&response).refreshed());
+    assert_eq!(server.issuer.calls(), 0);
+}
+
+#[tokio::test]
+async fn a_panicking_refresher_is_a_transient_failure_and_the_next_attempt_runs() {
+    let server = TestServer::start().await;
+    let clock = ManualClock::new();
+    let calls = Arc::new(AtomicUsize::new(0));
+    let refresher = {
+        let calls = Arc::clone(&calls);
+        move |_: RefreshContext| {
+            let first = calls.fetch_add(1, Ordering::SeqCst) == 0;
+            async move {
+                assert!(!first, "the refresher's first call panics");
+                Ok::<_, RefreshError>(TokenResponse {
+                    access_token: mint(300),
+                    token_type: "Bearer".into(),
+                    expires_in: Some(300),
+                    refresh_token: None,
+                    scope: None,
+                })
+            }
+        }
+    };
+    let auth = AuthMiddleware::builder(refresher)
+        .allow_origin(&server.url)
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    auth.set_tokens(TokenSet::new(mint(-120)).with_refresh_token("rt"))
+        .await
+        .unwrap();
+    let client = client(&auth);
+
+    let error = server.get(&client, "/data").await.unwrap_err();
+    assert!(
+        matches!(
+            Error::from_middleware(&error),
+            Some(Error::RefreshUnavailable { .. })
+        ),
+        "{error:?}"
+    );
+
+    // After the backoff (at most 1 s), the next request runs a new refresh instead of joining the dead one.
+    clock.advance(Duration::from_secs(2));
+    let response = server.get(&client, "/data").await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(outcome(&response).refreshed());
+    assert_eq!(calls.load(Ordering::SeqCst), 2);
 }

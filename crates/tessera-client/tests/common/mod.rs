@@ -20,7 +20,10 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use reqwest_middleware::{ClientBuilder, ClientWithMiddleware};
-use tessera_client::{AuthMiddleware, AuthMiddlewareBuilder, RefreshTokenGrant};
+use tessera_client::{
+    AuthMiddleware, AuthMiddlewareBuilder, AuthOutcome, Clock, ManualClock, RefreshTokenGrant,
+    TokenSet,
+};
 use tessera_server::{Claims, JwtAuthLayer};
 use tokio::sync::Semaphore;
 
@@ -443,12 +446,68 @@ impl TestServer {
         ))
         .allow_origin(&self.url)
     }
+
+    /// `GET` of `path` on this server through `client`.
+    pub async fn get(
+        &self,
+        client: &ClientWithMiddleware,
+        path: &str,
+    ) -> reqwest_middleware::Result<reqwest::Response> {
+        client.get(format!("{}{path}", self.url)).send().await
+    }
 }
 
 pub fn client(auth: &AuthMiddleware) -> ClientWithMiddleware {
     ClientBuilder::new(reqwest::Client::new())
         .with(auth.clone())
         .build()
+}
+
+/// What the middleware did for `response`.
+pub fn outcome(response: &reqwest::Response) -> AuthOutcome {
+    *response
+        .extensions()
+        .get::<AuthOutcome>()
+        .expect("every response carries an AuthOutcome")
+}
+
+/// Hands `auth` a login whose access token the server already considers expired (the client does not know
+/// its expiry), with the refresh token `rt-login` that the server accepts.
+pub async fn log_in_expired(server: &TestServer, auth: &AuthMiddleware) {
+    server.issuer.accept_refresh_token("rt-login");
+    auth.set_tokens(TokenSet::new(mint(-120)).with_refresh_token("rt-login"))
+        .await
+        .unwrap();
+}
+
+/// A default middleware for `server` holding an expired login (see [`log_in_expired`]), and a client.
+pub async fn expired_session(server: &TestServer) -> (AuthMiddleware, ClientWithMiddleware) {
+    let auth = server.auth().build().unwrap();
+    log_in_expired(server, &auth).await;
+    let client = client(&auth);
+    (auth, client)
+}
+
+/// A middleware on `clock` whose token is valid for 300 s on both the server's and the client's clock, and
+/// a client.
+pub async fn fresh_session(
+    server: &TestServer,
+    clock: &ManualClock,
+) -> (AuthMiddleware, ClientWithMiddleware) {
+    let auth = server.auth().clock(clock.clone()).build().unwrap();
+    log_in_fresh(server, &auth, clock).await;
+    let client = client(&auth);
+    (auth, client)
+}
+
+/// Hands `auth` a login valid for 300 s on both the server's clock and `clock`, with the refresh token
+/// `rt-login` that the server accepts.
+pub async fn log_in_fresh(server: &TestServer, auth: &AuthMiddleware, clock: &ManualClock) {
+    server.issuer.accept_refresh_token("rt-login");
+    let tokens = TokenSet::new(mint(300))
+        .with_refresh_token("rt-login")
+        .with_expires_at(clock.now() + Duration::from_secs(300));
+    auth.set_tokens(tokens).await.unwrap();
 }
 
 /// Another origin that records the `Authorization` headers it receives.
@@ -502,12 +561,6 @@ impl EventLog {
 
 impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for EventLog {
     fn on_event(&self, event: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
-        struct Fields(String);
-        impl tracing::field::Visit for Fields {
-            fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
-                self.0.push_str(&format!("{}={:?} ", field.name(), value));
-            }
-        }
         let mut fields = Fields(format!("{} ", event.metadata().level()));
         event.record(&mut fields);
         self.events.lock().unwrap().push(fields.0);
@@ -519,14 +572,17 @@ impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for EventLog {
         _: &tracing::span::Id,
         _: tracing_subscriber::layer::Context<'_, S>,
     ) {
-        struct Fields(String);
-        impl tracing::field::Visit for Fields {
-            fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
-                self.0.push_str(&format!("{}={:?} ", field.name(), value));
-            }
-        }
         let mut fields = Fields(format!("span {} ", attrs.metadata().name()));
         attrs.record(&mut fields);
         self.events.lock().unwrap().push(fields.0);
+    }
+}
+
+/// An event's or span's fields, as `name=value` pairs.
+struct Fields(String);
+
+impl tracing::field::Visit for Fields {
+    fn record_debug(&mut self, field: &tracing::field::Field, value: &dyn std::fmt::Debug) {
+        self.0.push_str(&format!("{}={:?} ", field.name(), value));
     }
 }

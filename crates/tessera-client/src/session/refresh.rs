@@ -1,0 +1,193 @@
+//! What a flight does: read the store the first time, ask the refresher (under the refresh timeout) unless
+//! a refused pair is still waiting to be saved, hand the new pair to the store and the hook, and publish
+//! it; or, on failure, start the cooldown or end the session.
+
+use std::ops::ControlFlow;
+use std::sync::Arc;
+
+use futures_util::future::{self, Either};
+use tokio::task::JoinError;
+use tracing::{debug, info, warn};
+
+use super::flight::{Failure, Flight, Landing};
+use super::lease::Session;
+use super::schedule::{self, Moment, Provenance};
+use super::state::{self, Cooldown, State};
+use crate::{RefreshContext, RefreshError, TokenSet};
+
+impl Session {
+    /// Starts the one flight; the caller holds the lock and was told to launch.
+    pub(super) fn launch(self: &Arc<Self>, state: &mut State) -> Option<Flight> {
+        let from = state.generation();
+        let session = Arc::clone(self);
+        let abandoned = {
+            let session = Arc::clone(self);
+            move |error: JoinError| {
+                let reason = if error.is_panic() {
+                    "the refresher panicked"
+                } else {
+                    "the refresh task was cancelled"
+                };
+                session.fail(Failure::Transient(Arc::new(RefreshError::Other(
+                    reason.into(),
+                ))))
+            }
+        };
+        let flight = Flight::launch(
+            async move { session.fly(from).await },
+            abandoned,
+            tracing::info_span!("tessera_client.refresh", from_generation = from),
+        )?;
+        state.launched(flight.clone());
+        Some(flight)
+    }
+
+    /// Loads (first time only), then refreshes if still needed, then persists and publishes.
+    async fn fly(self: &Arc<Self>, from: u64) -> Landing {
+        let (needs_load, unsaved) = {
+            let mut state = self.lock();
+            (!state.loaded(), state.take_unsaved())
+        };
+        let from = if needs_load {
+            match self.load(from).await {
+                ControlFlow::Break(landing) => return landing,
+                ControlFlow::Continue(from) => from,
+            }
+        } else {
+            from
+        };
+        let tokens = match unsaved {
+            Some(tokens) => {
+                debug!("retrying to store the tokens obtained by the last refresh");
+                tokens
+            }
+            None => match self.call_refresher().await {
+                Ok(tokens) => tokens,
+                Err(error) if error.is_terminal() => return self.end_session(from, error).await,
+                Err(error) => return self.fail(Failure::Transient(Arc::new(error))),
+            },
+        };
+        let authorization = match state::authorization(&tokens) {
+            Ok(authorization) => authorization,
+            Err(error) => return self.fail(Failure::Transient(Arc::new(error))),
+        };
+        let writing = self.persistence.begin().await;
+        if let Some(landing) = self.superseded(from) {
+            return landing;
+        }
+        if let Err(error) = writing.save(&tokens).await {
+            warn!(%error, "the new tokens were not accepted by the store; not using them");
+            self.lock().keep_unsaved(tokens);
+            return self.fail(Failure::Store(Arc::new(error)));
+        }
+        let now = Moment::of(&*self.clock);
+        let mut state = self.lock();
+        state.landed();
+        let generation = self.publish(&mut state, tokens, authorization, Provenance::Issued, now);
+        info!(generation = generation.0, "access token refreshed");
+        Landing::Refreshed
+    }
+
+    /// Reads the store and publishes what it holds, unless tokens were set by hand meanwhile. Breaks with
+    /// the landing if that is the end of the flight (the stored token is fresh, or the store failed);
+    /// continues with the generation to refresh from otherwise.
+    async fn load(self: &Arc<Self>, from: u64) -> ControlFlow<Landing, u64> {
+        debug!("loading tokens from the store");
+        let loaded = match self.persistence.load().await {
+            Ok(loaded) => loaded,
+            Err(error) => return ControlFlow::Break(self.fail(Failure::Store(Arc::new(error)))),
+        };
+        let now = Moment::of(&*self.clock);
+        let mut state = self.lock();
+        state.mark_loaded();
+        if let Some(tokens) = loaded
+            && state.generation() == from
+        {
+            match state::authorization(&tokens) {
+                Ok(authorization) => {
+                    self.publish(&mut state, tokens, authorization, Provenance::Stored, now);
+                }
+                Err(_) => warn!("the stored access token cannot go into a header; ignoring it"),
+            }
+        }
+        if state.is_fresh(now.monotonic) {
+            state.discard_flight();
+            return ControlFlow::Break(Landing::Loaded);
+        }
+        ControlFlow::Continue(state.generation())
+    }
+
+    /// Calls the refresher under the refresh timeout; the answer's refresh token falls back to the old one.
+    async fn call_refresher(&self) -> Result<TokenSet, RefreshError> {
+        let previous = self.lock().refresh_token();
+        let context = RefreshContext::new(previous.clone(), self.clock.now());
+        debug!(
+            has_refresh_token = previous.is_some(),
+            "calling the token endpoint"
+        );
+        let timeout = self.clock.sleep(self.policy.timeout);
+        match future::select(self.refresher.refresh(context), timeout).await {
+            Either::Left((Ok(response), _)) => {
+                let mut tokens = TokenSet::from_response(response, self.clock.now());
+                tokens.keep_refresh_token_from(previous.as_ref());
+                Ok(tokens)
+            }
+            Either::Left((Err(error), _)) => Err(error),
+            Either::Right(((), _)) => Err(RefreshError::TimedOut(self.policy.timeout)),
+        }
+    }
+
+    /// A transient failure: keep the tokens, back off with jitter.
+    fn fail(&self, failure: Failure) -> Landing {
+        let now = self.clock.monotonic();
+        let mut state = self.lock();
+        let failures = state.next_failure();
+        let delay =
+            self.policy
+                .retry_delay(failures, failure.retry_after(), schedule::random_fraction());
+        match &failure {
+            Failure::Transient(error) => {
+                warn!(%error, failures, retry_in = ?delay, "token refresh failed")
+            }
+            Failure::Store(error) => {
+                warn!(%error, failures, retry_in = ?delay, "token store failed")
+            }
+            Failure::Terminal(_) => {}
+        }
+        state.cool_down(Cooldown::new(now, delay, failures, failure.clone()));
+        Landing::Failed(failure)
+    }
+
+    /// A terminal failure: forget the tokens everywhere and tell the application, once.
+    async fn end_session(&self, from: u64, error: RefreshError) -> Landing {
+        let writing = self.persistence.begin().await;
+        if let Some(landing) = self.superseded(from) {
+            return landing;
+        }
+        warn!(%error, "the token endpoint ended the session; re-authentication required");
+        let error = Arc::new(error);
+        // Cleared before anyone learns of the end, so a restart cannot resurrect a dead refresh token.
+        if let Err(store_error) = writing.clear().await {
+            warn!(error = %store_error, "the ended session's tokens could not be cleared from the store");
+        }
+        self.lock().end(Arc::clone(&error));
+        drop(writing);
+        // Single flight: only one flight can end a given generation, so this runs once per session.
+        if let Some(hook) = &self.on_session_expired {
+            hook(&error);
+        }
+        Landing::Failed(Failure::Terminal(error))
+    }
+
+    /// If tokens were set or cleared by hand while the flight from generation `from` ran, those win: the
+    /// flight ends without touching the store. The caller holds the right to write.
+    fn superseded(&self, from: u64) -> Option<Landing> {
+        let mut state = self.lock();
+        if state.generation() == from {
+            return None;
+        }
+        debug!("tokens were replaced during the refresh; discarding its result");
+        state.discard_flight();
+        Some(Landing::Refreshed)
+    }
+}
