@@ -7,20 +7,24 @@ use std::time::Duration;
 
 use tessera_core::Audience;
 
-use crate::clients::{ClientDirectory, ClientRegistration};
-use crate::credentials::{CredentialVerifier, UserTable};
-use crate::denylist::AccessTokenDenylist;
-use crate::events::AuthEventHook;
-use crate::issuer::{Inner, Issuer, Settings};
-use crate::keys::{SigningKeys, load_or_create_secret};
-use crate::minting::{ClaimsHook, Minter};
-use crate::password::{PasswordError, PasswordHashing};
-use crate::refresh::{RefreshSecret, TOKEN_LEN};
-use crate::store::RefreshStore;
-use crate::throttle::{LoginThrottle, ThrottlePolicy};
 use tessera_core::jose::{Algorithm, KeyError};
 use tessera_core::random;
 use tessera_core::{Clock, SystemClock};
+
+use crate::clients::{ClientDirectory, ClientRegistration};
+use crate::credentials::{CredentialVerifier, UserTable};
+use crate::denylist::AccessTokenDenylist;
+use crate::events::{AuthEventHook, Events};
+use crate::grants::Grants;
+use crate::issuer::{Inner, Issuer};
+use crate::keys::{SigningKeys, load_or_create_secret};
+use crate::maintenance::{Maintenance, PurgePolicy};
+use crate::minting::{ClaimsHook, Minter};
+use crate::password::{PasswordError, PasswordHashing};
+use crate::refresh::{FamilyPolicy, RefreshSecret, RefreshTokens, TOKEN_LEN};
+use crate::sessions::Sessions;
+use crate::store::RefreshStore;
+use crate::throttle::{LoginThrottle, ThrottlePolicy};
 
 /// The longest grace window accepted.
 pub const MAX_GRACE: Duration = Duration::from_secs(300);
@@ -30,6 +34,7 @@ pub const REFRESH_SECRET_FILE: &str = "refresh-token.secret";
 
 /// A setting is missing or out of range. Each message names the setting and the accepted values.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum BuildError {
     /// No issuer identifier.
     #[error("the issuer (`iss`) is not set; call .issuer(\"https://auth.example\")")]
@@ -308,7 +313,7 @@ impl IssuerBuilder {
         self
     }
 
-    /// The clock (default: the system clock); tests inject a [`ManualClock`](crate::ManualClock).
+    /// The clock (default: the system clock); tests inject a [`ManualClock`](tessera_core::ManualClock).
     pub fn clock(mut self, clock: impl Clock) -> Self {
         self.clock = Arc::new(clock);
         self
@@ -387,37 +392,73 @@ impl IssuerBuilder {
         let token_endpoint = self
             .token_endpoint
             .unwrap_or_else(|| format!("{}/auth/token", issuer.trim_end_matches('/')));
-        let settings = Settings {
+
+        let store = Arc::new(store);
+        let clock = self.clock;
+        let events = Events::new(self.events);
+        let denylist = AccessTokenDenylist::new(Arc::clone(&clock));
+        let minter = Arc::new(Minter::new(
+            keys,
+            issuer.clone(),
+            audience,
             access_ttl,
+            self.claims,
+        ));
+        let clients = Arc::new(ClientDirectory::new(
+            clients,
+            vec![token_endpoint, issuer],
+            events.clone(),
+        ));
+        let families = FamilyPolicy {
             absolute_ttl,
             idle_ttl,
             grace: i64::try_from(self.grace.as_secs()).unwrap_or(0),
-            family_cap: self.family_cap,
-            max_body_bytes: self.max_body_bytes,
-            purge_interval: self.purge_interval,
-            purge_batch: self.purge_batch,
+            cap: self.family_cap,
         };
-        let clients = ClientDirectory::new(clients, vec![token_endpoint, issuer.clone()]);
-        let denylist = AccessTokenDenylist::new(self.clock.clone());
-        let minter = Minter {
-            keys,
-            issuer,
-            audience,
-            ttl: access_ttl,
-            hook: self.claims,
+        let refresh = Arc::new(RefreshTokens::new(
+            Arc::clone(&store),
+            RefreshSecret::from_master(&master),
+            families,
+            events.clone(),
+        ));
+        let grants = Grants::new(
+            Arc::clone(&clients),
+            verifier,
+            LoginThrottle::new(self.throttle),
+            Arc::clone(&refresh),
+            Arc::clone(&minter),
+            events.clone(),
+            Arc::clone(&clock),
+        );
+        let sessions = Sessions::new(
+            Arc::clone(&store),
+            refresh,
+            Arc::clone(&minter),
+            clients,
+            denylist.clone(),
+            events,
+            Arc::clone(&clock),
+        );
+        let purge = PurgePolicy {
+            interval: self.purge_interval,
+            batch: self.purge_batch,
         };
-        Ok(Issuer::from_inner(Inner {
+        let maintenance = Maintenance::new(
+            Arc::clone(&store),
+            denylist.clone(),
+            Arc::clone(&clock),
+            purge,
+        );
+        Ok(Issuer::from_inner(Inner::new(
             store,
             minter,
-            secret: RefreshSecret::from_master(&master),
-            clients,
-            verifier,
-            throttle: LoginThrottle::new(self.throttle),
+            grants,
+            sessions,
+            maintenance,
             denylist,
-            events: self.events,
-            clock: self.clock,
-            settings,
-        }))
+            clock,
+            self.max_body_bytes,
+        )))
     }
 }
 
@@ -431,8 +472,8 @@ fn positive(duration: Duration, what: &'static str) -> Result<i64, BuildError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::MemoryStore;
     use crate::credentials::{VerifiedUser, VerifyFuture};
-    use crate::store::MemoryStore;
 
     struct Nobody;
 

@@ -1,14 +1,15 @@
 //! 64 tasks refresh the same token at once on a file-backed SQLite store: no 5xx, no fork, and every
 //! loser within the grace window receives the winner's successor.
 
-mod common;
+mod support;
 
 use std::collections::HashSet;
 
 use http::StatusCode;
-use tessera_issuer::{AuthEvent, RefreshStore as _, SqliteStore};
+use tessera_issuer::store::RefreshStore as _;
+use tessera_issuer::{AuthEvent, SqliteStore};
 
-use common::*;
+use support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sixty_four_parallel_refreshes_of_one_token_never_fork_the_family() {

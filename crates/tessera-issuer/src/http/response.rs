@@ -1,12 +1,10 @@
-//! Rendering answers: every token-service response carries `Cache-Control: no-store` and
-//! `Pragma: no-cache` (RFC 6749 §5.1), and every [`TokenError`] maps to its status, code and headers here
-//! and only here.
+//! Rendering answers: [`NoStore`] marks every token-service response uncacheable (RFC 6749 §5.1), and every
+//! [`TokenError`] maps to its status, code and headers here and only here.
 
 use axum::Json;
 use axum::response::{IntoResponse, Response};
 use http::header::{CACHE_CONTROL, PRAGMA, RETRY_AFTER, WWW_AUTHENTICATE};
 use http::{HeaderValue, StatusCode};
-use serde::Serialize;
 use tessera_core::{ErrorCode, ErrorResponse};
 
 use crate::error::TokenError;
@@ -14,21 +12,19 @@ use crate::error::TokenError;
 /// The `WWW-Authenticate` challenge of an `invalid_client` answer (RFC 6749 §5.2).
 const CLIENT_CHALLENGE: &str = "Basic realm=\"tessera\", charset=\"UTF-8\"";
 
-/// A JSON answer that must not be cached.
-pub(crate) fn no_store_json(status: StatusCode, body: &impl Serialize) -> Response {
-    with_no_store((status, Json(body)).into_response())
-}
+/// A response that carries tokens or session data: `Cache-Control: no-store` and `Pragma: no-cache`
+/// (RFC 6749 §5.1) on top of whatever `T` renders.
+#[derive(Debug)]
+pub(super) struct NoStore<T>(pub(super) T);
 
-/// An empty answer that must not be cached.
-pub(crate) fn no_store_empty(status: StatusCode) -> Response {
-    with_no_store(status.into_response())
-}
-
-fn with_no_store(mut response: Response) -> Response {
-    let headers = response.headers_mut();
-    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    headers.insert(PRAGMA, HeaderValue::from_static("no-cache"));
-    response
+impl<T: IntoResponse> IntoResponse for NoStore<T> {
+    fn into_response(self) -> Response {
+        let mut response = self.0.into_response();
+        let headers = response.headers_mut();
+        headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        headers.insert(PRAGMA, HeaderValue::from_static("no-cache"));
+        response
+    }
 }
 
 impl IntoResponse for TokenError {
@@ -61,7 +57,8 @@ impl IntoResponse for TokenError {
             }
             other => other.to_string(),
         };
-        let mut response = no_store_json(status, &ErrorResponse::new(code, description));
+        let mut response =
+            NoStore((status, Json(ErrorResponse::new(code, description)))).into_response();
         let headers = response.headers_mut();
         match self {
             TokenError::InvalidClient(_) => {
