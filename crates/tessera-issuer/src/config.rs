@@ -11,20 +11,17 @@ use tessera_core::jose::{Algorithm, KeyError};
 use tessera_core::random;
 use tessera_core::{Clock, SystemClock};
 
-use crate::clients::{ClientDirectory, ClientRegistration};
+use crate::clients::ClientRegistration;
 use crate::credentials::{CredentialVerifier, UserTable};
-use crate::denylist::AccessTokenDenylist;
-use crate::events::{AuthEventHook, Events};
-use crate::grants::Grants;
-use crate::issuer::{Inner, Issuer};
+use crate::events::AuthEventHook;
+use crate::issuer::Issuer;
 use crate::keys::{SigningKeys, load_or_create_secret};
-use crate::maintenance::{Maintenance, PurgePolicy};
+use crate::maintenance::PurgePolicy;
 use crate::minting::{ClaimsHook, Minter};
 use crate::password::{PasswordError, PasswordHashing};
-use crate::refresh::{FamilyPolicy, RefreshSecret, RefreshTokens, TOKEN_LEN};
-use crate::sessions::Sessions;
+use crate::refresh::{FamilyPolicy, RefreshSecret, TOKEN_LEN};
 use crate::store::RefreshStore;
-use crate::throttle::{LoginThrottle, ThrottlePolicy};
+use crate::throttle::ThrottlePolicy;
 
 /// The longest grace window accepted.
 pub const MAX_GRACE: Duration = Duration::from_secs(300);
@@ -392,74 +389,45 @@ impl IssuerBuilder {
         let token_endpoint = self
             .token_endpoint
             .unwrap_or_else(|| format!("{}/auth/token", issuer.trim_end_matches('/')));
-
-        let store = Arc::new(store);
-        let clock = self.clock;
-        let events = Events::new(self.events);
-        let denylist = AccessTokenDenylist::new(Arc::clone(&clock));
-        let minter = Arc::new(Minter::new(
-            keys,
-            issuer.clone(),
-            audience,
-            access_ttl,
-            self.claims,
-        ));
-        let clients = Arc::new(ClientDirectory::new(
+        let settings = Settings {
+            minter: Minter::new(keys, issuer.clone(), audience, access_ttl, self.claims),
             clients,
-            vec![token_endpoint, issuer],
-            events.clone(),
-        ));
-        let families = FamilyPolicy {
-            absolute_ttl,
-            idle_ttl,
-            grace: i64::try_from(self.grace.as_secs()).unwrap_or(0),
-            cap: self.family_cap,
-        };
-        let refresh = Arc::new(RefreshTokens::new(
-            Arc::clone(&store),
-            RefreshSecret::from_master(&master),
-            families,
-            events.clone(),
-        ));
-        let grants = Grants::new(
-            Arc::clone(&clients),
+            assertion_audiences: vec![token_endpoint, issuer],
             verifier,
-            LoginThrottle::new(self.throttle),
-            Arc::clone(&refresh),
-            Arc::clone(&minter),
-            events.clone(),
-            Arc::clone(&clock),
-        );
-        let sessions = Sessions::new(
-            Arc::clone(&store),
-            refresh,
-            Arc::clone(&minter),
-            clients,
-            denylist.clone(),
-            events,
-            Arc::clone(&clock),
-        );
-        let purge = PurgePolicy {
-            interval: self.purge_interval,
-            batch: self.purge_batch,
+            throttle: self.throttle,
+            secret: RefreshSecret::from_master(&master),
+            families: FamilyPolicy {
+                absolute_ttl,
+                idle_ttl,
+                grace: i64::try_from(self.grace.as_secs()).unwrap_or(0),
+                cap: self.family_cap,
+            },
+            purge: PurgePolicy {
+                interval: self.purge_interval,
+                batch: self.purge_batch,
+            },
+            events: self.events,
+            clock: self.clock,
+            max_body_bytes: self.max_body_bytes,
         };
-        let maintenance = Maintenance::new(
-            Arc::clone(&store),
-            denylist.clone(),
-            Arc::clone(&clock),
-            purge,
-        );
-        Ok(Issuer::from_inner(Inner::new(
-            store,
-            minter,
-            grants,
-            sessions,
-            maintenance,
-            denylist,
-            clock,
-            self.max_body_bytes,
-        )))
+        Ok(Issuer::assemble(store, settings))
     }
+}
+
+/// Everything [`IssuerBuilder::build`] validated and loaded, for [`Issuer`] to assemble its parts from.
+pub(crate) struct Settings {
+    pub(crate) minter: Minter,
+    pub(crate) clients: HashMap<String, Arc<ClientRegistration>>,
+    /// The audiences a client assertion may name: the token endpoint URL and the issuer.
+    pub(crate) assertion_audiences: Vec<String>,
+    pub(crate) verifier: Arc<dyn CredentialVerifier>,
+    pub(crate) throttle: ThrottlePolicy,
+    pub(crate) secret: RefreshSecret,
+    pub(crate) families: FamilyPolicy,
+    pub(crate) purge: PurgePolicy,
+    pub(crate) events: Option<Arc<dyn AuthEventHook>>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) max_body_bytes: usize,
 }
 
 fn positive(duration: Duration, what: &'static str) -> Result<i64, BuildError> {

@@ -20,15 +20,19 @@ use tessera_core::Clock;
 use tessera_core::jose::JwkSet;
 use tessera_server::JwtAuthLayer;
 
-use crate::config::IssuerBuilder;
+use crate::clients::ClientDirectory;
+use crate::config::{IssuerBuilder, Settings};
 use crate::denylist::AccessTokenDenylist;
+use crate::events::Events;
 use crate::grants::Grants;
 use crate::http;
 use crate::keys::SigningKeys;
 use crate::maintenance::Maintenance;
 use crate::minting::Minter;
+use crate::refresh::RefreshTokens;
 use crate::sessions::Sessions;
 use crate::store::{PurgeReport, RefreshStore, RevokeReason, StoreError};
+use crate::throttle::LoginThrottle;
 
 /// The token service: grants, rotation, revocation, on a [`RefreshStore`].
 ///
@@ -56,7 +60,7 @@ impl<S> fmt::Debug for Issuer<S> {
     }
 }
 
-/// The parts of an [`Issuer`], built once by [`IssuerBuilder::build`].
+/// The parts of an [`Issuer`], assembled once by [`Issuer::assemble`].
 pub(crate) struct Inner<S> {
     store: Arc<S>,
     minter: Arc<Minter>,
@@ -69,34 +73,6 @@ pub(crate) struct Inner<S> {
     max_body_bytes: usize,
 }
 
-impl<S> Inner<S> {
-    #[expect(
-        clippy::too_many_arguments,
-        reason = "one argument per part, named at the one call"
-    )]
-    pub(crate) fn new(
-        store: Arc<S>,
-        minter: Arc<Minter>,
-        grants: Grants<S>,
-        sessions: Sessions<S>,
-        maintenance: Maintenance<S>,
-        denylist: AccessTokenDenylist,
-        clock: Arc<dyn Clock>,
-        max_body_bytes: usize,
-    ) -> Self {
-        Inner {
-            store,
-            minter,
-            grants,
-            sessions,
-            maintenance,
-            denylist,
-            clock,
-            max_body_bytes,
-        }
-    }
-}
-
 impl Issuer<()> {
     /// Starts configuring a token service.
     pub fn builder() -> IssuerBuilder {
@@ -104,13 +80,65 @@ impl Issuer<()> {
     }
 }
 
-impl<S> Issuer<S> {
-    pub(crate) fn from_inner(inner: Inner<S>) -> Self {
+impl<S: RefreshStore> Issuer<S> {
+    /// Wires the parts together on `store`: the one place that knows which part needs which.
+    pub(crate) fn assemble(store: S, settings: Settings) -> Self {
+        let store = Arc::new(store);
+        let clock = settings.clock;
+        let events = Events::new(settings.events);
+        let denylist = AccessTokenDenylist::new(Arc::clone(&clock));
+        let minter = Arc::new(settings.minter);
+        let clients = Arc::new(ClientDirectory::new(
+            settings.clients,
+            settings.assertion_audiences,
+            events.clone(),
+        ));
+        let refresh = Arc::new(RefreshTokens::new(
+            Arc::clone(&store),
+            settings.secret,
+            settings.families,
+            events.clone(),
+        ));
+        let grants = Grants::new(
+            Arc::clone(&clients),
+            settings.verifier,
+            LoginThrottle::new(settings.throttle),
+            Arc::clone(&refresh),
+            Arc::clone(&minter),
+            events.clone(),
+            Arc::clone(&clock),
+        );
+        let sessions = Sessions::new(
+            Arc::clone(&store),
+            refresh,
+            Arc::clone(&minter),
+            clients,
+            denylist.clone(),
+            events,
+            Arc::clone(&clock),
+        );
+        let maintenance = Maintenance::new(
+            Arc::clone(&store),
+            denylist.clone(),
+            Arc::clone(&clock),
+            settings.purge,
+        );
         Issuer {
-            inner: Arc::new(inner),
+            inner: Arc::new(Inner {
+                store,
+                minter,
+                grants,
+                sessions,
+                maintenance,
+                denylist,
+                clock,
+                max_body_bytes: settings.max_body_bytes,
+            }),
         }
     }
+}
 
+impl<S> Issuer<S> {
     /// The signing and verifying keys.
     pub fn keys(&self) -> &SigningKeys {
         self.inner.minter.keys()

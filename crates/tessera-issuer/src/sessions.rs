@@ -13,7 +13,7 @@ use crate::events::{AuthEvent, Events};
 use crate::minting::Minter;
 use crate::params::Params;
 use crate::refresh::{RefreshToken, RefreshTokens};
-use crate::store::{FamilyId, RefreshStore, RevokeReason, StoreError, UserDenial};
+use crate::store::{Family, FamilyId, RefreshStore, RevokeReason, StoreError, UserDenial};
 
 /// One session of the signed-in user, as `GET /sessions` lists it.
 #[derive(Debug, Serialize)]
@@ -175,20 +175,20 @@ impl<S: RefreshStore> Sessions<S> {
         self.denylist.insert_user(&denial);
         self.store.deny_user_tokens(denial).await?;
         let revoked = self.store.revoke_user(user_id, reason, self.now()).await?;
-        for family in &revoked {
-            self.events.emit(AuthEvent::Revoked {
-                user_id: family.user_id.clone(),
-                client_id: family.client_id.clone(),
-                family_id: family.id.clone(),
-                reason,
-            });
-        }
-        Ok(revoked.len())
+        let ended = revoked.len();
+        self.report(revoked, reason);
+        Ok(ended)
     }
 
     async fn revoke_family(&self, id: &FamilyId, reason: RevokeReason) -> Result<(), StoreError> {
         let revoked = self.store.revoke_family(id, reason, self.now()).await?;
-        if let Some(family) = revoked {
+        self.report(revoked, reason);
+        Ok(())
+    }
+
+    /// One [`AuthEvent::Revoked`] per family this revocation ended.
+    fn report(&self, revoked: impl IntoIterator<Item = Family>, reason: RevokeReason) {
+        for family in revoked {
             self.events.emit(AuthEvent::Revoked {
                 user_id: family.user_id,
                 client_id: family.client_id,
@@ -196,7 +196,6 @@ impl<S: RefreshStore> Sessions<S> {
                 reason,
             });
         }
-        Ok(())
     }
 
     /// Revokes the family of `token` if it is one of ours; `Ok(false)` if it is not a known refresh token.

@@ -597,10 +597,7 @@ async fn revoking_a_refresh_token_ends_its_family() {
 async fn revoking_an_access_token_denies_it_until_it_expires() {
     let h = harness(MemoryStore::new());
     let access = h.login("alice", "wonderland").await.access_token();
-    assert_eq!(
-        h.bearer("GET", "/auth/sessions", &access).await.status,
-        StatusCode::OK
-    );
+    assert_eq!(h.sessions(&access).await.status, StatusCode::OK);
     let revoke = h
         .post_form(
             "/auth/revoke",
@@ -608,7 +605,7 @@ async fn revoking_an_access_token_denies_it_until_it_expires() {
         )
         .await;
     assert_eq!(revoke.status, StatusCode::OK, "{}", revoke.text());
-    let denied = h.bearer("GET", "/auth/sessions", &access).await;
+    let denied = h.sessions(&access).await;
     assert_eq!(denied.status, StatusCode::UNAUTHORIZED);
     assert!(
         denied.headers[WWW_AUTHENTICATE]
@@ -623,10 +620,7 @@ async fn revoking_an_access_token_denies_it_until_it_expires() {
     );
     // Another access token of the same session is unaffected.
     let other = h.login("alice", "wonderland").await.access_token();
-    assert_eq!(
-        h.bearer("GET", "/auth/sessions", &other).await.status,
-        StatusCode::OK
-    );
+    assert_eq!(h.sessions(&other).await.status, StatusCode::OK);
 }
 
 #[tokio::test]
@@ -668,7 +662,7 @@ async fn sessions_are_listed_ended_one_by_one_or_all_at_once() {
     h.login("bob", "builder").await;
     let access = laptop.access_token();
 
-    let list = h.bearer("GET", "/auth/sessions", &access).await;
+    let list = h.sessions(&access).await;
     assert_eq!(list.status, StatusCode::OK, "{}", list.text());
     assert_no_store(&list);
     let sessions = list.json();
@@ -724,10 +718,7 @@ async fn sessions_are_listed_ended_one_by_one_or_all_at_once() {
         StatusCode::BAD_REQUEST,
         "invalid_grant",
     );
-    assert_eq!(
-        h.bearer("GET", "/auth/sessions", &access).await.status,
-        StatusCode::UNAUTHORIZED
-    );
+    assert_eq!(h.sessions(&access).await.status, StatusCode::UNAUTHORIZED);
     assert_eq!(
         h.issuer
             .store()
@@ -752,16 +743,12 @@ async fn revoking_a_user_ends_their_sessions_and_access_tokens() {
         "invalid_grant",
     );
     assert_eq!(
-        h.bearer("GET", "/auth/sessions", &login.access_token())
-            .await
-            .status,
+        h.sessions(&login.access_token()).await.status,
         StatusCode::UNAUTHORIZED
     );
     let fresh = h.login("alice", "wonderland").await;
     assert_eq!(
-        h.bearer("GET", "/auth/sessions", &fresh.access_token())
-            .await
-            .status,
+        h.sessions(&fresh.access_token()).await.status,
         StatusCode::OK
     );
 }
@@ -885,9 +872,7 @@ async fn every_signing_algorithm_works_end_to_end_through_the_auth_layer() {
         let token = login.access_token();
         let jws = Jws::parse(&token).unwrap();
         assert_eq!(jws.algorithm(), algorithm);
-        let sessions = h
-            .bearer("GET", "/auth/sessions", &login.access_token())
-            .await;
+        let sessions = h.sessions(&login.access_token()).await;
         assert_eq!(
             sessions.status,
             StatusCode::OK,
@@ -909,4 +894,27 @@ async fn every_signing_algorithm_works_end_to_end_through_the_auth_layer() {
             "{algorithm}"
         );
     }
+}
+
+#[tokio::test(start_paused = true)]
+async fn closing_the_issuer_closes_its_store_and_ends_the_purge_task() {
+    let h = harness_with(MemoryStore::new(), |builder| {
+        builder.purge(std::time::Duration::from_secs(60), 100)
+    });
+    let token = h.login("alice", "wonderland").await.refresh_token();
+    let purge = h.issuer.spawn_purge_task();
+    h.issuer.close().await;
+
+    let refused = h.refresh(&token).await;
+    assert_error(&refused, StatusCode::INTERNAL_SERVER_ERROR, "server_error");
+    assert!(
+        !refused.text().contains("closed"),
+        "the cause is logged, not sent: {}",
+        refused.text()
+    );
+    tokio::time::sleep(std::time::Duration::from_secs(61)).await;
+    assert!(
+        purge.is_finished(),
+        "the purge task ends by itself once it finds the store closed"
+    );
 }

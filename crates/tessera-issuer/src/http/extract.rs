@@ -5,9 +5,9 @@
 use std::convert::Infallible;
 
 use axum::extract::{FromRef, FromRequest, FromRequestParts, Request};
-use http::HeaderMap;
 use http::header::{AUTHORIZATION, CONTENT_TYPE, USER_AGENT};
 use http::request::Parts;
+use http::{HeaderMap, HeaderName};
 
 use crate::error::TokenError;
 use crate::issuer::Issuer;
@@ -59,23 +59,14 @@ where
 /// The credentials of an `Authorization: Basic` header, still encoded (the client directory decodes and
 /// checks them). Other schemes are not client authentication and are ignored: a client library that
 /// attaches its bearer token to every request must not break logout.
-#[derive(Debug, Default)]
-pub(super) struct BasicCredentials(Option<String>);
-
-impl BasicCredentials {
-    pub(super) fn as_deref(&self) -> Option<&str> {
-        self.0.as_deref()
-    }
-}
+#[derive(Debug)]
+pub(super) struct BasicCredentials(pub(super) Option<String>);
 
 impl<St: Send + Sync> FromRequestParts<St> for BasicCredentials {
     type Rejection = Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _: &St) -> Result<Self, Infallible> {
-        let credentials = parts
-            .headers
-            .get(AUTHORIZATION)
-            .and_then(|value| value.to_str().ok())
+        let credentials = header(parts, AUTHORIZATION)
             .and_then(|value| value.split_once(' '))
             .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("basic"))
             .map(|(_, credentials)| credentials.trim().to_owned());
@@ -84,26 +75,22 @@ impl<St: Send + Sync> FromRequestParts<St> for BasicCredentials {
 }
 
 /// The `User-Agent`, cut to its first 256 characters, for the session list.
-#[derive(Debug, Default)]
-pub(super) struct UserAgent(Option<String>);
-
-impl UserAgent {
-    pub(super) fn as_deref(&self) -> Option<&str> {
-        self.0.as_deref()
-    }
-}
+#[derive(Debug)]
+pub(super) struct UserAgent(pub(super) Option<String>);
 
 impl<St: Send + Sync> FromRequestParts<St> for UserAgent {
     type Rejection = Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _: &St) -> Result<Self, Infallible> {
-        let agent = parts
-            .headers
-            .get(USER_AGENT)
-            .and_then(|value| value.to_str().ok())
-            .map(|agent| agent.chars().take(MAX_USER_AGENT).collect());
+        let agent =
+            header(parts, USER_AGENT).map(|agent| agent.chars().take(MAX_USER_AGENT).collect());
         Ok(UserAgent(agent))
     }
+}
+
+/// A header's value, if it is there and visible ASCII.
+fn header(parts: &Parts, name: HeaderName) -> Option<&str> {
+    parts.headers.get(name)?.to_str().ok()
 }
 
 enum MediaType {

@@ -52,8 +52,8 @@ type Answer<T> = Result<NoStore<T>, TokenError>;
 
 async fn token<S: RefreshStore>(
     State(issuer): State<Issuer<S>>,
-    basic: BasicCredentials,
-    agent: UserAgent,
+    BasicCredentials(basic): BasicCredentials,
+    UserAgent(agent): UserAgent,
     params: Params,
 ) -> Answer<impl IntoResponse> {
     let tokens = issuer
@@ -65,7 +65,7 @@ async fn token<S: RefreshStore>(
 
 async fn revoke<S: RefreshStore>(
     State(issuer): State<Issuer<S>>,
-    basic: BasicCredentials,
+    BasicCredentials(basic): BasicCredentials,
     params: Params,
 ) -> Answer<impl IntoResponse> {
     issuer.sessions().revoke(&params, basic.as_deref()).await?;
@@ -74,7 +74,7 @@ async fn revoke<S: RefreshStore>(
 
 async fn logout<S: RefreshStore>(
     State(issuer): State<Issuer<S>>,
-    basic: BasicCredentials,
+    BasicCredentials(basic): BasicCredentials,
     params: Params,
 ) -> Answer<impl IntoResponse> {
     issuer.sessions().logout(&params, basic.as_deref()).await?;

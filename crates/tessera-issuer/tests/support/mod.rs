@@ -188,6 +188,11 @@ impl<S> Harness<S> {
         self.send(request).await
     }
 
+    /// `GET /auth/sessions` with `access_token`: the session list, if the token is accepted.
+    pub async fn sessions(&self, access_token: &str) -> Answer {
+        self.bearer("GET", "/auth/sessions", access_token).await
+    }
+
     pub fn events(&self) -> Vec<AuthEvent> {
         self.events.lock().unwrap().clone()
     }
@@ -196,4 +201,22 @@ impl<S> Harness<S> {
 /// The claims of a JWT, unverified (the tests check what was signed, the layer checks signatures).
 pub fn claims_of(token: &str) -> Value {
     Jws::parse(token).unwrap().unverified_claims().unwrap()
+}
+
+impl<S: RefreshStore + Clone> Harness<S> {
+    /// `count` refreshes of `refresh_token` at once, each on its own task; the answers in spawn order.
+    pub async fn refresh_in_parallel(&self, refresh_token: &str, count: usize) -> Vec<Answer> {
+        let tasks: Vec<_> = (0..count)
+            .map(|_| {
+                let h = self.clone();
+                let token = refresh_token.to_owned();
+                tokio::spawn(async move { h.refresh(&token).await })
+            })
+            .collect();
+        let mut answers = Vec::with_capacity(count);
+        for task in tasks {
+            answers.push(task.await.unwrap());
+        }
+        answers
+    }
 }
