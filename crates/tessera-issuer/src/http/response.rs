@@ -29,46 +29,52 @@ impl<T: IntoResponse> IntoResponse for NoStore<T> {
 
 impl IntoResponse for TokenError {
     fn into_response(self) -> Response {
-        let (status, code) = match &self {
-            TokenError::InvalidRequest(_) => (StatusCode::BAD_REQUEST, ErrorCode::InvalidRequest),
-            TokenError::InvalidClient(_) => (StatusCode::UNAUTHORIZED, ErrorCode::InvalidClient),
-            TokenError::InvalidGrant(_) => (StatusCode::BAD_REQUEST, ErrorCode::InvalidGrant),
+        let (status, code, header) = match &self {
+            TokenError::InvalidRequest(_) => {
+                (StatusCode::BAD_REQUEST, ErrorCode::InvalidRequest, None)
+            }
+            TokenError::InvalidClient(_) => (
+                StatusCode::UNAUTHORIZED,
+                ErrorCode::InvalidClient,
+                Some((WWW_AUTHENTICATE, HeaderValue::from_static(CLIENT_CHALLENGE))),
+            ),
+            TokenError::InvalidGrant(_) => (StatusCode::BAD_REQUEST, ErrorCode::InvalidGrant, None),
             TokenError::UnauthorizedClient(_) => {
-                (StatusCode::BAD_REQUEST, ErrorCode::UnauthorizedClient)
+                (StatusCode::BAD_REQUEST, ErrorCode::UnauthorizedClient, None)
             }
-            TokenError::UnsupportedGrantType(_) => {
-                (StatusCode::BAD_REQUEST, ErrorCode::UnsupportedGrantType)
-            }
-            TokenError::InvalidScope(_) => (StatusCode::BAD_REQUEST, ErrorCode::InvalidScope),
-            TokenError::Throttled { .. } => (
+            TokenError::UnsupportedGrantType(_) => (
+                StatusCode::BAD_REQUEST,
+                ErrorCode::UnsupportedGrantType,
+                None,
+            ),
+            TokenError::InvalidScope(_) => (StatusCode::BAD_REQUEST, ErrorCode::InvalidScope, None),
+            TokenError::Throttled { retry_after } => (
                 StatusCode::TOO_MANY_REQUESTS,
                 ErrorCode::TemporarilyUnavailable,
+                Some((RETRY_AFTER, HeaderValue::from(*retry_after))),
             ),
-            TokenError::PayloadTooLarge { .. } => {
-                (StatusCode::PAYLOAD_TOO_LARGE, ErrorCode::InvalidRequest)
-            }
-            TokenError::SessionNotFound => (StatusCode::NOT_FOUND, ErrorCode::InvalidRequest),
-            TokenError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::ServerError),
+            TokenError::PayloadTooLarge { .. } => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                ErrorCode::InvalidRequest,
+                None,
+            ),
+            TokenError::SessionNotFound => (StatusCode::NOT_FOUND, ErrorCode::InvalidRequest, None),
+            TokenError::Internal(_) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                ErrorCode::ServerError,
+                None,
+            ),
         };
-        let description = match &self {
-            TokenError::Internal(detail) => {
-                tracing::error!(detail, "token service request failed");
-                "The token service failed; try again later".to_owned()
-            }
-            other => other.to_string(),
+        let description = if let TokenError::Internal(detail) = &self {
+            tracing::error!(detail, "token service request failed");
+            "The token service failed; try again later".to_owned()
+        } else {
+            self.to_string()
         };
-        let mut response =
-            NoStore((status, Json(ErrorResponse::new(code, description)))).into_response();
-        let headers = response.headers_mut();
-        match self {
-            TokenError::InvalidClient(_) => {
-                headers.insert(WWW_AUTHENTICATE, HeaderValue::from_static(CLIENT_CHALLENGE));
-            }
-            TokenError::Throttled { retry_after } => {
-                headers.insert(RETRY_AFTER, HeaderValue::from(retry_after));
-            }
-            _ => {}
+        let body = Json(ErrorResponse::new(code, description));
+        match header {
+            Some(header) => NoStore((status, [header], body)).into_response(),
+            None => NoStore((status, body)).into_response(),
         }
-        response
     }
 }
