@@ -321,7 +321,7 @@ impl RunningApp {
                 .context("the server failed")?;
         }
         self.purge.abort();
-        self.issuer.store().close().await;
+        self.issuer.close().await;
         Ok(())
     }
 }

@@ -16,10 +16,10 @@ use axum::Router;
 use axum::body::Body;
 use http::header::CONTENT_TYPE;
 use http::{Request, StatusCode};
-use tessera_issuer::{
-    FamilyId, Issuer, NewFamily, PasswordHashing, RefreshStore as _, Rotation, RotationOutcome,
-    RotationSalt, SqliteStore, TokenHash,
+use tessera_issuer::store::{
+    FamilyId, NewFamily, RefreshStore as _, Rotation, RotationOutcome, RotationSalt, TokenHash,
 };
+use tessera_issuer::{Issuer, PasswordHashing, SqliteStore};
 use tower::ServiceExt as _;
 
 async fn call(app: &Router, form: String) -> serde_json::Value {
@@ -112,7 +112,7 @@ async fn run(clients: usize, measure: Duration) -> Row {
         latencies.extend(task.await.unwrap());
     }
     let elapsed = start.elapsed();
-    issuer.store().close().await;
+    issuer.close().await;
     latencies.sort_unstable();
     Row {
         clients,

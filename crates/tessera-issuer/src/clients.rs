@@ -11,7 +11,9 @@ use serde::Deserialize;
 use tessera_core::GrantType;
 use tessera_core::jose::{Jws, JwtKey};
 
-use crate::params::form_decode;
+use crate::error::TokenError;
+use crate::events::{AuthEvent, Events};
+use crate::params::{Params, form_decode};
 use crate::password::{self, PasswordError, PasswordHashing};
 
 /// The `client_assertion_type` of RFC 7523 §2.2.
@@ -151,16 +153,27 @@ impl fmt::Debug for ClientRegistration {
 
 /// What a request carried to say which client it comes from.
 #[derive(Default)]
-pub(crate) struct PresentedClient<'a> {
+struct PresentedClient<'a> {
     /// The `Authorization: Basic` header's value after the scheme, if any.
-    pub(crate) basic: Option<&'a str>,
-    pub(crate) client_id: Option<&'a str>,
-    pub(crate) client_secret: Option<&'a str>,
-    pub(crate) assertion_type: Option<&'a str>,
-    pub(crate) assertion: Option<&'a str>,
+    basic: Option<&'a str>,
+    client_id: Option<&'a str>,
+    client_secret: Option<&'a str>,
+    assertion_type: Option<&'a str>,
+    assertion: Option<&'a str>,
 }
 
-impl PresentedClient<'_> {
+impl<'a> PresentedClient<'a> {
+    /// The client parameters of `params`, and the Basic credentials of the request.
+    fn of(params: &'a Params, basic: Option<&'a str>) -> Result<Self, TokenError> {
+        Ok(PresentedClient {
+            basic,
+            client_id: params.get("client_id")?,
+            client_secret: params.get("client_secret")?,
+            assertion_type: params.get("client_assertion_type")?,
+            assertion: params.get("client_assertion")?,
+        })
+    }
+
     /// The client id the request names, whichever way, without authenticating it.
     pub(crate) fn claimed_id(&self) -> Option<String> {
         self.client_id
@@ -171,19 +184,29 @@ impl PresentedClient<'_> {
 
 /// Why client identification failed.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub(crate) enum ClientError {
+enum ClientError {
     /// `invalid_request`: the request is malformed (two methods, a bad header).
     Malformed(String),
     /// `invalid_client`: unknown client, wrong secret, bad assertion, missing authentication.
     Rejected(String),
 }
 
-/// The registered clients and the replay cache of their assertions.
+/// The registered clients, the replay cache of their assertions, and the rules on who may act for whom.
 pub(crate) struct ClientDirectory {
     clients: HashMap<String, Arc<ClientRegistration>>,
     /// The audiences a client assertion may name: the token endpoint URL and the issuer.
     assertion_audiences: Vec<String>,
     seen_assertions: Mutex<HashMap<(String, String), i64>>,
+    events: Events,
+}
+
+impl fmt::Debug for ClientDirectory {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("ClientDirectory")
+            .field("clients", &self.clients.values())
+            .field("assertion_audiences", &self.assertion_audiences)
+            .finish_non_exhaustive()
+    }
 }
 
 #[derive(Deserialize)]
@@ -206,20 +229,66 @@ impl ClientDirectory {
     pub(crate) fn new(
         clients: HashMap<String, Arc<ClientRegistration>>,
         assertion_audiences: Vec<String>,
+        events: Events,
     ) -> Self {
         ClientDirectory {
             clients,
             assertion_audiences,
             seen_assertions: Mutex::new(HashMap::new()),
+            events,
         }
     }
 
-    pub(crate) fn get(&self, id: &str) -> Option<&Arc<ClientRegistration>> {
-        self.clients.get(id)
+    /// Identifies and authenticates the client of a token, revocation or logout request from its
+    /// parameters and `Authorization: Basic` credentials: `Ok(None)` if the request names no client at
+    /// all. A failed authentication is reported as [`AuthEvent::ClientAuthenticationFailed`].
+    pub(crate) async fn identify(
+        &self,
+        params: &Params,
+        basic: Option<&str>,
+        grant_type: Option<GrantType>,
+        now: i64,
+    ) -> Result<Option<Arc<ClientRegistration>>, TokenError> {
+        let presented = PresentedClient::of(params, basic)?;
+        match self.authenticate(&presented, now).await {
+            Ok(client) => Ok(client),
+            Err(ClientError::Malformed(description)) => {
+                Err(TokenError::InvalidRequest(description))
+            }
+            Err(ClientError::Rejected(description)) => {
+                self.events.emit(AuthEvent::ClientAuthenticationFailed {
+                    client_id: presented.claimed_id(),
+                    grant_type,
+                });
+                Err(TokenError::InvalidClient(description))
+            }
+        }
+    }
+
+    /// Whether `client` (authenticated, or `None` if the request named no client) may act on a token
+    /// issued to `owner`: the owner itself may; anyone holding a public client's token may too
+    /// (possession is all a public client has).
+    pub(crate) fn check_owner(
+        &self,
+        owner: &str,
+        client: Option<&ClientRegistration>,
+    ) -> Result<(), TokenError> {
+        match client {
+            Some(client) if client.id() == owner => Ok(()),
+            Some(_) => Err(TokenError::InvalidClient(
+                "the token was issued to another client".into(),
+            )),
+            None => match self.clients.get(owner) {
+                Some(owner) if !owner.is_confidential() => Ok(()),
+                _ => Err(TokenError::InvalidClient(
+                    "the token belongs to a confidential client, which must authenticate".into(),
+                )),
+            },
+        }
     }
 
     /// Identifies and authenticates the client: `Ok(None)` if the request named no client at all.
-    pub(crate) async fn authenticate(
+    async fn authenticate(
         &self,
         presented: &PresentedClient<'_>,
         now: i64,

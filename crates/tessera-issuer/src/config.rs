@@ -7,20 +7,21 @@ use std::time::Duration;
 
 use tessera_core::Audience;
 
-use crate::clients::{ClientDirectory, ClientRegistration};
-use crate::credentials::{CredentialVerifier, UserTable};
-use crate::denylist::AccessTokenDenylist;
-use crate::events::AuthEventHook;
-use crate::issuer::{Inner, Issuer, Settings};
-use crate::keys::{SigningKeys, load_or_create_secret};
-use crate::minting::{ClaimsHook, Minter};
-use crate::password::{PasswordError, PasswordHashing};
-use crate::refresh::{RefreshSecret, TOKEN_LEN};
-use crate::store::RefreshStore;
-use crate::throttle::{LoginThrottle, ThrottlePolicy};
 use tessera_core::jose::{Algorithm, KeyError};
 use tessera_core::random;
 use tessera_core::{Clock, SystemClock};
+
+use crate::clients::ClientRegistration;
+use crate::credentials::{CredentialVerifier, UserTable};
+use crate::events::AuthEventHook;
+use crate::issuer::Issuer;
+use crate::keys::{SigningKeys, load_or_create_secret};
+use crate::maintenance::PurgePolicy;
+use crate::minting::{ClaimsHook, Minter};
+use crate::password::{PasswordError, PasswordHashing};
+use crate::refresh::{FamilyPolicy, RefreshSecret, TOKEN_LEN};
+use crate::store::RefreshStore;
+use crate::throttle::ThrottlePolicy;
 
 /// The longest grace window accepted.
 pub const MAX_GRACE: Duration = Duration::from_secs(300);
@@ -30,6 +31,7 @@ pub const REFRESH_SECRET_FILE: &str = "refresh-token.secret";
 
 /// A setting is missing or out of range. Each message names the setting and the accepted values.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum BuildError {
     /// No issuer identifier.
     #[error("the issuer (`iss`) is not set; call .issuer(\"https://auth.example\")")]
@@ -308,7 +310,7 @@ impl IssuerBuilder {
         self
     }
 
-    /// The clock (default: the system clock); tests inject a [`ManualClock`](crate::ManualClock).
+    /// The clock (default: the system clock); tests inject a [`ManualClock`](tessera_core::ManualClock).
     pub fn clock(mut self, clock: impl Clock) -> Self {
         self.clock = Arc::new(clock);
         self
@@ -388,37 +390,44 @@ impl IssuerBuilder {
             .token_endpoint
             .unwrap_or_else(|| format!("{}/auth/token", issuer.trim_end_matches('/')));
         let settings = Settings {
-            access_ttl,
-            absolute_ttl,
-            idle_ttl,
-            grace: i64::try_from(self.grace.as_secs()).unwrap_or(0),
-            family_cap: self.family_cap,
-            max_body_bytes: self.max_body_bytes,
-            purge_interval: self.purge_interval,
-            purge_batch: self.purge_batch,
-        };
-        let clients = ClientDirectory::new(clients, vec![token_endpoint, issuer.clone()]);
-        let denylist = AccessTokenDenylist::new(self.clock.clone());
-        let minter = Minter {
-            keys,
-            issuer,
-            audience,
-            ttl: access_ttl,
-            hook: self.claims,
-        };
-        Ok(Issuer::from_inner(Inner {
-            store,
-            minter,
-            secret: RefreshSecret::from_master(&master),
+            minter: Minter::new(keys, issuer.clone(), audience, access_ttl, self.claims),
             clients,
+            assertion_audiences: vec![token_endpoint, issuer],
             verifier,
-            throttle: LoginThrottle::new(self.throttle),
-            denylist,
+            throttle: self.throttle,
+            secret: RefreshSecret::from_master(&master),
+            families: FamilyPolicy {
+                absolute_ttl,
+                idle_ttl,
+                grace: i64::try_from(self.grace.as_secs()).unwrap_or(0),
+                cap: self.family_cap,
+            },
+            purge: PurgePolicy {
+                interval: self.purge_interval,
+                batch: self.purge_batch,
+            },
             events: self.events,
             clock: self.clock,
-            settings,
-        }))
+            max_body_bytes: self.max_body_bytes,
+        };
+        Ok(Issuer::assemble(store, settings))
     }
+}
+
+/// Everything [`IssuerBuilder::build`] validated and loaded, for [`Issuer`] to assemble its parts from.
+pub(crate) struct Settings {
+    pub(crate) minter: Minter,
+    pub(crate) clients: HashMap<String, Arc<ClientRegistration>>,
+    /// The audiences a client assertion may name: the token endpoint URL and the issuer.
+    pub(crate) assertion_audiences: Vec<String>,
+    pub(crate) verifier: Arc<dyn CredentialVerifier>,
+    pub(crate) throttle: ThrottlePolicy,
+    pub(crate) secret: RefreshSecret,
+    pub(crate) families: FamilyPolicy,
+    pub(crate) purge: PurgePolicy,
+    pub(crate) events: Option<Arc<dyn AuthEventHook>>,
+    pub(crate) clock: Arc<dyn Clock>,
+    pub(crate) max_body_bytes: usize,
 }
 
 fn positive(duration: Duration, what: &'static str) -> Result<i64, BuildError> {
@@ -431,8 +440,8 @@ fn positive(duration: Duration, what: &'static str) -> Result<i64, BuildError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::MemoryStore;
     use crate::credentials::{VerifiedUser, VerifyFuture};
-    use crate::store::MemoryStore;
 
     struct Nobody;
 

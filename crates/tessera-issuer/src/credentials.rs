@@ -133,13 +133,7 @@ impl UserTable {
         roles: impl IntoIterator<Item = impl Into<String>>,
     ) -> Result<(), PasswordError> {
         let hash = self.hashing.hash(password)?;
-        self.users.insert(
-            username.into(),
-            Arc::new(UserRecord {
-                hash,
-                roles: collect(roles),
-            }),
-        );
+        self.insert(username.into(), hash, roles);
         Ok(())
     }
 
@@ -155,14 +149,19 @@ impl UserTable {
     ) -> Result<(), PasswordError> {
         let hash = hash.into();
         password::validate_hash(&hash)?;
-        self.users.insert(
-            username.into(),
-            Arc::new(UserRecord {
-                hash,
-                roles: collect(roles),
-            }),
-        );
+        self.insert(username.into(), hash, roles);
         Ok(())
+    }
+
+    fn insert(
+        &mut self,
+        username: String,
+        hash: String,
+        roles: impl IntoIterator<Item = impl Into<String>>,
+    ) {
+        let roles = roles.into_iter().map(Into::into).collect();
+        self.users
+            .insert(username, Arc::new(UserRecord { hash, roles }));
     }
 
     /// Whether the table has this user.
@@ -200,8 +199,4 @@ impl CredentialVerifier for UserTable {
             })
         })
     }
-}
-
-fn collect(items: impl IntoIterator<Item = impl Into<String>>) -> Vec<String> {
-    items.into_iter().map(Into::into).collect()
 }

@@ -1,7 +1,16 @@
 //! Why a token-service request failed, one variant per RFC 6749 §5.2 (and RFC 7009) answer.
+//!
+//! The failures of the parts below the endpoints (the store, the credential backend, signing, the OS
+//! random generator) convert into [`TokenError::Internal`] through `From`, so `?` carries them up; the
+//! HTTP layer (`http/response.rs`) owns the one mapping to status codes and headers.
 
-/// A refused token-service request. Rendered as an RFC 6749 §5.2 JSON body by the HTTP layer, which owns
-/// the mapping to status codes and headers.
+use tessera_core::random::RandomError;
+
+use crate::credentials::CredentialError;
+use crate::minting::MintError;
+use crate::store::StoreError;
+
+/// A refused token-service request.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub(crate) enum TokenError {
     /// 400 `invalid_request`: missing, repeated or malformed parameter, unsupported body.
@@ -43,8 +52,15 @@ pub(crate) enum TokenError {
     Internal(String),
 }
 
-impl TokenError {
-    pub(crate) fn internal(error: impl std::fmt::Display) -> Self {
-        TokenError::Internal(error.to_string())
-    }
+/// Failures below the endpoints: each becomes [`TokenError::Internal`], its text logged and never sent.
+macro_rules! internal_from {
+    ($($source:ty),* $(,)?) => {$(
+        impl From<$source> for TokenError {
+            fn from(error: $source) -> Self {
+                TokenError::Internal(error.to_string())
+            }
+        }
+    )*};
 }
+
+internal_from!(StoreError, CredentialError, MintError, RandomError);

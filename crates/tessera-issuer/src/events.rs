@@ -3,6 +3,7 @@
 //! Events name users, clients, families and generations, never a token or a password.
 
 use std::fmt;
+use std::sync::Arc;
 
 use tessera_core::GrantType;
 
@@ -159,8 +160,36 @@ where
     }
 }
 
+/// Where the token service's parts report events: the log, and the hook if one is set.
+#[derive(Clone, Default)]
+pub(crate) struct Events {
+    hook: Option<Arc<dyn AuthEventHook>>,
+}
+
+impl fmt::Debug for Events {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Events")
+            .field("hook", &self.hook.is_some())
+            .finish()
+    }
+}
+
+impl Events {
+    pub(crate) fn new(hook: Option<Arc<dyn AuthEventHook>>) -> Self {
+        Events { hook }
+    }
+
+    /// Logs `event` and hands it to the hook.
+    pub(crate) fn emit(&self, event: AuthEvent) {
+        trace(&event);
+        if let Some(hook) = &self.hook {
+            hook.on_event(&event);
+        }
+    }
+}
+
 /// Logs an event at a level that matches its gravity.
-pub(crate) fn trace(event: &AuthEvent) {
+fn trace(event: &AuthEvent) {
     match event {
         AuthEvent::LoginSucceeded {
             user_id,

@@ -2,26 +2,71 @@
 
 use std::sync::Arc;
 
-use tessera_core::{BEARER, GrantType, TokenResponse};
+use tessera_core::{BEARER, Clock, GrantType, TokenResponse};
 
-use crate::clients::{ClientError, ClientRegistration, PresentedClient};
+use crate::clients::{ClientDirectory, ClientRegistration};
+use crate::credentials::CredentialVerifier;
 use crate::error::TokenError;
-use crate::events::{AuthEvent, LoginFailure};
-use crate::issuer::Issuer;
-use crate::minting::TokenContext;
+use crate::events::{AuthEvent, Events, LoginFailure};
+use crate::minting::{MintedToken, Minter, TokenContext};
 use crate::params::Params;
-use crate::refresh::{RefreshToken, RotationSalt, TokenHash};
-use crate::store::{Family, FamilyId, NewFamily, RefreshStore, Rotation, RotationOutcome};
+use crate::refresh::{Login, RefreshToken, RefreshTokens, UNKNOWN_REFRESH};
+use crate::store::RefreshStore;
+use crate::throttle::LoginThrottle;
 
 const BAD_CREDENTIALS: &str = "The username or password is incorrect";
-const UNKNOWN_REFRESH: &str = "The refresh token is invalid";
-const EXPIRED_REFRESH: &str = "The refresh token expired; log in again";
-const REVOKED_REFRESH: &str = "The refresh token was revoked; log in again";
-const REUSED_REFRESH: &str =
-    "The refresh token was already used; the session was ended for safety, log in again";
-const FOREIGN_REFRESH: &str = "The refresh token was issued to another client";
 
-impl<S: RefreshStore> Issuer<S> {
+/// The token endpoint: authenticates the client, checks the grant and its scope, and answers with tokens.
+pub(crate) struct Grants<S> {
+    clients: Arc<ClientDirectory>,
+    verifier: Arc<dyn CredentialVerifier>,
+    throttle: LoginThrottle,
+    refresh: Arc<RefreshTokens<S>>,
+    minter: Arc<Minter>,
+    events: Events,
+    clock: Arc<dyn Clock>,
+}
+
+/// What [`Grants`] answers a token request with, before it is a [`TokenResponse`].
+struct Issued {
+    access: MintedToken,
+    refresh_token: Option<RefreshToken>,
+    scope: Option<String>,
+}
+
+impl From<Issued> for TokenResponse {
+    fn from(issued: Issued) -> TokenResponse {
+        TokenResponse {
+            access_token: issued.access.token,
+            token_type: BEARER.to_owned(),
+            expires_in: Some(issued.access.expires_in),
+            refresh_token: issued.refresh_token.map(|token| token.encode()),
+            scope: issued.scope,
+        }
+    }
+}
+
+impl<S: RefreshStore> Grants<S> {
+    pub(crate) fn new(
+        clients: Arc<ClientDirectory>,
+        verifier: Arc<dyn CredentialVerifier>,
+        throttle: LoginThrottle,
+        refresh: Arc<RefreshTokens<S>>,
+        minter: Arc<Minter>,
+        events: Events,
+        clock: Arc<dyn Clock>,
+    ) -> Self {
+        Grants {
+            clients,
+            verifier,
+            throttle,
+            refresh,
+            minter,
+            events,
+            clock,
+        }
+    }
+
     /// Serves one token-endpoint request.
     pub(crate) async fn token(
         &self,
@@ -29,18 +74,11 @@ impl<S: RefreshStore> Issuer<S> {
         basic: Option<&str>,
         user_agent: Option<&str>,
     ) -> Result<TokenResponse, TokenError> {
-        let grant_type = match params.require("grant_type")? {
-            "password" => GrantType::Password,
-            "refresh_token" => GrantType::RefreshToken,
-            "client_credentials" => GrantType::ClientCredentials,
-            other => {
-                return Err(TokenError::UnsupportedGrantType(format!(
-                    "the grant type `{other}` is not supported; use password, refresh_token or client_credentials"
-                )));
-            }
-        };
+        let grant_type = params.grant_type()?;
+        let now = self.clock.unix_seconds();
         let client = self
-            .authenticate_client(params, basic, Some(grant_type))
+            .clients
+            .identify(params, basic, Some(grant_type), now)
             .await?;
         if let Some(client) = &client
             && !client.allows(grant_type)
@@ -51,121 +89,62 @@ impl<S: RefreshStore> Issuer<S> {
                 grant_type.as_str()
             )));
         }
-        match grant_type {
+        let issued = match grant_type {
             GrantType::Password => {
                 let client = client.ok_or_else(|| {
                     TokenError::InvalidClient(
                         "identify the client with `client_id` or client authentication".into(),
                     )
                 })?;
-                self.password_grant(&client, params, user_agent).await
+                self.password(&client, params, user_agent, now).await?
             }
-            GrantType::RefreshToken => self.refresh_grant(client.as_deref(), params).await,
+            GrantType::RefreshToken => self.refresh(client.as_deref(), params, now).await?,
             GrantType::ClientCredentials => {
                 let client = client.ok_or_else(|| {
                     TokenError::InvalidClient(
                         "the client_credentials grant requires client authentication".into(),
                     )
                 })?;
-                self.client_credentials_grant(&client, params)
+                self.client_credentials(&client, params, now)?
             }
-        }
-    }
-
-    /// Identifies the client of a token or revocation request; `None` if the request names none.
-    pub(crate) async fn authenticate_client(
-        &self,
-        params: &Params,
-        basic: Option<&str>,
-        grant_type: Option<GrantType>,
-    ) -> Result<Option<Arc<ClientRegistration>>, TokenError> {
-        let presented = PresentedClient {
-            basic,
-            client_id: params.get("client_id")?,
-            client_secret: params.get("client_secret")?,
-            assertion_type: params.get("client_assertion_type")?,
-            assertion: params.get("client_assertion")?,
         };
-        match self
-            .inner
-            .clients
-            .authenticate(&presented, self.now())
-            .await
-        {
-            Ok(client) => Ok(client),
-            Err(ClientError::Malformed(description)) => {
-                Err(TokenError::InvalidRequest(description))
-            }
-            Err(ClientError::Rejected(description)) => {
-                self.emit(AuthEvent::ClientAuthenticationFailed {
-                    client_id: presented.claimed_id(),
-                    grant_type,
-                });
-                Err(TokenError::InvalidClient(description))
-            }
-        }
+        Ok(issued.into())
     }
 
-    async fn password_grant(
+    async fn password(
         &self,
         client: &ClientRegistration,
         params: &Params,
         user_agent: Option<&str>,
-    ) -> Result<TokenResponse, TokenError> {
+        now: i64,
+    ) -> Result<Issued, TokenError> {
         let username = params.require("username")?;
         let password = params.require("password")?;
         let scope = grant_scope(client, params.get("scope")?)?;
-        let now = self.now();
         let failed = |reason| AuthEvent::LoginFailed {
             username: username.to_owned(),
             client_id: client.id().to_owned(),
             reason,
         };
-        if let Err(retry_after) = self.inner.throttle.check(username, now) {
-            self.emit(failed(LoginFailure::Throttled));
+        if let Err(retry_after) = self.throttle.check(username, now) {
+            self.events.emit(failed(LoginFailure::Throttled));
             return Err(TokenError::Throttled { retry_after });
         }
-        let Some(user) = self
-            .inner
-            .verifier
-            .verify(username, password)
-            .await
-            .map_err(TokenError::internal)?
-        else {
-            self.inner.throttle.record_failure(username, now);
-            self.emit(failed(LoginFailure::BadCredentials));
+        let Some(user) = self.verifier.verify(username, password).await? else {
+            self.throttle.record_failure(username, now);
+            self.events.emit(failed(LoginFailure::BadCredentials));
             return Err(TokenError::InvalidGrant(BAD_CREDENTIALS));
         };
-        self.inner.throttle.record_success(username);
+        self.throttle.record_success(username);
 
-        let token = RefreshToken::generate().map_err(TokenError::internal)?;
-        let family_id = FamilyId::generate().map_err(TokenError::internal)?;
-        let settings = &self.inner.settings;
-        let new = NewFamily {
-            id: family_id.clone(),
-            user_id: user.subject.clone(),
-            client_id: client.id().to_owned(),
-            scope: scope.clone(),
-            roles: user.roles.clone(),
-            user_agent: user_agent.map(str::to_owned),
-            token: self.inner.secret.hash(&token),
-            created_at: now,
-            absolute_expires_at: now.saturating_add(settings.absolute_ttl),
-            idle_expires_at: now.saturating_add(settings.idle_ttl),
+        let login = Login {
+            user_id: &user.subject,
+            client_id: client.id(),
+            scope: scope.as_deref(),
+            roles: &user.roles,
+            user_agent,
         };
-        let evicted = self
-            .inner
-            .store
-            .create_family(new, settings.family_cap)
-            .await
-            .map_err(TokenError::internal)?;
-        for family in evicted {
-            self.emit(AuthEvent::EvictedByCap {
-                user_id: family.user_id,
-                client_id: family.client_id,
-                family_id: family.id,
-            });
-        }
+        let (family_id, refresh_token) = self.refresh.start(login, now).await?;
         let context = TokenContext {
             subject: &user.subject,
             client_id: client.id(),
@@ -173,62 +152,36 @@ impl<S: RefreshStore> Issuer<S> {
             roles: &user.roles,
             grant_type: GrantType::Password,
         };
-        let access = self
-            .inner
-            .minter
-            .mint(&context, Some(family_id.as_str()), now)
-            .map_err(TokenError::internal)?;
-        self.emit(AuthEvent::LoginSucceeded {
+        let access = self.minter.mint(&context, Some(family_id.as_str()), now)?;
+        self.events.emit(AuthEvent::LoginSucceeded {
             user_id: user.subject.clone(),
             client_id: client.id().to_owned(),
             family_id,
         });
-        Ok(TokenResponse {
-            access_token: access.token,
-            token_type: BEARER.to_owned(),
-            expires_in: Some(access.expires_in),
-            refresh_token: Some(token.encode()),
+        Ok(Issued {
+            access,
+            refresh_token: Some(refresh_token),
             scope,
         })
     }
 
-    async fn refresh_grant(
+    async fn refresh(
         &self,
         client: Option<&ClientRegistration>,
         params: &Params,
-    ) -> Result<TokenResponse, TokenError> {
-        let presented_text = params.require("refresh_token")?;
+        now: i64,
+    ) -> Result<Issued, TokenError> {
+        let presented = params.require("refresh_token")?;
         let requested_scope = params.get("scope")?;
         if let Some(requested) = requested_scope {
             validate_scope_syntax(requested)?;
         }
         let presented =
-            RefreshToken::parse(presented_text).ok_or(TokenError::InvalidGrant(UNKNOWN_REFRESH))?;
-        let secret = &self.inner.secret;
-        let presented_hash = secret.hash(&presented);
+            RefreshToken::parse(presented).ok_or(TokenError::InvalidGrant(UNKNOWN_REFRESH))?;
         let client_id = self
-            .refresh_client(client, presented_hash, requested_scope)
+            .refresh_client(client, &presented, requested_scope)
             .await?;
-        let salt = RotationSalt::generate().map_err(TokenError::internal)?;
-        let successor = secret.successor(&presented, &salt);
-        let now = self.now();
-        let settings = &self.inner.settings;
-        let rotation = Rotation {
-            presented: presented_hash,
-            client_id,
-            successor: secret.hash(&successor),
-            salt,
-            now,
-            idle_ttl: settings.idle_ttl,
-            grace: settings.grace,
-        };
-        let outcome = self
-            .inner
-            .store
-            .rotate(rotation)
-            .await
-            .map_err(TokenError::internal)?;
-        let (family, successor) = self.settle(outcome, &presented, successor)?;
+        let (family, refresh_token) = self.refresh.rotate(&presented, client_id, now).await?;
         let scope = narrow_scope(family.scope.as_deref(), requested_scope)?;
         let context = TokenContext {
             subject: &family.user_id,
@@ -237,16 +190,10 @@ impl<S: RefreshStore> Issuer<S> {
             roles: &family.roles,
             grant_type: GrantType::RefreshToken,
         };
-        let access = self
-            .inner
-            .minter
-            .mint(&context, Some(family.id.as_str()), now)
-            .map_err(TokenError::internal)?;
-        Ok(TokenResponse {
-            access_token: access.token,
-            token_type: BEARER.to_owned(),
-            expires_in: Some(access.expires_in),
-            refresh_token: Some(successor.encode()),
+        let access = self.minter.mint(&context, Some(family.id.as_str()), now)?;
+        Ok(Issued {
+            access,
+            refresh_token: Some(refresh_token),
             scope,
         })
     }
@@ -260,98 +207,35 @@ impl<S: RefreshStore> Issuer<S> {
     async fn refresh_client(
         &self,
         client: Option<&ClientRegistration>,
-        presented: TokenHash,
+        presented: &RefreshToken,
         requested_scope: Option<&str>,
     ) -> Result<String, TokenError> {
         if let (Some(client), None) = (client, requested_scope) {
             return Ok(client.id().to_owned());
         }
         let family = self
-            .inner
-            .store
-            .find_by_token(presented)
-            .await
-            .map_err(TokenError::internal)?;
-        let family = family.ok_or(TokenError::InvalidGrant(UNKNOWN_REFRESH))?;
+            .refresh
+            .family_of(presented)
+            .await?
+            .ok_or(TokenError::InvalidGrant(UNKNOWN_REFRESH))?;
         narrow_scope(family.scope.as_deref(), requested_scope)?;
-        if let Some(client) = client {
-            return Ok(client.id().to_owned());
-        }
-        // No client named: the family says which client it belongs to, and that client must be a public
-        // one (a confidential client always authenticates).
-        match self.inner.clients.get(&family.client_id) {
-            Some(owner) if !owner.is_confidential() => Ok(family.client_id),
-            _ => Err(TokenError::InvalidClient(
-                "this refresh token belongs to a confidential client, which must authenticate"
-                    .into(),
-            )),
+        match client {
+            Some(client) => Ok(client.id().to_owned()),
+            // No client named: the family says which client it belongs to, and that client must be a
+            // public one (a confidential client always authenticates).
+            None => {
+                self.clients.check_owner(&family.client_id, None)?;
+                Ok(family.client_id)
+            }
         }
     }
 
-    /// Turns the store's verdict into the family and the refresh token to answer with, emitting events.
-    fn settle(
-        &self,
-        outcome: RotationOutcome,
-        presented: &RefreshToken,
-        successor: RefreshToken,
-    ) -> Result<(Family, RefreshToken), TokenError> {
-        let secret = &self.inner.secret;
-        match outcome {
-            RotationOutcome::Rotated(family) => {
-                self.emit(AuthEvent::Refreshed {
-                    user_id: family.user_id.clone(),
-                    client_id: family.client_id.clone(),
-                    family_id: family.id.clone(),
-                    generation: family.generation,
-                });
-                Ok((family, successor))
-            }
-            RotationOutcome::Retry {
-                family,
-                salt,
-                successor: current,
-            } => {
-                let successor = secret.successor(presented, &salt);
-                if !secret.hash(&successor).ct_eq(&current) {
-                    // Only possible if the refresh secret changed since the rotation.
-                    return Err(TokenError::Internal(format!(
-                        "family {}: the re-derived successor does not match the stored one",
-                        family.id
-                    )));
-                }
-                self.emit(AuthEvent::RetryServed {
-                    user_id: family.user_id.clone(),
-                    client_id: family.client_id.clone(),
-                    family_id: family.id.clone(),
-                    generation: family.generation,
-                });
-                Ok((family, successor))
-            }
-            RotationOutcome::Replay {
-                family,
-                presented_generation,
-            } => {
-                self.emit(AuthEvent::ReuseDetected {
-                    user_id: family.user_id,
-                    client_id: family.client_id,
-                    family_id: family.id,
-                    presented_generation,
-                    current_generation: family.generation,
-                });
-                Err(TokenError::InvalidGrant(REUSED_REFRESH))
-            }
-            RotationOutcome::WrongClient(_) => Err(TokenError::InvalidGrant(FOREIGN_REFRESH)),
-            RotationOutcome::Revoked(_) => Err(TokenError::InvalidGrant(REVOKED_REFRESH)),
-            RotationOutcome::Expired(_) => Err(TokenError::InvalidGrant(EXPIRED_REFRESH)),
-            RotationOutcome::Unknown => Err(TokenError::InvalidGrant(UNKNOWN_REFRESH)),
-        }
-    }
-
-    fn client_credentials_grant(
+    fn client_credentials(
         &self,
         client: &ClientRegistration,
         params: &Params,
-    ) -> Result<TokenResponse, TokenError> {
+        now: i64,
+    ) -> Result<Issued, TokenError> {
         if !client.is_confidential() {
             return Err(TokenError::UnauthorizedClient(
                 "public clients cannot use the client_credentials grant".into(),
@@ -365,18 +249,12 @@ impl<S: RefreshStore> Issuer<S> {
             roles: &[],
             grant_type: GrantType::ClientCredentials,
         };
-        let access = self
-            .inner
-            .minter
-            .mint(&context, None, self.now())
-            .map_err(TokenError::internal)?;
-        self.emit(AuthEvent::ClientTokenIssued {
+        let access = self.minter.mint(&context, None, now)?;
+        self.events.emit(AuthEvent::ClientTokenIssued {
             client_id: client.id().to_owned(),
         });
-        Ok(TokenResponse {
-            access_token: access.token,
-            token_type: BEARER.to_owned(),
-            expires_in: Some(access.expires_in),
+        Ok(Issued {
+            access,
             refresh_token: None,
             scope,
         })

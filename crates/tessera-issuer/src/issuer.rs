@@ -1,27 +1,44 @@
 //! [`Issuer`]: the token service, cheap to clone, shared by its HTTP handlers and your code.
+//!
+//! It composes one part per concern, each with its own state, and holds no logic of its own beyond
+//! handing calls to them:
+//!
+//! | part | concern |
+//! |---|---|
+//! | `Grants` (`grants.rs`) | the token endpoint: client authentication, the three grants, scopes |
+//! | `RefreshTokens` (`refresh/`) | families in the store: start, rotate, look up |
+//! | `Sessions` (`sessions.rs`) | revocation, logout, the session list, revoking a user |
+//! | `Minter` (`minting.rs`) | signing access tokens and recognising them again |
+//! | `Maintenance` (`maintenance.rs`) | reloading the denylist, purging, the background task |
+//! | `ClientDirectory` (`clients.rs`) | registered clients, their authentication, who may act for whom |
 
 use std::fmt;
 use std::sync::Arc;
-use std::time::Duration;
 
+use axum::Router;
+use tessera_core::Clock;
 use tessera_core::jose::JwkSet;
+use tessera_server::JwtAuthLayer;
 
 use crate::clients::ClientDirectory;
-use crate::config::IssuerBuilder;
-use crate::credentials::CredentialVerifier;
+use crate::config::{IssuerBuilder, Settings};
 use crate::denylist::AccessTokenDenylist;
-use crate::events::{self, AuthEvent, AuthEventHook};
+use crate::events::Events;
+use crate::grants::Grants;
+use crate::http;
 use crate::keys::SigningKeys;
+use crate::maintenance::Maintenance;
 use crate::minting::Minter;
-use crate::refresh::RefreshSecret;
-use crate::store::{PurgeReport, RefreshStore, RevokeReason, StoreError, UserDenial};
+use crate::refresh::RefreshTokens;
+use crate::sessions::Sessions;
+use crate::store::{PurgeReport, RefreshStore, RevokeReason, StoreError};
 use crate::throttle::LoginThrottle;
-use tessera_core::Clock;
 
 /// The token service: grants, rotation, revocation, on a [`RefreshStore`].
 ///
 /// Build it with [`Issuer::builder`]; mount [`Issuer::router`] under `/auth` and [`Issuer::jwks_router`] at
-/// the root. Clones share everything.
+/// the root, run [`Issuer::spawn_purge_task`], and [`Issuer::close`] it on shutdown. Clones share
+/// everything.
 pub struct Issuer<S> {
     pub(crate) inner: Arc<Inner<S>>,
 }
@@ -29,7 +46,7 @@ pub struct Issuer<S> {
 impl<S> Clone for Issuer<S> {
     fn clone(&self) -> Self {
         Issuer {
-            inner: self.inner.clone(),
+            inner: Arc::clone(&self.inner),
         }
     }
 }
@@ -37,38 +54,23 @@ impl<S> Clone for Issuer<S> {
 impl<S> fmt::Debug for Issuer<S> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Issuer")
-            .field("issuer", &self.inner.minter.issuer)
-            .field("audience", &self.inner.minter.audience)
-            .field("signing_kid", &self.inner.minter.keys.signer().kid())
-            .field("settings", &self.inner.settings)
+            .field("minter", &self.inner.minter)
+            .field("max_body_bytes", &self.inner.max_body_bytes)
             .finish_non_exhaustive()
     }
 }
 
+/// The parts of an [`Issuer`], assembled once by [`Issuer::assemble`].
 pub(crate) struct Inner<S> {
-    pub(crate) store: S,
-    pub(crate) minter: Minter,
-    pub(crate) secret: RefreshSecret,
-    pub(crate) clients: ClientDirectory,
-    pub(crate) verifier: Arc<dyn CredentialVerifier>,
-    pub(crate) throttle: LoginThrottle,
-    pub(crate) denylist: AccessTokenDenylist,
-    pub(crate) events: Option<Arc<dyn AuthEventHook>>,
+    store: Arc<S>,
+    minter: Arc<Minter>,
+    grants: Grants<S>,
+    sessions: Sessions<S>,
+    maintenance: Maintenance<S>,
+    denylist: AccessTokenDenylist,
+    /// The clock every part reads; also the `JwtAuthLayer`'s (`auth.rs`).
     pub(crate) clock: Arc<dyn Clock>,
-    pub(crate) settings: Settings,
-}
-
-/// Validated settings, durations in whole seconds.
-#[derive(Debug, Clone)]
-pub(crate) struct Settings {
-    pub(crate) access_ttl: i64,
-    pub(crate) absolute_ttl: i64,
-    pub(crate) idle_ttl: i64,
-    pub(crate) grace: i64,
-    pub(crate) family_cap: usize,
-    pub(crate) max_body_bytes: usize,
-    pub(crate) purge_interval: Duration,
-    pub(crate) purge_batch: usize,
+    max_body_bytes: usize,
 }
 
 impl Issuer<()> {
@@ -78,31 +80,83 @@ impl Issuer<()> {
     }
 }
 
-impl<S> Issuer<S> {
-    pub(crate) fn from_inner(inner: Inner<S>) -> Self {
+impl<S: RefreshStore> Issuer<S> {
+    /// Wires the parts together on `store`: the one place that knows which part needs which.
+    pub(crate) fn assemble(store: S, settings: Settings) -> Self {
+        let store = Arc::new(store);
+        let clock = settings.clock;
+        let events = Events::new(settings.events);
+        let denylist = AccessTokenDenylist::new(Arc::clone(&clock));
+        let minter = Arc::new(settings.minter);
+        let clients = Arc::new(ClientDirectory::new(
+            settings.clients,
+            settings.assertion_audiences,
+            events.clone(),
+        ));
+        let refresh = Arc::new(RefreshTokens::new(
+            Arc::clone(&store),
+            settings.secret,
+            settings.families,
+            events.clone(),
+        ));
+        let grants = Grants::new(
+            Arc::clone(&clients),
+            settings.verifier,
+            LoginThrottle::new(settings.throttle),
+            Arc::clone(&refresh),
+            Arc::clone(&minter),
+            events.clone(),
+            Arc::clone(&clock),
+        );
+        let sessions = Sessions::new(
+            Arc::clone(&store),
+            refresh,
+            Arc::clone(&minter),
+            clients,
+            denylist.clone(),
+            events,
+            Arc::clone(&clock),
+        );
+        let maintenance = Maintenance::new(
+            Arc::clone(&store),
+            denylist.clone(),
+            Arc::clone(&clock),
+            settings.purge,
+        );
         Issuer {
-            inner: Arc::new(inner),
+            inner: Arc::new(Inner {
+                store,
+                minter,
+                grants,
+                sessions,
+                maintenance,
+                denylist,
+                clock,
+                max_body_bytes: settings.max_body_bytes,
+            }),
         }
     }
+}
 
+impl<S> Issuer<S> {
     /// The signing and verifying keys.
     pub fn keys(&self) -> &SigningKeys {
-        &self.inner.minter.keys
+        self.inner.minter.keys()
     }
 
     /// The public keys as a JWKS document.
     pub fn jwks(&self) -> &JwkSet {
-        self.inner.minter.keys.jwks()
+        self.keys().jwks()
     }
 
     /// The `iss` of the tokens.
     pub fn issuer(&self) -> &str {
-        &self.inner.minter.issuer
+        self.inner.minter.issuer()
     }
 
     /// The `aud` values of the tokens.
     pub fn audiences(&self) -> impl Iterator<Item = &str> {
-        self.inner.minter.audience.iter()
+        self.inner.minter.audience().iter()
     }
 
     /// The revoked access tokens; `JwtAuthLayer` consults it (see [`Issuer::auth_layer`]).
@@ -115,19 +169,44 @@ impl<S> Issuer<S> {
         &self.inner.store
     }
 
-    pub(crate) fn now(&self) -> i64 {
-        self.inner.clock.unix_seconds()
+    pub(crate) fn grants(&self) -> &Grants<S> {
+        &self.inner.grants
     }
 
-    pub(crate) fn emit(&self, event: AuthEvent) {
-        events::trace(&event);
-        if let Some(hook) = &self.inner.events {
-            hook.on_event(&event);
-        }
+    pub(crate) fn sessions(&self) -> &Sessions<S> {
+        &self.inner.sessions
+    }
+
+    /// The largest request body the endpoints read.
+    pub(crate) fn max_body_bytes(&self) -> usize {
+        self.inner.max_body_bytes
     }
 }
 
 impl<S: RefreshStore> Issuer<S> {
+    /// The token service's routes, to mount with `.nest("/auth", issuer.router(&auth))`:
+    ///
+    /// | route | |
+    /// |---|---|
+    /// | `POST /token` | RFC 6749 grants `password`, `refresh_token`, `client_credentials` |
+    /// | `POST /revoke` | RFC 7009 revocation of a refresh token's family or an access token |
+    /// | `POST /logout` | ends the session of the `refresh_token` in the body |
+    /// | `POST /logout-all` | ends every session of the signed-in user (bearer access token) |
+    /// | `GET /sessions` | the signed-in user's live sessions |
+    /// | `DELETE /sessions/{id}` | ends one of them |
+    ///
+    /// `auth` authenticates the last three by access token; [`Issuer::auth_layer`] makes one that trusts
+    /// this issuer's keys and consults its denylist.
+    pub fn router(&self, auth: &JwtAuthLayer) -> Router {
+        http::router(self.clone(), auth)
+    }
+
+    /// `GET /.well-known/jwks.json` ([`JWKS_PATH`](crate::JWKS_PATH)): the public verification keys
+    /// (RFC 7517), to mount at the root.
+    pub fn jwks_router(&self) -> Router {
+        http::jwks_router(self.clone())
+    }
+
     /// Ends every session of a user (for a password change or an administrator): revokes all their
     /// refresh-token families and denies their access tokens issued so far. Returns how many sessions
     /// were ended.
@@ -135,47 +214,10 @@ impl<S: RefreshStore> Issuer<S> {
     /// # Errors
     /// [`StoreError`] if the store fails.
     pub async fn revoke_user(&self, user_id: &str) -> Result<usize, StoreError> {
-        self.revoke_user_for(user_id, RevokeReason::UserRevoked)
+        self.inner
+            .sessions
+            .revoke_user(user_id, RevokeReason::UserRevoked)
             .await
-    }
-
-    pub(crate) async fn revoke_user_for(
-        &self,
-        user_id: &str,
-        reason: RevokeReason,
-    ) -> Result<usize, StoreError> {
-        let now = self.now();
-        let denial = UserDenial {
-            user_id: user_id.to_owned(),
-            issued_before: now,
-            until: now.saturating_add(self.inner.settings.access_ttl),
-        };
-        self.inner.denylist.insert_user(&denial);
-        self.inner.store.deny_user_tokens(denial).await?;
-        let revoked = self
-            .inner
-            .store
-            .revoke_user(user_id, reason, self.now())
-            .await?;
-        for family in &revoked {
-            self.emit(AuthEvent::Revoked {
-                user_id: family.user_id.clone(),
-                client_id: family.client_id.clone(),
-                family_id: family.id.clone(),
-                reason,
-            });
-        }
-        Ok(revoked.len())
-    }
-
-    /// Denies one access token until its `exp`, in memory and in the store.
-    pub(crate) async fn deny_access_token(
-        &self,
-        jti: &str,
-        expires_at: i64,
-    ) -> Result<(), StoreError> {
-        self.inner.denylist.insert_jti(jti, expires_at);
-        self.inner.store.deny_access_token(jti, expires_at).await
     }
 
     /// Loads the access-token revocations the store holds (made before a restart, or by another instance
@@ -186,8 +228,7 @@ impl<S: RefreshStore> Issuer<S> {
     /// # Errors
     /// [`StoreError`] if the store fails.
     pub async fn load_denylist(&self) -> Result<usize, StoreError> {
-        let denials = self.inner.store.access_denials(self.now()).await?;
-        Ok(self.inner.denylist.merge(&denials))
+        self.inner.maintenance.load_denylist().await
     }
 
     /// Deletes everything that expired, batch by batch, and sweeps the access-token denylist.
@@ -198,51 +239,23 @@ impl<S: RefreshStore> Issuer<S> {
     /// # Errors
     /// [`StoreError`] if the store fails; what was purged before stays purged.
     pub async fn purge_expired(&self) -> Result<PurgeReport, StoreError> {
-        self.inner.denylist.sweep();
-        let mut total = PurgeReport::default();
-        loop {
-            let report = self
-                .inner
-                .store
-                .purge_expired(self.now(), self.inner.settings.purge_batch)
-                .await?;
-            if report.is_empty() {
-                return Ok(total);
-            }
-            total.tokens += report.tokens;
-            total.families += report.families;
-            total.denials += report.denials;
-            tokio::task::yield_now().await;
-        }
+        self.inner.maintenance.purge_expired().await
     }
 
     /// Spawns the background maintenance: at start and then at the configured interval,
-    /// [`Issuer::load_denylist`] and [`Issuer::purge_expired`]. Abort the handle to stop it. Needs a tokio
-    /// runtime with the time driver.
+    /// [`Issuer::load_denylist`] and [`Issuer::purge_expired`]. Failures are logged and retried on the
+    /// next tick; the task ends by itself once the store is closed ([`Issuer::close`]), or when the handle
+    /// is aborted. Needs a tokio runtime with the time driver.
     pub fn spawn_purge_task(&self) -> tokio::task::JoinHandle<()> {
-        let issuer = self.clone();
-        tokio::spawn(async move {
-            let mut interval = tokio::time::interval(issuer.inner.settings.purge_interval);
-            interval.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            loop {
-                interval.tick().await;
-                if let Err(error) = issuer.load_denylist().await {
-                    tracing::error!(%error, "loading revoked access tokens failed; will retry");
-                }
-                match issuer.purge_expired().await {
-                    Ok(report) if !report.is_empty() => {
-                        tracing::info!(
-                            tokens = report.tokens,
-                            families = report.families,
-                            "purged expired sessions"
-                        );
-                    }
-                    Ok(_) => {}
-                    Err(error) => {
-                        tracing::error!(%error, "purging expired sessions failed; will retry")
-                    }
-                }
-            }
-        })
+        self.inner.maintenance.clone().spawn()
+    }
+
+    /// Closes the store, for a clean shutdown: call it once the HTTP server has stopped taking requests
+    /// (after axum's graceful shutdown). Writes the store has already accepted finish first (with
+    /// [`SqliteStore`](crate::SqliteStore): queued rotations are committed, and the WAL is checkpointed
+    /// into the database file); afterwards every store call fails with [`StoreError::Closed`], so a request
+    /// that still arrives is answered `500 server_error`, and the purge task stops at its next tick.
+    pub async fn close(&self) {
+        self.inner.store.close().await;
     }
 }

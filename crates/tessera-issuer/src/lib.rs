@@ -5,7 +5,7 @@
 //! use std::time::Duration;
 //!
 //! use axum::Router;
-//! use tessera_issuer::{Issuer, Algorithm, SqliteStore};
+//! use tessera_issuer::{Algorithm, Issuer, SqliteStore};
 //!
 //! # #[tokio::main(flavor = "current_thread")]
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
@@ -29,16 +29,33 @@
 //!     .nest("/auth", issuer.router(&auth))
 //!     .merge(issuer.jwks_router());
 //! let purge = issuer.spawn_purge_task();
-//! # purge.abort();
+//!
+//! // ... serve `app` until shutdown, then:
+//! purge.abort();
+//! issuer.close().await; // finishes the writes already queued, then closes the database
 //! # let _ = app;
 //! # Ok(())
 //! # }
 //! ```
 //!
+//! # What is where
+//!
+//! - [`Issuer`] and [`IssuerBuilder`]: the service and every setting, validated by
+//!   [`IssuerBuilder::build`] ([`BuildError`]).
+//! - Who may log in: the built-in argon2id [`UserTable`] or your own [`CredentialVerifier`]; which clients
+//!   may ask: [`ClientRegistration`].
+//! - Hooks: [`AuthEventHook`] receives every [`AuthEvent`] (audit, metrics, alerts on reuse);
+//!   [`ClaimsHook`] adds claims to access tokens.
+//! - Keys: [`SigningKeys`], built from the [`jose`] types; the JWKS is served at [`JWKS_PATH`].
+//! - [`store`]: the [`RefreshStore`](store::RefreshStore) trait and its records, for writing a backend;
+//!   [`SqliteStore`] and [`MemoryStore`] ship with the crate. With the cargo feature `testing`,
+//!   `store::testing` holds the contract suite every backend must pass.
+//! - Time is a [`tessera_core::Clock`], set with [`IssuerBuilder::clock`].
+//!
 //! # Refresh tokens
 //!
 //! Each login starts a *family* (one device session) with a generation counter. A refresh is one atomic
-//! compare-and-swap on the generation in the [`RefreshStore`]. The presented token is classified:
+//! compare-and-swap on the generation in the store. The presented token is classified:
 //!
 //! - the current generation: rotated, a new access token and a successor refresh token;
 //! - the previous generation within the grace window (default 30 s): an idempotent retry, answered with
@@ -62,12 +79,13 @@ mod grants;
 mod http;
 mod issuer;
 mod keys;
+mod maintenance;
 mod minting;
 mod params;
 mod password;
 mod refresh;
-mod revocation;
-mod store;
+mod sessions;
+pub mod store;
 mod throttle;
 
 pub use clients::{ClientRegistration, JWT_BEARER_ASSERTION_TYPE};
@@ -78,16 +96,8 @@ pub use events::{AuthEvent, AuthEventHook, LoginFailure};
 pub use http::JWKS_PATH;
 pub use issuer::Issuer;
 pub use keys::SigningKeys;
-pub use minting::{ClaimsHook, MintError, TokenContext};
+pub use minting::{ClaimsHook, TokenContext};
 pub use password::{PasswordError, PasswordHashing};
-pub use refresh::{RotationSalt, TokenHash};
-pub use revocation::Session;
-pub use store::{
-    AccessDenials, Family, FamilyId, MemoryStore, NewFamily, PurgeReport, RefreshStore, Revocation,
-    RevokeReason, Rotation, RotationOutcome, SqliteStore, SqliteStoreOptions, StoreError,
-    UserDenial,
-};
-pub use tessera_core::jose::{self, Algorithm, KeyError};
-pub use tessera_core::random::RandomError;
-pub use tessera_core::{Clock, ManualClock, SystemClock};
+pub use store::{MemoryStore, SqliteStore};
+pub use tessera_core::jose::{self, Algorithm};
 pub use throttle::ThrottlePolicy;

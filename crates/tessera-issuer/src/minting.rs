@@ -1,15 +1,14 @@
-//! Minting RFC 9068 access tokens.
+//! Access tokens: minting RFC 9068 JWTs with this service's keys, and recognising them again.
 
 use std::fmt;
 use std::sync::Arc;
 
 use serde_json::{Map, Value};
+use tessera_core::jose::{Jws, JwsHeader, SignError};
+use tessera_core::random::{self, RandomError};
 use tessera_core::{ACCESS_TOKEN_JWT_TYPE, AccessTokenClaims, Audience, GrantType};
 
-use tessera_core::jose::{JwsHeader, SignError};
-
 use crate::keys::SigningKeys;
-use tessera_core::random::{self, RandomError};
 
 /// Claims the token service always sets itself; a [`ClaimsHook`] cannot override them.
 const REGISTERED: [&str; 11] = [
@@ -75,7 +74,7 @@ where
 
 /// Signing an access token failed.
 #[derive(Debug, thiserror::Error)]
-pub enum MintError {
+pub(crate) enum MintError {
     /// The OS random generator failed (no `jti`).
     #[error(transparent)]
     Random(#[from] RandomError),
@@ -99,15 +98,77 @@ impl fmt::Debug for MintedToken {
     }
 }
 
+/// Signs access tokens for this service: its keys, `iss`, `aud` and token lifetime, and the claims hook.
 pub(crate) struct Minter {
-    pub(crate) keys: SigningKeys,
-    pub(crate) issuer: String,
-    pub(crate) audience: Audience,
-    pub(crate) ttl: i64,
-    pub(crate) hook: Option<Arc<dyn ClaimsHook>>,
+    keys: SigningKeys,
+    issuer: String,
+    audience: Audience,
+    ttl: i64,
+    hook: Option<Arc<dyn ClaimsHook>>,
+}
+
+impl fmt::Debug for Minter {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Minter")
+            .field("issuer", &self.issuer)
+            .field("audience", &self.audience)
+            .field("signing_kid", &self.keys.signer().kid())
+            .field("ttl", &self.ttl)
+            .field("hook", &self.hook.is_some())
+            .finish()
+    }
 }
 
 impl Minter {
+    pub(crate) fn new(
+        keys: SigningKeys,
+        issuer: String,
+        audience: Audience,
+        ttl: i64,
+        hook: Option<Arc<dyn ClaimsHook>>,
+    ) -> Self {
+        Minter {
+            keys,
+            issuer,
+            audience,
+            ttl,
+            hook,
+        }
+    }
+
+    pub(crate) fn keys(&self) -> &SigningKeys {
+        &self.keys
+    }
+
+    pub(crate) fn issuer(&self) -> &str {
+        &self.issuer
+    }
+
+    pub(crate) fn audience(&self) -> &Audience {
+        &self.audience
+    }
+
+    /// The access-token lifetime, seconds.
+    pub(crate) fn ttl(&self) -> i64 {
+        self.ttl
+    }
+
+    /// The claims of an access token this service signed, expired or not; `None` for anything else.
+    pub(crate) fn recognise(&self, token: &str) -> Option<AccessTokenClaims> {
+        let claims: AccessTokenClaims = Jws::parse(token)
+            .ok()?
+            .verify_in(self.keys.verifying())
+            .ok()?
+            .claims()
+            .ok()?;
+        let ours = claims.iss == self.issuer
+            && self
+                .audience
+                .iter()
+                .any(|audience| claims.aud.contains(audience));
+        ours.then_some(claims)
+    }
+
     /// Signs an access token for `context`, valid from `now` for the configured lifetime. `session` is the
     /// refresh-token family (`sid`), if the token belongs to one.
     pub(crate) fn mint(
@@ -181,13 +242,13 @@ mod tests {
                 extra.insert("sub".into(), Value::from("forged"));
                 extra
             };
-            let minter = Minter {
-                keys: SigningKeys::generate(algorithm).unwrap(),
-                issuer: "https://auth.test".into(),
-                audience: Audience::from("api"),
-                ttl: 900,
-                hook: Some(Arc::new(hook)),
-            };
+            let minter = Minter::new(
+                SigningKeys::generate(algorithm).unwrap(),
+                "https://auth.test".into(),
+                Audience::from("api"),
+                900,
+                Some(Arc::new(hook)),
+            );
             let context = TokenContext {
                 subject: "alice",
                 client_id: "demo",
@@ -215,6 +276,46 @@ mod tests {
                 (claims.iat, claims.exp, claims.nbf),
                 (1_000, 1_900, Some(1_000))
             );
+            assert_eq!(minter.recognise(&minted.token), Some(claims));
         }
+    }
+
+    #[test]
+    fn only_tokens_of_this_issuer_and_audience_are_recognised() {
+        let keys = SigningKeys::generate(Algorithm::EdDsa).unwrap();
+        let minter = |issuer: &str, audience: &str| {
+            Minter::new(
+                keys.clone(),
+                issuer.into(),
+                Audience::from(audience),
+                900,
+                None,
+            )
+        };
+        let context = TokenContext {
+            subject: "alice",
+            client_id: "demo",
+            scope: None,
+            roles: &[],
+            grant_type: GrantType::Password,
+        };
+        let ours = minter("https://auth.test", "api");
+        for (other, why) in [
+            (minter("https://elsewhere", "api"), "another issuer"),
+            (minter("https://auth.test", "billing"), "another audience"),
+        ] {
+            let token = other.mint(&context, None, 1_000).unwrap().token;
+            assert_eq!(ours.recognise(&token), None, "{why}");
+        }
+        let stranger = Minter::new(
+            SigningKeys::generate(Algorithm::EdDsa).unwrap(),
+            "https://auth.test".into(),
+            Audience::from("api"),
+            900,
+            None,
+        );
+        let forged = stranger.mint(&context, None, 1_000).unwrap().token;
+        assert_eq!(ours.recognise(&forged), None, "another key");
+        assert_eq!(ours.recognise("not a jwt"), None);
     }
 }

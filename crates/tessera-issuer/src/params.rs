@@ -2,7 +2,10 @@
 
 use std::fmt;
 
-use serde::de::{self, Deserializer, MapAccess, Visitor};
+use serde::Deserialize;
+use serde::de::value::{Error as ValueError, StrDeserializer};
+use serde::de::{self, Deserializer, IntoDeserializer as _, MapAccess, Visitor};
+use tessera_core::{GrantType, TokenTypeHint};
 
 use crate::error::TokenError;
 
@@ -82,6 +85,33 @@ impl Params {
         self.get(name)?
             .ok_or_else(|| TokenError::InvalidRequest(format!("the parameter `{name}` is missing")))
     }
+
+    /// The `grant_type`, by its wire name in `tessera_core`.
+    ///
+    /// # Errors
+    /// `invalid_request` if it is missing or repeated, `unsupported_grant_type` if it names another grant.
+    pub(crate) fn grant_type(&self) -> Result<GrantType, TokenError> {
+        let name = self.require("grant_type")?;
+        wire_value(name).ok_or_else(|| {
+            TokenError::UnsupportedGrantType(format!(
+                "the grant type `{name}` is not supported; use password, refresh_token or client_credentials"
+            ))
+        })
+    }
+
+    /// The RFC 7009 `token_type_hint`; an unknown hint counts as none (RFC 7009 §2.1).
+    ///
+    /// # Errors
+    /// `invalid_request` if it is repeated.
+    pub(crate) fn token_type_hint(&self) -> Result<Option<TokenTypeHint>, TokenError> {
+        Ok(self.get("token_type_hint")?.and_then(wire_value))
+    }
+}
+
+/// `value` as one of the wire names of `T` (a unit-variant enum of `tessera_core`).
+fn wire_value<'a, T: Deserialize<'a>>(value: &'a str) -> Option<T> {
+    let deserializer: StrDeserializer<'a, ValueError> = value.into_deserializer();
+    T::deserialize(deserializer).ok()
 }
 
 /// Decodes one form-urlencoded name or value: `+` is a space, `%XX` a byte; the result must be UTF-8.
@@ -174,6 +204,28 @@ mod tests {
         );
         let params = Params::from_json(br#"{"scope":"a","scope":"b"}"#).unwrap();
         assert!(params.get("scope").is_err());
+    }
+
+    #[test]
+    fn grant_types_and_hints_are_read_by_their_wire_names() {
+        let form = |body: &str| Params::from_form(body.as_bytes()).unwrap();
+        assert_eq!(
+            form("grant_type=refresh_token").grant_type(),
+            Ok(GrantType::RefreshToken)
+        );
+        assert!(matches!(
+            form("grant_type=authorization_code").grant_type(),
+            Err(TokenError::UnsupportedGrantType(description)) if description.contains("`authorization_code`")
+        ));
+        assert!(matches!(
+            form("grant_type=").grant_type(),
+            Err(TokenError::InvalidRequest(_))
+        ));
+        assert_eq!(
+            form("token_type_hint=access_token").token_type_hint(),
+            Ok(Some(TokenTypeHint::AccessToken))
+        );
+        assert_eq!(form("token_type_hint=id_token").token_type_hint(), Ok(None));
     }
 
     #[test]

@@ -11,6 +11,7 @@ use tessera_core::random::{self, RandomError};
 
 /// A password (or client secret) could not be hashed or a stored hash is unusable.
 #[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
 pub enum PasswordError {
     /// The Argon2 parameters are out of range.
     #[error("invalid Argon2 parameters: {0}")]

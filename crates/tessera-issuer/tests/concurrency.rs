@@ -1,14 +1,15 @@
 //! 64 tasks refresh the same token at once on a file-backed SQLite store: no 5xx, no fork, and every
 //! loser within the grace window receives the winner's successor.
 
-mod common;
+mod support;
 
 use std::collections::HashSet;
 
 use http::StatusCode;
-use tessera_issuer::{AuthEvent, RefreshStore as _, SqliteStore};
+use tessera_issuer::store::RefreshStore as _;
+use tessera_issuer::{AuthEvent, SqliteStore};
 
-use common::*;
+use support::*;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sixty_four_parallel_refreshes_of_one_token_never_fork_the_family() {
@@ -19,16 +20,8 @@ async fn sixty_four_parallel_refreshes_of_one_token_never_fork_the_family() {
     let h = harness(store);
     let token = h.login("alice", "wonderland").await.refresh_token();
 
-    let tasks: Vec<_> = (0..64)
-        .map(|_| {
-            let h = h.clone();
-            let token = token.clone();
-            tokio::spawn(async move { h.refresh(&token).await })
-        })
-        .collect();
     let mut successors = HashSet::new();
-    for task in tasks {
-        let answer = task.await.unwrap();
+    for answer in h.refresh_in_parallel(&token, 64).await {
         assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
         successors.insert(answer.refresh_token());
     }
@@ -79,16 +72,8 @@ async fn without_grace_the_losers_are_replays_and_the_family_dies() {
         .unwrap();
     let h = harness_with(store, |builder| builder.grace(std::time::Duration::ZERO));
     let token = h.login("alice", "wonderland").await.refresh_token();
-    let tasks: Vec<_> = (0..16)
-        .map(|_| {
-            let h = h.clone();
-            let token = token.clone();
-            tokio::spawn(async move { h.refresh(&token).await })
-        })
-        .collect();
     let mut ok = 0;
-    for task in tasks {
-        let answer = task.await.unwrap();
+    for answer in h.refresh_in_parallel(&token, 16).await {
         assert!(
             answer.status == StatusCode::OK || answer.error() == "invalid_grant",
             "{}",

@@ -1,7 +1,7 @@
 //! The HTTP contract of the token service: every grant, every RFC 6749 §5.2 error, malformed bodies,
 //! revocation, logout and the session endpoints.
 
-mod common;
+mod support;
 
 use axum::body::Body;
 use base64::Engine as _;
@@ -9,12 +9,13 @@ use base64::engine::general_purpose::STANDARD;
 use http::header::{CACHE_CONTROL, CONTENT_TYPE, PRAGMA, RETRY_AFTER, WWW_AUTHENTICATE};
 use http::{Request, StatusCode};
 use serde_json::json;
+use tessera_issuer::jose::{Jws, JwsHeader, SigningKey};
+use tessera_issuer::store::{FamilyId, RefreshStore as _, RevokeReason};
 use tessera_issuer::{
-    Algorithm, AuthEvent, JWT_BEARER_ASSERTION_TYPE, MemoryStore, RefreshStore as _, RevokeReason,
-    SqliteStore,
+    Algorithm, AuthEvent, JWT_BEARER_ASSERTION_TYPE, MemoryStore, SigningKeys, SqliteStore,
 };
 
-use common::*;
+use support::*;
 
 fn assert_no_store(answer: &Answer) {
     assert_eq!(
@@ -50,10 +51,10 @@ async fn password_login_issues_an_rfc9068_access_token_and_a_refresh_token() {
     assert_eq!(answer.refresh_token().len(), 43);
 
     let token = answer.access_token();
-    let header = jsonwebtoken::decode_header(&token).unwrap();
-    assert_eq!(header.typ.as_deref(), Some("at+jwt"));
-    assert_eq!(header.alg, jsonwebtoken::Algorithm::EdDSA);
-    assert_eq!(header.kid.as_deref(), Some(h.issuer.keys().signer().kid()));
+    let jws = Jws::parse(&token).unwrap();
+    assert_eq!(jws.typ(), Some("at+jwt"));
+    assert_eq!(jws.algorithm(), Algorithm::EdDsa);
+    assert_eq!(jws.kid(), Some(h.issuer.keys().signer().kid()));
     let claims = claims_of(&token);
     assert_eq!(claims["iss"], ISSUER);
     assert_eq!(claims["aud"], AUDIENCE);
@@ -479,7 +480,7 @@ fn assertion<S>(h: &Harness<S>, audience: &str, jti: &str, lifetime: i64) -> Str
         "iat": START, "exp": START + lifetime,
     });
     h.client_key
-        .sign_jwt(tessera_issuer::jose::JwsHeader::typed("JWT"), &claims)
+        .sign_jwt(JwsHeader::typed("JWT"), &claims)
         .unwrap()
 }
 
@@ -525,13 +526,10 @@ async fn client_credentials_with_private_key_jwt_and_replay_protection() {
         assert!(!answer.text().is_empty(), "{why}");
     }
     let forged = {
-        let other =
-            tessera_issuer::jose::SigningKey::generate(tessera_issuer::Algorithm::Es256).unwrap();
+        let other = SigningKey::generate(Algorithm::Es256).unwrap();
         let claims =
             json!({"iss":"jwt-svc","sub":"jwt-svc","aud":token_endpoint,"jti":"a6","exp":START+60});
-        other
-            .sign_jwt(tessera_issuer::jose::JwsHeader::default(), &claims)
-            .unwrap()
+        other.sign_jwt(JwsHeader::default(), &claims).unwrap()
     };
     assert_error(
         &h.post_form("/auth/token", &form(forged)).await,
@@ -599,10 +597,7 @@ async fn revoking_a_refresh_token_ends_its_family() {
 async fn revoking_an_access_token_denies_it_until_it_expires() {
     let h = harness(MemoryStore::new());
     let access = h.login("alice", "wonderland").await.access_token();
-    assert_eq!(
-        h.bearer("GET", "/auth/sessions", &access).await.status,
-        StatusCode::OK
-    );
+    assert_eq!(h.sessions(&access).await.status, StatusCode::OK);
     let revoke = h
         .post_form(
             "/auth/revoke",
@@ -610,7 +605,7 @@ async fn revoking_an_access_token_denies_it_until_it_expires() {
         )
         .await;
     assert_eq!(revoke.status, StatusCode::OK, "{}", revoke.text());
-    let denied = h.bearer("GET", "/auth/sessions", &access).await;
+    let denied = h.sessions(&access).await;
     assert_eq!(denied.status, StatusCode::UNAUTHORIZED);
     assert!(
         denied.headers[WWW_AUTHENTICATE]
@@ -625,10 +620,7 @@ async fn revoking_an_access_token_denies_it_until_it_expires() {
     );
     // Another access token of the same session is unaffected.
     let other = h.login("alice", "wonderland").await.access_token();
-    assert_eq!(
-        h.bearer("GET", "/auth/sessions", &other).await.status,
-        StatusCode::OK
-    );
+    assert_eq!(h.sessions(&other).await.status, StatusCode::OK);
 }
 
 #[tokio::test]
@@ -670,7 +662,7 @@ async fn sessions_are_listed_ended_one_by_one_or_all_at_once() {
     h.login("bob", "builder").await;
     let access = laptop.access_token();
 
-    let list = h.bearer("GET", "/auth/sessions", &access).await;
+    let list = h.sessions(&access).await;
     assert_eq!(list.status, StatusCode::OK, "{}", list.text());
     assert_no_store(&list);
     let sessions = list.json();
@@ -726,10 +718,7 @@ async fn sessions_are_listed_ended_one_by_one_or_all_at_once() {
         StatusCode::BAD_REQUEST,
         "invalid_grant",
     );
-    assert_eq!(
-        h.bearer("GET", "/auth/sessions", &access).await.status,
-        StatusCode::UNAUTHORIZED
-    );
+    assert_eq!(h.sessions(&access).await.status, StatusCode::UNAUTHORIZED);
     assert_eq!(
         h.issuer
             .store()
@@ -754,16 +743,12 @@ async fn revoking_a_user_ends_their_sessions_and_access_tokens() {
         "invalid_grant",
     );
     assert_eq!(
-        h.bearer("GET", "/auth/sessions", &login.access_token())
-            .await
-            .status,
+        h.sessions(&login.access_token()).await.status,
         StatusCode::UNAUTHORIZED
     );
     let fresh = h.login("alice", "wonderland").await;
     assert_eq!(
-        h.bearer("GET", "/auth/sessions", &fresh.access_token())
-            .await
-            .status,
+        h.sessions(&fresh.access_token()).await.status,
         StatusCode::OK
     );
 }
@@ -836,7 +821,7 @@ async fn the_background_purge_runs_on_its_interval() {
         builder.purge(std::time::Duration::from_secs(60), 1)
     });
     let family = |answer: &Answer| {
-        tessera_issuer::FamilyId::from(
+        FamilyId::from(
             claims_of(&answer.access_token())["sid"]
                 .as_str()
                 .unwrap()
@@ -881,15 +866,13 @@ async fn every_signing_algorithm_works_end_to_end_through_the_auth_layer() {
         Algorithm::Rs256,
         Algorithm::Ps256,
     ] {
-        let keys = tessera_issuer::SigningKeys::generate(algorithm).unwrap();
+        let keys = SigningKeys::generate(algorithm).unwrap();
         let h = harness_with(MemoryStore::new(), |builder| builder.keys(keys));
         let login = h.login("alice", "wonderland").await;
         let token = login.access_token();
-        let jws = tessera_issuer::jose::Jws::parse(&token).unwrap();
+        let jws = Jws::parse(&token).unwrap();
         assert_eq!(jws.algorithm(), algorithm);
-        let sessions = h
-            .bearer("GET", "/auth/sessions", &login.access_token())
-            .await;
+        let sessions = h.sessions(&login.access_token()).await;
         assert_eq!(
             sessions.status,
             StatusCode::OK,
@@ -911,4 +894,27 @@ async fn every_signing_algorithm_works_end_to_end_through_the_auth_layer() {
             "{algorithm}"
         );
     }
+}
+
+#[tokio::test(start_paused = true)]
+async fn closing_the_issuer_closes_its_store_and_ends_the_purge_task() {
+    let h = harness_with(MemoryStore::new(), |builder| {
+        builder.purge(std::time::Duration::from_secs(60), 100)
+    });
+    let token = h.login("alice", "wonderland").await.refresh_token();
+    let purge = h.issuer.spawn_purge_task();
+    h.issuer.close().await;
+
+    let refused = h.refresh(&token).await;
+    assert_error(&refused, StatusCode::INTERNAL_SERVER_ERROR, "server_error");
+    assert!(
+        !refused.text().contains("closed"),
+        "the cause is logged, not sent: {}",
+        refused.text()
+    );
+    tokio::time::sleep(std::time::Duration::from_secs(61)).await;
+    assert!(
+        purge.is_finished(),
+        "the purge task ends by itself once it finds the store closed"
+    );
 }

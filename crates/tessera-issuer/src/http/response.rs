@@ -1,12 +1,10 @@
-//! Rendering answers: every token-service response carries `Cache-Control: no-store` and
-//! `Pragma: no-cache` (RFC 6749 §5.1), and every [`TokenError`] maps to its status, code and headers here
-//! and only here.
+//! Rendering answers: [`NoStore`] marks every token-service response uncacheable (RFC 6749 §5.1), and every
+//! [`TokenError`] maps to its status, code and headers here and only here.
 
 use axum::Json;
 use axum::response::{IntoResponse, Response};
 use http::header::{CACHE_CONTROL, PRAGMA, RETRY_AFTER, WWW_AUTHENTICATE};
 use http::{HeaderValue, StatusCode};
-use serde::Serialize;
 use tessera_core::{ErrorCode, ErrorResponse};
 
 use crate::error::TokenError;
@@ -14,64 +12,69 @@ use crate::error::TokenError;
 /// The `WWW-Authenticate` challenge of an `invalid_client` answer (RFC 6749 §5.2).
 const CLIENT_CHALLENGE: &str = "Basic realm=\"tessera\", charset=\"UTF-8\"";
 
-/// A JSON answer that must not be cached.
-pub(crate) fn no_store_json(status: StatusCode, body: &impl Serialize) -> Response {
-    with_no_store((status, Json(body)).into_response())
-}
+/// A response that carries tokens or session data: `Cache-Control: no-store` and `Pragma: no-cache`
+/// (RFC 6749 §5.1) on top of whatever `T` renders.
+#[derive(Debug)]
+pub(super) struct NoStore<T>(pub(super) T);
 
-/// An empty answer that must not be cached.
-pub(crate) fn no_store_empty(status: StatusCode) -> Response {
-    with_no_store(status.into_response())
-}
-
-fn with_no_store(mut response: Response) -> Response {
-    let headers = response.headers_mut();
-    headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    headers.insert(PRAGMA, HeaderValue::from_static("no-cache"));
-    response
+impl<T: IntoResponse> IntoResponse for NoStore<T> {
+    fn into_response(self) -> Response {
+        let mut response = self.0.into_response();
+        let headers = response.headers_mut();
+        headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+        headers.insert(PRAGMA, HeaderValue::from_static("no-cache"));
+        response
+    }
 }
 
 impl IntoResponse for TokenError {
     fn into_response(self) -> Response {
-        let (status, code) = match &self {
-            TokenError::InvalidRequest(_) => (StatusCode::BAD_REQUEST, ErrorCode::InvalidRequest),
-            TokenError::InvalidClient(_) => (StatusCode::UNAUTHORIZED, ErrorCode::InvalidClient),
-            TokenError::InvalidGrant(_) => (StatusCode::BAD_REQUEST, ErrorCode::InvalidGrant),
+        let (status, code, header) = match &self {
+            TokenError::InvalidRequest(_) => {
+                (StatusCode::BAD_REQUEST, ErrorCode::InvalidRequest, None)
+            }
+            TokenError::InvalidClient(_) => (
+                StatusCode::UNAUTHORIZED,
+                ErrorCode::InvalidClient,
+                Some((WWW_AUTHENTICATE, HeaderValue::from_static(CLIENT_CHALLENGE))),
+            ),
+            TokenError::InvalidGrant(_) => (StatusCode::BAD_REQUEST, ErrorCode::InvalidGrant, None),
             TokenError::UnauthorizedClient(_) => {
-                (StatusCode::BAD_REQUEST, ErrorCode::UnauthorizedClient)
+                (StatusCode::BAD_REQUEST, ErrorCode::UnauthorizedClient, None)
             }
-            TokenError::UnsupportedGrantType(_) => {
-                (StatusCode::BAD_REQUEST, ErrorCode::UnsupportedGrantType)
-            }
-            TokenError::InvalidScope(_) => (StatusCode::BAD_REQUEST, ErrorCode::InvalidScope),
-            TokenError::Throttled { .. } => (
+            TokenError::UnsupportedGrantType(_) => (
+                StatusCode::BAD_REQUEST,
+                ErrorCode::UnsupportedGrantType,
+                None,
+            ),
+            TokenError::InvalidScope(_) => (StatusCode::BAD_REQUEST, ErrorCode::InvalidScope, None),
+            TokenError::Throttled { retry_after } => (
                 StatusCode::TOO_MANY_REQUESTS,
                 ErrorCode::TemporarilyUnavailable,
+                Some((RETRY_AFTER, HeaderValue::from(*retry_after))),
             ),
-            TokenError::PayloadTooLarge { .. } => {
-                (StatusCode::PAYLOAD_TOO_LARGE, ErrorCode::InvalidRequest)
-            }
-            TokenError::SessionNotFound => (StatusCode::NOT_FOUND, ErrorCode::InvalidRequest),
-            TokenError::Internal(_) => (StatusCode::INTERNAL_SERVER_ERROR, ErrorCode::ServerError),
+            TokenError::PayloadTooLarge { .. } => (
+                StatusCode::PAYLOAD_TOO_LARGE,
+                ErrorCode::InvalidRequest,
+                None,
+            ),
+            TokenError::SessionNotFound => (StatusCode::NOT_FOUND, ErrorCode::InvalidRequest, None),
+            TokenError::Internal(_) => (
+                StatusCode::INTERNAL_SERVER_ERROR,
+                ErrorCode::ServerError,
+                None,
+            ),
         };
-        let description = match &self {
-            TokenError::Internal(detail) => {
-                tracing::error!(detail, "token service request failed");
-                "The token service failed; try again later".to_owned()
-            }
-            other => other.to_string(),
+        let description = if let TokenError::Internal(detail) = &self {
+            tracing::error!(detail, "token service request failed");
+            "The token service failed; try again later".to_owned()
+        } else {
+            self.to_string()
         };
-        let mut response = no_store_json(status, &ErrorResponse::new(code, description));
-        let headers = response.headers_mut();
-        match self {
-            TokenError::InvalidClient(_) => {
-                headers.insert(WWW_AUTHENTICATE, HeaderValue::from_static(CLIENT_CHALLENGE));
-            }
-            TokenError::Throttled { retry_after } => {
-                headers.insert(RETRY_AFTER, HeaderValue::from(retry_after));
-            }
-            _ => {}
+        let body = Json(ErrorResponse::new(code, description));
+        match header {
+            Some(header) => NoStore((status, [header], body)).into_response(),
+            None => NoStore((status, body)).into_response(),
         }
-        response
     }
 }

@@ -6,9 +6,9 @@ use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use super::{
     AccessDenials, Family, FamilyId, NewFamily, PurgeReport, RefreshStore, Revocation,
-    RevokeReason, Rotation, RotationOutcome, StoreError, UserDenial, Verdict, classify,
+    RevokeReason, Rotation, RotationOutcome, RotationSalt, StoreError, TokenHash, UserDenial,
+    Verdict,
 };
-use crate::refresh::{RotationSalt, TokenHash};
 
 /// A [`RefreshStore`] in memory. Every operation takes one short lock and never awaits while holding it.
 ///
@@ -25,6 +25,8 @@ pub struct MemoryStore {
 
 #[derive(Debug, Default)]
 struct State {
+    /// Set by [`RefreshStore::close`]: every later call fails.
+    closed: bool,
     families: HashMap<FamilyId, Entry>,
     tokens: HashMap<TokenHash, (FamilyId, u64)>,
     denied_tokens: HashMap<String, i64>,
@@ -46,9 +48,14 @@ impl MemoryStore {
         MemoryStore::default()
     }
 
-    fn lock(&self) -> MutexGuard<'_, State> {
+    /// The state, unless the store was closed.
+    fn lock(&self) -> Result<MutexGuard<'_, State>, StoreError> {
         // Every mutation below completes or leaves state untouched, so a poisoned lock holds valid data.
-        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+        let state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        if state.closed {
+            return Err(StoreError::Closed);
+        }
+        Ok(state)
     }
 }
 
@@ -65,7 +72,7 @@ impl State {
 
 impl RefreshStore for MemoryStore {
     async fn create_family(&self, new: NewFamily, cap: usize) -> Result<Vec<Family>, StoreError> {
-        let mut state = self.lock();
+        let mut state = self.lock()?;
         let now = new.created_at;
         let mut live: Vec<(i64, FamilyId)> = state
             .families
@@ -85,20 +92,7 @@ impl RefreshStore for MemoryStore {
             .take(excess)
             .filter_map(|(_, id)| state.revoke(id, RevokeReason::Evicted, now))
             .collect();
-        let family = Family {
-            id: new.id.clone(),
-            user_id: new.user_id,
-            client_id: new.client_id,
-            scope: new.scope,
-            roles: new.roles,
-            user_agent: new.user_agent,
-            generation: 0,
-            created_at: new.created_at,
-            last_used_at: new.created_at,
-            absolute_expires_at: new.absolute_expires_at,
-            idle_expires_at: new.idle_expires_at.min(new.absolute_expires_at),
-            revoked: None,
-        };
+        let family = Family::created(&new);
         state.tokens.insert(new.token, (new.id.clone(), 0));
         state.families.insert(
             new.id,
@@ -113,7 +107,7 @@ impl RefreshStore for MemoryStore {
     }
 
     async fn rotate(&self, rotation: Rotation) -> Result<RotationOutcome, StoreError> {
-        let mut state = self.lock();
+        let mut state = self.lock()?;
         let Some((family_id, presented_generation)) =
             state.tokens.get(&rotation.presented).cloned()
         else {
@@ -125,7 +119,7 @@ impl RefreshStore for MemoryStore {
         if entry.family.client_id != rotation.client_id {
             return Ok(RotationOutcome::WrongClient(entry.family.clone()));
         }
-        let outcome = match classify(
+        let outcome = match Verdict::of(
             &entry.family,
             presented_generation,
             rotation.now,
@@ -178,7 +172,7 @@ impl RefreshStore for MemoryStore {
     }
 
     async fn find_by_token(&self, token: TokenHash) -> Result<Option<Family>, StoreError> {
-        let state = self.lock();
+        let state = self.lock()?;
         Ok(state
             .tokens
             .get(&token)
@@ -188,7 +182,7 @@ impl RefreshStore for MemoryStore {
 
     async fn find_family(&self, id: &FamilyId) -> Result<Option<Family>, StoreError> {
         Ok(self
-            .lock()
+            .lock()?
             .families
             .get(id)
             .map(|entry| entry.family.clone()))
@@ -200,7 +194,7 @@ impl RefreshStore for MemoryStore {
         reason: RevokeReason,
         now: i64,
     ) -> Result<Option<Family>, StoreError> {
-        Ok(self.lock().revoke(id, reason, now))
+        Ok(self.lock()?.revoke(id, reason, now))
     }
 
     async fn revoke_user(
@@ -209,7 +203,7 @@ impl RefreshStore for MemoryStore {
         reason: RevokeReason,
         now: i64,
     ) -> Result<Vec<Family>, StoreError> {
-        let mut state = self.lock();
+        let mut state = self.lock()?;
         let ids: Vec<FamilyId> = state
             .families
             .values()
@@ -223,7 +217,7 @@ impl RefreshStore for MemoryStore {
     }
 
     async fn live_families(&self, user_id: &str, now: i64) -> Result<Vec<Family>, StoreError> {
-        let state = self.lock();
+        let state = self.lock()?;
         let mut live: Vec<Family> = state
             .families
             .values()
@@ -236,7 +230,7 @@ impl RefreshStore for MemoryStore {
     }
 
     async fn deny_access_token(&self, jti: &str, expires_at: i64) -> Result<(), StoreError> {
-        let mut state = self.lock();
+        let mut state = self.lock()?;
         let entry = state
             .denied_tokens
             .entry(jti.to_owned())
@@ -246,7 +240,7 @@ impl RefreshStore for MemoryStore {
     }
 
     async fn deny_user_tokens(&self, denial: UserDenial) -> Result<(), StoreError> {
-        let mut state = self.lock();
+        let mut state = self.lock()?;
         let entry = state
             .denied_users
             .entry(denial.user_id.clone())
@@ -257,7 +251,7 @@ impl RefreshStore for MemoryStore {
     }
 
     async fn access_denials(&self, now: i64) -> Result<AccessDenials, StoreError> {
-        let state = self.lock();
+        let state = self.lock()?;
         Ok(AccessDenials {
             tokens: state
                 .denied_tokens
@@ -275,8 +269,9 @@ impl RefreshStore for MemoryStore {
     }
 
     async fn purge_expired(&self, now: i64, batch: usize) -> Result<PurgeReport, StoreError> {
-        let mut state = self.lock();
+        let mut state = self.lock()?;
         let State {
+            closed: _,
             families,
             tokens,
             denied_tokens,
@@ -330,5 +325,14 @@ impl RefreshStore for MemoryStore {
             report.denials += 1;
         }
         Ok(report)
+    }
+
+    async fn close(&self) {
+        // Unlike `lock`, closing an already closed store is fine.
+        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
+        *state = State {
+            closed: true,
+            ..State::default()
+        };
     }
 }

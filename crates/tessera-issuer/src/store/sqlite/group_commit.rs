@@ -20,6 +20,9 @@
 //! - Swaps run in queue order on one connection, so a later swap of the same family sees the earlier one's
 //!   uncommitted result, exactly as if they had been serialized; its caller, answered after the commit,
 //!   then reads the committed state (a retry within grace, or a replay) from the reader pool.
+//! - [`GroupCommit::close`] queues a stop behind the rotations already accepted: the task closes the queue
+//!   (later rotations fail at once with [`StoreError::Closed`]), answers everything still in it, and only
+//!   then acknowledges, so no accepted rotation is lost to a shutdown.
 //!
 //! What bounds the throughput is not SQLite but the trips to the thread on which sqlx runs the connection
 //! (each a channel send and a thread wake-up both ways). So the swaps of a transaction go there as one
@@ -29,13 +32,16 @@
 //! that drops it fails them instead of failing rotations.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use futures_util::StreamExt as _;
 use sqlx::sqlite::{SqlitePool, SqliteRow};
-use sqlx::{AssertSqlSafe, Either, Executor as _};
+use sqlx::{AssertSqlSafe, Either, Executor as _, FromRow as _};
 use tokio::sync::{mpsc, oneshot};
 
-use super::{backend, bind_swap, family_from_row, swap_statement};
+use super::backend;
+use super::queries::{SWAP, bind_swap};
+use super::rows::FamilyRow;
 use crate::store::{Family, Rotation, StoreError};
 
 /// The most rotations one transaction carries.
@@ -60,49 +66,102 @@ enum GroupCommitError {
         #[source]
         source: Arc<sqlx::Error>,
     },
-    /// The writer task is gone: the store was dropped or its Tokio runtime shut down.
-    #[error("the SQLite writer task has stopped")]
+    /// The writer task is gone without having been closed: its Tokio runtime shut down.
+    #[error("the SQLite writer task has stopped; its Tokio runtime shut down")]
     Stopped,
 }
 
-/// A swap waiting for the writer, and where its answer goes.
-struct Job {
-    rotation: Rotation,
-    reply: oneshot::Sender<Answer>,
+impl From<GroupCommitError> for StoreError {
+    fn from(error: GroupCommitError) -> Self {
+        StoreError::Backend(Box::new(error))
+    }
 }
 
-/// The handle to the writer task; the task ends once every handle is dropped.
+/// What the writer task is asked to do.
+enum Message {
+    /// Run a swap and answer it.
+    Swap {
+        rotation: Rotation,
+        reply: oneshot::Sender<Answer>,
+    },
+    /// Answer everything queued, then stop and acknowledge.
+    Close(oneshot::Sender<()>),
+}
+
+/// The handle to the writer task; the task ends once it is closed or every handle is dropped.
 #[derive(Debug, Clone)]
 pub(super) struct GroupCommit {
-    queue: mpsc::Sender<Job>,
+    queue: mpsc::Sender<Message>,
+    /// Set by [`GroupCommit::close`], so that a refused rotation is told the store was closed, rather than
+    /// that the task died.
+    closed: Arc<AtomicBool>,
 }
 
 impl GroupCommit {
     /// Spawns the writer task, which writes through `pool`, on the current Tokio runtime.
     pub(super) fn spawn(pool: SqlitePool) -> Self {
-        let (queue, jobs) = mpsc::channel(QUEUE_CAPACITY);
-        tokio::spawn(run(pool, jobs));
-        GroupCommit { queue }
+        let (queue, messages) = mpsc::channel(QUEUE_CAPACITY);
+        tokio::spawn(run(pool, messages));
+        GroupCommit {
+            queue,
+            closed: Arc::new(AtomicBool::new(false)),
+        }
     }
 
     /// Runs `rotation`'s compare-and-swap in the writer's next transaction, answering once it committed.
     pub(super) async fn swap(&self, rotation: Rotation) -> Answer {
         let (reply, answer) = oneshot::channel();
-        self.queue
-            .send(Job { rotation, reply })
+        if self
+            .queue
+            .send(Message::Swap { rotation, reply })
             .await
-            .map_err(|_| backend(GroupCommitError::Stopped))?;
-        answer
-            .await
-            .map_err(|_| backend(GroupCommitError::Stopped))?
+            .is_err()
+        {
+            return Err(self.refused());
+        }
+        answer.await.map_err(|_| self.refused())?
+    }
+
+    /// Answers every rotation queued so far, then stops the task; later rotations fail with
+    /// [`StoreError::Closed`]. Returns once the task has stopped (at once if it already had).
+    pub(super) async fn close(&self) {
+        self.closed.store(true, Ordering::SeqCst);
+        let (done, stopped) = oneshot::channel();
+        if self.queue.send(Message::Close(done)).await.is_ok() && stopped.await.is_err() {
+            tracing::debug!("the SQLite writer task stopped before acknowledging the close");
+        }
+    }
+
+    /// Why the task took no rotation: closed on purpose, or gone with its runtime.
+    fn refused(&self) -> StoreError {
+        if self.closed.load(Ordering::SeqCst) {
+            StoreError::Closed
+        } else {
+            GroupCommitError::Stopped.into()
+        }
     }
 }
 
 /// The writer task: takes whatever is queued, runs it in as few transactions as possible, answers, repeats.
-async fn run(pool: SqlitePool, mut jobs: mpsc::Receiver<Job>) {
+async fn run(pool: SqlitePool, mut queue: mpsc::Receiver<Message>) {
     let mut statements = Statements::default();
+    let mut messages = Vec::with_capacity(MAX_BATCH);
     let mut batch = Vec::with_capacity(MAX_BATCH);
-    while jobs.recv_many(&mut batch, MAX_BATCH).await > 0 {
+    let mut closers = Vec::new();
+    while queue.recv_many(&mut messages, MAX_BATCH).await > 0 {
+        for message in messages.drain(..) {
+            match message {
+                Message::Swap { rotation, reply } => batch.push(Job { rotation, reply }),
+                Message::Close(done) => {
+                    // What is queued behind still gets answered: `recv_many` drains the closed queue.
+                    queue.close();
+                    closers.push(done);
+                }
+            }
+        }
+        if batch.is_empty() {
+            continue;
+        }
         tracing::trace!(size = batch.len(), "group commit");
         let answers = execute(&pool, &mut statements, &batch).await;
         for (job, answer) in batch.drain(..).zip(answers) {
@@ -111,6 +170,16 @@ async fn run(pool: SqlitePool, mut jobs: mpsc::Receiver<Job>) {
             }
         }
     }
+    for done in closers {
+        // The closer may have given up waiting; nothing is lost either way.
+        done.send(()).ok();
+    }
+}
+
+/// A swap waiting for the writer, and where its answer goes.
+struct Job {
+    rotation: Rotation,
+    reply: oneshot::Sender<Answer>,
 }
 
 /// The query strings of `1..=MAX_BATCH` consecutive swaps, each built on first use.
@@ -121,16 +190,15 @@ impl Statements {
     /// The query string that runs `count` swaps, one after another.
     fn swaps(&mut self, count: usize) -> Arc<str> {
         if self.0.is_empty() {
-            self.0.push(swap_statement().into());
+            self.0.push(SWAP.into());
         }
         while self.0.len() < count {
-            let longer = format!("{}{}", self.0[self.0.len() - 1], self.0[0]);
+            let longer = format!("{}{SWAP}", self.0[self.0.len() - 1]);
             self.0.push(longer.into());
         }
         Arc::clone(&self.0[count - 1])
     }
 }
-
 /// Answers every job of `batch`, in order, running them in consecutive transactions (see the module docs).
 async fn execute(pool: &SqlitePool, statements: &mut Statements, batch: &[Job]) -> Vec<Answer> {
     let mut answers = Vec::with_capacity(batch.len());
@@ -142,10 +210,11 @@ async fn execute(pool: &SqlitePool, statements: &mut Statements, batch: &[Job]) 
                 tracing::warn!(error = %source, size = rest.len(), "group commit failed");
                 let source = Arc::new(source);
                 let fail = || {
-                    Err(backend(GroupCommitError::Transaction {
+                    Err(GroupCommitError::Transaction {
                         size: rest.len(),
                         source: Arc::clone(&source),
-                    }))
+                    }
+                    .into())
                 };
                 answers.extend(std::iter::repeat_with(fail).take(rest.len()));
             }
@@ -200,16 +269,18 @@ async fn transaction(
 /// A swap's answer from its statement's result.
 fn answer(row: Result<Option<SqliteRow>, sqlx::Error>) -> Answer {
     row.map_err(backend)?
-        .as_ref()
-        .map(family_from_row)
+        .map(|row| Family::try_from(FamilyRow::from_row(&row).map_err(backend)?))
         .transpose()
 }
 
 #[cfg(test)]
 mod tests {
-    use crate::refresh::{RotationSalt, TokenHash};
-    use crate::store::{FamilyId, NewFamily, RefreshStore as _, Rotation, RotationOutcome};
-    use crate::store::{SqliteStore, StoreError};
+    use std::sync::atomic::Ordering;
+
+    use crate::store::{
+        FamilyId, NewFamily, RefreshStore as _, Rotation, RotationOutcome, RotationSalt,
+        SqliteStore, StoreError, TokenHash,
+    };
 
     const NOW: i64 = 1_800_000_000;
 
@@ -328,5 +399,58 @@ mod tests {
             }
         }
         store.close().await;
+    }
+
+    /// Closing while rotations wait for the writer answers them with their committed result first; only
+    /// the calls after the close are refused, and they are told the store was closed.
+    #[tokio::test]
+    async fn closing_answers_the_queued_rotations_then_refuses_more() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("tokens.db");
+        let store = SqliteStore::open(&path).await.unwrap();
+        for family in 1..=3 {
+            create(&store, family).await;
+        }
+
+        // The only writer connection is held until the close has begun, so both rotations are still
+        // waiting for the writer when it does.
+        let held = store.writer.acquire().await.unwrap();
+        let closing = {
+            let store = &store;
+            async move {
+                while !store.rotations.closed.load(Ordering::SeqCst) && !store.writer.is_closed() {
+                    tokio::task::yield_now().await;
+                }
+                drop(held);
+            }
+        };
+        let (first, second, (), ()) = tokio::join!(
+            store.rotate(rotation(1, 0, hash(1, 1))),
+            store.rotate(rotation(2, 0, hash(2, 1))),
+            store.close(),
+            closing,
+        );
+        for (family, rotated) in [(1, first), (2, second)] {
+            match rotated {
+                Ok(RotationOutcome::Rotated(rotated)) => assert_eq!(rotated.generation, 1),
+                other => panic!("family {family}: expected a rotation, got {other:?}"),
+            }
+        }
+        assert!(matches!(
+            store.rotate(rotation(3, 0, hash(3, 1))).await,
+            Err(StoreError::Closed)
+        ));
+        assert!(matches!(
+            store.find_by_token(hash(1, 1)).await,
+            Err(StoreError::Closed)
+        ));
+        store.close().await;
+
+        let reopened = SqliteStore::open(&path).await.unwrap();
+        for family in [1, 2] {
+            let found = reopened.find_by_token(hash(family, 1)).await.unwrap();
+            assert_eq!(found.map(|family| family.generation), Some(1), "committed");
+        }
+        reopened.close().await;
     }
 }

@@ -1,7 +1,13 @@
-//! A token service on a manual clock, and helpers to call its router.
+//! What the issuer's integration tests share: a token service on a manual clock with a fixed cast of
+//! users and clients, and helpers to call its router and read its answers.
 
+// Test code (unwraps allowed, see clippy.toml) although it sits outside `#[test]` functions.
 #![cfg(test)]
-#![allow(dead_code, unreachable_pub)]
+#![allow(
+    dead_code,
+    unreachable_pub,
+    reason = "each test target uses a different part of the support module"
+)]
 
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -11,10 +17,10 @@ use axum::body::Body;
 use http::header::CONTENT_TYPE;
 use http::{HeaderMap, Request, StatusCode};
 use serde_json::Value;
-use tessera_issuer::{
-    Algorithm, AuthEvent, ClientRegistration, Issuer, ManualClock, PasswordHashing, RefreshStore,
-    jose::SigningKey,
-};
+use tessera_core::ManualClock;
+use tessera_issuer::jose::{Jws, SigningKey};
+use tessera_issuer::store::RefreshStore;
+use tessera_issuer::{Algorithm, AuthEvent, ClientRegistration, Issuer, PasswordHashing};
 use tower::ServiceExt as _;
 
 pub const START: i64 = 1_800_000_000;
@@ -37,15 +43,28 @@ pub struct Harness<S> {
     pub client_key: SigningKey,
 }
 
+/// The token service on `store`, its clock at [`START`], with every user and client below.
 pub fn harness<S: RefreshStore>(store: S) -> Harness<S> {
     harness_with(store, |builder| builder)
 }
 
+/// [`harness`], with settings changed by `configure`.
 pub fn harness_with<S: RefreshStore>(
     store: S,
     configure: impl FnOnce(tessera_issuer::IssuerBuilder) -> tessera_issuer::IssuerBuilder,
 ) -> Harness<S> {
-    let clock = ManualClock::at_unix(START);
+    harness_on(store, ManualClock::at_unix(START), configure)
+}
+
+/// [`harness_with`] on `clock`: users `alice:wonderland` (role `admin`) and `bob:builder`; public clients
+/// `demo` (scopes `profile email`) and `other`; confidential `svc` (secret [`CLIENT_SECRET`], scope
+/// `reports`) and `jwt-svc` (`private_key_jwt` with [`Harness::client_key`]). Mounted as in the examples:
+/// the token service under `/auth`, the JWKS at the root.
+pub fn harness_on<S: RefreshStore>(
+    store: S,
+    clock: ManualClock,
+    configure: impl FnOnce(tessera_issuer::IssuerBuilder) -> tessera_issuer::IssuerBuilder,
+) -> Harness<S> {
     let events = Arc::new(Mutex::new(Vec::new()));
     let client_key = SigningKey::generate(Algorithm::Es256).unwrap();
     let secret_hash = cheap_hashing().hash(CLIENT_SECRET).unwrap();
@@ -169,6 +188,11 @@ impl<S> Harness<S> {
         self.send(request).await
     }
 
+    /// `GET /auth/sessions` with `access_token`: the session list, if the token is accepted.
+    pub async fn sessions(&self, access_token: &str) -> Answer {
+        self.bearer("GET", "/auth/sessions", access_token).await
+    }
+
     pub fn events(&self) -> Vec<AuthEvent> {
         self.events.lock().unwrap().clone()
     }
@@ -176,5 +200,23 @@ impl<S> Harness<S> {
 
 /// The claims of a JWT, unverified (the tests check what was signed, the layer checks signatures).
 pub fn claims_of(token: &str) -> Value {
-    jsonwebtoken::dangerous::insecure_decode_claims::<Value>(token).unwrap()
+    Jws::parse(token).unwrap().unverified_claims().unwrap()
+}
+
+impl<S: RefreshStore + Clone> Harness<S> {
+    /// `count` refreshes of `refresh_token` at once, each on its own task; the answers in spawn order.
+    pub async fn refresh_in_parallel(&self, refresh_token: &str, count: usize) -> Vec<Answer> {
+        let tasks: Vec<_> = (0..count)
+            .map(|_| {
+                let h = self.clone();
+                let token = refresh_token.to_owned();
+                tokio::spawn(async move { h.refresh(&token).await })
+            })
+            .collect();
+        let mut answers = Vec::with_capacity(count);
+        for task in tasks {
+            answers.push(task.await.unwrap());
+        }
+        answers
+    }
 }

@@ -57,7 +57,7 @@ impl fmt::Debug for RefreshToken {
     }
 }
 
-/// The keyed hash of a refresh token: what a [`RefreshStore`](crate::RefreshStore) keys records by.
+/// The keyed hash of a refresh token: what a [`RefreshStore`](crate::store::RefreshStore) keys records by.
 ///
 /// Not a credential (the token cannot be recovered from it), but `Debug` still prints only a prefix.
 #[derive(Clone, Copy, PartialEq, Eq, Hash)]

@@ -1,0 +1,86 @@
+//! One refresh as a store sees it: the compare-and-swap it is asked for and what the presented token
+//! turned out to be.
+
+use super::Family;
+use crate::refresh::{RotationSalt, TokenHash};
+
+/// One refresh: consume `presented`, install `successor`. Times and durations in seconds.
+#[derive(Debug, Clone)]
+pub struct Rotation {
+    /// Hash of the token the client presented.
+    pub presented: TokenHash,
+    /// The client presenting it; a token of another client's family is refused untouched.
+    pub client_id: String,
+    /// Hash of the successor token, installed if `presented` is current.
+    pub successor: TokenHash,
+    /// The salt the successor was derived with, kept so a retry can re-derive it.
+    pub salt: RotationSalt,
+    /// The current time.
+    pub now: i64,
+    /// The idle lifetime: the family's idle end becomes `min(now + idle_ttl, absolute end)`.
+    pub idle_ttl: i64,
+    /// The grace window after a rotation during which the previous token is an idempotent retry.
+    pub grace: i64,
+}
+
+/// What a presented refresh token turned out to be.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RotationOutcome {
+    /// It was current: the successor is installed. Holds the family after the rotation.
+    Rotated(Family),
+    /// It was the previous generation, within the grace window: nothing changed; the caller re-derives the
+    /// successor from `salt` and checks it against `successor` (the current token's hash).
+    Retry {
+        /// The family, unchanged.
+        family: Family,
+        /// The salt of the rotation that consumed the presented token.
+        salt: RotationSalt,
+        /// Hash of the current token.
+        successor: TokenHash,
+    },
+    /// It was consumed earlier (or the previous generation after the grace window): the family is now
+    /// revoked for [`RevokeReason::ReuseDetected`](super::RevokeReason::ReuseDetected).
+    Replay {
+        /// The family, now revoked; `generation` is the current one.
+        family: Family,
+        /// The generation of the presented token.
+        presented_generation: u64,
+    },
+    /// The token belongs to another client's family; nothing changed.
+    WrongClient(Family),
+    /// The family was already revoked.
+    Revoked(Family),
+    /// The family outlived its idle or absolute lifetime.
+    Expired(Family),
+    /// No family knows this token (never issued, or purged).
+    Unknown,
+}
+
+/// What a presented token is, given its family: the one decision every store shares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Verdict {
+    Rotate,
+    Retry,
+    Replay,
+    Revoked,
+    Expired,
+}
+
+impl Verdict {
+    /// Classifies a token of generation `presented_generation` of `family`, presented at `now`.
+    pub(crate) fn of(family: &Family, presented_generation: u64, now: i64, grace: i64) -> Verdict {
+        if family.revoked.is_some() {
+            Verdict::Revoked
+        } else if now >= family.expires_at() {
+            Verdict::Expired
+        } else if presented_generation == family.generation {
+            Verdict::Rotate
+        } else if presented_generation.checked_add(1) == Some(family.generation)
+            && now.saturating_sub(family.last_used_at) < grace
+        {
+            Verdict::Retry
+        } else {
+            Verdict::Replay
+        }
+    }
+}

@@ -1,0 +1,151 @@
+//! The rows the queries return ([`sqlx::FromRow`]) and their checked conversion into the store's types:
+//! a value SQLite cannot hold for us (a negative generation, an unknown revoke reason, a hash of the wrong
+//! length) is [`StoreError::Corrupt`], naming the family and the column.
+
+use sqlx::FromRow;
+
+use crate::store::{
+    Family, FamilyId, Revocation, RevokeReason, RotationSalt, StoreError, TokenHash, UserDenial,
+};
+
+/// The columns of `token_families` that make a [`Family`], in [`FamilyRow`]'s order.
+macro_rules! family_columns {
+    () => {
+        "id, user_id, client_id, scope, roles, user_agent, generation, created_at, last_used_at, \
+         absolute_expires_at, idle_expires_at, revoked_at, revoke_reason"
+    };
+}
+pub(super) use family_columns;
+
+/// A `token_families` row, as [`family_columns!`] selects it.
+#[derive(Debug, FromRow)]
+pub(super) struct FamilyRow {
+    id: String,
+    user_id: String,
+    client_id: String,
+    scope: Option<String>,
+    /// A JSON array of strings.
+    roles: String,
+    user_agent: Option<String>,
+    generation: i64,
+    created_at: i64,
+    last_used_at: i64,
+    absolute_expires_at: i64,
+    idle_expires_at: i64,
+    revoked_at: Option<i64>,
+    revoke_reason: Option<String>,
+}
+
+impl TryFrom<FamilyRow> for Family {
+    type Error = StoreError;
+
+    fn try_from(row: FamilyRow) -> Result<Family, StoreError> {
+        let id = row.id;
+        let roles = serde_json::from_str(&row.roles).map_err(|_| corrupt(&id, "roles"))?;
+        let revoked = match (row.revoked_at, row.revoke_reason) {
+            (Some(at), Some(reason)) => Some(Revocation {
+                at,
+                reason: RevokeReason::parse(&reason)
+                    .ok_or_else(|| corrupt(&id, "revoke_reason"))?,
+            }),
+            (None, None) => None,
+            _ => return Err(corrupt(&id, "revoked_at/revoke_reason")),
+        };
+        Ok(Family {
+            generation: generation(&id, row.generation)?,
+            user_id: row.user_id,
+            client_id: row.client_id,
+            scope: row.scope,
+            roles,
+            user_agent: row.user_agent,
+            created_at: row.created_at,
+            last_used_at: row.last_used_at,
+            absolute_expires_at: row.absolute_expires_at,
+            idle_expires_at: row.idle_expires_at,
+            revoked,
+            id: FamilyId::from(id),
+        })
+    }
+}
+
+/// A family with what a retry needs: the salt of its last rotation and the hash of its current token.
+#[derive(Debug, FromRow)]
+pub(super) struct FamilyStateRow {
+    #[sqlx(flatten)]
+    family: FamilyRow,
+    rotation_salt: Option<Vec<u8>>,
+    current_hash: Vec<u8>,
+}
+
+/// [`FamilyStateRow`], converted.
+#[derive(Debug)]
+pub(super) struct FamilyState {
+    pub(super) family: Family,
+    /// `None` until the first rotation.
+    pub(super) salt: Option<RotationSalt>,
+    pub(super) current: TokenHash,
+}
+
+impl TryFrom<FamilyStateRow> for FamilyState {
+    type Error = StoreError;
+
+    fn try_from(row: FamilyStateRow) -> Result<FamilyState, StoreError> {
+        let id = row.family.id.clone();
+        let salt = row
+            .rotation_salt
+            .map(|bytes| {
+                RotationSalt::from_slice(&bytes).ok_or_else(|| corrupt(&id, "rotation_salt"))
+            })
+            .transpose()?;
+        let current =
+            TokenHash::from_slice(&row.current_hash).ok_or_else(|| corrupt(&id, "current_hash"))?;
+        Ok(FamilyState {
+            family: Family::try_from(row.family)?,
+            salt,
+            current,
+        })
+    }
+}
+
+/// A recorded token: which family and generation it belongs to, and that family's client.
+#[derive(Debug, FromRow)]
+pub(super) struct TokenRow {
+    pub(super) family_id: String,
+    generation: i64,
+    pub(super) client_id: String,
+}
+
+impl TokenRow {
+    /// The generation of the token.
+    pub(super) fn generation(&self) -> Result<u64, StoreError> {
+        generation(&self.family_id, self.generation)
+    }
+}
+
+/// A `revoked_user_tokens` row.
+#[derive(Debug, FromRow)]
+pub(super) struct UserDenialRow {
+    user_id: String,
+    issued_before: i64,
+    until: i64,
+}
+
+impl From<UserDenialRow> for UserDenial {
+    fn from(row: UserDenialRow) -> UserDenial {
+        UserDenial {
+            user_id: row.user_id,
+            issued_before: row.issued_before,
+            until: row.until,
+        }
+    }
+}
+
+fn generation(family_id: &str, stored: i64) -> Result<u64, StoreError> {
+    u64::try_from(stored).map_err(|_| corrupt(family_id, "generation"))
+}
+
+pub(super) fn corrupt(family_id: &str, column: &str) -> StoreError {
+    StoreError::Corrupt(format!(
+        "family {family_id}: column `{column}` has an invalid value"
+    ))
+}

@@ -1,0 +1,614 @@
+//! The cases of the contract suite. Each takes a fresh store and the case's clock, which starts at
+//! [`START`]; `now` below is always that clock's time.
+
+use futures_util::future::join_all;
+use tessera_core::{Clock as _, ManualClock};
+
+use super::START;
+use crate::store::{
+    AccessDenials, Family, FamilyId, NewFamily, PurgeReport, RefreshStore, RevokeReason, Rotation,
+    RotationOutcome, RotationSalt, StoreError, TokenHash, UserDenial,
+};
+
+const ABSOLUTE: i64 = 30 * 86_400;
+const IDLE: i64 = 14 * 86_400;
+const GRACE: i64 = 30;
+/// A cap no case reaches unless it means to.
+const CAP: usize = 50;
+
+fn hash(n: u8) -> TokenHash {
+    TokenHash::from_slice(&[n; 32]).unwrap()
+}
+
+fn salt(n: u8) -> RotationSalt {
+    RotationSalt::from_slice(&[n; 32]).unwrap()
+}
+
+fn id(text: &str) -> FamilyId {
+    FamilyId::from(text.to_owned())
+}
+
+/// A family `id` of `user` for `client` whose first token is `hash(token)`, created at `now`.
+fn new_family(id: &str, user: &str, client: &str, token: u8, now: i64) -> NewFamily {
+    NewFamily {
+        id: FamilyId::from(id.to_owned()),
+        user_id: user.into(),
+        client_id: client.into(),
+        scope: Some("read write".into()),
+        roles: vec!["admin".into()],
+        user_agent: Some("contract-test".into()),
+        token: hash(token),
+        created_at: now,
+        absolute_expires_at: now + ABSOLUTE,
+        idle_expires_at: now + IDLE,
+    }
+}
+
+/// The rotation of `hash(presented)` into `hash(successor)` by the client `web`.
+fn rotation(presented: u8, successor: u8, now: i64) -> Rotation {
+    Rotation {
+        presented: hash(presented),
+        client_id: "web".into(),
+        successor: hash(successor),
+        salt: salt(successor),
+        now,
+        idle_ttl: IDLE,
+        grace: GRACE,
+    }
+}
+
+async fn create<S: RefreshStore>(store: &S, family: NewFamily, cap: usize) -> Vec<Family> {
+    store.create_family(family, cap).await.unwrap()
+}
+
+/// Creates the family `f1` of alice on `web` with the token `hash(1)`, now.
+async fn alice_on_web<S: RefreshStore>(store: &S, clock: &ManualClock) {
+    let family = new_family("f1", "alice", "web", 1, clock.unix_seconds());
+    create(store, family, CAP).await;
+}
+
+async fn rotate<S: RefreshStore>(store: &S, rotation: Rotation) -> RotationOutcome {
+    store.rotate(rotation).await.unwrap()
+}
+
+/// Rotates `hash(presented)` into `hash(successor)` now, which must succeed.
+async fn rotated<S: RefreshStore>(
+    store: &S,
+    presented: u8,
+    successor: u8,
+    clock: &ManualClock,
+) -> Family {
+    match rotate(store, rotation(presented, successor, clock.unix_seconds())).await {
+        RotationOutcome::Rotated(family) => family,
+        other => panic!("token {presented} must rotate, got {other:?}"),
+    }
+}
+
+async fn find<S: RefreshStore>(store: &S, family: &str) -> Option<Family> {
+    store.find_family(&id(family)).await.unwrap()
+}
+
+async fn live<S: RefreshStore>(store: &S, user: &str, now: i64) -> Vec<FamilyId> {
+    let families = store.live_families(user, now).await.unwrap();
+    families.into_iter().map(|family| family.id).collect()
+}
+
+pub(super) async fn current_token_rotates<S: RefreshStore>(store: &S, clock: &ManualClock) {
+    alice_on_web(store, clock).await;
+    clock.advance_secs(100);
+    let family = rotated(store, 1, 2, clock).await;
+    assert_eq!(family.generation, 1);
+    assert_eq!(family.last_used_at, START + 100);
+    assert_eq!(
+        family.idle_expires_at,
+        START + 100 + IDLE,
+        "rotation slides the idle end"
+    );
+    assert_eq!(
+        family.absolute_expires_at,
+        START + ABSOLUTE,
+        "the absolute end never moves"
+    );
+    assert_eq!(family.roles, ["admin"]);
+    assert_eq!(family.scope.as_deref(), Some("read write"));
+    assert_eq!(family.user_agent.as_deref(), Some("contract-test"));
+    clock.advance_secs(1);
+    let family = rotated(store, 2, 3, clock).await;
+    assert_eq!(family.generation, 2, "the successor is current");
+}
+
+pub(super) async fn previous_token_within_grace_is_a_retry<S: RefreshStore>(
+    store: &S,
+    clock: &ManualClock,
+) {
+    alice_on_web(store, clock).await;
+    rotated(store, 1, 2, clock).await;
+    clock.advance_secs(GRACE - 1);
+    // The retry brings its own (different) candidate successor: the store must answer with the first one.
+    match rotate(store, rotation(1, 9, clock.unix_seconds())).await {
+        RotationOutcome::Retry {
+            family,
+            salt: retry_salt,
+            successor,
+        } => {
+            assert_eq!(family.generation, 1, "a retry changes nothing");
+            assert_eq!(
+                retry_salt,
+                salt(2),
+                "the salt of the rotation that consumed the token"
+            );
+            assert_eq!(successor, hash(2), "the successor already issued");
+        }
+        other => panic!("expected a retry, got {other:?}"),
+    }
+    assert!(
+        store.find_by_token(hash(9)).await.unwrap().is_none(),
+        "no sibling was installed"
+    );
+    rotated(store, 2, 3, clock).await;
+}
+
+pub(super) async fn previous_token_after_grace_is_a_replay<S: RefreshStore>(
+    store: &S,
+    clock: &ManualClock,
+) {
+    alice_on_web(store, clock).await;
+    rotated(store, 1, 2, clock).await;
+    clock.advance_secs(GRACE);
+    match rotate(store, rotation(1, 9, clock.unix_seconds())).await {
+        RotationOutcome::Replay {
+            family,
+            presented_generation,
+        } => {
+            assert_eq!(presented_generation, 0);
+            assert_eq!(family.generation, 1);
+            let revocation = family.revoked.expect("the family is revoked");
+            assert_eq!(revocation.reason, RevokeReason::ReuseDetected);
+            assert_eq!(revocation.at, START + GRACE);
+        }
+        other => panic!("expected a replay, got {other:?}"),
+    }
+    // The legitimate holder of the current token is locked out too: the family is presumed stolen.
+    for (presented, successor) in [(2, 3), (1, 4)] {
+        assert!(matches!(
+            rotate(store, rotation(presented, successor, clock.unix_seconds())).await,
+            RotationOutcome::Revoked(_)
+        ));
+    }
+}
+
+pub(super) async fn older_generations_are_replays_even_within_grace<S: RefreshStore>(
+    store: &S,
+    clock: &ManualClock,
+) {
+    alice_on_web(store, clock).await;
+    rotated(store, 1, 2, clock).await;
+    rotated(store, 2, 3, clock).await;
+    match rotate(store, rotation(1, 9, clock.unix_seconds())).await {
+        RotationOutcome::Replay {
+            family,
+            presented_generation,
+        } => {
+            assert_eq!((presented_generation, family.generation), (0, 2));
+        }
+        other => panic!("expected a replay, got {other:?}"),
+    }
+}
+
+pub(super) async fn zero_grace_makes_every_reuse_a_replay<S: RefreshStore>(
+    store: &S,
+    clock: &ManualClock,
+) {
+    alice_on_web(store, clock).await;
+    let strict = |presented, successor| Rotation {
+        grace: 0,
+        ..rotation(presented, successor, clock.unix_seconds())
+    };
+    assert!(matches!(
+        rotate(store, strict(1, 2)).await,
+        RotationOutcome::Rotated(_)
+    ));
+    assert!(matches!(
+        rotate(store, strict(1, 9)).await,
+        RotationOutcome::Replay { .. }
+    ));
+}
+
+pub(super) async fn concurrent_rotations_of_one_token_install_one_successor<S: RefreshStore>(
+    store: &S,
+    clock: &ManualClock,
+) {
+    alice_on_web(store, clock).await;
+    let candidates = 10..26;
+    let now = clock.unix_seconds();
+    let outcomes = join_all(
+        candidates
+            .clone()
+            .map(|successor| rotate(store, rotation(1, successor, now))),
+    )
+    .await;
+    let mut installed = Vec::new();
+    for candidate in candidates {
+        if store
+            .find_by_token(hash(candidate))
+            .await
+            .unwrap()
+            .is_some()
+        {
+            installed.push(candidate);
+        }
+    }
+    let [winner] = installed[..] else {
+        panic!("exactly one successor is installed, found {installed:?}")
+    };
+    for outcome in outcomes {
+        match outcome {
+            RotationOutcome::Rotated(family) => assert_eq!(family.generation, 1),
+            RotationOutcome::Retry { successor, .. } => assert_eq!(successor, hash(winner)),
+            other => panic!("expected the rotation or a retry of it, got {other:?}"),
+        }
+    }
+    assert_eq!(find(store, "f1").await.unwrap().generation, 1);
+}
+
+pub(super) async fn unknown_tokens_are_unknown<S: RefreshStore>(store: &S, clock: &ManualClock) {
+    assert_eq!(
+        rotate(store, rotation(1, 2, clock.unix_seconds())).await,
+        RotationOutcome::Unknown
+    );
+    assert!(store.find_by_token(hash(1)).await.unwrap().is_none());
+    assert!(find(store, "nope").await.is_none());
+}
+
+pub(super) async fn absolute_expiry_is_exclusive_and_fixed<S: RefreshStore>(
+    store: &S,
+    clock: &ManualClock,
+) {
+    let mut family = new_family("f1", "alice", "web", 1, clock.unix_seconds());
+    family.absolute_expires_at = START + 100;
+    family.idle_expires_at = START + 1_000;
+    create(store, family, CAP).await;
+    assert_eq!(
+        find(store, "f1").await.unwrap().idle_expires_at,
+        START + 100,
+        "the idle end never passes the absolute end"
+    );
+    clock.set_unix(START + 99);
+    assert_eq!(
+        rotated(store, 1, 2, clock).await.idle_expires_at,
+        START + 100,
+        "one second before the end the family is live; sliding stops at the absolute end"
+    );
+    clock.set_unix(START + 100);
+    assert!(matches!(
+        rotate(store, rotation(2, 3, clock.unix_seconds())).await,
+        RotationOutcome::Expired(_)
+    ));
+    assert!(live(store, "alice", clock.unix_seconds()).await.is_empty());
+}
+
+pub(super) async fn idle_expiry_slides_with_each_rotation<S: RefreshStore>(
+    store: &S,
+    clock: &ManualClock,
+) {
+    alice_on_web(store, clock).await;
+    clock.set_unix(START + IDLE - 1);
+    rotated(store, 1, 2, clock).await;
+    clock.set_unix(START + IDLE + IDLE - 2);
+    rotated(store, 2, 3, clock).await;
+    clock.advance_secs(IDLE);
+    match rotate(store, rotation(3, 4, clock.unix_seconds())).await {
+        RotationOutcome::Expired(family) => assert_eq!(family.generation, 2),
+        other => panic!("expected expiry, got {other:?}"),
+    }
+    // An expired family's previous token is not a replay (nothing to protect), just expired.
+    assert!(matches!(
+        rotate(store, rotation(2, 5, clock.unix_seconds())).await,
+        RotationOutcome::Expired(_)
+    ));
+    assert!(find(store, "f1").await.unwrap().revoked.is_none());
+}
+
+pub(super) async fn revoked_families_refuse_every_token<S: RefreshStore>(
+    store: &S,
+    clock: &ManualClock,
+) {
+    alice_on_web(store, clock).await;
+    let revoke = |family: &'static str, at: i64| async move {
+        store
+            .revoke_family(&id(family), RevokeReason::Logout, at)
+            .await
+            .unwrap()
+    };
+    let revoked = revoke("f1", START + 5).await.unwrap();
+    assert_eq!(
+        revoked.revoked.map(|r| (r.at, r.reason)),
+        Some((START + 5, RevokeReason::Logout))
+    );
+    assert!(revoke("f1", START + 6).await.is_none(), "already revoked");
+    assert!(revoke("nope", START).await.is_none(), "unknown");
+    assert!(matches!(
+        rotate(store, rotation(1, 2, START + 7)).await,
+        RotationOutcome::Revoked(_)
+    ));
+    let found = store.find_by_token(hash(1)).await.unwrap().unwrap();
+    assert_eq!(found.revoked.unwrap().reason, RevokeReason::Logout);
+}
+
+pub(super) async fn cap_evicts_the_oldest_live_family<S: RefreshStore>(
+    store: &S,
+    clock: &ManualClock,
+) {
+    let login = |family: &'static str, user: &'static str, client: &'static str, token: u8| {
+        let now = clock.unix_seconds();
+        async move { create(store, new_family(family, user, client, token, now), 3).await }
+    };
+    for (token, family) in [(1, "f1"), (2, "f2"), (3, "f3")] {
+        assert!(login(family, "alice", "web", token).await.is_empty());
+        clock.advance_secs(1);
+    }
+    // Other users and other clients have their own caps.
+    login("b1", "bob", "web", 10).await;
+    login("m1", "alice", "mobile", 11).await;
+    let evicted = login("f4", "alice", "web", 4).await;
+    assert_eq!(evicted.len(), 1);
+    assert_eq!(evicted[0].id, id("f1"));
+    assert_eq!(evicted[0].revoked.unwrap().reason, RevokeReason::Evicted);
+    assert!(matches!(
+        rotate(store, rotation(1, 20, clock.unix_seconds())).await,
+        RotationOutcome::Revoked(_)
+    ));
+    assert_eq!(
+        live(store, "alice", clock.unix_seconds()).await,
+        [id("f2"), id("f3"), id("f4"), id("m1")],
+        "oldest first, ties by id"
+    );
+
+    // Revoked and expired families do not count against the cap.
+    store
+        .revoke_family(&id("f2"), RevokeReason::Logout, clock.unix_seconds())
+        .await
+        .unwrap();
+    assert!(login("f5", "alice", "web", 5).await.is_empty());
+    clock.advance_secs(IDLE);
+    let evicted = create(
+        store,
+        new_family("f6", "alice", "web", 6, clock.unix_seconds()),
+        1,
+    )
+    .await;
+    assert!(
+        evicted.is_empty(),
+        "expired families are not evicted, they are already dead"
+    );
+}
+
+pub(super) async fn revoking_a_user_ends_every_session<S: RefreshStore>(
+    store: &S,
+    clock: &ManualClock,
+) {
+    alice_on_web(store, clock).await;
+    create(
+        store,
+        new_family("f2", "alice", "mobile", 2, START + 1),
+        CAP,
+    )
+    .await;
+    create(store, new_family("b1", "bob", "web", 3, START), CAP).await;
+    let revoke_alice = |at| store.revoke_user("alice", RevokeReason::UserRevoked, at);
+    let mut revoked: Vec<FamilyId> = revoke_alice(START + 2)
+        .await
+        .unwrap()
+        .into_iter()
+        .map(|family| family.id)
+        .collect();
+    revoked.sort();
+    assert_eq!(revoked, [id("f1"), id("f2")]);
+    assert!(revoke_alice(START + 3).await.unwrap().is_empty());
+    assert!(live(store, "alice", START + 3).await.is_empty());
+    assert_eq!(live(store, "bob", START + 3).await, [id("b1")]);
+    let mobile = Rotation {
+        client_id: "mobile".into(),
+        ..rotation(2, 9, START + 4)
+    };
+    assert!(matches!(
+        rotate(store, mobile).await,
+        RotationOutcome::Revoked(_)
+    ));
+}
+
+pub(super) async fn another_clients_token_is_refused_untouched<S: RefreshStore>(
+    store: &S,
+    clock: &ManualClock,
+) {
+    alice_on_web(store, clock).await;
+    let foreign = Rotation {
+        client_id: "mobile".into(),
+        ..rotation(1, 2, clock.unix_seconds())
+    };
+    match rotate(store, foreign).await {
+        RotationOutcome::WrongClient(family) => {
+            assert_eq!((family.generation, family.revoked), (0, None));
+        }
+        other => panic!("expected a client mismatch, got {other:?}"),
+    }
+    rotated(store, 1, 2, clock).await;
+}
+
+pub(super) async fn tokens_of_any_generation_find_their_family<S: RefreshStore>(
+    store: &S,
+    clock: &ManualClock,
+) {
+    alice_on_web(store, clock).await;
+    rotated(store, 1, 2, clock).await;
+    rotated(store, 2, 3, clock).await;
+    for token in [1, 2, 3] {
+        let found = store.find_by_token(hash(token)).await.unwrap();
+        assert_eq!(found.map(|family| family.id), Some(id("f1")));
+    }
+    assert_eq!(find(store, "f1").await.unwrap().generation, 2);
+}
+
+pub(super) async fn purge_deletes_expired_families_in_batches<S: RefreshStore>(
+    store: &S,
+    clock: &ManualClock,
+) {
+    let mut short = new_family("old", "alice", "web", 1, clock.unix_seconds());
+    short.absolute_expires_at = START + 10;
+    create(store, short, CAP).await;
+    for (presented, successor) in [(1, 2), (2, 3), (3, 4)] {
+        rotated(store, presented, successor, clock).await;
+    }
+    create(
+        store,
+        new_family("live", "alice", "web", 50, clock.unix_seconds()),
+        CAP,
+    )
+    .await;
+    rotated(store, 50, 51, clock).await;
+
+    assert!(
+        store
+            .purge_expired(START + 9, 100)
+            .await
+            .unwrap()
+            .is_empty(),
+        "nothing has expired yet"
+    );
+    clock.set_unix(START + 10);
+    let mut total = PurgeReport::default();
+    let mut batches = 0;
+    loop {
+        let report = store.purge_expired(clock.unix_seconds(), 3).await.unwrap();
+        if report.is_empty() {
+            break;
+        }
+        assert!(
+            report.tokens <= 3 && report.families <= 3,
+            "a batch stays within its size: {report:?}"
+        );
+        total += report;
+        batches += 1;
+    }
+    assert_eq!(
+        total,
+        PurgeReport {
+            tokens: 4,
+            families: 1,
+            denials: 0
+        }
+    );
+    assert!(
+        batches >= 2,
+        "four tombstones take more than one batch of three"
+    );
+    assert!(find(store, "old").await.is_none());
+    assert_eq!(
+        rotate(store, rotation(4, 5, clock.unix_seconds())).await,
+        RotationOutcome::Unknown
+    );
+    // The live family keeps its tombstones, so replay detection still works.
+    match rotate(store, rotation(50, 52, clock.unix_seconds() + GRACE)).await {
+        RotationOutcome::Replay {
+            presented_generation: 0,
+            ..
+        } => {}
+        other => panic!("expected a replay, got {other:?}"),
+    }
+}
+
+pub(super) async fn access_denials_are_kept_until_their_tokens_expire<S: RefreshStore>(
+    store: &S,
+    _: &ManualClock,
+) {
+    let alice = |issued_before, until| UserDenial {
+        user_id: "alice".into(),
+        issued_before,
+        until,
+    };
+    for (jti, expires_at) in [("j1", START + 100), ("j1", START + 50), ("j2", START + 10)] {
+        store.deny_access_token(jti, expires_at).await.unwrap();
+    }
+    for denial in [alice(START, START + 900), alice(START - 5, START + 800)] {
+        store.deny_user_tokens(denial).await.unwrap();
+    }
+
+    let mut denials = store.access_denials(START).await.unwrap();
+    denials.tokens.sort();
+    let expected = AccessDenials {
+        tokens: vec![("j1".into(), START + 100), ("j2".into(), START + 10)],
+        users: vec![alice(START, START + 900)],
+    };
+    assert_eq!(denials, expected, "a later write never shortens a denial");
+    let later = store.access_denials(START + 10).await.unwrap();
+    assert_eq!(
+        later.tokens,
+        [("j1".to_owned(), START + 100)],
+        "ended denials are not in force"
+    );
+
+    assert_eq!(
+        store.purge_expired(START + 100, 10).await.unwrap().denials,
+        2
+    );
+    assert_eq!(
+        store.purge_expired(START + 900, 10).await.unwrap().denials,
+        1
+    );
+    assert_eq!(
+        store.access_denials(START).await.unwrap(),
+        AccessDenials::default(),
+        "purged"
+    );
+}
+
+pub(super) async fn a_closed_store_refuses_every_call<S: RefreshStore>(
+    store: &S,
+    clock: &ManualClock,
+) {
+    alice_on_web(store, clock).await;
+    store.close().await;
+    let now = clock.unix_seconds();
+    let closed = |call: &str, result: Result<(), StoreError>| {
+        assert!(
+            matches!(result, Err(StoreError::Closed)),
+            "{call} after close: expected StoreError::Closed, got {result:?}"
+        );
+    };
+    let family = new_family("f2", "alice", "web", 2, now);
+    closed(
+        "create_family",
+        store.create_family(family, CAP).await.map(drop),
+    );
+    closed("rotate", store.rotate(rotation(1, 3, now)).await.map(drop));
+    closed(
+        "find_by_token",
+        store.find_by_token(hash(1)).await.map(drop),
+    );
+    closed("find_family", store.find_family(&id("f1")).await.map(drop));
+    let reason = RevokeReason::Logout;
+    let revoked = store.revoke_family(&id("f1"), reason, now).await;
+    closed("revoke_family", revoked.map(drop));
+    closed(
+        "revoke_user",
+        store.revoke_user("alice", reason, now).await.map(drop),
+    );
+    closed(
+        "live_families",
+        store.live_families("alice", now).await.map(drop),
+    );
+    closed("deny_access_token", store.deny_access_token("j", now).await);
+    let denial = UserDenial {
+        user_id: "alice".into(),
+        issued_before: now,
+        until: now + 1,
+    };
+    closed("deny_user_tokens", store.deny_user_tokens(denial).await);
+    closed("access_denials", store.access_denials(now).await.map(drop));
+    closed(
+        "purge_expired",
+        store.purge_expired(now, 10).await.map(drop),
+    );
+    // Closing again is harmless (the suite closes every store once more after its case).
+    store.close().await;
+}
