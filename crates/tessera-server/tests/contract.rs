@@ -450,3 +450,57 @@ async fn every_single_character_mutation_is_refused_cleanly() {
         "the genuine token is still cached"
     );
 }
+
+#[tokio::test]
+async fn after_a_genuine_token_expired_no_mutation_of_it_is_called_expired() {
+    let clock = TestClock::at_unix(NOW);
+    let auth = JwtAuthLayer::builder()
+        .key(JwtKey::hmac(SECRET).unwrap().with_kid("k"))
+        .issuer(ISSUER)
+        .audience(AUDIENCE)
+        .clock(clock.clone())
+        .build()
+        .unwrap();
+    let app = routes().route_layer(auth.clone());
+    let token = Signer::hs256().sign(Some("k"), &claims());
+    assert_eq!(
+        send(&app, get_with_token("/me", &token)).await.status,
+        StatusCode::OK
+    );
+    // The cache now holds the genuine token, expired: only that very token may be told "expired".
+    clock.set_unix(NOW + 300 + 30);
+    assert!(
+        send(&app, get_with_token("/me", &token))
+            .await
+            .token_expired()
+    );
+    let hits = auth.stats().cache_hits;
+    let mut statuses = std::collections::BTreeMap::new();
+    for position in 0..token.len() {
+        for replacement in ['A', 'B', '.', '-', '~', '='] {
+            let mut mutated = token.clone().into_bytes();
+            if mutated[position] == replacement as u8 {
+                continue;
+            }
+            mutated[position] = replacement as u8;
+            let mutated = String::from_utf8(mutated).unwrap();
+            let answer = send(&app, get_with_token("/me", &mutated)).await;
+            assert!(
+                answer.status == StatusCode::UNAUTHORIZED
+                    || answer.status == StatusCode::BAD_REQUEST,
+                "{mutated}: {} {}",
+                answer.status,
+                answer.body
+            );
+            assert!(!answer.token_expired(), "{mutated} was called expired");
+            assert_ne!(answer.description(), "The access token expired");
+            *statuses.entry(answer.description()).or_insert(0) += 1;
+        }
+    }
+    assert!(statuses.len() >= 4, "{statuses:?}");
+    assert_eq!(
+        auth.stats().cache_hits,
+        hits,
+        "a mutation was served from the cache"
+    );
+}
