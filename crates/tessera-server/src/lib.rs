@@ -74,6 +74,16 @@
 //! Checks run in the order signature, `iss`, `aud`, (strict RFC 9068 requirements), `nbf`, `exp`, so an
 //! "expired" answer is only ever given to a genuine token and a forged one cannot trigger a refresh.
 //!
+//! # The verified-token cache
+//!
+//! On by default ([`JwtAuthBuilder::cache_capacity`]). A token seen before skips the charset check, the
+//! signature and the claims parsing; its lifetime, the liveness of the key that verified it, the revocation
+//! check and the route's policy are still checked on every request. The answer is always the one a full
+//! verification would give at that moment: once a token it saw valid has expired, the cache answers
+//! `401 Token-Expired` itself for [`DEFAULT_EXPIRED_TOKEN_RETENTION`] (configurable), so a client whose
+//! token just expired costs no signature verification either. A token whose key left the key set is never
+//! answered from the cache.
+//!
 //! # Browsers and `Token-Expired`
 //!
 //! A script on another origin can only read `Token-Expired` if the API lists it in

@@ -9,24 +9,11 @@ use common::*;
 use http::StatusCode;
 use serde_json::json;
 use tessera_server::{
-    DEFAULT_EXPIRED_TOKEN_RETENTION, DEFAULT_LEEWAY, JwtAuthBuilder, JwtAuthLayer, JwtKey, KeyRing,
-    KeySet,
+    DEFAULT_EXPIRED_TOKEN_RETENTION, DEFAULT_LEEWAY, JwtAuthLayer, JwtKey, KeyRing, KeySet,
 };
 
 const LEEWAY: i64 = DEFAULT_LEEWAY.as_secs() as i64;
 const RETENTION: i64 = DEFAULT_EXPIRED_TOKEN_RETENTION.as_secs() as i64;
-
-fn builder(clock: &TestClock) -> JwtAuthBuilder {
-    JwtAuthLayer::builder()
-        .hmac_secret(SECRET)
-        .issuer(ISSUER)
-        .audience(AUDIENCE)
-        .clock(clock.clone())
-}
-
-fn token(changes: serde_json::Value) -> String {
-    Signer::hs256().sign(None, &claims_with(changes))
-}
 
 /// The same answer, header for header and byte for byte.
 fn assert_same(cached: &Answer, full: &Answer) {

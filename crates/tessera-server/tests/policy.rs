@@ -18,22 +18,10 @@ use serde::Deserialize;
 use serde_json::json;
 use tessera_core::header::TOKEN_EXPIRED;
 use tessera_server::{
-    AuthRejection, Claims, JwtAuthBuilder, JwtAuthLayer, RenderedBody, RevocationAnswer,
-    RevocationCheck, RevocationError, TokenStatus, VerifiedToken,
+    AuthRejection, Claims, RenderedBody, RevocationAnswer, RevocationCheck, RevocationError,
+    TokenStatus, VerifiedToken,
 };
 use tower_http::cors::{AllowOrigin, CorsLayer};
-
-fn builder(clock: &TestClock) -> JwtAuthBuilder {
-    JwtAuthLayer::builder()
-        .hmac_secret(SECRET)
-        .issuer(ISSUER)
-        .audience(AUDIENCE)
-        .clock(clock.clone())
-}
-
-fn token(changes: serde_json::Value) -> String {
-    Signer::hs256().sign(None, &claims_with(changes))
-}
 
 #[tokio::test]
 async fn leeway_edges_for_exp_and_nbf() {

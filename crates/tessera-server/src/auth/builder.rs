@@ -11,8 +11,8 @@ use crate::rejection::{RendererName, Responder};
 use crate::source::{DEFAULT_MAX_TOKEN_LEN, TokenSources};
 use crate::verify::{Lifetime, Validator};
 use crate::{
-    Algorithm, Clock, JsonErrorBody, JwtAuthLayer, JwtKey, KeyError, KeyRing, KeySet,
-    RejectionBody, RevocationCheck, SystemClock,
+    Algorithm, Clock, JwtAuthLayer, JwtKey, KeyError, KeyRing, KeySet, RejectionBody,
+    RevocationCheck, SystemClock,
 };
 
 /// The default clock-skew allowance for `exp` and `nbf`.
@@ -86,7 +86,8 @@ pub struct JwtAuthBuilder {
     cache_capacity: Option<usize>,
     expired_retention: Duration,
     revocation: Option<Arc<dyn RevocationCheck>>,
-    body: Arc<dyn RejectionBody>,
+    /// `None`: the default [`JsonErrorBody`](crate::JsonErrorBody).
+    body: Option<Arc<dyn RejectionBody>>,
     realm: String,
     clock: Arc<dyn Clock>,
 }
@@ -111,7 +112,7 @@ impl Default for JwtAuthBuilder {
             cache_capacity: Some(DEFAULT_CACHE_CAPACITY),
             expired_retention: DEFAULT_EXPIRED_TOKEN_RETENTION,
             revocation: None,
-            body: Arc::new(JsonErrorBody),
+            body: None,
             realm: "api".to_owned(),
             clock: Arc::new(SystemClock),
         }
@@ -255,7 +256,7 @@ impl JwtAuthBuilder {
 
     /// Renders rejection bodies with `body` instead of the JSON [`ErrorResponse`](tessera_core::ErrorResponse).
     pub fn rejection_body(mut self, body: impl RejectionBody) -> Self {
-        self.body = Arc::new(body);
+        self.body = Some(Arc::new(body));
         self
     }
 

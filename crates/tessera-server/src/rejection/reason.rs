@@ -10,7 +10,7 @@ use tessera_core::challenge::Challenge;
 use tessera_core::header::{TOKEN_EXPIRED, TOKEN_EXPIRED_VALUE};
 use tessera_core::{BEARER, ErrorCode, ErrorResponse};
 
-use super::{JsonErrorBody, RejectionBody};
+use super::{JsonErrorBody, RejectionBody, RenderedBody};
 
 /// Why [`JwtAuth`](crate::JwtAuth) or a [`Claims`](crate::Claims) extractor refused a request.
 ///
@@ -198,7 +198,22 @@ impl AuthRejection {
     /// The `WWW-Authenticate` challenge (RFC 6750 §3), or `None` for answers that are not about the
     /// credentials (503, 500).
     pub fn www_authenticate(&self, realm: &str) -> Option<HeaderValue> {
-        self.challenge(&self.class(), realm)
+        let class = self.class();
+        let challenge = Challenge::new(BEARER);
+        let challenge = match class.challenge {
+            ChallengeKind::Absent => return None,
+            ChallengeKind::Realm => challenge.param("realm", realm),
+            ChallengeKind::Error => {
+                let challenge = challenge
+                    .param("error", class.code.as_str())
+                    .param("error_description", self.to_string());
+                match class.scope {
+                    Some(scope) => challenge.param("scope", scope),
+                    None => challenge,
+                }
+            }
+        };
+        HeaderValue::try_from(challenge.to_string()).ok()
     }
 
     /// The full answer with the default JSON body and realm `api`, as a route without a layer answers.
@@ -210,13 +225,32 @@ impl AuthRejection {
 
     /// The full answer: status and headers fixed by the wire contract, body from `body`.
     pub fn render<B: From<Bytes>>(&self, realm: &str, body: &dyn RejectionBody) -> Response<B> {
+        self.respond(self.www_authenticate(realm), body.render(self))
+    }
+
+    /// The answers a server gives routinely, and whose headers never change: a layer prepares them once
+    /// (see `Responder`).
+    pub(crate) const ROUTINE: [AuthRejection; 5] = [
+        AuthRejection::MissingCredentials,
+        AuthRejection::Expired,
+        AuthRejection::InvalidSignature,
+        AuthRejection::UnknownKey,
+        AuthRejection::Revoked,
+    ];
+
+    /// The answer with `challenge` (this rejection's [`www_authenticate`](Self::www_authenticate)) and
+    /// `body`: the status and the other headers follow from the classification.
+    pub(crate) fn respond<B: From<Bytes>>(
+        &self,
+        challenge: Option<HeaderValue>,
+        body: RenderedBody,
+    ) -> Response<B> {
         let class = self.class();
-        let rendered = body.render(self);
-        let mut response = Response::new(B::from(rendered.body));
+        let mut response = Response::new(B::from(body.body));
         *response.status_mut() = class.status;
         let headers = response.headers_mut();
-        headers.insert(CONTENT_TYPE, rendered.content_type);
-        if let Some(challenge) = self.challenge(&class, realm) {
+        headers.insert(CONTENT_TYPE, body.content_type);
+        if let Some(challenge) = challenge {
             headers.insert(WWW_AUTHENTICATE, challenge);
         }
         if class.token_expired {
@@ -241,24 +275,6 @@ impl AuthRejection {
                 tracing::warn!(status, reason = %self, "bearer authentication could not complete");
             }
         }
-    }
-
-    fn challenge(&self, class: &Class<'_>, realm: &str) -> Option<HeaderValue> {
-        let challenge = Challenge::new(BEARER);
-        let challenge = match class.challenge {
-            ChallengeKind::Absent => return None,
-            ChallengeKind::Realm => challenge.param("realm", realm),
-            ChallengeKind::Error => {
-                let challenge = challenge
-                    .param("error", class.code.as_str())
-                    .param("error_description", self.to_string());
-                match class.scope {
-                    Some(scope) => challenge.param("scope", scope),
-                    None => challenge,
-                }
-            }
-        };
-        HeaderValue::try_from(challenge.to_string()).ok()
     }
 }
 

@@ -5,9 +5,9 @@ use std::fmt;
 use std::sync::Arc;
 
 use bytes::Bytes;
-use http::Response;
+use http::{HeaderValue, Response};
 
-use super::{AuthRejection, RejectionBody, RendererName};
+use super::{AuthRejection, JsonErrorBody, RejectionBody, RenderedBody, RendererName};
 use crate::stats::Counters;
 
 /// The answering side of one built [`JwtAuthLayer`](crate::JwtAuthLayer), shared by all its clones and
@@ -17,6 +17,11 @@ use crate::stats::Counters;
 /// through anonymously: that is how an extractor's rejection renders with the layer's realm and body and
 /// is counted with the layer's rejections, without a second request extension. It is also the layer's
 /// identity: a nested clone trusts a token that carries its own responder.
+///
+/// The routine answers ([`AuthRejection::ROUTINE`]: no token, expired, bad signature, unknown key, revoked)
+/// are prepared when the layer is built: their challenge, and their body too when it is the default JSON
+/// one. Answering one then copies reference-counted bytes instead of formatting a challenge and serializing
+/// a body, which is most of what a 401 costs once the token itself was answered from the cache.
 #[derive(Clone)]
 pub(crate) struct Responder {
     shared: Arc<Shared>,
@@ -24,17 +29,34 @@ pub(crate) struct Responder {
 
 struct Shared {
     realm: Box<str>,
-    body: Arc<dyn RejectionBody>,
+    /// The body renderer; `None` for the default [`JsonErrorBody`].
+    body: Option<Arc<dyn RejectionBody>>,
     counters: Counters,
+    prepared: [Prepared; AuthRejection::ROUTINE.len()],
+}
+
+/// A routine answer, rendered once.
+struct Prepared {
+    rejection: AuthRejection,
+    challenge: Option<HeaderValue>,
+    /// `None` when a custom renderer renders every body afresh.
+    body: Option<RenderedBody>,
 }
 
 impl Responder {
-    pub(crate) fn new(realm: Box<str>, body: Arc<dyn RejectionBody>) -> Responder {
+    /// Answers with `realm` and `body` (`None`: the default [`JsonErrorBody`]).
+    pub(crate) fn new(realm: Box<str>, body: Option<Arc<dyn RejectionBody>>) -> Responder {
+        let prepared = AuthRejection::ROUTINE.map(|rejection| Prepared {
+            challenge: rejection.www_authenticate(&realm),
+            body: body.is_none().then(|| JsonErrorBody.render(&rejection)),
+            rejection,
+        });
         Responder {
             shared: Arc::new(Shared {
                 realm,
                 body,
                 counters: Counters::default(),
+                prepared,
             }),
         }
     }
@@ -57,7 +79,30 @@ impl Responder {
     /// Counts, traces and renders a rejection.
     pub(crate) fn reject<B: From<Bytes>>(&self, rejection: &AuthRejection) -> Response<B> {
         self.refuse(rejection);
-        rejection.render(&self.shared.realm, &*self.shared.body)
+        self.render(rejection)
+    }
+
+    /// The answer to `rejection`, with this layer's realm and body.
+    fn render<B: From<Bytes>>(&self, rejection: &AuthRejection) -> Response<B> {
+        let shared = &*self.shared;
+        let renderer = shared
+            .body
+            .as_deref()
+            .unwrap_or(&JsonErrorBody as &dyn RejectionBody);
+        match shared
+            .prepared
+            .iter()
+            .find(|prepared| prepared.rejection == *rejection)
+        {
+            Some(prepared) => rejection.respond(
+                prepared.challenge.clone(),
+                prepared
+                    .body
+                    .clone()
+                    .unwrap_or_else(|| renderer.render(rejection)),
+            ),
+            None => rejection.render(&shared.realm, renderer),
+        }
     }
 
     /// Counts a request let through with a verified token.
@@ -73,5 +118,41 @@ impl fmt::Debug for Responder {
             .field("body", &RendererName)
             .field("counters", &self.shared.counters)
             .finish()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use http::HeaderValue;
+
+    use super::*;
+
+    fn same(prepared: &Response<Vec<u8>>, rendered: &Response<Vec<u8>>) -> bool {
+        prepared.status() == rendered.status()
+            && prepared.headers() == rendered.headers()
+            && prepared.body() == rendered.body()
+    }
+
+    #[test]
+    fn prepared_answers_are_the_rendered_ones() {
+        let problem = |rejection: &AuthRejection| RenderedBody {
+            content_type: HeaderValue::from_static("application/problem+json"),
+            body: rejection.to_string().into(),
+        };
+        let custom: Arc<dyn RejectionBody> = Arc::new(problem);
+        for body in [None, Some(custom)] {
+            let responder = Responder::new("tessera".into(), body.clone());
+            let renderer = body.as_deref().unwrap_or(&JsonErrorBody);
+            let scope = AuthRejection::InsufficientScope {
+                scope: "a b".into(),
+            };
+            for rejection in AuthRejection::ROUTINE.into_iter().chain([scope]) {
+                let rendered = rejection.render("tessera", renderer);
+                assert!(
+                    same(&responder.render(&rejection), &rendered),
+                    "{rejection:?}"
+                );
+            }
+        }
     }
 }
