@@ -192,18 +192,18 @@ impl Pipeline {
         policy: &Policy,
         pending: Pending,
     ) -> Result<VerifiedToken, AuthRejection> {
-        let Lookup { token, status } = match pending {
-            Pending::Lookup(lookup) => lookup,
+        let screened = match pending {
+            Pending::Lookup(lookup) => Screened::Lookup(lookup),
             #[cfg(feature = "remote-jwks")]
             Pending::Refetch(token) => {
                 let verified = self.verify_after_refetch(&token).await?;
-                match self.screen(policy, verified) {
-                    Screened::Done(outcome) => return outcome,
-                    Screened::Lookup(lookup) => lookup,
-                }
+                self.screen(policy, verified)
             }
         };
-        admit(policy, token, status.await)
+        match screened {
+            Screened::Done(outcome) => outcome,
+            Screened::Lookup(Lookup { token, status }) => admit(policy, token, status.await),
+        }
     }
 
     /// Counts (and traces) how a token that did not come in a request fared.

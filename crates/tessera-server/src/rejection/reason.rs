@@ -343,6 +343,165 @@ mod tests {
     }
 
     #[test]
+    fn every_variant_is_answered_as_the_contract_says() {
+        let scope = AuthRejection::InsufficientScope {
+            scope: "read admin".into(),
+        };
+        let role = AuthRejection::MissingRole {
+            role: "owner".into(),
+        };
+        let cases = [
+            (
+                AuthRejection::MissingCredentials,
+                401,
+                "unauthorized",
+                Some("Bearer realm=\"r\""),
+            ),
+            (
+                AuthRejection::MalformedAuthorization("x"),
+                400,
+                "invalid_request",
+                Some("Bearer error=\"invalid_request\""),
+            ),
+            (
+                AuthRejection::MultipleTokens,
+                400,
+                "invalid_request",
+                Some("Bearer error=\"invalid_request\""),
+            ),
+            (
+                AuthRejection::TokenTooLong { limit: 8 },
+                401,
+                "invalid_token",
+                Some("Bearer error=\"invalid_token\""),
+            ),
+            (
+                AuthRejection::MalformedToken("x"),
+                401,
+                "invalid_token",
+                Some("Bearer error=\"invalid_token\""),
+            ),
+            (
+                AuthRejection::AlgorithmMismatch,
+                401,
+                "invalid_token",
+                Some("Bearer error=\"invalid_token\""),
+            ),
+            (
+                AuthRejection::UnknownKey,
+                401,
+                "invalid_token",
+                Some("Bearer error=\"invalid_token\""),
+            ),
+            (
+                AuthRejection::InvalidSignature,
+                401,
+                "invalid_token",
+                Some("Bearer error=\"invalid_token\""),
+            ),
+            (
+                AuthRejection::WrongTokenType,
+                401,
+                "invalid_token",
+                Some("Bearer error=\"invalid_token\""),
+            ),
+            (
+                AuthRejection::MissingClaim("exp"),
+                401,
+                "invalid_token",
+                Some("Bearer error=\"invalid_token\""),
+            ),
+            (
+                AuthRejection::InvalidIssuer,
+                401,
+                "invalid_token",
+                Some("Bearer error=\"invalid_token\""),
+            ),
+            (
+                AuthRejection::InvalidAudience,
+                401,
+                "invalid_token",
+                Some("Bearer error=\"invalid_token\""),
+            ),
+            (
+                AuthRejection::NotYetValid,
+                401,
+                "invalid_token",
+                Some("Bearer error=\"invalid_token\""),
+            ),
+            (
+                AuthRejection::Expired,
+                401,
+                "invalid_token",
+                Some("Bearer error=\"invalid_token\""),
+            ),
+            (
+                AuthRejection::Revoked,
+                401,
+                "invalid_token",
+                Some("Bearer error=\"invalid_token\""),
+            ),
+            (
+                scope,
+                403,
+                "insufficient_scope",
+                Some("Bearer error=\"insufficient_scope\""),
+            ),
+            (
+                role,
+                403,
+                "insufficient_scope",
+                Some("Bearer error=\"insufficient_scope\""),
+            ),
+            (
+                AuthRejection::UnexpectedClaims,
+                401,
+                "invalid_token",
+                Some("Bearer error=\"invalid_token\""),
+            ),
+            (
+                AuthRejection::KeysUnavailable,
+                503,
+                "temporarily_unavailable",
+                None,
+            ),
+            (
+                AuthRejection::RevocationUnavailable,
+                503,
+                "temporarily_unavailable",
+                None,
+            ),
+            (AuthRejection::LayerMissing, 500, "server_error", None),
+        ];
+        for (rejection, status, code, challenge) in cases {
+            let response = rejection.render::<Vec<u8>>("r", &JsonErrorBody);
+            assert_eq!(response.status(), status, "{rejection:?}");
+            assert_eq!(rejection.error_code().as_str(), code, "{rejection:?}");
+            let written = response.headers().get(WWW_AUTHENTICATE);
+            match challenge {
+                Some(prefix) => {
+                    let written = written.unwrap().to_str().unwrap();
+                    assert!(written.starts_with(prefix), "{rejection:?}: {written}");
+                    let scoped = matches!(rejection, AuthRejection::InsufficientScope { .. });
+                    assert_eq!(
+                        written.ends_with(r#", scope="read admin""#),
+                        scoped,
+                        "{rejection:?}: {written}"
+                    );
+                }
+                None => assert!(written.is_none(), "{rejection:?}"),
+            }
+            let expired = matches!(rejection, AuthRejection::Expired);
+            assert_eq!(
+                response.headers().contains_key(TOKEN_EXPIRED),
+                expired,
+                "{rejection:?}"
+            );
+            assert_eq!(rejection.is_expired(), expired);
+        }
+    }
+
+    #[test]
     fn missing_credentials_challenge_has_no_error() {
         let challenge = AuthRejection::MissingCredentials
             .www_authenticate("api")
