@@ -1,5 +1,6 @@
-//! How many heap allocations one request costs the layer on success, counted with an instrumented global
-//! allocator. One test in its own binary, so nothing else allocates concurrently.
+//! How many heap allocations one request costs the layer (on success, and on the 401 a cached token gets
+//! once it expired), counted with an instrumented global allocator. One test in its own binary, so nothing
+//! else allocates concurrently.
 #![allow(clippy::unwrap_used)] // helpers outside #[test] fns unwrap too: a failure is a failed test
 
 mod common;
@@ -13,7 +14,11 @@ use std::task::{Context, Poll, Waker};
 use common::*;
 use http::{Request, Response};
 use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
-use tessera_server::{Algorithm, JwtAuthLayer, JwtKey, VerifiedToken};
+use std::sync::Arc;
+
+use tessera_server::{
+    Algorithm, JwtAuthLayer, JwtKey, RevocationAnswer, RevocationCheck, TokenStatus, VerifiedToken,
+};
 use tower::{Layer, Service, service_fn};
 
 #[global_allocator]
@@ -31,8 +36,16 @@ async fn handler(request: Request<()>) -> Result<Response<Vec<u8>>, Infallible> 
     Ok(Response::new(Vec::new()))
 }
 
-/// Allocations made by `service.call(request)` through to the response, request construction excluded.
+/// Allocations made by `service.call(request)` through to a 200, request construction excluded.
 fn allocations<S>(service: &mut S, token: &str) -> usize
+where
+    S: Service<Request<()>, Response = Response<Vec<u8>>, Error = Infallible>,
+{
+    answer_allocations(service, token, 200)
+}
+
+/// Allocations made by `service.call(request)` through to the response, which must have `status`.
+fn answer_allocations<S>(service: &mut S, token: &str, status: u16) -> usize
 where
     S: Service<Request<()>, Response = Response<Vec<u8>>, Error = Infallible>,
 {
@@ -43,12 +56,12 @@ where
     let region = Region::new(GLOBAL);
     let response = ready(service.call(request)).unwrap();
     let count = region.change().allocations;
-    assert_eq!(response.status(), 200);
+    assert_eq!(response.status(), status);
     count
 }
 
 #[test]
-fn success_path_allocations_are_bounded() {
+fn request_allocations_are_pinned() {
     let hs256 = || JwtKey::hmac(SECRET).unwrap();
     let es256 = || JwtKey::from_pem(Algorithm::Es256, P256_PUBLIC).unwrap();
     let cases: [(&str, &dyn Fn() -> JwtKey, Signer); 2] = [
@@ -59,7 +72,7 @@ fn success_path_allocations_are_bounded() {
         let clock = TestClock::at_unix(NOW);
         let token = signer.sign(None, &claims());
         let other = signer.sign(None, &claims_with(serde_json::json!({"jti": "jti-2"})));
-        let build = |cached: bool| {
+        let build = |cached: bool, revocation: bool| {
             let builder = JwtAuthLayer::builder()
                 .key(key())
                 .issuer(ISSUER)
@@ -70,18 +83,27 @@ fn success_path_allocations_are_bounded() {
             } else {
                 builder.without_cache()
             };
+            let builder = if revocation {
+                builder.revocation(Arc::new(InMemoryDenylist))
+            } else {
+                builder
+            };
             builder.build().unwrap().layer(service_fn(handler))
         };
-        let mut uncached = build(false);
-        let mut cached = build(true);
+        let mut uncached = build(false, false);
+        let mut cached = build(true, false);
+        let mut revoking = build(true, true);
         // Warm up first: one-time lazy initialisation (thread-locals, cache shards) is not per-request cost.
         allocations(&mut uncached, &token);
         allocations(&mut cached, &token);
+        allocations(&mut revoking, &token);
         let full = allocations(&mut uncached, &token);
         let miss = allocations(&mut cached, &other);
         let hit = allocations(&mut cached, &other);
+        let revocation_hit = allocations(&mut revoking, &token);
         println!(
-            "{name}: full verification {full}, cache miss {miss}, cache hit {hit} allocations"
+            "{name}: full verification {full}, cache miss {miss}, cache hit {hit}, cache hit with a \
+             synchronous revocation check {revocation_hit} allocations"
         );
         // A cache hit allocates only to hand the token over: `http::Extensions` boxes its map, allocates the
         // map's table and boxes the `VerifiedToken` (3). A full verification adds the decoded claims JSON,
@@ -89,6 +111,11 @@ fn success_path_allocations_are_bounded() {
         // adds what the cache needs to store the entry: its copy of the signed part `header.payload` (the
         // entry's key, compared on every hit) and the cache's own bookkeeping (at most 2 more).
         assert_eq!(hit, 3, "{name} cache hit");
+        // A revocation check that answers at once (an in-memory denylist, like the issuer's) adds nothing.
+        assert_eq!(
+            revocation_hit, 3,
+            "{name} cache hit with a revocation check"
+        );
         assert_eq!(full, 6, "{name} full verification");
         assert!(miss <= full + 3, "{name} cache miss: {miss}");
         let without_roles = signer.sign(None, &claims_with(serde_json::json!({"roles": null})));
@@ -98,5 +125,22 @@ fn success_path_allocations_are_bounded() {
             5,
             "{name} full verification without roles"
         );
+
+        // Seen valid, now expired: the 401 comes from the cache entry and the answer prepared when the
+        // layer was built. What it allocates is the response: its header map (2: indices and entries) and
+        // the body, which this inner service's `Vec<u8>` copies out of the prepared bytes (1).
+        clock.set_unix(NOW + 300 + 30);
+        let expired = answer_allocations(&mut cached, &other, 401);
+        println!("{name}: 401 for an expired token answered from the cache {expired} allocations");
+        assert_eq!(expired, 3, "{name} 401 from the cache");
+    }
+}
+
+/// A denylist that answers without waiting, and has nothing on it.
+struct InMemoryDenylist;
+
+impl RevocationCheck for InMemoryDenylist {
+    fn status(&self, _token: &VerifiedToken) -> RevocationAnswer {
+        TokenStatus::Active.into()
     }
 }
