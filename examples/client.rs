@@ -7,11 +7,6 @@
 //! ```
 #![allow(clippy::print_stdout, reason = "narrating is what this example is for")]
 
-#[path = "common/login.rs"]
-mod login;
-#[path = "common/progress.rs"]
-mod progress;
-
 use std::time::{Duration, SystemTime};
 
 use anyhow::{Context as _, bail, ensure};
@@ -20,6 +15,7 @@ use futures_util::future::join_all;
 use reqwest_middleware::ClientWithMiddleware;
 use tessera_client::{AuthOutcome, TokenSet};
 use tessera_core::{ErrorResponse, TokenResponse};
+use tessera_examples::{login, progress};
 
 /// Plays the refresh-token story against a running Tessera server.
 #[derive(Debug, Parser)]

@@ -10,13 +10,6 @@
 //! happens: by the token service's event hook, the API, and the client middleware's per-response reports.
 #![allow(clippy::print_stdout, reason = "narrating is what this example is for")]
 
-#[path = "common/app.rs"]
-mod app;
-#[path = "common/login.rs"]
-mod login;
-#[path = "common/progress.rs"]
-mod progress;
-
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context as _, bail, ensure};
@@ -24,6 +17,7 @@ use futures_util::future::join_all;
 use reqwest_middleware::ClientWithMiddleware;
 use tessera_client::{AuthMiddleware, AuthOutcome, RefreshError, TokenSet};
 use tessera_core::{ErrorCode, ErrorResponse};
+use tessera_examples::{app, login, progress};
 
 const ACCESS_TTL: Duration = Duration::from_secs(3);
 const GRACE: Duration = Duration::from_secs(1);

@@ -2,7 +2,11 @@
 //!
 //! - `/auth/token`, `/auth/revoke`, `/auth/logout`, `/auth/logout-all`, `/auth/sessions`: the token service;
 //! - `/.well-known/jwks.json`: its public keys;
-//! - `/api/me` (any valid token) and `/api/admin` (role `admin`), behind `JwtAuthLayer`.
+//! - `/api/me` (any valid token) and `/api/admin` (role `admin`), behind `JwtAuthLayer`;
+//!
+//! all inside tower-http's production stack (`tessera_examples::app::http_stack`): credentials marked
+//! sensitive before the request trace, CORS for `--cors-origin`s exposing `Token-Expired`, a request
+//! timeout, a body limit, and panics caught.
 //!
 //! ```sh
 //! cargo run --release --example server -- --access-ttl 30s --user bob:builder
@@ -11,21 +15,20 @@
 //! ```
 //!
 //! Sessions and signing keys persist in the SQLite file and the key directory beside it, so a restart logs
-//! nobody out. `RUST_LOG` sets the log filter (default `info`).
-
-#[path = "common/app.rs"]
-mod app;
-#[path = "common/shutdown.rs"]
-mod shutdown;
+//! nobody out. Revocations are loaded before the listener opens, so a restart never lets a revoked access
+//! token through. Ctrl-C or `SIGTERM` stops it gracefully: requests in flight finish, then the store's
+//! queued writes. `RUST_LOG` sets the log filter (default `info`).
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::time::Duration;
 
+use axum::http::HeaderValue;
 use clap::{CommandFactory as _, Parser};
+use tessera_examples::app::{self, AppConfig};
+use tessera_examples::shutdown;
+use tessera_examples::users::UserSpec;
 use tessera_issuer::{Algorithm, PasswordHashing};
-
-use app::UserSpec;
 
 /// Serves the demo API (/api/me, /api/admin) and its token service (/auth/*) on one address.
 #[derive(Debug, Parser)]
@@ -70,6 +73,19 @@ struct Args {
     /// The public OAuth client the users log in with.
     #[arg(long, default_value = app::CLIENT_ID)]
     client_id: String,
+    /// A browser origin (scheme://host[:port]) allowed to call the API cross-origin; repeat for more.
+    #[arg(long = "cors-origin", value_name = "ORIGIN", value_parser = origin)]
+    cors_origins: Vec<HeaderValue>,
+}
+
+fn origin(input: &str) -> Result<HeaderValue, String> {
+    let url = reqwest::Url::parse(input)
+        .map_err(|error| format!("{error} (write e.g. https://app.example)"))?;
+    let origin = url.origin().ascii_serialization();
+    if origin != input {
+        return Err(format!("not an origin; did you mean {origin}?"));
+    }
+    HeaderValue::from_str(&origin).map_err(|error| error.to_string())
 }
 
 fn positive_duration(input: &str) -> Result<Duration, String> {
@@ -91,8 +107,8 @@ fn grace_duration(input: &str) -> Result<Duration, String> {
 }
 
 impl Args {
-    fn config(self) -> app::AppConfig {
-        app::AppConfig {
+    fn config(self) -> AppConfig {
+        AppConfig {
             db: self.db,
             access_ttl: self.access_ttl,
             refresh_ttl: self.refresh_ttl,
@@ -103,6 +119,7 @@ impl Args {
             users: self.users,
             client_id: self.client_id,
             password_hashing: PasswordHashing::default(),
+            cors_origins: self.cors_origins,
         }
     }
 }
@@ -126,19 +143,7 @@ async fn main() -> anyhow::Result<()> {
         .init();
     let addr = args.addr;
     let config = args.config();
-    let server = app::spawn_on(&config, addr).await?;
-    tracing::info!(
-        db = %config.db.display(),
-        keys = %config.key_dir().display(),
-        alg = %config.alg,
-        access_ttl = %humantime::format_duration(config.access_ttl),
-        users = config.users.len(),
-        "serving /auth/*, /.well-known/jwks.json, /api/me and /api/admin on {}",
-        server.base_url
-    );
-    stop.await;
-    let events = server.events.snapshot();
-    server.stop().await?;
+    let events = app::run(&config, addr, stop).await?;
     tracing::info!(
         logins = events.logins,
         refreshes = events.refreshed,

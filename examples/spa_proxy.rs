@@ -9,17 +9,13 @@
 //!
 //! The page holds only an `HttpOnly`, `SameSite=Strict` session cookie. The proxy keeps the token pair,
 //! forwards `/api/*` with the access token, refreshes it through `tessera-client` when the API says it
-//! expired, and revokes the token family on logout.
-
-#[path = "common/bff/mod.rs"]
-mod bff;
-#[path = "common/shutdown.rs"]
-mod shutdown;
+//! expired, and revokes the token family on logout and when a session sits idle.
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use clap::Parser;
+use tessera_examples::{bff, shutdown};
 
 /// Serves the demo single-page app and proxies its API calls, holding the tokens server-side.
 #[derive(Debug, Parser)]
@@ -44,6 +40,10 @@ struct Args {
     /// Sessions idle for this long end, and their token family is revoked (e.g. 30m, 8h).
     #[arg(long, default_value = "30m", value_parser = humantime::parse_duration)]
     idle_timeout: Duration,
+    /// Sessions held at most (default 10000); at the bound, logins are refused with 503 until one turns
+    /// idle.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..))]
+    max_sessions: Option<u32>,
 }
 
 #[tokio::main]
@@ -60,14 +60,14 @@ async fn main() -> anyhow::Result<()> {
     let public_origin = args
         .public_origin
         .unwrap_or_else(|| format!("http://{addr}"));
-    let config = bff::ProxyConfig {
-        public_origin: public_origin.clone(),
-        idle_timeout: args.idle_timeout,
-    };
-    let app = bff::router(
-        config,
-        bff::Upstream::new(args.api.clone(), args.client_id).refresh_skew(args.refresh_skew),
-    );
+    let mut config = bff::ProxyConfig::new(public_origin.clone());
+    config.idle_timeout = args.idle_timeout;
+    if let Some(max_sessions) = args.max_sessions {
+        config.limits.max_sessions = usize::try_from(max_sessions)?;
+    }
+    let upstream =
+        bff::Upstream::new(args.api.clone(), args.client_id)?.refresh_skew(args.refresh_skew);
+    let app = bff::router(config, upstream);
     tracing::info!(%public_origin, api = %args.api, "SPA proxy listening; open {public_origin}");
     axum::serve(listener, app)
         .with_graceful_shutdown(stop)

@@ -1,4 +1,8 @@
 //! The proxy's side of the wire: the token service (login, revocation) and the API server (forwarding).
+//!
+//! Nothing here follows a redirect: a token request answered with a redirect would otherwise carry the
+//! password or the refresh token to wherever it points. And no answer is read past a size cap, so a hostile
+//! or broken upstream cannot make the proxy buffer without end.
 
 use std::time::{Duration, SystemTime};
 
@@ -22,9 +26,18 @@ const FORWARDED_REQUEST_HEADERS: [HeaderName; 3] = [
 const FORWARDED_RESPONSE_HEADERS: [HeaderName; 2] =
     [header::CONTENT_TYPE, header::CONTENT_LANGUAGE];
 
+/// The largest answer of the token service the proxy reads: a token response is a few KiB.
+pub const MAX_TOKEN_RESPONSE_BYTES: usize = 16 * 1024;
+
+/// The largest API answer the proxy forwards; a larger one is answered `502`.
+pub const MAX_API_RESPONSE_BYTES: usize = 1024 * 1024;
+
+/// No upstream call (answer included) may take longer.
+const UPSTREAM_TIMEOUT: Duration = Duration::from_secs(30);
+
 /// The API server (and its token service under `/auth`) the proxy talks to.
 #[derive(Debug, Clone)]
-pub(crate) struct Upstream {
+pub struct Upstream {
     base: reqwest::Url,
     client_id: String,
     refresh_skew: Duration,
@@ -40,19 +53,26 @@ pub(super) struct ApiSession {
 impl Upstream {
     /// The API server at `base` (e.g. `http://127.0.0.1:8080`), with the token service at `base/auth`,
     /// logging in as the public client `client_id`.
-    pub(crate) fn new(base: reqwest::Url, client_id: impl Into<String>) -> Self {
-        Upstream {
+    ///
+    /// # Errors
+    /// If the HTTP client cannot be built.
+    pub fn new(base: reqwest::Url, client_id: impl Into<String>) -> Result<Self, reqwest::Error> {
+        let http = reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .timeout(UPSTREAM_TIMEOUT)
+            .build()?;
+        Ok(Upstream {
             base,
             client_id: client_id.into(),
             refresh_skew: Duration::from_secs(60),
-            http: reqwest::Client::new(),
-        }
+            http,
+        })
     }
 
     /// Refreshes this long before the access token expires (default 60 s, as `tessera-client`); zero
     /// refreshes once the announced lifetime is over, or when the API answers that the token expired.
     #[must_use]
-    pub(crate) fn refresh_skew(mut self, skew: Duration) -> Self {
+    pub fn refresh_skew(mut self, skew: Duration) -> Self {
         self.refresh_skew = skew;
         self
     }
@@ -79,6 +99,7 @@ impl Upstream {
             .await
             .map_err(|error| ProxyError::Upstream(error.to_string()))?;
         let status = response.status();
+        refuse_redirect(&response, "the token service")?;
         if status == StatusCode::TOO_MANY_REQUESTS {
             let retry_after = response
                 .headers()
@@ -89,7 +110,8 @@ impl Upstream {
             return Err(ProxyError::Throttled(retry_after));
         }
         if !status.is_success() {
-            let error: Option<ErrorResponse> = response.json().await.ok();
+            let body = read_capped(response, MAX_TOKEN_RESPONSE_BYTES).await?;
+            let error: Option<ErrorResponse> = serde_json::from_slice(&body).ok();
             return Err(match error {
                 Some(ErrorResponse {
                     error: ErrorCode::InvalidGrant,
@@ -100,9 +122,8 @@ impl Upstream {
             });
         }
         let received_at = SystemTime::now();
-        let tokens: TokenResponse = response
-            .json()
-            .await
+        let body = read_capped(response, MAX_TOKEN_RESPONSE_BYTES).await?;
+        let tokens: TokenResponse = serde_json::from_slice(&body)
             .map_err(|error| ProxyError::Upstream(format!("unreadable token response: {error}")))?;
         let grant = RefreshTokenGrant::new(self.http.clone(), self.url("/auth/token")?)
             .client_auth(ClientAuth::public(&self.client_id));
@@ -184,6 +205,7 @@ impl Upstream {
             }
         })?;
         let status = response.status();
+        refuse_redirect(&response, "the API server")?;
         // The middleware already refreshed and replayed if the token had merely expired: a 401 now means the
         // session's tokens are unusable (revoked), so the session is over.
         if status == StatusCode::UNAUTHORIZED {
@@ -202,10 +224,7 @@ impl Upstream {
         {
             answer_headers.insert(REFRESHED_HEADER, HeaderValue::from_static("true"));
         }
-        let body = response
-            .bytes()
-            .await
-            .map_err(|error| ProxyError::Upstream(error.to_string()))?;
+        let body = read_capped(response, MAX_API_RESPONSE_BYTES).await?;
         Ok((status, answer_headers, body).into_response())
     }
 
@@ -226,4 +245,38 @@ impl Upstream {
             .join(path_and_query)
             .map_err(|error| ProxyError::BadRequest(format!("bad path: {error}")))
     }
+}
+
+/// A redirect is never followed (the client is built with `Policy::none()`) nor passed on.
+fn refuse_redirect(response: &reqwest::Response, who: &str) -> Result<(), ProxyError> {
+    if response.status().is_redirection() {
+        return Err(ProxyError::Upstream(format!(
+            "{who} answered {} (a redirect); the proxy never follows one",
+            response.status()
+        )));
+    }
+    Ok(())
+}
+
+/// The body of `response`, refused as soon as it is announced or read beyond `limit` bytes.
+async fn read_capped(mut response: reqwest::Response, limit: usize) -> Result<Bytes, ProxyError> {
+    let too_large = || ProxyError::Upstream(format!("the answer is larger than {limit} bytes"));
+    if response
+        .content_length()
+        .is_some_and(|length| length > limit as u64)
+    {
+        return Err(too_large());
+    }
+    let mut body = Vec::new();
+    while let Some(chunk) = response
+        .chunk()
+        .await
+        .map_err(|error| ProxyError::Upstream(error.to_string()))?
+    {
+        if body.len() + chunk.len() > limit {
+            return Err(too_large());
+        }
+        body.extend_from_slice(&chunk);
+    }
+    Ok(Bytes::from(body))
 }

@@ -8,7 +8,7 @@ const TICK: Duration = Duration::from_millis(100);
 
 /// Sleeps until the wall clock reaches `deadline`, drawing a bar labelled `label` on a terminal (one
 /// summary line when the output is not a terminal, so logs stay readable).
-pub(crate) async fn wait_until(deadline: SystemTime, label: &str) {
+pub async fn wait_until(deadline: SystemTime, label: &str) {
     let total = deadline
         .duration_since(SystemTime::now())
         .unwrap_or_default();

@@ -7,7 +7,7 @@ use std::future::Future;
 /// The signal handlers are installed when this is called, not when the future is first polled: call it at
 /// the start of `main`, so a signal sent during a slow startup (key generation, password hashing) is not
 /// lost, even where the shell started the process with `SIGINT` ignored.
-pub(crate) fn shutdown_signal() -> std::io::Result<impl Future<Output = ()>> {
+pub fn shutdown_signal() -> std::io::Result<impl Future<Output = ()>> {
     #[cfg(unix)]
     {
         use tokio::signal::unix::{SignalKind, signal};

@@ -5,23 +5,28 @@ use std::str::FromStr;
 
 /// One user the token service accepts for the password grant. Neither name nor password may contain `:`.
 #[derive(Clone, PartialEq, Eq)]
-pub(crate) struct UserSpec {
+pub struct UserSpec {
     /// The login name, also the access token's `sub`.
-    pub(crate) name: String,
+    pub name: String,
     /// The password (hashed with argon2id by the token service before it is stored).
-    pub(crate) password: String,
+    pub password: String,
     /// Roles the user's access tokens carry.
-    pub(crate) roles: Vec<String>,
+    pub roles: Vec<String>,
 }
 
 impl UserSpec {
-    /// The default demo user, `alice:wonderland:admin`.
-    pub(crate) fn demo() -> UserSpec {
+    /// A user named `name` with `password` and `roles`.
+    pub fn new<'a>(name: &str, password: &str, roles: impl IntoIterator<Item = &'a str>) -> Self {
         UserSpec {
-            name: "alice".into(),
-            password: "wonderland".into(),
-            roles: vec!["admin".into()],
+            name: name.to_owned(),
+            password: password.to_owned(),
+            roles: roles.into_iter().map(str::to_owned).collect(),
         }
+    }
+
+    /// The default demo user, `alice:wonderland:admin`.
+    pub fn demo() -> Self {
+        UserSpec::new("alice", "wonderland", ["admin"])
     }
 }
 

@@ -4,39 +4,30 @@
 //! loopback ports; the access token lives 2 s and the API allows no leeway, so waiting 3 s is enough to make
 //! the proxy refresh. This test fails (never skips) when chromium or chromedriver is missing.
 
-#[path = "../examples/common/app.rs"]
-mod app;
-#[path = "../examples/common/bff/mod.rs"]
-mod bff;
-#[path = "support/browser.rs"]
-mod browser;
-
 use std::time::{Duration, Instant};
 
 use anyhow::{Context as _, bail};
 use fantoccini::{Client, Locator};
 use serde_json::{Value, json};
+use tessera_examples::app::RunningApp;
 
-use browser::Browser;
+use crate::support::browser::{self, Browser};
+use crate::support::{TestApi, logout_everywhere, spawn_proxy};
 
 const ACCESS_TTL: Duration = Duration::from_secs(2);
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_spa_never_sees_a_token_and_survives_expiry_and_logout() -> anyhow::Result<()> {
-    let dir = tempfile::tempdir()?;
-    let api = app::spawn(&app::AppConfig::for_tests(
-        dir.path().join("tessera.db"),
-        ACCESS_TTL,
-    )?)
-    .await?;
-    let proxy = spawn_proxy(&api).await?;
+    let api = TestApi::start(ACCESS_TTL).await?;
+    // Zero skew: the proxy refreshes when the token is past its expiry, not a minute before.
+    let proxy = spawn_proxy(&api.base_url, |_| {}).await?;
     let browser = Browser::launch().await?;
     let result = drive(&browser.client, &api, &proxy).await;
     browser.close().await?;
     result
 }
 
-async fn drive(page: &Client, api: &app::RunningApp, proxy: &str) -> anyhow::Result<()> {
+async fn drive(page: &Client, api: &RunningApp, proxy: &str) -> anyhow::Result<()> {
     // Signed out at first: the page asks /session, gets 401, and shows the login form.
     page.goto(proxy).await?;
     wait_for(page, "the login form", LOGIN_SHOWN).await?;
@@ -108,7 +99,7 @@ async fn drive(page: &Client, api: &app::RunningApp, proxy: &str) -> anyhow::Res
     // A session that ends elsewhere (alice signs out everywhere from another device): once the access token
     // expires the proxy's refresh is refused, its 401 reaches the page, and the page asks to sign in.
     sign_in(page).await?;
-    logout_everywhere(api).await?;
+    logout_everywhere(api, "alice", "wonderland").await?;
     tokio::time::sleep(ACCESS_TTL + Duration::from_millis(1_200)).await;
     click(page, "load-profile").await?;
     wait_for(page, "the login form after the session ended", LOGIN_SHOWN).await?;
@@ -147,52 +138,6 @@ async fn click(page: &Client, id: &str) -> anyhow::Result<()> {
 
 async fn text(page: &Client, id: &str) -> anyhow::Result<String> {
     Ok(page.find(Locator::Id(id)).await?.text().await?)
-}
-
-/// alice, on another device, ends all her sessions (`POST /auth/logout-all`).
-async fn logout_everywhere(api: &app::RunningApp) -> anyhow::Result<()> {
-    let http = reqwest::Client::new();
-    let form = [
-        ("grant_type", "password"),
-        ("username", "alice"),
-        ("password", "wonderland"),
-        ("client_id", app::CLIENT_ID),
-    ];
-    let login: tessera_core::TokenResponse = http
-        .post(api.url("/auth/token"))
-        .form(&form)
-        .send()
-        .await?
-        .error_for_status()?
-        .json()
-        .await?;
-    let response = http
-        .post(api.url("/auth/logout-all"))
-        .bearer_auth(&login.access_token)
-        .send()
-        .await?;
-    anyhow::ensure!(
-        response.status().is_success(),
-        "logout-all answered {}",
-        response.status()
-    );
-    Ok(())
-}
-
-/// Starts the proxy on a free loopback port in front of `api`; returns its origin.
-async fn spawn_proxy(api: &app::RunningApp) -> anyhow::Result<String> {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
-    let origin = format!("http://{}", listener.local_addr()?);
-    let config = bff::ProxyConfig {
-        public_origin: origin.clone(),
-        idle_timeout: Duration::from_secs(600),
-    };
-    // Zero skew: the proxy refreshes when the token is past its expiry, not a minute before.
-    let upstream =
-        bff::Upstream::new(api.base_url.clone(), app::CLIENT_ID).refresh_skew(Duration::ZERO);
-    let router = bff::router(config, upstream);
-    tokio::spawn(async move { axum::serve(listener, router).await });
-    Ok(origin)
 }
 
 /// Polls the page until `condition` (a JavaScript expression) is true, for at most 10 s.

@@ -9,7 +9,7 @@ use tessera_client::{AuthMiddleware, ClientAuth, RefreshTokenGrant};
 use tessera_core::{ErrorResponse, TokenResponse};
 
 /// Logs in with the password grant (RFC 6749 §4.3) at `base/auth/token` as the public client `client_id`.
-pub(crate) async fn password_login(
+pub async fn password_login(
     http: &reqwest::Client,
     base: &reqwest::Url,
     client_id: &str,
@@ -42,7 +42,7 @@ pub(crate) async fn password_login(
 /// A client that sends requests to `base` with the access token its middleware holds, refreshing through
 /// `base/auth/token`. `refresh_skew` zero means: refresh only when the token is past its known expiry or
 /// the API answers that it expired.
-pub(crate) fn api_client(
+pub fn api_client(
     http: &reqwest::Client,
     base: &reqwest::Url,
     client_id: &str,

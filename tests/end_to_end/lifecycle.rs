@@ -1,23 +1,20 @@
-//! End to end across the crates: the demo server (token service + `JwtAuthLayer` API) on 127.0.0.1:0 with
-//! a file-backed SQLite store, called through `tessera-client`'s middleware.
+//! The whole lifecycle through the demo server and `tessera-client`: login, calls, expiry and exactly one
+//! refresh, roles, logout, reuse of a stolen refresh token, revocation.
 //!
 //! Access tokens live 2 s (4 s for the burst of 1000 calls) and the API allows no leeway, so each test
 //! waits a few seconds for a real expiry.
 
-#[path = "../examples/common/app.rs"]
-mod app;
-#[path = "../examples/common/login.rs"]
-mod login;
-
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use anyhow::{Context as _, ensure};
 use futures_util::future::join_all;
 use reqwest::StatusCode;
-use reqwest_middleware::ClientWithMiddleware;
-use serde_json::Value;
-use tessera_client::{AuthMiddleware, AuthOutcome, TokenSet};
+use tessera_client::{AuthOutcome, TokenSet};
 use tessera_core::{ErrorCode, ErrorResponse, TokenResponse};
+use tessera_examples::app::{self, RunningApp};
+use tessera_examples::login;
+
+use crate::support::{TestApi, me, signed_in, wait_past};
 
 const ACCESS_TTL: Duration = Duration::from_secs(2);
 
@@ -25,57 +22,9 @@ const ACCESS_TTL: Duration = Duration::from_secs(2);
 /// refreshed to expires as well, which would rightly cause a second refresh.
 const BURST_ACCESS_TTL: Duration = Duration::from_secs(4);
 
-fn config(dir: &tempfile::TempDir) -> anyhow::Result<app::AppConfig> {
-    app::AppConfig::for_tests(dir.path().join("tessera.db"), ACCESS_TTL)
-}
-
-/// A client of `server` logged in as `username`, holding the login's tokens; the second value is the
-/// login answer itself.
-async fn signed_in(
-    server: &app::RunningApp,
-    username: &str,
-    password: &str,
-) -> anyhow::Result<(AuthMiddleware, ClientWithMiddleware, TokenResponse)> {
-    let http = reqwest::Client::new();
-    let login =
-        login::password_login(&http, &server.base_url, app::CLIENT_ID, username, password).await?;
-    let (auth, api) = login::api_client(&http, &server.base_url, app::CLIENT_ID, Duration::ZERO)?;
-    auth.set_tokens(TokenSet::from_response(login.clone(), SystemTime::now()))
-        .await?;
-    Ok((auth, api, login))
-}
-
-/// `GET /api/me` through the middleware: the body and what the middleware did.
-async fn me(
-    api: &ClientWithMiddleware,
-    server: &app::RunningApp,
-) -> anyhow::Result<(Value, AuthOutcome)> {
-    let response = api.get(server.url("/api/me")).send().await?;
-    ensure!(
-        response.status() == StatusCode::OK,
-        "/api/me answered {}",
-        response.status()
-    );
-    let outcome = *response
-        .extensions()
-        .get::<AuthOutcome>()
-        .context("no AuthOutcome on the response")?;
-    Ok((response.json().await?, outcome))
-}
-
-/// Sleeps until an access token with this `exp` is expired for a server without leeway.
-async fn wait_past(exp: &Value) -> anyhow::Result<()> {
-    let expired_at =
-        UNIX_EPOCH + Duration::from_secs(exp.as_u64().context("exp is not a number")? + 1);
-    if let Ok(wait) = expired_at.duration_since(SystemTime::now()) {
-        tokio::time::sleep(wait + Duration::from_millis(50)).await;
-    }
-    Ok(())
-}
-
 /// Presents `refresh_token` to the token endpoint directly.
 async fn refresh_directly(
-    server: &app::RunningApp,
+    server: &RunningApp,
     refresh_token: &str,
 ) -> anyhow::Result<reqwest::Response> {
     let form = [
@@ -118,8 +67,7 @@ fn is_reauthentication_required(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn whole_lifecycle_login_call_expire_refresh_authorize_logout() -> anyhow::Result<()> {
-    let dir = tempfile::tempdir()?;
-    let server = app::spawn(&config(&dir)?).await?;
+    let server = TestApi::start(ACCESS_TTL).await?;
     let (auth, api, _) = signed_in(&server, "alice", "wonderland").await?;
 
     let (profile, outcome) = me(&api, &server).await?;
@@ -193,9 +141,7 @@ async fn whole_lifecycle_login_call_expire_refresh_authorize_logout() -> anyhow:
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_concurrent_calls_across_an_expiry_cause_exactly_one_refresh()
 -> anyhow::Result<()> {
-    let dir = tempfile::tempdir()?;
-    let config = app::AppConfig::for_tests(dir.path().join("tessera.db"), BURST_ACCESS_TTL)?;
-    let server = app::spawn(&config).await?;
+    let server = TestApi::start(BURST_ACCESS_TTL).await?;
     let http = reqwest::Client::new();
     let login = login::password_login(
         &http,
@@ -243,40 +189,8 @@ async fn a_thousand_concurrent_calls_across_an_expiry_cause_exactly_one_refresh(
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_server_restart_on_the_same_database_keeps_the_client_signed_in() -> anyhow::Result<()> {
-    let dir = tempfile::tempdir()?;
-    let config = config(&dir)?;
-    let server = app::spawn(&config).await?;
-    let (_auth, api, _) = signed_in(&server, "alice", "wonderland").await?;
-    let (profile, _) = me(&api, &server).await?;
-
-    // Same address (the client's allow-list names it), same SQLite file, same key directory.
-    let addr = server.addr;
-    server.stop().await?;
-    let server = app::spawn_on(&config, addr).await?;
-
-    // The access token issued before the restart still verifies...
-    let (again, outcome) = me(&api, &server).await?;
-    assert_eq!(again["sub"], "alice");
-    assert!(!outcome.refreshed());
-    // ...and after it expires, the refresh token issued before the restart still rotates.
-    wait_past(&profile["exp"]).await?;
-    let (after, outcome) = me(&api, &server).await?;
-    assert_eq!(after["sub"], "alice");
-    assert!(outcome.refreshed());
-    let events = server.events.snapshot();
-    assert_eq!(
-        (events.logins, events.refreshed),
-        (0, 1),
-        "no new login, one refresh on the new server"
-    );
-    server.stop().await
-}
-
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reuse_of_a_stolen_refresh_token_ends_the_session_for_the_client() -> anyhow::Result<()> {
-    let dir = tempfile::tempdir()?;
-    let server = app::spawn(&config(&dir)?).await?;
+    let server = TestApi::start(ACCESS_TTL).await?;
     let (auth, api, login) = signed_in(&server, "alice", "wonderland").await?;
     let stolen = login.refresh_token.context("no refresh token")?;
 
@@ -310,8 +224,7 @@ async fn reuse_of_a_stolen_refresh_token_ends_the_session_for_the_client() -> an
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn revocation_through_the_revoke_endpoint_takes_effect_on_the_next_refresh()
 -> anyhow::Result<()> {
-    let dir = tempfile::tempdir()?;
-    let server = app::spawn(&config(&dir)?).await?;
+    let server = TestApi::start(ACCESS_TTL).await?;
     let (auth, api, login) = signed_in(&server, "alice", "wonderland").await?;
     let (profile, _) = me(&api, &server).await?;
 
@@ -345,8 +258,7 @@ async fn revocation_through_the_revoke_endpoint_takes_effect_on_the_next_refresh
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_revoked_access_token_is_refused_at_once_and_the_client_gets_a_new_one()
 -> anyhow::Result<()> {
-    let dir = tempfile::tempdir()?;
-    let server = app::spawn(&config(&dir)?).await?;
+    let server = TestApi::start(ACCESS_TTL).await?;
     let (_auth, api, login) = signed_in(&server, "alice", "wonderland").await?;
     me(&api, &server).await?;
 

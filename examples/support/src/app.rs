@@ -1,0 +1,417 @@
+//! The demo API server, assembled once for the `server` and `demo` examples and the end-to-end tests:
+//! the token service under `/auth`, its JWKS at `/.well-known/jwks.json`, and `/api/me` and `/api/admin`
+//! behind `JwtAuthLayer`, all inside the production HTTP stack ([`http_stack`]).
+//!
+//! Starting is ordered so that nothing answers a request before the revocations the store holds are
+//! loaded: [`App::serve_on`] loads them, then binds the listener. A restart therefore never accepts an
+//! access token that was revoked before it.
+
+mod stack;
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+use anyhow::Context as _;
+use axum::Router;
+use axum::extract::{Request, State};
+use axum::http::HeaderValue;
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use serde_json::json;
+use tessera_core::AccessTokenClaims;
+use tessera_core::header::TOKEN_EXPIRED;
+use tessera_issuer::store::RefreshStore;
+use tessera_issuer::{Algorithm, AuthEvent, Issuer, PasswordHashing, SqliteStore};
+use tessera_server::Claims;
+use tokio::sync::oneshot;
+use tokio::task::JoinHandle;
+
+pub use self::stack::{BODY_LIMIT, REQUEST_TIMEOUT, http_stack};
+use crate::users::UserSpec;
+
+/// The `iss` of the demo's access tokens.
+pub const ISSUER: &str = "tessera-demo";
+/// The `aud` of the demo's access tokens: the API below.
+pub const AUDIENCE: &str = "tessera-demo-api";
+/// The public client the examples log in as.
+pub const CLIENT_ID: &str = "demo";
+
+/// Everything the server example's flags set.
+#[derive(Debug, Clone)]
+pub struct AppConfig {
+    /// The SQLite file; signing keys are kept in `<db>.keys/` beside it.
+    pub db: PathBuf,
+    /// Lifetime of access tokens.
+    pub access_ttl: Duration,
+    /// Absolute lifetime of a session (refresh-token family).
+    pub refresh_ttl: Duration,
+    /// A session unused this long ends.
+    pub idle_ttl: Duration,
+    /// How long the previous refresh token still gets the same successor.
+    pub grace: Duration,
+    /// Clock skew the API tolerates on `exp` and `nbf`.
+    pub leeway: Duration,
+    /// Access-token signing algorithm.
+    pub alg: Algorithm,
+    /// The users of the password grant.
+    pub users: Vec<UserSpec>,
+    /// The public OAuth client the users log in with.
+    pub client_id: String,
+    /// argon2id cost of the user table; the default is the production one, tests use a cheaper one
+    /// because their debug builds hash a hundred times slower.
+    pub password_hashing: PasswordHashing,
+    /// Browser origins allowed to call the API cross-origin (CORS); none by default.
+    pub cors_origins: Vec<HeaderValue>,
+}
+
+impl AppConfig {
+    /// The server example's defaults, storing into `db`.
+    pub fn new(db: impl Into<PathBuf>) -> Self {
+        AppConfig {
+            db: db.into(),
+            access_ttl: Duration::from_secs(15 * 60),
+            refresh_ttl: Duration::from_secs(30 * 24 * 3600),
+            idle_ttl: Duration::from_secs(14 * 24 * 3600),
+            grace: Duration::from_secs(30),
+            leeway: Duration::from_secs(30),
+            alg: Algorithm::EdDsa,
+            users: vec![UserSpec::demo()],
+            client_id: CLIENT_ID.to_owned(),
+            password_hashing: PasswordHashing::default(),
+            cors_origins: Vec::new(),
+        }
+    }
+
+    /// For tests: `access_ttl` tokens, no leeway (so a token is expired one second after its `exp`), cheap
+    /// password hashing, and a second user `bob:builder` without roles.
+    ///
+    /// # Errors
+    /// If the cheap hashing parameters are refused (they are not).
+    pub fn for_tests(db: impl Into<PathBuf>, access_ttl: Duration) -> anyhow::Result<Self> {
+        let mut config = AppConfig::new(db);
+        config.access_ttl = access_ttl;
+        config.leeway = Duration::ZERO;
+        config.users.push(UserSpec::new("bob", "builder", []));
+        config.password_hashing = PasswordHashing::new(64, 1)?;
+        Ok(config)
+    }
+
+    /// Where the signing keys live: next to the database, so a restart keeps every token valid.
+    pub fn key_dir(&self) -> PathBuf {
+        let mut dir = self.db.clone().into_os_string();
+        dir.push(".keys");
+        PathBuf::from(dir)
+    }
+
+    /// Opens (or creates) the SQLite database.
+    ///
+    /// # Errors
+    /// If the file cannot be opened or migrated.
+    pub async fn open_store(&self) -> anyhow::Result<SqliteStore> {
+        SqliteStore::open(&self.db)
+            .await
+            .with_context(|| format!("opening the SQLite database {}", self.db.display()))
+    }
+}
+
+/// What the token service reported through its event hook, counted.
+#[derive(Debug, Default)]
+pub struct EventCounts {
+    logins: AtomicU64,
+    login_failures: AtomicU64,
+    refreshed: AtomicU64,
+    retries_served: AtomicU64,
+    reuse_detected: AtomicU64,
+    revoked: AtomicU64,
+    access_tokens_revoked: AtomicU64,
+    api_token_expired: AtomicU64,
+}
+
+/// A snapshot of [`EventCounts`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct EventSnapshot {
+    /// Successful password logins (new families).
+    pub logins: u64,
+    /// Refused logins.
+    pub login_failures: u64,
+    /// Refresh-token rotations.
+    pub refreshed: u64,
+    /// Previous-generation tokens answered with the same successor inside the grace window.
+    pub retries_served: u64,
+    /// Replays of consumed refresh tokens (each revoked its family).
+    pub reuse_detected: u64,
+    /// Families revoked by logout, revocation or session ending (a replay reports `reuse_detected`
+    /// instead).
+    pub revoked: u64,
+    /// Access tokens put on the denylist (RFC 7009 revocation of an access token).
+    pub access_tokens_revoked: u64,
+    /// `401` + `Token-Expired: true` answers of the API.
+    pub api_token_expired: u64,
+}
+
+impl EventCounts {
+    /// The counts so far.
+    pub fn snapshot(&self) -> EventSnapshot {
+        let get = |counter: &AtomicU64| counter.load(Ordering::SeqCst);
+        EventSnapshot {
+            logins: get(&self.logins),
+            login_failures: get(&self.login_failures),
+            refreshed: get(&self.refreshed),
+            retries_served: get(&self.retries_served),
+            reuse_detected: get(&self.reuse_detected),
+            revoked: get(&self.revoked),
+            access_tokens_revoked: get(&self.access_tokens_revoked),
+            api_token_expired: get(&self.api_token_expired),
+        }
+    }
+
+    fn record(&self, event: &AuthEvent) {
+        let counter = match event {
+            AuthEvent::LoginSucceeded { .. } => &self.logins,
+            AuthEvent::LoginFailed { .. } => &self.login_failures,
+            AuthEvent::Refreshed { .. } => &self.refreshed,
+            AuthEvent::RetryServed { .. } => &self.retries_served,
+            AuthEvent::ReuseDetected { .. } => &self.reuse_detected,
+            AuthEvent::Revoked { .. } => &self.revoked,
+            AuthEvent::AccessTokenRevoked { .. } => &self.access_tokens_revoked,
+            _ => return,
+        };
+        counter.fetch_add(1, Ordering::SeqCst);
+    }
+}
+
+/// The assembled server, not serving yet: its router, the counters it feeds, and the token service.
+#[derive(Debug)]
+pub struct App<S> {
+    router: Router,
+    events: Arc<EventCounts>,
+    issuer: Issuer<S>,
+}
+
+impl<S: RefreshStore> App<S> {
+    /// Builds the token service on `store` and the API from `config` (creating the signing keys on first
+    /// use).
+    ///
+    /// # Errors
+    /// If the configuration is refused or the key directory cannot be read or written.
+    pub fn build(config: &AppConfig, store: S) -> anyhow::Result<Self> {
+        let events = Arc::new(EventCounts::default());
+        let mut builder = Issuer::builder()
+            .issuer(ISSUER)
+            .audience(AUDIENCE)
+            .access_ttl(config.access_ttl)
+            .refresh_ttl(config.refresh_ttl)
+            .idle_ttl(config.idle_ttl)
+            .grace(config.grace)
+            .signing_algorithm(config.alg)
+            .key_dir(config.key_dir())
+            .public_client(config.client_id.clone())
+            .password_hashing(config.password_hashing.clone())
+            .event_hook({
+                let events = Arc::clone(&events);
+                move |event: &AuthEvent| events.record(event)
+            });
+        for user in &config.users {
+            builder = builder.user(user.name.clone(), user.password.clone(), user.roles.clone());
+        }
+        let issuer = builder
+            .build(store)
+            .context("configuring the token service")?;
+        let auth = issuer
+            .auth_layer_builder()?
+            .leeway(config.leeway)
+            .build()
+            .context("building JwtAuthLayer")?;
+        let api = Router::new()
+            .route(
+                "/api/admin",
+                get(admin).route_layer(auth.require_role("admin")),
+            )
+            .route("/api/me", get(me))
+            .layer(auth.clone())
+            .layer(middleware::from_fn_with_state(
+                Arc::clone(&events),
+                count_expired,
+            ));
+        let router = Router::new()
+            .nest("/auth", issuer.router(&auth))
+            .merge(issuer.jwks_router())
+            .merge(api);
+        Ok(App {
+            router: http_stack(router, config),
+            events,
+            issuer,
+        })
+    }
+
+    /// The counters this app feeds.
+    pub fn events(&self) -> &Arc<EventCounts> {
+        &self.events
+    }
+
+    /// Loads the revocations the store holds, then listens on `addr` and serves, with the background
+    /// purge running. The order matters: a listener opened first would accept an access token revoked
+    /// before a restart until the purge task's first load.
+    ///
+    /// # Errors
+    /// If the store cannot be read or `addr` cannot be bound.
+    pub async fn serve_on(self, addr: SocketAddr) -> anyhow::Result<RunningApp<S>> {
+        let denied = self
+            .issuer
+            .load_denylist()
+            .await
+            .context("loading the revoked access tokens")?;
+        tracing::debug!(denied, "revocations loaded");
+        let listener = tokio::net::TcpListener::bind(addr)
+            .await
+            .with_context(|| format!("cannot listen on {addr}"))?;
+        let addr = listener.local_addr()?;
+        let base_url = reqwest::Url::parse(&format!("http://{addr}"))?;
+        let purge = self.issuer.spawn_purge_task();
+        let (shutdown, stopped) = oneshot::channel::<()>();
+        let serving = tokio::spawn(
+            axum::serve(listener, self.router)
+                .with_graceful_shutdown(async move {
+                    // A dropped sender stops the server too.
+                    let _ = stopped.await;
+                })
+                .into_future(),
+        );
+        Ok(RunningApp {
+            addr,
+            base_url,
+            events: self.events,
+            issuer: self.issuer,
+            purge,
+            shutdown: Some(shutdown),
+            serving: Some(serving),
+        })
+    }
+}
+
+/// `GET /api/me`: who the token says you are.
+async fn me(Claims(claims): Claims<AccessTokenClaims>) -> Response {
+    axum::Json(json!({ "sub": claims.sub, "scope": claims.scope, "roles": claims.roles, "exp": claims.exp }))
+        .into_response()
+}
+
+/// `GET /api/admin`: only for the `admin` role.
+async fn admin(Claims(claims): Claims<AccessTokenClaims>) -> Response {
+    axum::Json(json!({ "sub": claims.sub, "admin": true })).into_response()
+}
+
+/// Counts the API's "your token expired" answers, the signal the client refreshes on.
+async fn count_expired(
+    State(events): State<Arc<EventCounts>>,
+    request: Request,
+    next: Next,
+) -> Response {
+    let response = next.run(request).await;
+    if response.headers().contains_key(TOKEN_EXPIRED) {
+        events.api_token_expired.fetch_add(1, Ordering::SeqCst);
+    }
+    response
+}
+
+/// The server, serving until stopped (or dropped).
+#[derive(Debug)]
+pub struct RunningApp<S: RefreshStore = SqliteStore> {
+    /// The address it listens on.
+    pub addr: SocketAddr,
+    /// `http://{addr}`.
+    pub base_url: reqwest::Url,
+    /// What the token service and the API counted.
+    pub events: Arc<EventCounts>,
+    issuer: Issuer<S>,
+    purge: JoinHandle<()>,
+    shutdown: Option<oneshot::Sender<()>>,
+    serving: Option<JoinHandle<std::io::Result<()>>>,
+}
+
+/// Builds the app on the SQLite file `config.db` and serves it on a free loopback port.
+///
+/// # Errors
+/// As [`spawn_on`].
+pub async fn spawn(config: &AppConfig) -> anyhow::Result<RunningApp> {
+    spawn_on(config, SocketAddr::from(([127, 0, 0, 1], 0))).await
+}
+
+/// Builds the app on the SQLite file `config.db` and serves it on `addr`.
+///
+/// # Errors
+/// If the database cannot be opened, the token service cannot be built, or `addr` cannot be bound.
+pub async fn spawn_on(config: &AppConfig, addr: SocketAddr) -> anyhow::Result<RunningApp> {
+    App::build(config, config.open_store().await?)?
+        .serve_on(addr)
+        .await
+}
+
+/// The `server` example: serves `config` on `addr` until `stop` resolves, then shuts down gracefully
+/// (requests in flight finish, then the store's queued writes) and returns what it counted.
+///
+/// # Errors
+/// If the server cannot start, or fails while serving.
+pub async fn run(
+    config: &AppConfig,
+    addr: SocketAddr,
+    stop: impl Future<Output = ()>,
+) -> anyhow::Result<EventSnapshot> {
+    let server = spawn_on(config, addr).await?;
+    tracing::info!(
+        db = %config.db.display(),
+        keys = %config.key_dir().display(),
+        alg = %config.alg,
+        access_ttl = ?config.access_ttl,
+        users = config.users.len(),
+        "serving /auth/*, /.well-known/jwks.json, /api/me and /api/admin on {}",
+        server.base_url
+    );
+    stop.await;
+    tracing::info!("shutting down: finishing the requests in flight");
+    let events = Arc::clone(&server.events);
+    server.stop().await?;
+    Ok(events.snapshot())
+}
+
+impl<S: RefreshStore> RunningApp<S> {
+    /// `path` on this server.
+    pub fn url(&self, path: &str) -> reqwest::Url {
+        let mut url = self.base_url.clone();
+        url.set_path(path);
+        url
+    }
+
+    /// Stops accepting connections, lets requests in flight finish, then closes the store (its queued
+    /// writes finish first).
+    ///
+    /// # Errors
+    /// If the server task failed or panicked.
+    pub async fn stop(mut self) -> anyhow::Result<()> {
+        if let Some(shutdown) = self.shutdown.take() {
+            let _ = shutdown.send(());
+        }
+        if let Some(serving) = self.serving.take() {
+            serving
+                .await
+                .context("the server task panicked")?
+                .context("the server failed")?;
+        }
+        self.purge.abort();
+        self.issuer.close().await;
+        Ok(())
+    }
+}
+
+impl<S: RefreshStore> Drop for RunningApp<S> {
+    fn drop(&mut self) {
+        self.purge.abort();
+        if let Some(serving) = &self.serving {
+            serving.abort();
+        }
+    }
+}

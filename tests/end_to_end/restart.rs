@@ -1,0 +1,187 @@
+//! Restarting the example server on the same database and key directory: sessions survive, and revoked
+//! access tokens stay revoked from the very first request.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use reqwest::StatusCode;
+use tessera_examples::app::{self, App};
+use tessera_examples::login;
+use tessera_issuer::SqliteStore;
+use tessera_issuer::store::{
+    AccessDenials, Family, FamilyId, NewFamily, PurgeReport, RefreshStore, RevokeReason, Rotation,
+    RotationOutcome, StoreError, TokenHash, UserDenial,
+};
+
+use crate::support::{TestApi, logout_all, me, me_with, signed_in, wait_past};
+
+const ACCESS_TTL: Duration = Duration::from_secs(2);
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_restart_on_the_same_database_keeps_the_client_signed_in() -> anyhow::Result<()> {
+    let server = TestApi::start(ACCESS_TTL).await?;
+    let (_auth, api, _) = signed_in(&server, "alice", "wonderland").await?;
+    let (profile, _) = me(&api, &server).await?;
+
+    // Same address (the client's allow-list names it), same SQLite file, same key directory.
+    let server = server.stop_for_restart().await?.restart().await?;
+
+    // The access token issued before the restart still verifies...
+    let (again, outcome) = me(&api, &server).await?;
+    assert_eq!(again["sub"], "alice");
+    assert!(!outcome.refreshed());
+    // ...and after it expires, the refresh token issued before the restart still rotates.
+    wait_past(&profile["exp"]).await?;
+    let (after, outcome) = me(&api, &server).await?;
+    assert_eq!(after["sub"], "alice");
+    assert!(outcome.refreshed());
+    let events = server.events.snapshot();
+    assert_eq!(
+        (events.logins, events.refreshed),
+        (0, 1),
+        "no new login, one refresh on the new server"
+    );
+    server.stop().await
+}
+
+/// The SQLite store, except that loading the access-token revocations takes [`SlowDenials::DELAY`], as it
+/// does with a large denylist or a slow disk.
+struct SlowDenials(SqliteStore);
+
+impl SlowDenials {
+    const DELAY: Duration = Duration::from_millis(1500);
+}
+
+impl RefreshStore for SlowDenials {
+    async fn create_family(
+        &self,
+        family: NewFamily,
+        cap: usize,
+    ) -> Result<Vec<Family>, StoreError> {
+        self.0.create_family(family, cap).await
+    }
+
+    async fn rotate(&self, rotation: Rotation) -> Result<RotationOutcome, StoreError> {
+        self.0.rotate(rotation).await
+    }
+
+    async fn find_by_token(&self, token: TokenHash) -> Result<Option<Family>, StoreError> {
+        self.0.find_by_token(token).await
+    }
+
+    async fn find_family(&self, id: &FamilyId) -> Result<Option<Family>, StoreError> {
+        self.0.find_family(id).await
+    }
+
+    async fn revoke_family(
+        &self,
+        id: &FamilyId,
+        reason: RevokeReason,
+        now: i64,
+    ) -> Result<Option<Family>, StoreError> {
+        self.0.revoke_family(id, reason, now).await
+    }
+
+    async fn revoke_user(
+        &self,
+        user_id: &str,
+        reason: RevokeReason,
+        now: i64,
+    ) -> Result<Vec<Family>, StoreError> {
+        self.0.revoke_user(user_id, reason, now).await
+    }
+
+    async fn live_families(&self, user_id: &str, now: i64) -> Result<Vec<Family>, StoreError> {
+        self.0.live_families(user_id, now).await
+    }
+
+    async fn deny_access_token(&self, jti: &str, expires_at: i64) -> Result<(), StoreError> {
+        self.0.deny_access_token(jti, expires_at).await
+    }
+
+    async fn deny_user_tokens(&self, denial: UserDenial) -> Result<(), StoreError> {
+        self.0.deny_user_tokens(denial).await
+    }
+
+    async fn access_denials(&self, now: i64) -> Result<AccessDenials, StoreError> {
+        tokio::time::sleep(Self::DELAY).await;
+        self.0.access_denials(now).await
+    }
+
+    async fn purge_expired(&self, now: i64, batch: usize) -> Result<PurgeReport, StoreError> {
+        self.0.purge_expired(now, batch).await
+    }
+
+    async fn close(&self) {
+        self.0.close().await;
+    }
+}
+
+/// Revoked before the restart through RFC 7009 (alice) and logout-all (bob), both access tokens are
+/// refused by the very first requests the restarted server answers, even though loading the revocations
+/// takes a while: the server opens its listener only once they are loaded.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_never_lets_a_revoked_access_token_through() -> anyhow::Result<()> {
+    let server = TestApi::start(Duration::from_secs(120)).await?;
+    let http = reqwest::Client::new();
+    let alice = login::password_login(
+        &http,
+        &server.base_url,
+        app::CLIENT_ID,
+        "alice",
+        "wonderland",
+    )
+    .await?;
+    let bob =
+        login::password_login(&http, &server.base_url, app::CLIENT_ID, "bob", "builder").await?;
+
+    let form = [
+        ("token", alice.access_token.as_str()),
+        ("token_type_hint", "access_token"),
+        ("client_id", app::CLIENT_ID),
+    ];
+    let revoke = http
+        .post(server.url("/auth/revoke"))
+        .form(&form)
+        .send()
+        .await?;
+    assert_eq!(revoke.status(), StatusCode::OK);
+    // Logout-all denies what was issued before its second; let bob's token be from an earlier one.
+    wait_for_next_second().await;
+    logout_all(&server, &bob.access_token).await?;
+    for token in [&alice.access_token, &bob.access_token] {
+        assert_eq!(
+            me_with(&server.base_url, token).await?,
+            StatusCode::UNAUTHORIZED,
+            "revoked before the restart"
+        );
+    }
+
+    let stopped = server.stop_for_restart().await?;
+    let store = SlowDenials(stopped.config.open_store().await?);
+    let restarted = App::build(&stopped.config, store)?
+        .serve_on(stopped.addr)
+        .await?;
+    let (first, second) = tokio::join!(
+        me_with(&restarted.base_url, &alice.access_token),
+        me_with(&restarted.base_url, &bob.access_token)
+    );
+    assert_eq!(
+        first?,
+        StatusCode::UNAUTHORIZED,
+        "alice's token, revoked through RFC 7009, came back after the restart"
+    );
+    assert_eq!(
+        second?,
+        StatusCode::UNAUTHORIZED,
+        "bob's token, revoked by logout-all, came back after the restart"
+    );
+    restarted.stop().await
+}
+
+async fn wait_for_next_second() {
+    let since_epoch = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
+    let into_second = Duration::from_nanos(u64::from(since_epoch.subsec_nanos()));
+    tokio::time::sleep(Duration::from_secs(1) - into_second + Duration::from_millis(20)).await;
+}
