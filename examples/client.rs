@@ -177,16 +177,7 @@ async fn token_request(
     client_id: &str,
     refresh_token: &str,
 ) -> anyhow::Result<Result<TokenResponse, ErrorResponse>> {
-    let form = [
-        ("grant_type", "refresh_token"),
-        ("refresh_token", refresh_token),
-        ("client_id", client_id),
-    ];
-    let response = http
-        .post(base.join("/auth/token")?)
-        .form(&form)
-        .send()
-        .await?;
+    let response = login::refresh(http, base, client_id, refresh_token).await?;
     if response.status().is_success() {
         Ok(Ok(response.json().await?))
     } else {

@@ -279,16 +279,7 @@ async fn refresh_with(
     refresh_token: &str,
     tally: &mut ClientTally,
 ) -> anyhow::Result<String> {
-    let form = [
-        ("grant_type", "refresh_token"),
-        ("refresh_token", refresh_token),
-        ("client_id", app::CLIENT_ID),
-    ];
-    let response = http
-        .post(server.url("/auth/token"))
-        .form(&form)
-        .send()
-        .await?;
+    let response = login::refresh(http, &server.base_url, app::CLIENT_ID, refresh_token).await?;
     let status = response.status();
     ensure!(
         !status.is_success(),
@@ -323,20 +314,13 @@ async fn logout_story(
         .tokens()
         .and_then(|tokens| tokens.refresh_token().cloned())
         .context("the login answer has no refresh token")?;
-    let form = [
-        ("refresh_token", refresh_token.as_str()),
-        ("client_id", app::CLIENT_ID),
-    ];
-    let response = http
-        .post(server.url("/auth/logout"))
-        .form(&form)
-        .send()
-        .await?;
-    ensure!(
-        response.status().is_success(),
-        "logout answered {}",
-        response.status()
-    );
+    login::logout(
+        http,
+        &server.base_url,
+        app::CLIENT_ID,
+        refresh_token.as_str(),
+    )
+    .await?;
     auth.clear().await?;
     refresh_with(http, server, refresh_token.as_str(), tally).await?;
     Ok(())

@@ -483,21 +483,19 @@ enum Answer {
 
 /// One `grant_type=refresh_token` request.
 async fn refresh(http: &reqwest::Client, base: &reqwest::Url, refresh_token: &str) -> Answer {
-    let form = [
-        ("grant_type", "refresh_token"),
-        ("refresh_token", refresh_token),
-        ("client_id", app::CLIENT_ID),
-    ];
-    let Ok(url) = base.join("/auth/token") else {
-        return Answer::Refused(format!("{base} has no /auth/token"));
-    };
     let answer = async {
-        let response = http.post(url).form(&form).send().await?;
+        let response = login::refresh(http, base, app::CLIENT_ID, refresh_token).await?;
         let status = response.status();
-        Ok::<_, reqwest::Error>((status, response.bytes().await?))
+        anyhow::Ok((status, response.bytes().await?))
     };
     match answer.await {
-        Err(error) if error.is_connect() => Answer::Unreachable,
+        Err(error)
+            if error
+                .downcast_ref::<reqwest::Error>()
+                .is_some_and(reqwest::Error::is_connect) =>
+        {
+            Answer::Unreachable
+        }
         Err(_) => Answer::Lost,
         Ok((reqwest::StatusCode::OK, body)) => {
             match serde_json::from_slice::<TokenResponse>(&body) {

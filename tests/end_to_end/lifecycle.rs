@@ -27,16 +27,13 @@ async fn refresh_directly(
     server: &RunningApp,
     refresh_token: &str,
 ) -> anyhow::Result<reqwest::Response> {
-    let form = [
-        ("grant_type", "refresh_token"),
-        ("refresh_token", refresh_token),
-        ("client_id", app::CLIENT_ID),
-    ];
-    Ok(reqwest::Client::new()
-        .post(server.url("/auth/token"))
-        .form(&form)
-        .send()
-        .await?)
+    login::refresh(
+        &reqwest::Client::new(),
+        &server.base_url,
+        app::CLIENT_ID,
+        refresh_token,
+    )
+    .await
 }
 
 async fn expect_invalid_grant(response: reqwest::Response) -> anyhow::Result<()> {
@@ -110,20 +107,13 @@ async fn whole_lifecycle_login_call_expire_refresh_authorize_logout() -> anyhow:
         .tokens()
         .and_then(|tokens| tokens.refresh_token().cloned())
         .context("no token")?;
-    let form = [
-        ("refresh_token", refresh_token.as_str()),
-        ("client_id", app::CLIENT_ID),
-    ];
-    let logout = reqwest::Client::new()
-        .post(server.url("/auth/logout"))
-        .form(&form)
-        .send()
-        .await?;
-    assert!(
-        logout.status().is_success(),
-        "logout answered {}",
-        logout.status()
-    );
+    login::logout(
+        &reqwest::Client::new(),
+        &server.base_url,
+        app::CLIENT_ID,
+        refresh_token.as_str(),
+    )
+    .await?;
     assert_eq!(server.events.snapshot().revoked, 1);
 
     // Once the access token expires, the client is told to sign in again.
@@ -229,17 +219,14 @@ async fn revocation_through_the_revoke_endpoint_takes_effect_on_the_next_refresh
     let (profile, _) = me(&api, &server).await?;
 
     let refresh_token = login.refresh_token.context("no refresh token")?;
-    let form = [
-        ("token", refresh_token.as_str()),
-        ("token_type_hint", "refresh_token"),
-        ("client_id", app::CLIENT_ID),
-    ];
-    let revoke = reqwest::Client::new()
-        .post(server.url("/auth/revoke"))
-        .form(&form)
-        .send()
-        .await?;
-    assert_eq!(revoke.status(), StatusCode::OK);
+    login::revoke(
+        &reqwest::Client::new(),
+        &server.base_url,
+        app::CLIENT_ID,
+        &refresh_token,
+        "refresh_token",
+    )
+    .await?;
     assert_eq!(server.events.snapshot().revoked, 1);
 
     // The access token stays valid until it expires; the refresh after that is refused.
@@ -259,28 +246,25 @@ async fn revocation_through_the_revoke_endpoint_takes_effect_on_the_next_refresh
 async fn a_revoked_access_token_is_refused_at_once_and_the_client_gets_a_new_one()
 -> anyhow::Result<()> {
     let server = TestApi::start(ACCESS_TTL).await?;
-    let (_auth, api, login) = signed_in(&server, "alice", "wonderland").await?;
+    let (_auth, api, tokens) = signed_in(&server, "alice", "wonderland").await?;
     me(&api, &server).await?;
 
     // RFC 7009 for an access token: its `jti` goes on the denylist the API's JwtAuthLayer consults.
     let http = reqwest::Client::new();
-    let form = [
-        ("token", login.access_token.as_str()),
-        ("token_type_hint", "access_token"),
-        ("client_id", app::CLIENT_ID),
-    ];
-    let revoke = http
-        .post(server.url("/auth/revoke"))
-        .form(&form)
-        .send()
-        .await?;
-    assert_eq!(revoke.status(), StatusCode::OK);
+    login::revoke(
+        &http,
+        &server.base_url,
+        app::CLIENT_ID,
+        &tokens.access_token,
+        "access_token",
+    )
+    .await?;
     assert_eq!(server.events.snapshot().access_tokens_revoked, 1);
 
     // Refused at once, long before its expiry, as invalid rather than expired.
     let direct = http
         .get(server.url("/api/me"))
-        .bearer_auth(&login.access_token)
+        .bearer_auth(&tokens.access_token)
         .send()
         .await?;
     assert_eq!(direct.status(), StatusCode::UNAUTHORIZED);

@@ -134,17 +134,14 @@ async fn a_restart_never_lets_a_revoked_access_token_through() -> anyhow::Result
     let bob =
         login::password_login(&http, &server.base_url, app::CLIENT_ID, "bob", "builder").await?;
 
-    let form = [
-        ("token", alice.access_token.as_str()),
-        ("token_type_hint", "access_token"),
-        ("client_id", app::CLIENT_ID),
-    ];
-    let revoke = http
-        .post(server.url("/auth/revoke"))
-        .form(&form)
-        .send()
-        .await?;
-    assert_eq!(revoke.status(), StatusCode::OK);
+    login::revoke(
+        &http,
+        &server.base_url,
+        app::CLIENT_ID,
+        &alice.access_token,
+        "access_token",
+    )
+    .await?;
     // Logout-all denies what was issued before its second; let bob's token be from an earlier one.
     wait_for_next_second().await;
     logout_all(&server, &bob.access_token).await?;

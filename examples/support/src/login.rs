@@ -1,5 +1,6 @@
-//! The client side of the examples: a password login, and a reqwest client carrying `tessera-client`'s
-//! middleware for one API origin.
+//! The client side of the examples: the token service's endpoints called by hand (a password login, a
+//! refresh, logout, revocation), and a reqwest client carrying `tessera-client`'s middleware for one API
+//! origin.
 
 use std::time::Duration;
 
@@ -59,4 +60,78 @@ pub fn api_client(
         .with(auth.clone())
         .build();
     Ok((auth, client))
+}
+
+/// Presents `refresh_token` at the token endpoint `base/auth/token` (RFC 6749 §6) as the public client
+/// `client_id`, without any middleware: the answer as it comes.
+///
+/// # Errors
+/// If no answer came.
+pub async fn refresh(
+    http: &reqwest::Client,
+    base: &reqwest::Url,
+    client_id: &str,
+    refresh_token: &str,
+) -> anyhow::Result<reqwest::Response> {
+    let form = [
+        ("grant_type", "refresh_token"),
+        ("refresh_token", refresh_token),
+        ("client_id", client_id),
+    ];
+    Ok(http
+        .post(base.join("/auth/token")?)
+        .form(&form)
+        .send()
+        .await?)
+}
+
+/// Ends the session of `refresh_token` (`POST base/auth/logout`).
+///
+/// # Errors
+/// If no answer came, or the token service refused.
+pub async fn logout(
+    http: &reqwest::Client,
+    base: &reqwest::Url,
+    client_id: &str,
+    refresh_token: &str,
+) -> anyhow::Result<()> {
+    let form = [("refresh_token", refresh_token), ("client_id", client_id)];
+    let response = http
+        .post(base.join("/auth/logout")?)
+        .form(&form)
+        .send()
+        .await?;
+    let status = response.status();
+    if !status.is_success() {
+        bail!("logout answered {status}");
+    }
+    Ok(())
+}
+
+/// Revokes `token` (RFC 7009 `POST base/auth/revoke`); `hint` is `access_token` or `refresh_token`.
+///
+/// # Errors
+/// If no answer came, or the answer is not RFC 7009's `200` (given even for unknown tokens).
+pub async fn revoke(
+    http: &reqwest::Client,
+    base: &reqwest::Url,
+    client_id: &str,
+    token: &str,
+    hint: &str,
+) -> anyhow::Result<()> {
+    let form = [
+        ("token", token),
+        ("token_type_hint", hint),
+        ("client_id", client_id),
+    ];
+    let response = http
+        .post(base.join("/auth/revoke")?)
+        .form(&form)
+        .send()
+        .await?;
+    let status = response.status();
+    if status != reqwest::StatusCode::OK {
+        bail!("revocation answered {status}");
+    }
+    Ok(())
 }
