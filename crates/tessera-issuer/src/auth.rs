@@ -50,9 +50,8 @@ impl<S> Issuer<S> {
 
 #[cfg(test)]
 mod tests {
-    use jsonwebtoken::{EncodingKey, Header};
     use tessera_core::ManualClock;
-    use tessera_core::jose::SigningKey;
+    use tessera_core::jose::{JwsHeader, SigningKey};
 
     use super::*;
     use crate::{MemoryStore, SigningKeys};
@@ -61,13 +60,12 @@ mod tests {
     const NOW: i64 = 1_767_225_600;
 
     fn token(jti: &str) -> String {
-        let mut header = Header::new(jsonwebtoken::Algorithm::HS256);
-        header.kid = Some("k".into());
         let claims = serde_json::json!({
             "iss": "https://auth.example", "aud": "api", "sub": "alice", "client_id": "demo",
             "jti": jti, "iat": NOW - 10, "exp": NOW + 300,
         });
-        jsonwebtoken::encode(&header, &claims, &EncodingKey::from_secret(&SECRET)).unwrap()
+        let key = SigningKey::from_hmac_secret("k", &SECRET).unwrap();
+        key.sign_jwt(JwsHeader::default(), &claims).unwrap()
     }
 
     #[tokio::test]
