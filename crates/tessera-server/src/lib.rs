@@ -110,6 +110,7 @@ mod cache;
 mod denylist;
 mod extract;
 mod keyring;
+mod prometheus;
 mod rejection;
 #[cfg(feature = "remote-jwks")]
 mod remote;
@@ -132,6 +133,7 @@ pub use denylist::{
 };
 pub use extract::{Claims, ClaimsRejection};
 pub use keyring::KeyRing;
+pub use prometheus::{MetricKind, PrometheusText};
 pub use rejection::{AuthRejection, JsonErrorBody, RejectionBody, RenderedBody};
 #[cfg(feature = "remote-jwks")]
 pub use remote::{JwksFetchError, RemoteJwks, RemoteJwksBuilder, RemoteJwksError};

@@ -21,6 +21,20 @@ pub struct Rotation {
     pub idle_ttl: i64,
     /// The grace window after a rotation during which the previous token is an idempotent retry.
     pub grace: i64,
+    /// If the token turns out to be a replay: how long the family's access tokens are denied after it is
+    /// revoked (see [`Revoke::deny_access_for`](super::Revoke::deny_access_for)).
+    pub deny_access_for: i64,
+}
+
+impl Rotation {
+    /// The revocation a replay of this rotation's token carries out.
+    pub fn replay_revocation(&self) -> super::Revoke {
+        super::Revoke {
+            reason: super::RevokeReason::ReuseDetected,
+            now: self.now,
+            deny_access_for: self.deny_access_for,
+        }
+    }
 }
 
 /// What a presented refresh token turned out to be.
@@ -39,7 +53,8 @@ pub enum RotationOutcome {
         successor: TokenHash,
     },
     /// It was consumed earlier (or the previous generation after the grace window): the family is now
-    /// revoked for [`RevokeReason::ReuseDetected`](super::RevokeReason::ReuseDetected).
+    /// revoked for [`RevokeReason::ReuseDetected`](super::RevokeReason::ReuseDetected), and its access
+    /// tokens denied by `sid` ([`Rotation::replay_revocation`]), in the same atomic step.
     Replay {
         /// The family, now revoked; `generation` is the current one.
         family: Family,

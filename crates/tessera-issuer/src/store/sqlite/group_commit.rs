@@ -39,9 +39,9 @@ use sqlx::sqlite::{SqlitePool, SqliteRow};
 use sqlx::{AssertSqlSafe, Either, Executor as _, FromRow as _};
 use tokio::sync::{mpsc, oneshot};
 
-use super::backend;
 use super::queries::{SWAP, bind_swap};
-use super::rows::FamilyRow;
+use crate::store::rows::FamilyRow;
+use crate::store::sqlx_error as backend;
 use crate::store::{Family, Rotation, StoreError};
 
 /// The most rotations one transaction carries.
@@ -297,6 +297,7 @@ mod tests {
             now: NOW,
             idle_ttl: 3_600,
             grace: 30,
+            deny_access_for: 1_200,
         }
     }
 
