@@ -106,6 +106,8 @@ pub use keys::{
 pub use minting::{ClaimsHook, TokenContext};
 pub use password::{PasswordError, PasswordHashing};
 pub use store::{MemoryStore, SqliteStore};
+#[cfg(feature = "postgres")]
+pub use store::{PostgresStore, PostgresStoreOptions};
 pub use tessera_core::jose::{self, Algorithm};
 pub use tessera_server::{Availability, Denial, DenialPage, Denylist};
 pub use throttle::ThrottlePolicy;

@@ -1,5 +1,6 @@
-//! Where refresh-token families live: the [`RefreshStore`] trait a backend implements, the records it
-//! keeps, and the two backends that ship: [`SqliteStore`] (durable, the default) and [`MemoryStore`].
+//! Where the token service's shared state lives: the [`RefreshStore`] trait a backend implements, the
+//! records it keeps, and the backends that ship: [`SqliteStore`] (durable, the default), `PostgresStore`
+//! (cargo feature `postgres`: several instances on one database) and [`MemoryStore`].
 //!
 //! A store never sees a token, only [`TokenHash`]es, and makes every decision that must be atomic (the
 //! compare-and-swap of a rotation, cap eviction) in one step of its own. Times are always passed in by the
@@ -11,9 +12,12 @@
 mod changes;
 mod denials;
 mod family;
+mod group_commit;
 mod keys;
 mod memory;
 mod once;
+#[cfg(feature = "postgres")]
+mod postgres;
 mod rotation;
 mod rows;
 mod sqlite;
@@ -30,6 +34,8 @@ pub use self::keys::StoredKey;
 pub use self::memory::{DEFAULT_THROTTLE_CAPACITY, MemoryStore};
 pub use self::once::OnceKey;
 pub(crate) use self::once::OneTimeValues;
+#[cfg(feature = "postgres")]
+pub use self::postgres::{PostgresStore, PostgresStoreOptions};
 pub(crate) use self::rotation::Verdict;
 pub use self::rotation::{Rotation, RotationOutcome};
 pub use self::sqlite::{SqliteStore, SqliteStoreOptions};

@@ -8,7 +8,7 @@
 //!
 //! - [`queries`]: every statement, and the function that binds and runs it (the rows they return are
 //!   `store::rows`, shared with the PostgreSQL store);
-//! - [`group_commit`]: the writer task.
+//! - [`group_commit`]: how a batch of the writer task (`store::group_commit`) is written.
 //!
 //! The schema is the `migrations/sqlite` folder of this crate, embedded at compile time by `sqlx::migrate!`.
 //!
@@ -33,20 +33,19 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
-use self::group_commit::GroupCommit;
+use self::group_commit::SqliteWriter;
+use super::group_commit::GroupCommit;
 use self::queries::Which;
+use super::rotation::{RotationSteps, rotate_optimistically};
+use super::rows::{FamilyState, TokenRow};
 use super::{
     ChangeNotifier, Denial, DenialBatch, Family, FamilyId, LoginAttempt, NewFamily, OnceKey,
     PurgeReport, RefreshStore, Revoke, Rotation, RotationOutcome, StoreChanges, StoreError,
-    StoredKey, ThrottleKey, ThrottleRule, TokenHash, Verdict, sqlx_error as backend,
+    StoredKey, ThrottleKey, ThrottleRule, TokenHash, sqlx_error as backend,
 };
 
 /// The schema, checked against `migrations/sqlite` at compile time.
 static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
-
-/// How many times a rotation re-reads and retries when the family changed under it; each retry means
-/// another request made progress, so this only bounds pathological interleavings.
-const ROTATE_ATTEMPTS: usize = 4;
 
 /// Tuning of a [`SqliteStore`].
 #[derive(Debug, Clone)]
@@ -151,7 +150,7 @@ impl SqliteStore {
             .await
             .map_err(backend)?;
         Ok(SqliteStore {
-            rotations: GroupCommit::spawn(writer.clone()),
+            rotations: GroupCommit::spawn(SqliteWriter::new(writer.clone())),
             writer,
             reader,
             changes: ChangeNotifier::new(),
@@ -177,7 +176,7 @@ impl SqliteStore {
             .map_err(backend)?;
         MIGRATOR.run(&pool).await.map_err(migration)?;
         Ok(SqliteStore {
-            rotations: GroupCommit::spawn(pool.clone()),
+            rotations: GroupCommit::spawn(SqliteWriter::new(pool.clone())),
             reader: pool.clone(),
             writer: pool,
             changes: ChangeNotifier::new(),
@@ -212,6 +211,29 @@ impl SqliteStore {
     }
 }
 
+impl RotationSteps for SqliteStore {
+    async fn swap(&self, rotation: &Rotation) -> Result<Option<Family>, StoreError> {
+        self.rotations.swap(rotation.clone()).await
+    }
+
+    async fn token(&self, hash: TokenHash) -> Result<Option<TokenRow>, StoreError> {
+        queries::token(&self.reader, hash).await
+    }
+
+    async fn state(&self, family_id: &str) -> Result<Option<FamilyState>, StoreError> {
+        queries::family_state(&self.reader, family_id).await
+    }
+
+    async fn revoke_replayed(
+        &self,
+        family_id: &str,
+        revoke: Revoke,
+    ) -> Result<Option<Family>, StoreError> {
+        let revoked = self.revoke_and_deny(Which::Family(family_id), revoke).await?;
+        Ok(revoked.into_iter().next())
+    }
+}
+
 impl RefreshStore for SqliteStore {
     async fn create_family(&self, new: NewFamily, cap: usize) -> Result<Vec<Family>, StoreError> {
         let mut tx = self
@@ -233,64 +255,7 @@ impl RefreshStore for SqliteStore {
     }
 
     async fn rotate(&self, rotation: Rotation) -> Result<RotationOutcome, StoreError> {
-        // Optimistic: the presented token is usually the current one, so the swap comes first and the
-        // common case costs one statement.
-        if let Some(family) = self.rotations.swap(rotation.clone()).await? {
-            return Ok(RotationOutcome::Rotated(family));
-        }
-        let Some(token) = queries::token(&self.reader, rotation.presented).await? else {
-            return Ok(RotationOutcome::Unknown);
-        };
-        let presented_generation = token.generation()?;
-        for _ in 0..ROTATE_ATTEMPTS {
-            let Some(state) = queries::family_state(&self.reader, &token.family_id).await? else {
-                return Ok(RotationOutcome::Unknown);
-            };
-            let family = state.family;
-            if token.client_id != rotation.client_id {
-                return Ok(RotationOutcome::WrongClient(family));
-            }
-            match Verdict::of(&family, presented_generation, rotation.now, rotation.grace) {
-                // Only reachable if the database changed underneath (generations only grow,
-                // revocation and expiry are final): swap again rather than guess.
-                Verdict::Rotate => {
-                    if let Some(family) = self.rotations.swap(rotation.clone()).await? {
-                        return Ok(RotationOutcome::Rotated(family));
-                    }
-                }
-                Verdict::Retry => {
-                    let salt = state
-                        .salt
-                        .ok_or_else(|| super::rows::corrupt(&token.family_id, "rotation_salt"))?;
-                    return Ok(RotationOutcome::Retry {
-                        family,
-                        salt,
-                        successor: state.current,
-                    });
-                }
-                Verdict::Replay => {
-                    let which = Which::Family(&token.family_id);
-                    let revoked = self
-                        .revoke_and_deny(which, rotation.replay_revocation())
-                        .await?;
-                    if let Some(family) = revoked.into_iter().next() {
-                        return Ok(RotationOutcome::Replay {
-                            family,
-                            presented_generation,
-                        });
-                    }
-                }
-                Verdict::Revoked => return Ok(RotationOutcome::Revoked(family)),
-                Verdict::Expired => return Ok(RotationOutcome::Expired(family)),
-            }
-        }
-        Err(StoreError::Backend(
-            format!(
-                "family {} kept changing during {ROTATE_ATTEMPTS} rotation attempts",
-                token.family_id
-            )
-            .into(),
-        ))
+        rotate_optimistically(self, rotation).await
     }
 
     async fn find_by_token(&self, token: TokenHash) -> Result<Option<Family>, StoreError> {
