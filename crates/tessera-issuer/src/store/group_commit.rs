@@ -166,4 +166,3 @@ struct Job {
     rotation: Rotation,
     reply: oneshot::Sender<Answer>,
 }
-

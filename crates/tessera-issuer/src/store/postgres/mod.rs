@@ -86,7 +86,7 @@ impl PostgresStoreOptions {
     }
 
     /// Keeps the tables in `schema` (created if missing), so that several token services (or tests) share
-    /// one database apart. Lowercase letters, digits and `_`, starting with a letter.
+    /// one database apart. Lowercase letters, digits and `_`, starting with a letter, at most 63.
     #[must_use]
     pub fn schema(mut self, schema: impl Into<String>) -> Self {
         self.schema = Some(schema.into());
@@ -149,22 +149,28 @@ impl PostgresStore {
     ///
     /// # Errors
     /// See [`PostgresStore::connect`]; an invalid schema name is [`StoreError::Backend`].
-    pub async fn connect_with(url: &str, options: PostgresStoreOptions) -> Result<Self, StoreError> {
+    pub async fn connect_with(
+        url: &str,
+        options: PostgresStoreOptions,
+    ) -> Result<Self, StoreError> {
         let mut connect = PgConnectOptions::from_str(url).map_err(backend)?;
         let channel: Arc<str> = match &options.schema {
             Some(schema) => {
                 if !valid_schema(schema) {
                     return Err(StoreError::Backend(
                         format!(
-                            "the schema name `{schema}` is not lowercase letters, digits and `_` \
-                             starting with a letter"
+                            "the schema name `{schema}` is not 1 to 63 lowercase letters, digits and \
+                             `_` starting with a letter"
                         )
                         .into(),
                     ));
                 }
                 create_schema(&connect, schema).await?;
                 connect = connect.options([("search_path", schema.as_str())]);
-                format!("{CHANNEL}_{schema}").into()
+                // Channel names are identifiers too: at most 63 bytes. A shared prefix only costs
+                // spurious wake-ups.
+                let name = format!("{CHANNEL}_{schema}");
+                name[..name.len().min(63)].into()
             }
             None => CHANNEL.into(),
         };
@@ -234,7 +240,7 @@ impl PostgresStore {
 /// Whether `schema` is a plain lowercase identifier (it is spliced into `CREATE SCHEMA`).
 fn valid_schema(schema: &str) -> bool {
     schema.starts_with(|c: char| c.is_ascii_lowercase())
-        && schema.len() <= 48
+        && schema.len() <= 63
         && schema
             .chars()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
@@ -252,7 +258,9 @@ async fn create_schema(connect: &PgConnectOptions, schema: &str) -> Result<(), S
     let closed = connection.close().await;
     match (created, closed) {
         // Two processes creating the schema at once: one of them loses the race on the catalog.
-        (Err(sqlx::Error::Database(error)), _) if error.code().as_deref() == Some("23505") => Ok(()),
+        (Err(sqlx::Error::Database(error)), _) if error.code().as_deref() == Some("23505") => {
+            Ok(())
+        }
         (Err(error), _) | (Ok(_), Err(error)) => Err(backend(error)),
         (Ok(_), Ok(())) => Ok(()),
     }
@@ -311,7 +319,9 @@ impl RotationSteps for PostgresStore {
         family_id: &str,
         revoke: Revoke,
     ) -> Result<Option<Family>, StoreError> {
-        let revoked = self.revoke_and_deny(Which::Family(family_id), revoke).await?;
+        let revoked = self
+            .revoke_and_deny(Which::Family(family_id), revoke)
+            .await?;
         Ok(revoked.into_iter().next())
     }
 }
@@ -452,7 +462,7 @@ mod tests {
     #[test]
     fn schema_names_are_plain_identifiers() {
         assert!(valid_schema("tessera_test_7"));
-        for bad in ["", "7up", "Upper", "a-b", "a;drop", &"a".repeat(49)] {
+        for bad in ["", "7up", "Upper", "a-b", "a;drop", &"a".repeat(64)] {
             assert!(!valid_schema(bad), "{bad}");
         }
     }

@@ -33,7 +33,7 @@ use crate::store::{Family, Rotation, StoreError, sqlx_error as backend};
 const SWAPS: &str = concat!(
     "WITH batch AS (\
        SELECT * FROM unnest($1::bytea[], $2::bytea[], $3::bytea[], $4::text[], $5::int8[], $6::int8[]) \
-       WITH ORDINALITY AS b (presented, successor, salt, client_id, now, idle_ttl, place)), \
+       WITH ORDINALITY AS b (presented, successor, salt, presenting_client, now, idle_ttl, place)), \
      presented AS (\
        SELECT b.*, t.family_id, t.generation AS presented_generation \
        FROM batch b JOIN refresh_tokens t ON t.hash = b.presented), \
@@ -42,7 +42,7 @@ const SWAPS: &str = concat!(
          idle_expires_at = LEAST(p.now + p.idle_ttl, f.absolute_expires_at), \
          current_hash = p.successor, rotation_salt = p.salt \
        FROM presented p \
-       WHERE f.id = p.family_id AND f.generation = p.presented_generation AND f.client_id = p.client_id \
+       WHERE f.id = p.family_id AND f.generation = p.presented_generation AND f.client_id = p.presenting_client \
          AND f.revoked_at IS NULL AND p.now < f.idle_expires_at AND p.now < f.absolute_expires_at \
        RETURNING p.place, f.current_hash, ",
     family_columns!(),
@@ -82,7 +82,10 @@ impl PgWriter {
                 .insert(self.pool.acquire().await.map_err(backend)?),
         };
         let bytes = |field: fn(&Rotation) -> &[u8]| -> Vec<Vec<u8>> {
-            rotations.iter().map(|rotation| field(rotation).to_vec()).collect()
+            rotations
+                .iter()
+                .map(|rotation| field(rotation).to_vec())
+                .collect()
         };
         let rows: Result<Vec<PgRow>, sqlx::Error> = sqlx::query(SWAPS)
             .bind(bytes(|rotation| rotation.presented.as_bytes()))
@@ -94,7 +97,12 @@ impl PgWriter {
                     .map(|rotation| rotation.client_id.clone())
                     .collect::<Vec<String>>(),
             )
-            .bind(rotations.iter().map(|rotation| rotation.now).collect::<Vec<i64>>())
+            .bind(
+                rotations
+                    .iter()
+                    .map(|rotation| rotation.now)
+                    .collect::<Vec<i64>>(),
+            )
             .bind(
                 rotations
                     .iter()
@@ -175,7 +183,9 @@ impl BatchWriter for PgWriter {
             .map(|(index, rotation)| {
                 if first_of.get(&rotation.presented) == Some(&index) {
                     answers.next().unwrap_or_else(|| {
-                        Err(StoreError::Corrupt("a swap of the batch went unanswered".into()))
+                        Err(StoreError::Corrupt(
+                            "a swap of the batch went unanswered".into(),
+                        ))
                     })
                 } else {
                     Ok(None)

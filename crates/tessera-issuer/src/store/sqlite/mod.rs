@@ -34,8 +34,8 @@ use sqlx::sqlite::{
 };
 
 use self::group_commit::SqliteWriter;
-use super::group_commit::GroupCommit;
 use self::queries::Which;
+use super::group_commit::GroupCommit;
 use super::rotation::{RotationSteps, rotate_optimistically};
 use super::rows::{FamilyState, TokenRow};
 use super::{
@@ -229,7 +229,9 @@ impl RotationSteps for SqliteStore {
         family_id: &str,
         revoke: Revoke,
     ) -> Result<Option<Family>, StoreError> {
-        let revoked = self.revoke_and_deny(Which::Family(family_id), revoke).await?;
+        let revoked = self
+            .revoke_and_deny(Which::Family(family_id), revoke)
+            .await?;
         Ok(revoked.into_iter().next())
     }
 }
