@@ -7,14 +7,14 @@
 //! after the last sequence number it saw; it runs on every notification of the store (a revocation by this
 //! instance, or by another one for stores that can tell) and on a short interval, which loses nothing when
 //! a notification is lost (a dropped database connection). A revocation made here is also put on the list
-//! at once, before the request that made it is answered.
+//! at once, before the request that made it is answered (`observed.rs`).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use tessera_core::Clock;
-use tessera_server::{Availability, Denial, Denylist};
+use tessera_server::{Availability, Denylist};
 
 use crate::store::{RefreshStore, StoreError};
 
@@ -39,10 +39,16 @@ pub(crate) struct DenialSync<S> {
 }
 
 impl<S: RefreshStore> DenialSync<S> {
-    pub(crate) fn new(store: Arc<S>, clock: Arc<dyn Clock>, stale_after: Option<Duration>) -> Self {
+    /// Keeps `denylist` in step with `store`.
+    pub(crate) fn new(
+        store: Arc<S>,
+        denylist: Denylist,
+        clock: Arc<dyn Clock>,
+        stale_after: Option<Duration>,
+    ) -> Self {
         DenialSync {
             store,
-            denylist: Denylist::new(),
+            denylist,
             started: clock.monotonic(),
             clock,
             cursor: tokio::sync::Mutex::new(0),
@@ -86,11 +92,6 @@ impl<S> DenialSync<S> {
     /// The list every authenticated request is checked against.
     pub(crate) fn denylist(&self) -> &Denylist {
         &self.denylist
-    }
-
-    /// Puts denials this instance has just written on the list at once.
-    pub(crate) fn record(&self, denials: &[Denial]) {
-        self.denylist.insert(denials);
     }
 
     /// Drops the entries that have ended; returns how many.
@@ -139,13 +140,19 @@ mod tests {
     use super::*;
     use crate::MemoryStore;
     use tessera_core::ManualClock;
+    use tessera_server::Denial;
 
     #[tokio::test]
     async fn the_list_is_unavailable_until_loaded_then_follows_the_store() {
         let store = Arc::new(MemoryStore::new());
         store.deny(Denial::token("before", 2_000)).await.unwrap();
         let clock = ManualClock::at_unix(1_000);
-        let sync = DenialSync::new(Arc::clone(&store), Arc::new(clock.clone()), None);
+        let sync = DenialSync::new(
+            Arc::clone(&store),
+            Denylist::new(),
+            Arc::new(clock.clone()),
+            None,
+        );
         assert_eq!(sync.denylist().availability(), Availability::NotLoaded);
         assert_eq!(sync.catch_up().await.unwrap(), 1);
         assert_eq!(sync.denylist().availability(), Availability::Available);
@@ -164,6 +171,7 @@ mod tests {
         let clock = ManualClock::at_unix(1_000);
         let sync = DenialSync::new(
             Arc::clone(&store),
+            Denylist::new(),
             Arc::new(clock.clone()),
             Some(Duration::from_secs(60)),
         );

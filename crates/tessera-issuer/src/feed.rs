@@ -171,7 +171,7 @@ async fn page<S: RefreshStore>(
     let log = issuer
         .inner
         .denial_log
-        .get_or_try_init(|| log_id(issuer.measured_store()))
+        .get_or_try_init(|| log_id(issuer.observed_store()))
         .await
         .map_err(Refusal::Store)?;
     let seq = match after.as_deref() {
@@ -185,7 +185,7 @@ async fn page<S: RefreshStore>(
     };
     let now = issuer.inner.clock.unix_seconds();
     let batch = issuer
-        .measured_store()
+        .observed_store()
         .denials_after(seq, now, limit)
         .await
         .map_err(Refusal::Store)?;

@@ -29,8 +29,9 @@ use crate::grants::Grants;
 use crate::http;
 use crate::keys::{LiveKeys, SigningKeyStatus, SigningKeys, StoredKeyError};
 use crate::maintenance::{Maintenance, StoreKeys};
-use crate::metrics::{CountingHook, EventCounters, Measured};
+use crate::metrics::{CountingHook, EventCounters};
 use crate::minting::Minter;
+use crate::observed::Observed;
 use crate::refresh::RefreshTokens;
 use crate::sessions::Sessions;
 use crate::store::{PurgeReport, RefreshStore, RevokeReason, StoreError};
@@ -63,8 +64,8 @@ impl<S> fmt::Debug for Issuer<S> {
     }
 }
 
-/// The store as every part sees it: measured, for the latency counters.
-pub(crate) type Store<S> = Measured<S>;
+/// The store as every part sees it: timed, its denials mirrored on this instance's denylist.
+pub(crate) type Store<S> = Observed<S>;
 
 /// The parts of an [`Issuer`], assembled once by [`Issuer::assemble_shared`].
 pub(crate) struct Inner<S> {
@@ -102,7 +103,8 @@ impl<S: RefreshStore> Issuer<S> {
 
     /// Wires the parts together on `store`: the one place that knows which part needs which.
     pub(crate) fn assemble_shared(store: Arc<S>, settings: Settings) -> Self {
-        let store = Arc::new(Measured::new(store));
+        let denylist = Denylist::new();
+        let store = Arc::new(Observed::new(store, denylist.clone()));
         let clock = settings.clock;
         let counters = Arc::new(EventCounters::default());
         let events = Events::new(Some(Arc::new(CountingHook::new(
@@ -111,6 +113,7 @@ impl<S: RefreshStore> Issuer<S> {
         ))));
         let denials = Arc::new(DenialSync::new(
             Arc::clone(&store),
+            denylist,
             Arc::clone(&clock),
             settings.stale_after,
         ));
@@ -141,7 +144,6 @@ impl<S: RefreshStore> Issuer<S> {
             refresh,
             Arc::clone(&minter),
             clients,
-            Arc::clone(&denials),
             settings.denials,
             events,
             Arc::clone(&clock),
@@ -231,8 +233,8 @@ impl<S> Issuer<S> {
         self.inner.store.inner()
     }
 
-    /// The store as the parts see it (measured).
-    pub(crate) fn measured_store(&self) -> &Store<S> {
+    /// The store as the parts see it (observed).
+    pub(crate) fn observed_store(&self) -> &Store<S> {
         &self.inner.store
     }
 

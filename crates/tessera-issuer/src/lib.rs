@@ -83,6 +83,7 @@ mod keys;
 mod maintenance;
 mod metrics;
 mod minting;
+mod observed;
 mod ops;
 mod params;
 mod password;

@@ -1,5 +1,5 @@
 //! The token service's counters: how many of each [`AuthEvent`], and how long each store operation takes
-//! ([`Measured`], a [`RefreshStore`] that times the one it wraps), rendered in the Prometheus text format by
+//! ([`StoreLatency`], fed by `observed::Observed`), rendered in the Prometheus text format by
 //! [`Issuer::render_metrics`](crate::Issuer::render_metrics).
 
 use std::future::Future;
@@ -10,11 +10,7 @@ use std::time::Instant;
 use tessera_server::{MetricKind, PrometheusText};
 
 use crate::events::{AuthEvent, AuthEventHook};
-use crate::store::{
-    Denial, DenialBatch, Family, FamilyId, LoginAttempt, NewFamily, OnceKey, PurgeReport,
-    RefreshStore, Revoke, Rotation, RotationOutcome, StoreChanges, StoreError, StoredKey,
-    ThrottleKey, ThrottleRule, TokenHash,
-};
+use crate::store::StoreError;
 
 /// The event names, in the order of [`EventCounters`]' slots.
 const EVENTS: [&str; 11] = [
@@ -97,7 +93,7 @@ impl AuthEventHook for CountingHook {
     }
 }
 
-/// The store operations that are timed, in the order of [`Measured`]'s histograms.
+/// The store operations that are timed, in the order of [`Operation`].
 const OPERATIONS: [&str; 18] = [
     "create_family",
     "rotate",
@@ -148,33 +144,46 @@ impl Histogram {
     }
 }
 
-/// A [`RefreshStore`] that times every call of the one it wraps.
-pub(crate) struct Measured<S> {
-    inner: Arc<S>,
-    latency: [Histogram; OPERATIONS.len()],
+/// The latency and errors of each store operation.
+#[derive(Debug, Default)]
+pub(crate) struct StoreLatency {
+    histograms: [Histogram; OPERATIONS.len()],
 }
 
-impl<S> Measured<S> {
-    pub(crate) fn new(inner: Arc<S>) -> Self {
-        Measured {
-            inner,
-            latency: Default::default(),
-        }
-    }
+/// A store operation, as [`StoreLatency`] counts it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) enum Operation {
+    CreateFamily,
+    Rotate,
+    FindByToken,
+    FindFamily,
+    RevokeFamily,
+    RevokeUser,
+    LiveFamilies,
+    Deny,
+    DenialsAfter,
+    ReserveLogin,
+    ClearLoginAttempts,
+    UseOnce,
+    SigningKeys,
+    AddSigningKey,
+    RemoveSigningKey,
+    SharedSecret,
+    PurgeExpired,
+    Ping,
+}
 
-    /// The wrapped store.
-    pub(crate) fn inner(&self) -> &S {
-        &self.inner
-    }
-
-    async fn timed<T>(
+impl StoreLatency {
+    /// Runs `call`, counting its latency and whether it failed under `operation`.
+    pub(crate) async fn time<T>(
         &self,
-        operation: usize,
+        operation: Operation,
         call: impl Future<Output = Result<T, StoreError>>,
     ) -> Result<T, StoreError> {
         let started = Instant::now();
         let result = call.await;
-        self.latency[operation].observe(started.elapsed().as_secs_f64(), result.is_err());
+        self.histograms[operation as usize]
+            .observe(started.elapsed().as_secs_f64(), result.is_err());
         result
     }
 
@@ -187,7 +196,7 @@ impl<S> Measured<S> {
             MetricKind::Histogram,
             "Latency of the store's operations, in seconds.",
         );
-        for (operation, histogram) in OPERATIONS.iter().zip(&self.latency) {
+        for (operation, histogram) in OPERATIONS.iter().zip(&self.histograms) {
             let mut cumulative = 0;
             for (index, count) in histogram.buckets.iter().enumerate() {
                 cumulative += count.load(Ordering::Relaxed);
@@ -210,121 +219,12 @@ impl<S> Measured<S> {
         }
         const ERRORS: &str = "tessera_store_errors_total";
         text.family(ERRORS, MetricKind::Counter, "Failed store operations.");
-        for (operation, histogram) in OPERATIONS.iter().zip(&self.latency) {
+        for (operation, histogram) in OPERATIONS.iter().zip(&self.histograms) {
             text.sample(
                 ERRORS,
                 &[("op", operation)],
                 histogram.errors.load(Ordering::Relaxed) as f64,
             );
         }
-    }
-}
-
-impl<S: RefreshStore> RefreshStore for Measured<S> {
-    async fn create_family(
-        &self,
-        family: NewFamily,
-        cap: usize,
-    ) -> Result<Vec<Family>, StoreError> {
-        self.timed(0, self.inner.create_family(family, cap)).await
-    }
-
-    async fn rotate(&self, rotation: Rotation) -> Result<RotationOutcome, StoreError> {
-        self.timed(1, self.inner.rotate(rotation)).await
-    }
-
-    async fn find_by_token(&self, token: TokenHash) -> Result<Option<Family>, StoreError> {
-        self.timed(2, self.inner.find_by_token(token)).await
-    }
-
-    async fn find_family(&self, id: &FamilyId) -> Result<Option<Family>, StoreError> {
-        self.timed(3, self.inner.find_family(id)).await
-    }
-
-    async fn revoke_family(
-        &self,
-        id: &FamilyId,
-        revoke: Revoke,
-    ) -> Result<Option<Family>, StoreError> {
-        self.timed(4, self.inner.revoke_family(id, revoke)).await
-    }
-
-    async fn revoke_user(&self, user_id: &str, revoke: Revoke) -> Result<Vec<Family>, StoreError> {
-        self.timed(5, self.inner.revoke_user(user_id, revoke)).await
-    }
-
-    async fn live_families(&self, user_id: &str, now: i64) -> Result<Vec<Family>, StoreError> {
-        self.timed(6, self.inner.live_families(user_id, now)).await
-    }
-
-    async fn deny(&self, denial: Denial) -> Result<(), StoreError> {
-        self.timed(7, self.inner.deny(denial)).await
-    }
-
-    async fn denials_after(
-        &self,
-        after: u64,
-        now: i64,
-        limit: usize,
-    ) -> Result<DenialBatch, StoreError> {
-        self.timed(8, self.inner.denials_after(after, now, limit))
-            .await
-    }
-
-    async fn reserve_login(
-        &self,
-        key: &ThrottleKey,
-        rule: &ThrottleRule,
-        now: i64,
-    ) -> Result<LoginAttempt, StoreError> {
-        self.timed(9, self.inner.reserve_login(key, rule, now))
-            .await
-    }
-
-    async fn clear_login_attempts(&self, key: &ThrottleKey) -> Result<(), StoreError> {
-        self.timed(10, self.inner.clear_login_attempts(key)).await
-    }
-
-    async fn use_once(&self, key: &OnceKey, expires_at: i64, now: i64) -> Result<bool, StoreError> {
-        self.timed(11, self.inner.use_once(key, expires_at, now))
-            .await
-    }
-
-    async fn signing_keys(&self) -> Result<Vec<StoredKey>, StoreError> {
-        self.timed(12, self.inner.signing_keys()).await
-    }
-
-    async fn add_signing_key(
-        &self,
-        key: StoredKey,
-        only_if_none: bool,
-    ) -> Result<Vec<StoredKey>, StoreError> {
-        self.timed(13, self.inner.add_signing_key(key, only_if_none))
-            .await
-    }
-
-    async fn remove_signing_key(&self, kid: &str) -> Result<bool, StoreError> {
-        self.timed(14, self.inner.remove_signing_key(kid)).await
-    }
-
-    async fn shared_secret(&self, name: &str, candidate: &[u8]) -> Result<Vec<u8>, StoreError> {
-        self.timed(15, self.inner.shared_secret(name, candidate))
-            .await
-    }
-
-    async fn purge_expired(&self, now: i64, batch: usize) -> Result<PurgeReport, StoreError> {
-        self.timed(16, self.inner.purge_expired(now, batch)).await
-    }
-
-    async fn ping(&self) -> Result<(), StoreError> {
-        self.timed(17, self.inner.ping()).await
-    }
-
-    fn subscribe(&self) -> Option<StoreChanges> {
-        self.inner.subscribe()
-    }
-
-    async fn close(&self) {
-        self.inner.close().await;
     }
 }

@@ -77,7 +77,7 @@ impl<S: RefreshStore> Issuer<S> {
     pub fn render_metrics(&self, layers: &[(&str, AuthStats)]) -> String {
         let mut text = PrometheusText::new();
         self.event_counters().write(&mut text);
-        self.measured_store().write(&mut text);
+        self.observed_store().latency().write(&mut text);
         let denylist = self.denylist();
         let available = denylist.availability() == tessera_server::Availability::Available;
         text.metric(

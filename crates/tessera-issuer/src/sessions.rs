@@ -9,7 +9,6 @@ use tessera_core::{AccessTokenClaims, Clock, TokenTypeHint};
 use tessera_server::Denial;
 
 use crate::clients::{ClientDirectory, ClientRegistration};
-use crate::denylist::DenialSync;
 use crate::error::TokenError;
 use crate::events::{AuthEvent, Events};
 use crate::minting::Minter;
@@ -47,13 +46,13 @@ pub(crate) struct DenialPolicy {
 }
 
 /// Revocation and sessions: writes every revocation to the store (a family's revocation and the denial of
-/// its access tokens in one step) and to the in-memory denylist, and reports it as an event.
+/// its access tokens in one step; the store the parts see mirrors it on the in-memory denylist), and
+/// reports it as an event.
 pub(crate) struct Sessions<S> {
     store: Arc<S>,
     refresh: Arc<RefreshTokens<S>>,
     minter: Arc<Minter>,
     clients: Arc<ClientDirectory>,
-    denials: Arc<DenialSync<S>>,
     policy: DenialPolicy,
     events: Events,
     clock: Arc<dyn Clock>,
@@ -65,7 +64,6 @@ impl<S: RefreshStore> Sessions<S> {
         refresh: Arc<RefreshTokens<S>>,
         minter: Arc<Minter>,
         clients: Arc<ClientDirectory>,
-        denials: Arc<DenialSync<S>>,
         policy: DenialPolicy,
         events: Events,
         clock: Arc<dyn Clock>,
@@ -75,7 +73,6 @@ impl<S: RefreshStore> Sessions<S> {
             refresh,
             minter,
             clients,
-            denials,
             policy,
             events,
             clock,
@@ -181,14 +178,10 @@ impl<S: RefreshStore> Sessions<S> {
         user_id: &str,
         reason: RevokeReason,
     ) -> Result<usize, StoreError> {
-        let revoke = self.revocation(reason);
-        let revoked = self.store.revoke_user(user_id, revoke).await?;
-        let mut denials: Vec<Denial> = revoked
-            .iter()
-            .map(|family| revoke.session_denial(&family.id))
-            .collect();
-        denials.push(Denial::subject(user_id, revoke.now, revoke.denied_until()));
-        self.denials.record(&denials);
+        let revoked = self
+            .store
+            .revoke_user(user_id, self.revocation(reason))
+            .await?;
         let ended = revoked.len();
         self.report(revoked, reason);
         Ok(ended)
@@ -196,11 +189,10 @@ impl<S: RefreshStore> Sessions<S> {
 
     /// Ends one session and denies its access tokens.
     async fn revoke_family(&self, id: &FamilyId, reason: RevokeReason) -> Result<(), StoreError> {
-        let revoke = self.revocation(reason);
-        let revoked = self.store.revoke_family(id, revoke).await?;
-        if revoked.is_some() {
-            self.denials.record(&[revoke.session_denial(id)]);
-        }
+        let revoked = self
+            .store
+            .revoke_family(id, self.revocation(reason))
+            .await?;
         self.report(revoked, reason);
         Ok(())
     }
@@ -268,7 +260,6 @@ impl<S: RefreshStore> Sessions<S> {
     /// Denies one access token until its `exp` plus the verifiers' leeway, in memory and in the store.
     async fn deny_access_token(&self, jti: &str, expires_at: i64) -> Result<(), StoreError> {
         let denial = Denial::token(jti, expires_at.saturating_add(self.policy.leeway));
-        self.denials.record(std::slice::from_ref(&denial));
         self.store.deny(denial).await
     }
 

@@ -5,7 +5,10 @@
 //! throttling reveals nothing about which accounts exist. Each attempt is reserved in the store, atomically,
 //! *before* the password is checked, and a success clears the username's entry: so however many guesses
 //! arrive at once, on however many instances, at most [`ThrottlePolicy::free_failures`] of them are checked
-//! before the lockout, exactly as if they had come one after another.
+//! before the lockout, exactly as if they had come one after another. Since a password is only known to be
+//! right once it was checked, this also bounds attempts in flight: more than `free_failures` logins of one
+//! username at the same moment, right or wrong, are answered 429 with `Retry-After` (a success clears the
+//! count, so logins one after another are never throttled).
 
 use std::sync::Arc;
 use std::time::Duration;
