@@ -168,6 +168,7 @@ async fn run_store(clients: usize, measure: Duration) -> Row {
                         now,
                         idle_ttl: 86_400,
                         grace: 30,
+                        deny_access_for: 1_200,
                     };
                     let sent = Instant::now();
                     let outcome = store.rotate(rotation).await.unwrap();

@@ -3,7 +3,7 @@
 
 use std::collections::HashMap;
 use std::fmt;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
@@ -15,6 +15,7 @@ use crate::error::TokenError;
 use crate::events::{AuthEvent, Events};
 use crate::params::{Params, form_decode};
 use crate::password::{self, PasswordError, PasswordHashing};
+use crate::store::{OnceKey, OneTimeValues};
 
 /// The `client_assertion_type` of RFC 7523 §2.2.
 pub const JWT_BEARER_ASSERTION_TYPE: &str =
@@ -23,8 +24,8 @@ pub const JWT_BEARER_ASSERTION_TYPE: &str =
 /// The longest a client assertion may still be valid when presented; bounds the `jti` replay cache.
 const MAX_ASSERTION_LIFETIME: i64 = 600;
 
-/// Past this many remembered assertion `jti`s, expired ones are swept on insert.
-const JTI_SWEEP_THRESHOLD: usize = 10_000;
+/// The purpose under which assertion `jti`s are recorded as one-time values in the store.
+const CLIENT_ASSERTION: &str = "client_assertion";
 
 /// A client the token service knows.
 ///
@@ -189,14 +190,17 @@ enum ClientError {
     Malformed(String),
     /// `invalid_client`: unknown client, wrong secret, bad assertion, missing authentication.
     Rejected(String),
+    /// `server_error`: the store of used assertions failed.
+    Internal(String),
 }
 
-/// The registered clients, the replay cache of their assertions, and the rules on who may act for whom.
+/// The registered clients, the rules on who may act for whom, and (in the store, shared by every instance)
+/// the `jti`s of the assertions already used.
 pub(crate) struct ClientDirectory {
     clients: HashMap<String, Arc<ClientRegistration>>,
     /// The audiences a client assertion may name: the token endpoint URL and the issuer.
     assertion_audiences: Vec<String>,
-    seen_assertions: Mutex<HashMap<(String, String), i64>>,
+    used_assertions: Arc<dyn OneTimeValues>,
     events: Events,
 }
 
@@ -229,12 +233,13 @@ impl ClientDirectory {
     pub(crate) fn new(
         clients: HashMap<String, Arc<ClientRegistration>>,
         assertion_audiences: Vec<String>,
+        used_assertions: Arc<dyn OneTimeValues>,
         events: Events,
     ) -> Self {
         ClientDirectory {
             clients,
             assertion_audiences,
-            seen_assertions: Mutex::new(HashMap::new()),
+            used_assertions,
             events,
         }
     }
@@ -255,6 +260,7 @@ impl ClientDirectory {
             Err(ClientError::Malformed(description)) => {
                 Err(TokenError::InvalidRequest(description))
             }
+            Err(ClientError::Internal(detail)) => Err(TokenError::Internal(detail)),
             Err(ClientError::Rejected(description)) => {
                 self.events.emit(AuthEvent::ClientAuthenticationFailed {
                     client_id: presented.claimed_id(),
@@ -336,6 +342,7 @@ impl ClientDirectory {
             }
             return self
                 .check_assertion(presented.client_id, assertion, now)
+                .await
                 .map(Some);
         }
         match presented.client_id {
@@ -381,7 +388,7 @@ impl ClientDirectory {
         }
     }
 
-    fn check_assertion(
+    async fn check_assertion(
         &self,
         named: Option<&str>,
         assertion: &str,
@@ -437,21 +444,13 @@ impl ClientDirectory {
             return Err(rejected("it is not valid yet (`nbf`)"));
         }
         let jti = claims.jti.ok_or_else(|| rejected("it has no `jti`"))?;
-        let mut seen = self
-            .seen_assertions
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
-        if seen.len() >= JTI_SWEEP_THRESHOLD {
-            seen.retain(|_, exp| *exp > now);
+        // Recorded in the store, so a replay to another instance is refused too.
+        let key = OnceKey::new(CLIENT_ASSERTION, &[&id, &jti]);
+        match self.used_assertions.first_use(key, exp, now).await {
+            Ok(true) => Ok(client),
+            Ok(false) => Err(rejected("its `jti` was already used")),
+            Err(error) => Err(ClientError::Internal(error.to_string())),
         }
-        if seen
-            .get(&(id.clone(), jti.clone()))
-            .is_some_and(|exp| *exp > now)
-        {
-            return Err(rejected("its `jti` was already used"));
-        }
-        seen.insert((id, jti), exp);
-        Ok(client)
     }
 }
 

@@ -1,4 +1,6 @@
-//! [`IssuerBuilder`]: every setting of the token service, validated once at build time.
+//! [`IssuerBuilder`]: every setting of the token service, validated once at build time, and the two ways
+//! to get a running [`Issuer`]: [`IssuerBuilder::start`] (loads keys, secret and revocations from the store;
+//! what a deployment uses) and [`IssuerBuilder::build`] (synchronous, keys from the builder or a directory).
 
 use std::collections::HashMap;
 use std::path::PathBuf;
@@ -13,14 +15,19 @@ use tessera_core::{Clock, SystemClock};
 
 use crate::clients::ClientRegistration;
 use crate::credentials::{CredentialVerifier, UserTable};
+use crate::denylist::DEFAULT_STALE_AFTER;
 use crate::events::AuthEventHook;
 use crate::issuer::Issuer;
-use crate::keys::{SigningKeys, load_or_create_secret};
-use crate::maintenance::PurgePolicy;
+use crate::keys::{
+    KEY_ENCRYPTION_SECRET_LEN, KeyVault, LiveKeys, Sealer, SigningKeys, StoredKeyError, StoredKeys,
+    load_or_create_secret,
+};
+use crate::maintenance::MaintenancePolicy;
 use crate::minting::{ClaimsHook, Minter};
 use crate::password::{PasswordError, PasswordHashing};
 use crate::refresh::{FamilyPolicy, RefreshSecret, TOKEN_LEN};
-use crate::store::RefreshStore;
+use crate::sessions::DenialPolicy;
+use crate::store::{RefreshStore, StoreError};
 use crate::throttle::ThrottlePolicy;
 
 /// The longest grace window accepted.
@@ -28,6 +35,12 @@ pub const MAX_GRACE: Duration = Duration::from_secs(300);
 
 /// The file in the key directory holding the refresh-token secret.
 pub const REFRESH_SECRET_FILE: &str = "refresh-token.secret";
+
+/// The default of [`IssuerBuilder::max_leeway`]: denials outlive the tokens they deny by 5 minutes.
+pub const DEFAULT_MAX_LEEWAY: Duration = Duration::from_secs(300);
+
+/// The shortest denials-feed bearer token accepted ([`IssuerBuilder::denials_feed_token`]).
+pub const MIN_FEED_TOKEN_LEN: usize = 32;
 
 /// A setting is missing or out of range. Each message names the setting and the accepted values.
 #[derive(Debug, thiserror::Error)]
@@ -73,6 +86,26 @@ pub enum BuildError {
     /// A password could not be hashed.
     #[error(transparent)]
     Password(#[from] PasswordError),
+    /// A denials-feed token is too short to be a secret.
+    #[error(
+        "a denials-feed token must be at least {MIN_FEED_TOKEN_LEN} characters (generate 32 random bytes, base64url)"
+    )]
+    WeakFeedToken,
+}
+
+/// Why [`IssuerBuilder::start`] failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StartError {
+    /// A setting is wrong.
+    #[error(transparent)]
+    Build(#[from] BuildError),
+    /// The keys or the refresh-token secret could not be loaded from the store or created there.
+    #[error(transparent)]
+    Keys(#[from] StoredKeyError),
+    /// The revocations could not be loaded from the store.
+    #[error("loading the revocations from the store failed: {0}")]
+    Revocations(#[source] StoreError),
 }
 
 /// Builds an [`Issuer`]: the token service.
@@ -105,6 +138,11 @@ pub struct IssuerBuilder {
     max_body_bytes: usize,
     purge_interval: Duration,
     purge_batch: usize,
+    max_leeway: Duration,
+    sync_interval: Duration,
+    stale_after: Option<Duration>,
+    feed_tokens: Vec<String>,
+    key_encryption_secret: Option<[u8; KEY_ENCRYPTION_SECRET_LEN]>,
     events: Option<Arc<dyn AuthEventHook>>,
     claims: Option<Arc<dyn ClaimsHook>>,
     clock: Arc<dyn Clock>,
@@ -151,6 +189,11 @@ impl Default for IssuerBuilder {
             max_body_bytes: 16 * 1024,
             purge_interval: Duration::from_secs(600),
             purge_batch: 500,
+            max_leeway: DEFAULT_MAX_LEEWAY,
+            sync_interval: Duration::from_secs(1),
+            stale_after: Some(DEFAULT_STALE_AFTER),
+            feed_tokens: Vec::new(),
+            key_encryption_secret: None,
             events: None,
             claims: None,
             clock: Arc::new(SystemClock),
@@ -215,10 +258,20 @@ impl IssuerBuilder {
     }
 
     /// A directory holding the signing keys and the refresh-token secret, created and filled on first
-    /// start (see [`SigningKeys::load_or_generate`]), so restarts keep every token valid. Without it (and
-    /// without [`Self::keys`]) keys and secret live in memory and die with the process.
+    /// start (see [`SigningKeys::load_or_generate`]), so restarts keep every token valid; processes starting
+    /// together on it agree on one key. Without it (and without [`Self::keys`]), [`Self::start`] keeps keys
+    /// and secret in the store, shared by every instance, and [`Self::build`] in memory, dying with the
+    /// process.
     pub fn key_dir(mut self, dir: impl Into<PathBuf>) -> Self {
         self.key_dir = Some(dir.into());
+        self
+    }
+
+    /// Seals the signing keys and the refresh-token secret that [`Self::start`] keeps in the store
+    /// (AES-256-GCM), so that a copy of the database alone cannot mint tokens. Every instance needs the same
+    /// secret; keep it where the database password is kept (an environment variable, a secret manager).
+    pub fn key_encryption_secret(mut self, secret: [u8; KEY_ENCRYPTION_SECRET_LEN]) -> Self {
+        self.key_encryption_secret = Some(secret);
         self
     }
 
@@ -291,10 +344,43 @@ impl IssuerBuilder {
         self
     }
 
-    /// How often [`Issuer::spawn_purge_task`] purges, and how many records per batch.
+    /// How often the background work purges, and how many records per batch (default every 10 min,
+    /// 500).
     pub fn purge(mut self, interval: Duration, batch: usize) -> Self {
         self.purge_interval = interval;
         self.purge_batch = batch.max(1);
+        self
+    }
+
+    /// The largest clock leeway any verifier of these tokens allows (default [`DEFAULT_MAX_LEEWAY`], 5
+    /// min): a verifier accepts a token until `exp` plus its leeway, so every denial is kept that much past
+    /// the `exp` of what it denies. Set it at least as large as the largest `leeway` of your APIs.
+    pub fn max_leeway(mut self, leeway: Duration) -> Self {
+        self.max_leeway = leeway;
+        self
+    }
+
+    /// How often the background work reads the store for revocations (and key changes) made by other
+    /// instances, besides the store's own notifications (default 1 s, at least 10 ms): a revocation reaches
+    /// every instance within it.
+    pub fn revocation_sync_interval(mut self, interval: Duration) -> Self {
+        self.sync_interval = interval.max(Duration::from_millis(10));
+        self
+    }
+
+    /// How long the denylist may go without reading the store before the service's `JwtAuthLayer` refuses
+    /// every token with 503, since revocations made elsewhere meanwhile would be missed (default 2 min);
+    /// `None` keeps it answering from what it has.
+    pub fn revocations_stale_after(mut self, limit: Option<Duration>) -> Self {
+        self.stale_after = limit;
+        self
+    }
+
+    /// Accepts `token` as `Authorization: Bearer` on the denials feed (`GET /denials`), which API
+    /// processes read with `tessera_server::RemoteDenylist`. At least [`MIN_FEED_TOKEN_LEN`] characters;
+    /// several may be set, to change the token without downtime. Without any, the feed answers 404.
+    pub fn denials_feed_token(mut self, token: impl Into<String>) -> Self {
+        self.feed_tokens.push(token.into());
         self
     }
 
@@ -317,11 +403,101 @@ impl IssuerBuilder {
     }
 
     /// Validates the settings, loads or generates keys, hashes the users' passwords and returns the
-    /// service running on `store`.
+    /// service running on `store`, synchronously: keys and refresh secret come from [`Self::keys`] and
+    /// [`Self::refresh_secret`], the key directory, or are generated in memory.
+    ///
+    /// Nothing runs in the background yet, and the denylist is not loaded: the service's `JwtAuthLayer`
+    /// answers 503 until [`Issuer::load_denylist`] (or the first round of [`Issuer::spawn_purge_task`]) has
+    /// read the revocations in the store. [`Self::start`] does all of it.
     ///
     /// # Errors
     /// A [`BuildError`] naming the setting to fix.
     pub fn build<S: RefreshStore>(self, store: S) -> Result<Issuer<S>, BuildError> {
+        let (validated, sources) = self.validate()?;
+        let keys = match sources.keys {
+            KeySource::Fixed(keys) => keys,
+            KeySource::Dir(dir) => SigningKeys::load_or_generate(dir, sources.algorithm)?,
+            KeySource::Store => {
+                tracing::warn!(
+                    "no key directory: signing keys live in memory and tokens die with the process"
+                );
+                SigningKeys::generate(sources.algorithm)?
+            }
+        };
+        let secret = match sources.secret {
+            SecretSource::Fixed(secret) => secret,
+            SecretSource::File(path) => load_or_create_secret::<TOKEN_LEN>(&path)?,
+            SecretSource::Store => random::bytes().map_err(KeyError::from)?,
+        };
+        Ok(Issuer::assemble(
+            store,
+            validated.settings(keys.into(), secret, None),
+        ))
+    }
+
+    /// Starts the token service on `store`: validates the settings, loads the signing keys and the
+    /// refresh-token secret, loads every revocation in force, and spawns the background work (revocations
+    /// and keys kept in step with the store, expired records purged); the returned service is ready to
+    /// answer. Call it inside the Tokio runtime that will serve it.
+    ///
+    /// Unless [`Self::keys`] or [`Self::key_dir`] say otherwise, keys and secret live in the store, so
+    /// every instance on one database signs with the same keys: the first instance to start creates them
+    /// (sealed with [`Self::key_encryption_secret`] if set), and [`Issuer::rotate_signing_key`] rotates them
+    /// for all. [`Issuer::close`] stops the background work.
+    ///
+    /// # Errors
+    /// A [`StartError`]: a setting to fix, keys that cannot be loaded (or unsealed), or a store that does
+    /// not answer.
+    pub async fn start<S: RefreshStore>(self, store: S) -> Result<Issuer<S>, StartError> {
+        let (validated, sources) = self.validate()?;
+        let store = Arc::new(store);
+        let now = validated.clock.unix_seconds();
+        let vault = KeyVault::new(
+            Sealer::new(sources.key_encryption_secret.as_ref()),
+            sources.algorithm,
+            validated.denial_policy.deny_access_for,
+        );
+        let (keys, stored) = match sources.keys {
+            KeySource::Fixed(keys) => (keys, None),
+            KeySource::Dir(dir) => (
+                SigningKeys::load_or_generate(dir, sources.algorithm).map_err(BuildError::from)?,
+                None,
+            ),
+            KeySource::Store => {
+                let stored = vault.load_or_create(&*store, now).await?;
+                let keys = stored
+                    .at(now, vault.horizon())
+                    .map_err(StoredKeyError::from)?
+                    .ok_or(StoredKeyError::Store(StoreError::Corrupt(
+                        "the store holds no signing key right after creating one".into(),
+                    )))?;
+                (keys, Some(stored))
+            }
+        };
+        let secret = match sources.secret {
+            SecretSource::Fixed(secret) => secret,
+            SecretSource::File(path) => {
+                load_or_create_secret::<TOKEN_LEN>(&path).map_err(BuildError::from)?
+            }
+            SecretSource::Store => vault.refresh_secret::<S, TOKEN_LEN>(&store).await?,
+        };
+        let live = LiveKeys::from(keys);
+        let stored = stored.map(|stored| StoredVault {
+            vault,
+            stored,
+            live: live.clone(),
+        });
+        let issuer = Issuer::assemble_shared(store, validated.settings(live, secret, stored));
+        issuer
+            .load_denylist()
+            .await
+            .map_err(StartError::Revocations)?;
+        issuer.start_background();
+        Ok(issuer)
+    }
+
+    /// Checks every setting and hashes the users' passwords; what is left to load is in [`Sources`].
+    fn validate(self) -> Result<(Validated, Sources), BuildError> {
         let issuer = self.issuer.ok_or(BuildError::MissingIssuer)?;
         let audience = match self.audience.len() {
             0 => return Err(BuildError::MissingAudience),
@@ -345,6 +521,13 @@ impl IssuerBuilder {
         }
         if self.clients.is_empty() {
             return Err(BuildError::NoClients);
+        }
+        if self
+            .feed_tokens
+            .iter()
+            .any(|token| token.len() < MIN_FEED_TOKEN_LEN)
+        {
+            return Err(BuildError::WeakFeedToken);
         }
         let mut clients = HashMap::new();
         for client in self.clients {
@@ -370,51 +553,145 @@ impl IssuerBuilder {
             }
         };
         let keys = match (self.keys, &self.key_dir) {
-            (Some(keys), _) => keys,
-            (None, Some(dir)) => SigningKeys::load_or_generate(dir, self.algorithm)?,
-            (None, None) => {
-                tracing::warn!(
-                    "no key directory: signing keys live in memory and tokens die with the process"
-                );
-                SigningKeys::generate(self.algorithm)?
-            }
+            (Some(keys), _) => KeySource::Fixed(keys),
+            (None, Some(dir)) => KeySource::Dir(dir.clone()),
+            (None, None) => KeySource::Store,
         };
-        let master = match (self.refresh_secret, &self.key_dir) {
-            (Some(secret), _) => secret,
-            (None, Some(dir)) => {
-                load_or_create_secret::<TOKEN_LEN>(&dir.join(REFRESH_SECRET_FILE))?
-            }
-            (None, None) => random::bytes().map_err(KeyError::from)?,
+        let secret = match (self.refresh_secret, &self.key_dir) {
+            (Some(secret), _) => SecretSource::Fixed(secret),
+            (None, Some(dir)) => SecretSource::File(dir.join(REFRESH_SECRET_FILE)),
+            (None, None) => SecretSource::Store,
         };
         let token_endpoint = self
             .token_endpoint
             .unwrap_or_else(|| format!("{}/auth/token", issuer.trim_end_matches('/')));
-        let settings = Settings {
-            minter: Minter::new(keys, issuer.clone(), audience, access_ttl, self.claims),
+        let leeway = i64::try_from(self.max_leeway.as_secs()).unwrap_or(i64::MAX);
+        let validated = Validated {
+            issuer: issuer.clone(),
+            audience,
+            access_ttl,
+            claims: self.claims,
             clients,
             assertion_audiences: vec![token_endpoint, issuer],
             verifier,
             throttle: self.throttle,
-            secret: RefreshSecret::from_master(&master),
             families: FamilyPolicy {
                 absolute_ttl,
                 idle_ttl,
                 grace: i64::try_from(self.grace.as_secs()).unwrap_or(0),
                 cap: self.family_cap,
+                deny_access_for: access_ttl.saturating_add(leeway),
             },
-            purge: PurgePolicy {
-                interval: self.purge_interval,
-                batch: self.purge_batch,
+            denial_policy: DenialPolicy {
+                deny_access_for: access_ttl.saturating_add(leeway),
+                leeway,
             },
+            maintenance: MaintenancePolicy {
+                purge_interval: self.purge_interval,
+                purge_batch: self.purge_batch,
+                sync_interval: self.sync_interval,
+            },
+            stale_after: self.stale_after,
+            feed_tokens: self.feed_tokens,
             events: self.events,
             clock: self.clock,
             max_body_bytes: self.max_body_bytes,
         };
-        Ok(Issuer::assemble(store, settings))
+        let sources = Sources {
+            algorithm: self.algorithm,
+            keys,
+            secret,
+            key_encryption_secret: self.key_encryption_secret,
+        };
+        Ok((validated, sources))
     }
 }
 
-/// Everything [`IssuerBuilder::build`] validated and loaded, for [`Issuer`] to assemble its parts from.
+/// Where the signing keys come from.
+enum KeySource {
+    Fixed(SigningKeys),
+    Dir(PathBuf),
+    /// The store with [`IssuerBuilder::start`]; memory with [`IssuerBuilder::build`].
+    Store,
+}
+
+/// Where the refresh-token secret comes from.
+enum SecretSource {
+    Fixed([u8; TOKEN_LEN]),
+    File(PathBuf),
+    /// The store with [`IssuerBuilder::start`]; memory with [`IssuerBuilder::build`].
+    Store,
+}
+
+/// What remains to be loaded once the settings are valid.
+struct Sources {
+    algorithm: Algorithm,
+    keys: KeySource,
+    secret: SecretSource,
+    key_encryption_secret: Option<[u8; KEY_ENCRYPTION_SECRET_LEN]>,
+}
+
+/// Every setting, validated, before keys and secret are loaded.
+struct Validated {
+    issuer: String,
+    audience: Audience,
+    access_ttl: i64,
+    claims: Option<Arc<dyn ClaimsHook>>,
+    clients: HashMap<String, Arc<ClientRegistration>>,
+    assertion_audiences: Vec<String>,
+    verifier: Arc<dyn CredentialVerifier>,
+    throttle: ThrottlePolicy,
+    families: FamilyPolicy,
+    denial_policy: DenialPolicy,
+    maintenance: MaintenancePolicy,
+    stale_after: Option<Duration>,
+    feed_tokens: Vec<String>,
+    events: Option<Arc<dyn AuthEventHook>>,
+    clock: Arc<dyn Clock>,
+    max_body_bytes: usize,
+}
+
+impl Validated {
+    fn settings(
+        self,
+        keys: LiveKeys,
+        master: [u8; TOKEN_LEN],
+        stored_keys: Option<StoredVault>,
+    ) -> Settings {
+        Settings {
+            minter: Minter::new(
+                keys,
+                self.issuer,
+                self.audience,
+                self.access_ttl,
+                self.claims,
+            ),
+            clients: self.clients,
+            assertion_audiences: self.assertion_audiences,
+            verifier: self.verifier,
+            throttle: self.throttle,
+            secret: RefreshSecret::from_master(&master),
+            families: self.families,
+            denials: self.denial_policy,
+            maintenance: self.maintenance,
+            stale_after: self.stale_after,
+            feed_tokens: self.feed_tokens,
+            stored_keys,
+            events: self.events,
+            clock: self.clock,
+            max_body_bytes: self.max_body_bytes,
+        }
+    }
+}
+
+/// The keys kept in the store, as loaded at start.
+pub(crate) struct StoredVault {
+    pub(crate) vault: KeyVault,
+    pub(crate) stored: StoredKeys,
+    pub(crate) live: LiveKeys,
+}
+
+/// Everything the builder validated and loaded, for [`Issuer`] to assemble its parts from.
 pub(crate) struct Settings {
     pub(crate) minter: Minter,
     pub(crate) clients: HashMap<String, Arc<ClientRegistration>>,
@@ -424,7 +701,11 @@ pub(crate) struct Settings {
     pub(crate) throttle: ThrottlePolicy,
     pub(crate) secret: RefreshSecret,
     pub(crate) families: FamilyPolicy,
-    pub(crate) purge: PurgePolicy,
+    pub(crate) denials: DenialPolicy,
+    pub(crate) maintenance: MaintenancePolicy,
+    pub(crate) stale_after: Option<Duration>,
+    pub(crate) feed_tokens: Vec<String>,
+    pub(crate) stored_keys: Option<StoredVault>,
     pub(crate) events: Option<Arc<dyn AuthEventHook>>,
     pub(crate) clock: Arc<dyn Clock>,
     pub(crate) max_body_bytes: usize,

@@ -1,276 +1,187 @@
-//! Revoked access tokens: a `jti` denylist and per-user "issued before" marks, each entry kept only until
-//! the tokens it covers expire anyway. The store holds the durable copy; this is the in-memory view that
-//! every authenticated request consults.
+//! Keeping this instance's access-token [`Denylist`] equal to the denials in the store, so that a revocation
+//! made by any instance is refused by every one.
 //!
-//! Reads are lock-free: a request loads the current immutable snapshot (an atomic pointer load, no lock, no
-//! reference count on the fast path) and looks the token up in it. Revocations and sweeps are rare; each
-//! builds the next snapshot from a copy of the current one and swaps it in. Concurrent writers retry on the
-//! newer snapshot, so none is lost.
+//! The list starts [not loaded](tessera_server::Availability::NotLoaded): the service's `JwtAuthLayer`
+//! answers 503 until [`DenialSync::catch_up`] has read every denial in force, so a process that has just
+//! started never accepts a token revoked before it started. After that, each catch-up reads only the writes
+//! after the last sequence number it saw; it runs on every notification of the store (a revocation by this
+//! instance, or by another one for stores that can tell) and on a short interval, which loses nothing when
+//! a notification is lost (a dropped database connection). A revocation made here is also put on the list
+//! at once, before the request that made it is answered (`observed.rs`).
 
-use std::collections::HashMap;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
-use arc_swap::ArcSwap;
-
-use crate::store::{AccessDenials, UserDenial};
 use tessera_core::Clock;
+use tessera_server::{Availability, Denylist};
 
-/// Revoked access tokens, consulted by `tessera_server::JwtAuthLayer` through
-/// [`tessera_server::RevocationCheck`] (see [`Issuer::auth_layer`](crate::Issuer::auth_layer)), which it
-/// answers without waiting or locking.
-///
-/// Cheap to clone (shared state). Revocations are written through to the store and reloaded from it by
-/// [`Issuer::load_denylist`](crate::Issuer::load_denylist), so they survive restarts.
-#[derive(Debug, Clone)]
-pub struct AccessTokenDenylist {
-    inner: Arc<Inner>,
-}
+use crate::store::{RefreshStore, StoreError};
 
-#[derive(Debug)]
-struct Inner {
+/// How many denials one read of the store returns at most.
+const PAGE: usize = 1_000;
+
+/// How long the list may go without a successful catch-up before it fails closed, by default.
+pub(crate) const DEFAULT_STALE_AFTER: Duration = Duration::from_secs(120);
+
+/// The store-to-denylist synchronisation of one [`Issuer`](crate::Issuer).
+pub(crate) struct DenialSync<S> {
+    store: Arc<S>,
+    denylist: Denylist,
     clock: Arc<dyn Clock>,
-    denials: ArcSwap<Denials>,
+    /// The single-flight gate of catch-ups, holding the sequence number to resume after.
+    cursor: tokio::sync::Mutex<u64>,
+    /// How long the list may go without a successful catch-up before its checks fail (503).
+    stale_after: Option<Duration>,
+    started: Instant,
+    /// Milliseconds since `started` of the last successful catch-up; 0 before the first.
+    last_success_ms: AtomicU64,
 }
 
-/// One immutable snapshot of the denylist.
-#[derive(Debug, Clone, Default)]
-struct Denials {
-    /// `jti` -> the token's `exp`.
-    jtis: HashMap<Box<str>, i64>,
-    /// user -> (tokens issued before this second are revoked, until when).
-    users: HashMap<Box<str>, (i64, i64)>,
-}
-
-impl Denials {
-    /// Whether adding the `jti` changes anything.
-    fn adds_jti(&self, jti: &str, expires_at: i64) -> bool {
-        self.jtis.get(jti).is_none_or(|&known| known < expires_at)
-    }
-
-    fn add_jti(&mut self, jti: &str, expires_at: i64) {
-        let entry = self.jtis.entry(jti.into()).or_insert(expires_at);
-        *entry = (*entry).max(expires_at);
-    }
-
-    /// Whether adding the user's mark changes anything.
-    fn adds_user(&self, denial: &UserDenial) -> bool {
-        self.users
-            .get(denial.user_id.as_str())
-            .is_none_or(|&(issued_before, until)| {
-                issued_before < denial.issued_before || until < denial.until
-            })
-    }
-
-    fn add_user(&mut self, denial: &UserDenial) {
-        let entry = self
-            .users
-            .entry(denial.user_id.as_str().into())
-            .or_insert((denial.issued_before, denial.until));
-        *entry = (entry.0.max(denial.issued_before), entry.1.max(denial.until));
-    }
-
-    fn is_revoked(&self, jti: Option<&str>, subject: Option<&str>, issued_at: Option<i64>) -> bool {
-        let by_jti = jti.is_some_and(|jti| self.jtis.contains_key(jti));
-        let by_user = subject
-            .and_then(|subject| self.users.get(subject))
-            .is_some_and(|(issued_before, _)| issued_at.is_none_or(|iat| iat < *issued_before));
-        by_jti || by_user
-    }
-
-    /// How many entries have outlived every token they cover at `now`.
-    fn expired(&self, now: i64) -> usize {
-        self.jtis.values().filter(|&&exp| exp <= now).count()
-            + self
-                .users
-                .values()
-                .filter(|&&(_, until)| until <= now)
-                .count()
-    }
-}
-
-impl AccessTokenDenylist {
-    pub(crate) fn new(clock: Arc<dyn Clock>) -> Self {
-        AccessTokenDenylist {
-            inner: Arc::new(Inner {
-                clock,
-                denials: ArcSwap::from_pointee(Denials::default()),
-            }),
+impl<S: RefreshStore> DenialSync<S> {
+    /// Keeps `denylist` in step with `store`.
+    pub(crate) fn new(
+        store: Arc<S>,
+        denylist: Denylist,
+        clock: Arc<dyn Clock>,
+        stale_after: Option<Duration>,
+    ) -> Self {
+        DenialSync {
+            store,
+            denylist,
+            started: clock.monotonic(),
+            clock,
+            cursor: tokio::sync::Mutex::new(0),
+            stale_after,
+            last_success_ms: AtomicU64::new(0),
         }
     }
 
-    /// Replaces the snapshot with `change` applied to a copy of it, unless `changes` says there is nothing
-    /// to do; retried on the newer snapshot when another writer got there first.
-    fn update(&self, changes: impl Fn(&Denials) -> bool, change: impl Fn(&mut Denials)) {
-        if !changes(&self.inner.denials.load()) {
+    /// Reads every denial written since the last catch-up (the first reads them all) onto the list, then
+    /// marks it available; returns how many it read. On failure the list keeps what it has, and fails
+    /// closed once the last success is older than the configured limit.
+    pub(crate) async fn catch_up(&self) -> Result<usize, StoreError> {
+        let mut cursor = self.cursor.lock().await;
+        let result = self.read_after(&mut cursor).await;
+        match &result {
+            Ok(_) => {
+                self.last_success_ms.store(self.now_ms(), Ordering::Release);
+                self.denylist.set_availability(Availability::Available);
+            }
+            Err(_) => self.check_staleness(),
+        }
+        result
+    }
+
+    async fn read_after(&self, cursor: &mut u64) -> Result<usize, StoreError> {
+        let now = self.clock.unix_seconds();
+        let mut read = 0;
+        loop {
+            let batch = self.store.denials_after(*cursor, now, PAGE).await?;
+            read += batch.denials.len();
+            self.denylist.insert(&batch.denials);
+            *cursor = batch.last;
+            if !batch.more {
+                return Ok(read);
+            }
+        }
+    }
+}
+
+impl<S> DenialSync<S> {
+    /// The list every authenticated request is checked against.
+    pub(crate) fn denylist(&self) -> &Denylist {
+        &self.denylist
+    }
+
+    /// Drops the entries that have ended; returns how many.
+    pub(crate) fn expire(&self) -> usize {
+        self.denylist.expire(self.clock.unix_seconds())
+    }
+
+    /// Seconds since the last successful catch-up; `None` before the first.
+    pub(crate) fn seconds_since_sync(&self) -> Option<u64> {
+        let last = self.last_success_ms.load(Ordering::Acquire);
+        (last > 0).then(|| self.now_ms().saturating_sub(last) / 1_000)
+    }
+
+    fn check_staleness(&self) {
+        let Some(limit) = self.stale_after else {
             return;
+        };
+        let last = self.last_success_ms.load(Ordering::Acquire);
+        let limit_ms = u64::try_from(limit.as_millis()).unwrap_or(u64::MAX);
+        if last > 0
+            && self.now_ms().saturating_sub(last) > limit_ms
+            && self.denylist.availability() == Availability::Available
+        {
+            tracing::error!(
+                limit_secs = limit.as_secs(),
+                "the store's denials could not be read for too long; refusing tokens (503) until they can"
+            );
+            self.denylist.set_availability(Availability::Stale);
         }
-        self.inner.denials.rcu(|current| {
-            let mut next = Denials::clone(current);
-            change(&mut next);
-            next
-        });
     }
 
-    pub(crate) fn insert_jti(&self, jti: &str, expires_at: i64) {
-        self.update(
-            |denials| denials.adds_jti(jti, expires_at),
-            |denials| denials.add_jti(jti, expires_at),
-        );
-    }
-
-    pub(crate) fn insert_user(&self, denial: &UserDenial) {
-        self.update(
-            |denials| denials.adds_user(denial),
-            |denials| denials.add_user(denial),
-        );
-    }
-
-    /// Adds the store's denials (one new snapshot at most); returns how many there were.
-    pub(crate) fn merge(&self, denials: &AccessDenials) -> usize {
-        self.update(
-            |current| {
-                denials
-                    .tokens
-                    .iter()
-                    .any(|(jti, expires_at)| current.adds_jti(jti, *expires_at))
-                    || denials.users.iter().any(|denial| current.adds_user(denial))
-            },
-            |next| {
-                for (jti, expires_at) in &denials.tokens {
-                    next.add_jti(jti, *expires_at);
-                }
-                for denial in &denials.users {
-                    next.add_user(denial);
-                }
-            },
-        );
-        denials.tokens.len() + denials.users.len()
-    }
-
-    /// Whether a token with these claims is revoked. Lock-free.
-    pub fn is_revoked(
-        &self,
-        jti: Option<&str>,
-        subject: Option<&str>,
-        issued_at: Option<i64>,
-    ) -> bool {
-        self.inner
-            .denials
-            .load()
-            .is_revoked(jti, subject, issued_at)
-    }
-
-    /// Drops entries whose tokens have all expired; returns how many.
-    pub(crate) fn sweep(&self) -> usize {
-        let now = self.inner.clock.unix_seconds();
-        let expired = self.inner.denials.load().expired(now);
-        if expired == 0 {
-            return 0;
-        }
-        let previous = self.inner.denials.rcu(|current| {
-            let mut next = Denials::clone(current);
-            next.jtis.retain(|_, exp| *exp > now);
-            next.users.retain(|_, (_, until)| *until > now);
-            next
-        });
-        previous.expired(now)
+    /// Milliseconds since the sync was built, on the clock's monotonic time; at least 1.
+    fn now_ms(&self) -> u64 {
+        let elapsed = self
+            .clock
+            .monotonic()
+            .saturating_duration_since(self.started);
+        u64::try_from(elapsed.as_millis())
+            .unwrap_or(u64::MAX)
+            .max(1)
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::MemoryStore;
     use tessera_core::ManualClock;
+    use tessera_server::Denial;
 
-    #[test]
-    fn entries_deny_until_the_tokens_expire() {
+    #[tokio::test]
+    async fn the_list_is_unavailable_until_loaded_then_follows_the_store() {
+        let store = Arc::new(MemoryStore::new());
+        store.deny(Denial::token("before", 2_000)).await.unwrap();
         let clock = ManualClock::at_unix(1_000);
-        let denylist = AccessTokenDenylist::new(Arc::new(clock.clone()));
-        denylist.insert_jti("j1", 1_100);
-        assert!(denylist.is_revoked(Some("j1"), None, None));
-        let alice = UserDenial {
-            user_id: "alice".into(),
-            issued_before: 1_000,
-            until: 1_900,
-        };
-        denylist.insert_user(&alice);
-        denylist.insert_user(&UserDenial {
-            issued_before: 990,
-            until: 1_890,
-            ..alice.clone()
-        });
-        assert!(
-            denylist.is_revoked(Some("j2"), Some("alice"), Some(999)),
-            "the later mark wins"
+        let sync = DenialSync::new(
+            Arc::clone(&store),
+            Denylist::new(),
+            Arc::new(clock.clone()),
+            None,
         );
-        assert!(
-            !denylist.is_revoked(Some("j2"), Some("alice"), Some(1_000)),
-            "tokens issued after are fine"
-        );
-        assert!(!denylist.is_revoked(Some("j2"), Some("bob"), Some(999)));
-        clock.advance_secs(100);
-        assert_eq!(denylist.sweep(), 1);
-        clock.advance_secs(800);
-        assert_eq!(denylist.sweep(), 1);
-        assert!(!denylist.is_revoked(Some("j1"), Some("alice"), Some(999)));
-        let merged = denylist.merge(&AccessDenials {
-            tokens: vec![("j3".into(), 5_000)],
-            users: vec![alice],
-        });
-        assert_eq!(merged, 2);
-        assert!(denylist.is_revoked(Some("j3"), None, None));
+        assert_eq!(sync.denylist().availability(), Availability::NotLoaded);
+        assert_eq!(sync.catch_up().await.unwrap(), 1);
+        assert_eq!(sync.denylist().availability(), Availability::Available);
+        assert!(sync.denylist().denies(Some("before"), None, None, None));
+
+        store.deny(Denial::session("s", 1_500)).await.unwrap();
+        assert_eq!(sync.catch_up().await.unwrap(), 1, "only what is new");
+        assert!(sync.denylist().denies(None, Some("s"), None, None));
+        clock.advance_secs(500);
+        assert_eq!(sync.expire(), 1);
     }
 
-    #[test]
-    fn a_user_mark_without_iat_denies_and_marks_only_grow() {
-        let denylist = AccessTokenDenylist::new(Arc::new(ManualClock::at_unix(1_000)));
-        let mark = |issued_before, until| UserDenial {
-            user_id: "alice".into(),
-            issued_before,
-            until,
-        };
-        denylist.insert_user(&mark(1_000, 2_000));
-        assert!(denylist.is_revoked(None, Some("alice"), None));
-        denylist.insert_user(&mark(900, 1_500));
-        assert!(denylist.is_revoked(None, Some("alice"), Some(999)));
-        denylist.insert_jti("j", 1_500);
-        denylist.insert_jti("j", 1_200);
-        assert_eq!(denylist.inner.denials.load().jtis["j"], 1_500);
-    }
-
-    #[test]
-    fn writes_that_change_nothing_keep_the_snapshot() {
+    #[tokio::test]
+    async fn a_store_that_stays_unreadable_fails_the_list_closed() {
+        let store = Arc::new(MemoryStore::new());
         let clock = ManualClock::at_unix(1_000);
-        let denylist = AccessTokenDenylist::new(Arc::new(clock.clone()));
-        let denials = AccessDenials {
-            tokens: vec![("j1".into(), 1_100)],
-            users: vec![UserDenial {
-                user_id: "alice".into(),
-                issued_before: 1_000,
-                until: 1_900,
-            }],
-        };
-        denylist.merge(&denials);
-        let before = denylist.inner.denials.load_full();
-        assert_eq!(denylist.merge(&denials), 2);
-        denylist.insert_jti("j1", 1_050);
-        assert_eq!(denylist.sweep(), 0);
-        assert!(Arc::ptr_eq(&before, &denylist.inner.denials.load_full()));
-    }
-
-    #[test]
-    fn concurrent_writers_lose_nothing() {
-        let denylist = AccessTokenDenylist::new(Arc::new(ManualClock::at_unix(1_000)));
-        std::thread::scope(|scope| {
-            for writer in 0..4 {
-                let denylist = denylist.clone();
-                scope.spawn(move || {
-                    for index in 0..50 {
-                        denylist.insert_jti(&format!("{writer}-{index}"), 2_000);
-                    }
-                });
-            }
-        });
-        assert_eq!(denylist.inner.denials.load().jtis.len(), 200);
+        let sync = DenialSync::new(
+            Arc::clone(&store),
+            Denylist::new(),
+            Arc::new(clock.clone()),
+            Some(Duration::from_secs(60)),
+        );
+        sync.catch_up().await.unwrap();
+        store.close().await;
+        clock.advance_secs(60);
+        assert!(sync.catch_up().await.is_err());
+        assert_eq!(sync.denylist().availability(), Availability::Available);
+        clock.advance_secs(1);
+        assert!(sync.catch_up().await.is_err());
+        assert_eq!(sync.denylist().availability(), Availability::Stale);
     }
 }

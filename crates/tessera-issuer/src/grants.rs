@@ -20,7 +20,7 @@ const BAD_CREDENTIALS: &str = "The username or password is incorrect";
 pub(crate) struct Grants<S> {
     clients: Arc<ClientDirectory>,
     verifier: Arc<dyn CredentialVerifier>,
-    throttle: LoginThrottle,
+    throttle: LoginThrottle<S>,
     refresh: Arc<RefreshTokens<S>>,
     minter: Arc<Minter>,
     events: Events,
@@ -50,7 +50,7 @@ impl<S: RefreshStore> Grants<S> {
     pub(crate) fn new(
         clients: Arc<ClientDirectory>,
         verifier: Arc<dyn CredentialVerifier>,
-        throttle: LoginThrottle,
+        throttle: LoginThrottle<S>,
         refresh: Arc<RefreshTokens<S>>,
         minter: Arc<Minter>,
         events: Events,
@@ -126,16 +126,16 @@ impl<S: RefreshStore> Grants<S> {
             client_id: client.id().to_owned(),
             reason,
         };
-        if let Err(retry_after) = self.throttle.check(username, now) {
+        // Reserved before the password is checked, so concurrent guesses cannot all be checked.
+        if let Err(retry_after) = self.throttle.reserve(username, now).await? {
             self.events.emit(failed(LoginFailure::Throttled));
             return Err(TokenError::Throttled { retry_after });
         }
         let Some(user) = self.verifier.verify(username, password).await? else {
-            self.throttle.record_failure(username, now);
             self.events.emit(failed(LoginFailure::BadCredentials));
             return Err(TokenError::InvalidGrant(BAD_CREDENTIALS));
         };
-        self.throttle.record_success(username);
+        self.throttle.record_success(username).await?;
 
         let login = Login {
             user_id: &user.subject,

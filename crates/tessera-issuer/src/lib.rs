@@ -75,12 +75,16 @@ mod credentials;
 mod denylist;
 mod error;
 mod events;
+mod feed;
 mod grants;
 mod http;
 mod issuer;
 mod keys;
 mod maintenance;
+mod metrics;
 mod minting;
+mod observed;
+mod ops;
 mod params;
 mod password;
 mod refresh;
@@ -89,15 +93,22 @@ pub mod store;
 mod throttle;
 
 pub use clients::{ClientRegistration, JWT_BEARER_ASSERTION_TYPE};
-pub use config::{BuildError, IssuerBuilder, MAX_GRACE, REFRESH_SECRET_FILE};
+pub use config::{
+    BuildError, DEFAULT_MAX_LEEWAY, IssuerBuilder, MAX_GRACE, MIN_FEED_TOKEN_LEN,
+    REFRESH_SECRET_FILE, StartError,
+};
 pub use credentials::{CredentialError, CredentialVerifier, UserTable, VerifiedUser, VerifyFuture};
-pub use denylist::AccessTokenDenylist;
 pub use events::{AuthEvent, AuthEventHook, LoginFailure};
 pub use http::JWKS_PATH;
-pub use issuer::Issuer;
-pub use keys::SigningKeys;
+pub use issuer::{Issuer, NotReady};
+pub use keys::{
+    KEY_ENCRYPTION_SECRET_LEN, KeyState, SigningKeyStatus, SigningKeys, StoredKeyError,
+};
 pub use minting::{ClaimsHook, TokenContext};
 pub use password::{PasswordError, PasswordHashing};
 pub use store::{MemoryStore, SqliteStore};
+#[cfg(feature = "postgres")]
+pub use store::{PostgresStore, PostgresStoreOptions};
 pub use tessera_core::jose::{self, Algorithm};
+pub use tessera_server::{Availability, Denial, DenialPage, Denylist};
 pub use throttle::ThrottlePolicy;

@@ -8,7 +8,7 @@ use tessera_core::jose::{Jws, JwsHeader, SignError};
 use tessera_core::random::{self, RandomError};
 use tessera_core::{ACCESS_TOKEN_JWT_TYPE, AccessTokenClaims, Audience, GrantType};
 
-use crate::keys::SigningKeys;
+use crate::keys::LiveKeys;
 
 /// Claims the token service always sets itself; a [`ClaimsHook`] cannot override them.
 const REGISTERED: [&str; 11] = [
@@ -100,7 +100,7 @@ impl fmt::Debug for MintedToken {
 
 /// Signs access tokens for this service: its keys, `iss`, `aud` and token lifetime, and the claims hook.
 pub(crate) struct Minter {
-    keys: SigningKeys,
+    keys: LiveKeys,
     issuer: String,
     audience: Audience,
     ttl: i64,
@@ -112,7 +112,7 @@ impl fmt::Debug for Minter {
         f.debug_struct("Minter")
             .field("issuer", &self.issuer)
             .field("audience", &self.audience)
-            .field("signing_kid", &self.keys.signer().kid())
+            .field("signing_kid", &self.keys.current().signer().kid())
             .field("ttl", &self.ttl)
             .field("hook", &self.hook.is_some())
             .finish()
@@ -121,14 +121,14 @@ impl fmt::Debug for Minter {
 
 impl Minter {
     pub(crate) fn new(
-        keys: SigningKeys,
+        keys: impl Into<LiveKeys>,
         issuer: String,
         audience: Audience,
         ttl: i64,
         hook: Option<Arc<dyn ClaimsHook>>,
     ) -> Self {
         Minter {
-            keys,
+            keys: keys.into(),
             issuer,
             audience,
             ttl,
@@ -136,7 +136,7 @@ impl Minter {
         }
     }
 
-    pub(crate) fn keys(&self) -> &SigningKeys {
+    pub(crate) fn keys(&self) -> &LiveKeys {
         &self.keys
     }
 
@@ -148,16 +148,11 @@ impl Minter {
         &self.audience
     }
 
-    /// The access-token lifetime, seconds.
-    pub(crate) fn ttl(&self) -> i64 {
-        self.ttl
-    }
-
     /// The claims of an access token this service signed, expired or not; `None` for anything else.
     pub(crate) fn recognise(&self, token: &str) -> Option<AccessTokenClaims> {
         let claims: AccessTokenClaims = Jws::parse(token)
             .ok()?
-            .verify_in(self.keys.verifying())
+            .verify_in(self.keys.current().verifying())
             .ok()?
             .claims()
             .ok()?;
@@ -209,6 +204,7 @@ impl Minter {
         };
         let token = self
             .keys
+            .current()
             .signer()
             .sign_jwt(JwsHeader::typed(ACCESS_TOKEN_JWT_TYPE), &claims)?;
         Ok(MintedToken {
@@ -221,6 +217,7 @@ impl Minter {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::keys::SigningKeys;
     use tessera_core::jose::{Algorithm, Jws};
 
     #[test]
@@ -257,12 +254,13 @@ mod tests {
                 grant_type: GrantType::Password,
             };
             let minted = minter.mint(&context, Some("family-1"), 1_000).unwrap();
-            let signer = minter.keys.signer();
+            let keys = minter.keys.current();
+            let signer = keys.signer();
             let jws = Jws::parse(&minted.token).unwrap();
             assert_eq!(jws.typ(), Some("at+jwt"));
             assert_eq!(jws.kid(), Some(signer.kid()));
             let claims: AccessTokenClaims = jws
-                .verify_in(minter.keys.verifying())
+                .verify_in(minter.keys.current().verifying())
                 .unwrap_or_else(|error| panic!("{algorithm}: {error}"))
                 .claims()
                 .unwrap();

@@ -6,14 +6,15 @@ use std::sync::Arc;
 use serde::Serialize;
 use tessera_core::{AccessTokenClaims, Clock, TokenTypeHint};
 
+use tessera_server::Denial;
+
 use crate::clients::{ClientDirectory, ClientRegistration};
-use crate::denylist::AccessTokenDenylist;
 use crate::error::TokenError;
 use crate::events::{AuthEvent, Events};
 use crate::minting::Minter;
 use crate::params::Params;
 use crate::refresh::{RefreshToken, RefreshTokens};
-use crate::store::{Family, FamilyId, RefreshStore, RevokeReason, StoreError, UserDenial};
+use crate::store::{Family, FamilyId, RefreshStore, Revoke, RevokeReason, StoreError};
 
 /// One session of the signed-in user, as `GET /sessions` lists it.
 #[derive(Debug, Serialize)]
@@ -35,14 +36,24 @@ pub(crate) struct Session {
     current: bool,
 }
 
-/// Revocation and sessions: writes every revocation to the store and to the in-memory denylist, and
+/// How long denials last, in seconds.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct DenialPolicy {
+    /// How long a revoked family's access tokens stay denied: the access-token lifetime plus `leeway`.
+    pub(crate) deny_access_for: i64,
+    /// The largest clock leeway of the verifiers: a denial outlives the `exp` of what it denies by this.
+    pub(crate) leeway: i64,
+}
+
+/// Revocation and sessions: writes every revocation to the store (a family's revocation and the denial of
+/// its access tokens in one step; the store the parts see mirrors it on the in-memory denylist), and
 /// reports it as an event.
 pub(crate) struct Sessions<S> {
     store: Arc<S>,
     refresh: Arc<RefreshTokens<S>>,
     minter: Arc<Minter>,
     clients: Arc<ClientDirectory>,
-    denylist: AccessTokenDenylist,
+    policy: DenialPolicy,
     events: Events,
     clock: Arc<dyn Clock>,
 }
@@ -53,7 +64,7 @@ impl<S: RefreshStore> Sessions<S> {
         refresh: Arc<RefreshTokens<S>>,
         minter: Arc<Minter>,
         clients: Arc<ClientDirectory>,
-        denylist: AccessTokenDenylist,
+        policy: DenialPolicy,
         events: Events,
         clock: Arc<dyn Clock>,
     ) -> Self {
@@ -62,7 +73,7 @@ impl<S: RefreshStore> Sessions<S> {
             refresh,
             minter,
             clients,
-            denylist,
+            policy,
             events,
             clock,
         }
@@ -159,31 +170,40 @@ impl<S: RefreshStore> Sessions<S> {
             .await?)
     }
 
-    /// Ends every session of a user and denies their access tokens issued so far; returns how many
-    /// sessions were ended.
+    /// Ends every session of a user and denies their access tokens: those of each session ended, by `sid`,
+    /// whenever they were minted (a refresh racing this revocation mints a token of a session it ends), and
+    /// every one issued before now. Returns how many sessions were ended.
     pub(crate) async fn revoke_user(
         &self,
         user_id: &str,
         reason: RevokeReason,
     ) -> Result<usize, StoreError> {
-        let now = self.now();
-        let denial = UserDenial {
-            user_id: user_id.to_owned(),
-            issued_before: now,
-            until: now.saturating_add(self.minter.ttl()),
-        };
-        self.denylist.insert_user(&denial);
-        self.store.deny_user_tokens(denial).await?;
-        let revoked = self.store.revoke_user(user_id, reason, self.now()).await?;
+        let revoked = self
+            .store
+            .revoke_user(user_id, self.revocation(reason))
+            .await?;
         let ended = revoked.len();
         self.report(revoked, reason);
         Ok(ended)
     }
 
+    /// Ends one session and denies its access tokens.
     async fn revoke_family(&self, id: &FamilyId, reason: RevokeReason) -> Result<(), StoreError> {
-        let revoked = self.store.revoke_family(id, reason, self.now()).await?;
+        let revoked = self
+            .store
+            .revoke_family(id, self.revocation(reason))
+            .await?;
         self.report(revoked, reason);
         Ok(())
+    }
+
+    /// A revocation for `reason`, now.
+    fn revocation(&self, reason: RevokeReason) -> Revoke {
+        Revoke {
+            reason,
+            now: self.now(),
+            deny_access_for: self.policy.deny_access_for,
+        }
     }
 
     /// One [`AuthEvent::Revoked`] per family this revocation ended.
@@ -226,7 +246,8 @@ impl<S: RefreshStore> Sessions<S> {
             return Ok(false);
         };
         self.clients.check_owner(&claims.client_id, client)?;
-        if claims.exp > self.now() {
+        // Verifiers accept it until `exp` plus their leeway: deny it until then.
+        if claims.exp.saturating_add(self.policy.leeway) > self.now() {
             self.deny_access_token(&claims.jti, claims.exp).await?;
             self.events.emit(AuthEvent::AccessTokenRevoked {
                 subject: claims.sub,
@@ -236,10 +257,10 @@ impl<S: RefreshStore> Sessions<S> {
         Ok(true)
     }
 
-    /// Denies one access token until its `exp`, in memory and in the store.
+    /// Denies one access token until its `exp` plus the verifiers' leeway, in memory and in the store.
     async fn deny_access_token(&self, jti: &str, expires_at: i64) -> Result<(), StoreError> {
-        self.denylist.insert_jti(jti, expires_at);
-        self.store.deny_access_token(jti, expires_at).await
+        let denial = Denial::token(jti, expires_at.saturating_add(self.policy.leeway));
+        self.store.deny(denial).await
     }
 
     fn now(&self) -> i64 {

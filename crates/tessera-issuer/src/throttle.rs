@@ -1,30 +1,38 @@
-//! Login throttling: repeated password failures for one username slow that username down.
+//! Login throttling: repeated login attempts for one username slow that username down, across every
+//! instance of the token service.
 //!
-//! Keyed by the username as presented, whether or not it exists, so throttling reveals nothing about which
-//! accounts exist. The first failures are free; after that each failure doubles a lockout, up to a cap.
+//! Keyed by the username as presented (its SHA-256, so every entry is small), whether or not it exists, so
+//! throttling reveals nothing about which accounts exist. Each attempt is reserved in the store, atomically,
+//! *before* the password is checked, and a success clears the username's entry: so however many guesses
+//! arrive at once, on however many instances, at most [`ThrottlePolicy::free_failures`] of them are checked
+//! before the lockout, exactly as if they had come one after another. Since a password is only known to be
+//! right once it was checked, this also bounds attempts in flight: more than `free_failures` logins of one
+//! username at the same moment, right or wrong, are answered 429 with `Retry-After` (a success clears the
+//! count, so logins one after another are never throttled).
 
-use std::collections::HashMap;
-use std::sync::{Mutex, PoisonError};
+use std::sync::Arc;
 use std::time::Duration;
 
-/// Past this many tracked usernames, stale entries are swept on the next failure.
-const SWEEP_THRESHOLD: usize = 50_000;
+use crate::store::{
+    LoginAttempt, MAX_LOCKOUT, RefreshStore, StoreError, ThrottleKey, ThrottleRule,
+};
 
 /// How repeated login failures are slowed down.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct ThrottlePolicy {
-    /// Failures allowed before the first lockout.
+    /// Attempts allowed in a row before the first lockout (at least 1 is let through).
     pub free_failures: u32,
-    /// The first lockout; each further failure doubles it.
+    /// The first lockout; each further attempt doubles it (whole seconds, at least 1).
     pub base_delay: Duration,
     /// The longest lockout.
     pub max_delay: Duration,
-    /// Failures older than this are forgotten.
+    /// Attempts older than this are forgotten.
     pub window: Duration,
 }
 
 impl Default for ThrottlePolicy {
-    /// 5 free failures, then 1 s, 2 s, 4 s, ... up to 15 min; forgotten after 15 min without failures.
+    /// 5 free attempts, then lockouts of 1 s, 2 s, 4 s, ... up to 15 min; forgotten after 15 min without
+    /// attempts.
     fn default() -> Self {
         ThrottlePolicy {
             free_failures: 5,
@@ -35,68 +43,56 @@ impl Default for ThrottlePolicy {
     }
 }
 
-#[derive(Debug, Clone, Copy)]
-struct Failures {
-    count: u32,
-    last: i64,
-    locked_until: i64,
+impl ThrottlePolicy {
+    /// The rule a store applies: the attempt numbered `free_failures` starts the first lockout.
+    pub fn rule(&self) -> ThrottleRule {
+        let base_delay = seconds(self.base_delay).clamp(1, MAX_LOCKOUT);
+        ThrottleRule {
+            lock_after: self.free_failures.max(1),
+            base_delay,
+            max_delay: seconds(self.max_delay).clamp(base_delay, MAX_LOCKOUT),
+            window: seconds(self.window).max(1),
+        }
+    }
 }
 
-/// Failure counts per username.
+/// The throttle of the password grant, kept in the store.
 #[derive(Debug)]
-pub(crate) struct LoginThrottle {
-    policy: ThrottlePolicy,
-    failures: Mutex<HashMap<String, Failures>>,
+pub(crate) struct LoginThrottle<S> {
+    store: Arc<S>,
+    rule: ThrottleRule,
 }
 
-impl LoginThrottle {
-    pub(crate) fn new(policy: ThrottlePolicy) -> Self {
+impl<S: RefreshStore> LoginThrottle<S> {
+    pub(crate) fn new(store: Arc<S>, policy: ThrottlePolicy) -> Self {
         LoginThrottle {
-            policy,
-            failures: Mutex::new(HashMap::new()),
+            store,
+            rule: policy.rule(),
         }
     }
 
-    /// `Err(seconds)` while `username` is locked out.
-    pub(crate) fn check(&self, username: &str, now: i64) -> Result<(), u64> {
-        let failures = self.failures.lock().unwrap_or_else(PoisonError::into_inner);
-        match failures.get(username) {
-            Some(entry) if entry.locked_until > now => {
-                Err(u64::try_from(entry.locked_until - now).unwrap_or(1))
-            }
-            _ => Ok(()),
-        }
+    /// Reserves an attempt for `username` at `now`: `Ok(Err(seconds))` while it is locked out (nothing
+    /// counted), `Ok(Ok(()))` if the attempt was counted and may check the password.
+    pub(crate) async fn reserve(
+        &self,
+        username: &str,
+        now: i64,
+    ) -> Result<Result<(), u64>, StoreError> {
+        let key = ThrottleKey::for_username(username);
+        Ok(
+            match self.store.reserve_login(&key, &self.rule, now).await? {
+                LoginAttempt::Allowed => Ok(()),
+                LoginAttempt::Locked { retry_after } => {
+                    Err(u64::try_from(retry_after).unwrap_or(1))
+                }
+            },
+        )
     }
 
-    pub(crate) fn record_failure(&self, username: &str, now: i64) {
-        let window = seconds(self.policy.window);
-        let mut failures = self.failures.lock().unwrap_or_else(PoisonError::into_inner);
-        if failures.len() >= SWEEP_THRESHOLD {
-            failures.retain(|_, entry| entry.last + window > now || entry.locked_until > now);
-        }
-        let entry = failures.entry(username.to_owned()).or_insert(Failures {
-            count: 0,
-            last: now,
-            locked_until: 0,
-        });
-        if entry.last + window <= now {
-            entry.count = 0;
-        }
-        entry.count = entry.count.saturating_add(1);
-        entry.last = now;
-        if let Some(over) = entry.count.checked_sub(self.policy.free_failures + 1) {
-            let delay = seconds(self.policy.base_delay)
-                .saturating_mul(1_i64.checked_shl(over.min(40)).unwrap_or(i64::MAX))
-                .min(seconds(self.policy.max_delay));
-            entry.locked_until = now + delay.max(1);
-        }
-    }
-
-    pub(crate) fn record_success(&self, username: &str) {
-        self.failures
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .remove(username);
+    /// Forgets `username`'s attempts: the password was right.
+    pub(crate) async fn record_success(&self, username: &str) -> Result<(), StoreError> {
+        let key = ThrottleKey::for_username(username);
+        self.store.clear_login_attempts(&key).await
     }
 }
 
@@ -107,46 +103,49 @@ fn seconds(duration: Duration) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::MemoryStore;
 
-    #[test]
-    fn lockouts_start_after_the_free_failures_and_double() {
-        let throttle = LoginThrottle::new(ThrottlePolicy::default());
+    #[tokio::test]
+    async fn lockouts_start_after_the_free_attempts_and_double() {
+        let throttle = LoginThrottle::new(Arc::new(MemoryStore::new()), ThrottlePolicy::default());
         for _ in 0..5 {
-            assert_eq!(throttle.check("alice", 100), Ok(()));
-            throttle.record_failure("alice", 100);
+            assert_eq!(throttle.reserve("alice", 100).await.unwrap(), Ok(()));
         }
         assert_eq!(
-            throttle.check("alice", 100),
-            Ok(()),
-            "five failures are free"
+            throttle.reserve("alice", 100).await.unwrap(),
+            Err(1),
+            "five attempts are free"
         );
-        throttle.record_failure("alice", 100);
-        assert_eq!(throttle.check("alice", 100), Err(1));
-        throttle.record_failure("alice", 101);
-        assert_eq!(throttle.check("alice", 101), Err(2));
+        assert_eq!(throttle.reserve("alice", 101).await.unwrap(), Ok(()));
+        assert_eq!(throttle.reserve("alice", 101).await.unwrap(), Err(2));
         assert_eq!(
-            throttle.check("bob", 101),
+            throttle.reserve("bob", 101).await.unwrap(),
             Ok(()),
             "other usernames are unaffected"
         );
-        throttle.record_success("alice");
-        assert_eq!(throttle.check("alice", 101), Ok(()));
+        throttle.record_success("alice").await.unwrap();
+        assert_eq!(throttle.reserve("alice", 101).await.unwrap(), Ok(()));
     }
 
-    #[test]
-    fn lockouts_are_capped_and_failures_forgotten_after_the_window() {
+    #[tokio::test]
+    async fn lockouts_are_capped_and_attempts_forgotten_after_the_window() {
         let policy = ThrottlePolicy {
             max_delay: Duration::from_secs(60),
             ..ThrottlePolicy::default()
         };
-        let throttle = LoginThrottle::new(policy);
+        let throttle = LoginThrottle::new(Arc::new(MemoryStore::new()), policy);
+        let mut now = 100;
         for _ in 0..30 {
-            throttle.record_failure("alice", 100);
+            if let Err(wait) = throttle.reserve("alice", now).await.unwrap() {
+                now += i64::try_from(wait).unwrap();
+                assert_eq!(throttle.reserve("alice", now).await.unwrap(), Ok(()));
+            }
         }
-        assert_eq!(throttle.check("alice", 100), Err(60));
-        throttle.record_failure("alice", 100 + 15 * 60);
+        assert_eq!(throttle.reserve("alice", now).await.unwrap(), Err(60));
+        let later = now + 15 * 60;
+        assert_eq!(throttle.reserve("alice", later).await.unwrap(), Ok(()));
         assert_eq!(
-            throttle.check("alice", 100 + 15 * 60),
+            throttle.reserve("alice", later).await.unwrap(),
             Ok(()),
             "the count restarted"
         );

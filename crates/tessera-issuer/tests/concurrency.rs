@@ -17,7 +17,7 @@ async fn sixty_four_parallel_refreshes_of_one_token_never_fork_the_family() {
     let store = SqliteStore::open(dir.path().join("tokens.db"))
         .await
         .unwrap();
-    let h = harness(store);
+    let h = harness(store).await;
     let token = h.login("alice", "wonderland").await.refresh_token();
 
     let mut successors = HashSet::new();
@@ -70,7 +70,7 @@ async fn without_grace_the_losers_are_replays_and_the_family_dies() {
     let store = SqliteStore::open(dir.path().join("tokens.db"))
         .await
         .unwrap();
-    let h = harness_with(store, |builder| builder.grace(std::time::Duration::ZERO));
+    let h = harness_with(store, |builder| builder.grace(std::time::Duration::ZERO)).await;
     let token = h.login("alice", "wonderland").await.refresh_token();
     let mut ok = 0;
     for answer in h.refresh_in_parallel(&token, 16).await {

@@ -40,7 +40,7 @@ fn assert_error(answer: &Answer, status: StatusCode, code: &str) {
 
 #[tokio::test]
 async fn password_login_issues_an_rfc9068_access_token_and_a_refresh_token() {
-    let h = harness(MemoryStore::new());
+    let h = harness(MemoryStore::new()).await;
     let answer = h.login("alice", "wonderland").await;
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
     assert_no_store(&answer);
@@ -76,7 +76,7 @@ async fn password_login_issues_an_rfc9068_access_token_and_a_refresh_token() {
 
 #[tokio::test]
 async fn json_bodies_work_like_forms() {
-    let h = harness(MemoryStore::new());
+    let h = harness(MemoryStore::new()).await;
     let request = Request::post("/auth/token")
         .header(CONTENT_TYPE, "application/json; charset=utf-8")
         .body(Body::from(
@@ -91,7 +91,7 @@ async fn json_bodies_work_like_forms() {
 
 #[tokio::test]
 async fn unknown_users_and_wrong_passwords_get_byte_identical_answers() {
-    let h = harness(MemoryStore::new());
+    let h = harness(MemoryStore::new()).await;
     let wrong_password = h.login("alice", "nope").await;
     let unknown_user = h.login("mallory", "nope").await;
     assert_error(&wrong_password, StatusCode::BAD_REQUEST, "invalid_grant");
@@ -102,9 +102,10 @@ async fn unknown_users_and_wrong_passwords_get_byte_identical_answers() {
 
 #[tokio::test]
 async fn repeated_failures_are_throttled_with_retry_after_for_any_username() {
-    let h = harness(MemoryStore::new());
+    let h = harness(MemoryStore::new()).await;
     for username in ["alice", "nobody"] {
-        for _ in 0..6 {
+        // The default policy lets five attempts through, then locks the username out.
+        for _ in 0..5 {
             assert_eq!(
                 h.login(username, "wrong").await.status,
                 StatusCode::BAD_REQUEST
@@ -133,7 +134,7 @@ async fn repeated_failures_are_throttled_with_retry_after_for_any_username() {
 
 #[tokio::test]
 async fn refresh_rotates_and_a_retry_within_grace_gets_the_same_successor() {
-    let h = harness(MemoryStore::new());
+    let h = harness(MemoryStore::new()).await;
     let first = h.login("alice", "wonderland").await.refresh_token();
     h.clock.advance_secs(60);
     let rotated = h.refresh(&first).await;
@@ -177,7 +178,7 @@ async fn refresh_rotates_and_a_retry_within_grace_gets_the_same_successor() {
 
 #[tokio::test]
 async fn replay_after_grace_revokes_the_family() {
-    let h = harness(MemoryStore::new());
+    let h = harness(MemoryStore::new()).await;
     let first = h.login("alice", "wonderland").await.refresh_token();
     let second = h.refresh(&first).await.refresh_token();
     h.clock.advance_secs(30);
@@ -203,7 +204,7 @@ async fn replay_after_grace_revokes_the_family() {
 
 #[tokio::test]
 async fn refresh_can_narrow_the_scope_but_not_widen_it() {
-    let h = harness(MemoryStore::new());
+    let h = harness(MemoryStore::new()).await;
     let login = h
         .post_form(
             "/auth/token",
@@ -238,7 +239,7 @@ async fn refresh_can_narrow_the_scope_but_not_widen_it() {
 
 #[tokio::test]
 async fn refresh_without_client_id_works_for_public_clients_only_and_never_across_clients() {
-    let h = harness(MemoryStore::new());
+    let h = harness(MemoryStore::new()).await;
     let token = h.login("alice", "wonderland").await.refresh_token();
     let foreign = h
         .post_form(
@@ -258,7 +259,7 @@ async fn refresh_without_client_id_works_for_public_clients_only_and_never_acros
 
 #[tokio::test]
 async fn every_rfc6749_error_code_is_answered() {
-    let h = harness(MemoryStore::new());
+    let h = harness(MemoryStore::new()).await;
     let cases: [(&str, StatusCode, &str); 12] = [
         ("", StatusCode::BAD_REQUEST, "invalid_request"),
         (
@@ -339,7 +340,7 @@ async fn every_rfc6749_error_code_is_answered() {
 
 #[tokio::test]
 async fn malformed_bodies_are_invalid_requests_with_precise_descriptions() {
-    let h = harness(MemoryStore::new());
+    let h = harness(MemoryStore::new()).await;
     let send = |content_type: Option<&'static str>, body: Vec<u8>| {
         let mut request = Request::post("/auth/token");
         if let Some(content_type) = content_type {
@@ -419,7 +420,7 @@ fn basic(id: &str, secret: &str) -> String {
 
 #[tokio::test]
 async fn client_credentials_with_client_secret_basic_and_post() {
-    let h = harness(MemoryStore::new());
+    let h = harness(MemoryStore::new()).await;
     let with_basic = |authorization: String| {
         h.send(
             Request::post("/auth/token")
@@ -486,7 +487,7 @@ fn assertion<S>(h: &Harness<S>, audience: &str, jti: &str, lifetime: i64) -> Str
 
 #[tokio::test]
 async fn client_credentials_with_private_key_jwt_and_replay_protection() {
-    let h = harness(MemoryStore::new());
+    let h = harness(MemoryStore::new()).await;
     let form = |assertion: String| {
         format!(
             "grant_type=client_credentials&client_assertion_type={JWT_BEARER_ASSERTION_TYPE}&client_assertion={assertion}"
@@ -547,7 +548,7 @@ async fn client_credentials_with_private_key_jwt_and_replay_protection() {
 
 #[tokio::test]
 async fn revoking_a_refresh_token_ends_its_family() {
-    let h = harness(MemoryStore::new());
+    let h = harness(MemoryStore::new()).await;
     let login = h.login("alice", "wonderland").await;
     let first = login.refresh_token();
     let second = h.refresh(&first).await.refresh_token();
@@ -595,7 +596,7 @@ async fn revoking_a_refresh_token_ends_its_family() {
 
 #[tokio::test]
 async fn revoking_an_access_token_denies_it_until_it_expires() {
-    let h = harness(MemoryStore::new());
+    let h = harness(MemoryStore::new()).await;
     let access = h.login("alice", "wonderland").await.access_token();
     assert_eq!(h.sessions(&access).await.status, StatusCode::OK);
     let revoke = h
@@ -625,7 +626,7 @@ async fn revoking_an_access_token_denies_it_until_it_expires() {
 
 #[tokio::test]
 async fn logout_ends_the_session_of_the_refresh_token() {
-    let h = harness(MemoryStore::new());
+    let h = harness(MemoryStore::new()).await;
     let token = h.login("alice", "wonderland").await.refresh_token();
     let logout = h
         .post_form(
@@ -655,7 +656,7 @@ async fn logout_ends_the_session_of_the_refresh_token() {
 
 #[tokio::test]
 async fn sessions_are_listed_ended_one_by_one_or_all_at_once() {
-    let h = harness(SqliteStore::in_memory().await.unwrap());
+    let h = harness(SqliteStore::in_memory().await.unwrap()).await;
     let phone = h.login("alice", "wonderland").await;
     h.clock.advance_secs(5);
     let laptop = h.login("alice", "wonderland").await;
@@ -733,7 +734,7 @@ async fn sessions_are_listed_ended_one_by_one_or_all_at_once() {
 
 #[tokio::test]
 async fn revoking_a_user_ends_their_sessions_and_access_tokens() {
-    let h = harness(MemoryStore::new());
+    let h = harness(MemoryStore::new()).await;
     let login = h.login("alice", "wonderland").await;
     h.clock.advance_secs(1);
     assert_eq!(h.issuer.revoke_user("alice").await.unwrap(), 1);
@@ -755,7 +756,7 @@ async fn revoking_a_user_ends_their_sessions_and_access_tokens() {
 
 #[tokio::test]
 async fn the_session_cap_evicts_the_oldest_with_an_event() {
-    let h = harness_with(MemoryStore::new(), |builder| builder.family_cap(2));
+    let h = harness_with(MemoryStore::new(), |builder| builder.family_cap(2)).await;
     let oldest = h.login("alice", "wonderland").await.refresh_token();
     h.clock.advance_secs(1);
     h.login("alice", "wonderland").await;
@@ -777,7 +778,7 @@ async fn the_session_cap_evicts_the_oldest_with_an_event() {
 
 #[tokio::test]
 async fn expired_families_are_refused_and_purged() {
-    let h = harness(MemoryStore::new());
+    let h = harness(MemoryStore::new()).await;
     let token = h.login("alice", "wonderland").await.refresh_token();
     h.clock.advance_secs(14 * 86_400);
     assert!(
@@ -792,7 +793,7 @@ async fn expired_families_are_refused_and_purged() {
 
 #[tokio::test]
 async fn the_jwks_lists_the_public_keys() {
-    let h = harness(MemoryStore::new());
+    let h = harness(MemoryStore::new()).await;
     let answer = h
         .send(
             Request::get("/.well-known/jwks.json")
@@ -819,7 +820,8 @@ async fn the_jwks_lists_the_public_keys() {
 async fn the_background_purge_runs_on_its_interval() {
     let h = harness_with(MemoryStore::new(), |builder| {
         builder.purge(std::time::Duration::from_secs(60), 1)
-    });
+    })
+    .await;
     let family = |answer: &Answer| {
         FamilyId::from(
             claims_of(&answer.access_token())["sid"]
@@ -867,7 +869,7 @@ async fn every_signing_algorithm_works_end_to_end_through_the_auth_layer() {
         Algorithm::Ps256,
     ] {
         let keys = SigningKeys::generate(algorithm).unwrap();
-        let h = harness_with(MemoryStore::new(), |builder| builder.keys(keys));
+        let h = harness_with(MemoryStore::new(), |builder| builder.keys(keys)).await;
         let login = h.login("alice", "wonderland").await;
         let token = login.access_token();
         let jws = Jws::parse(&token).unwrap();
@@ -900,7 +902,8 @@ async fn every_signing_algorithm_works_end_to_end_through_the_auth_layer() {
 async fn closing_the_issuer_closes_its_store_and_ends_the_purge_task() {
     let h = harness_with(MemoryStore::new(), |builder| {
         builder.purge(std::time::Duration::from_secs(60), 100)
-    });
+    })
+    .await;
     let token = h.login("alice", "wonderland").await.refresh_token();
     let purge = h.issuer.spawn_purge_task();
     h.issuer.close().await;

@@ -21,7 +21,8 @@ async fn start(
         builder
             .signing_algorithm(algorithm)
             .key_dir(dir.join("keys"))
-    });
+    })
+    .await;
     h.issuer.load_denylist().await.unwrap();
     h
 }

@@ -9,12 +9,13 @@
 //!   `[2; 32]` (14-day idle, 30-day absolute lifetime);
 //! - family `f-revoked` of bob, token `[5; 32]`, revoked at `START + 20` by logout;
 //! - the access token `jti-1` denied until `START + 900`, and alice's tokens issued before `START + 20`
-//!   denied until `START + 920`.
+//!   denied until `START + 920` (the schema of then had a table per kind of denial; now one log holds
+//!   them).
 
 use tessera_issuer::SqliteStore;
 use tessera_issuer::store::{
-    AccessDenials, FamilyId, RefreshStore as _, Revocation, RevokeReason, Rotation,
-    RotationOutcome, RotationSalt, TokenHash, UserDenial,
+    Denial, FamilyId, RefreshStore as _, Revocation, RevokeReason, Rotation, RotationOutcome,
+    RotationSalt, TokenHash,
 };
 
 const FIXTURE: &[u8] = include_bytes!("fixtures/tokens-v0.1.sqlite");
@@ -35,6 +36,7 @@ fn rotation(presented: u8, successor: u8, now: i64) -> Rotation {
         now,
         idle_ttl: 14 * 86_400,
         grace: 30,
+        deny_access_for: 1_200,
     }
 }
 
@@ -89,16 +91,28 @@ async fn a_database_of_the_first_schema_opens_and_keeps_working() {
             reason: RevokeReason::Logout
         })
     );
+    let denials = store.denials_after(0, START, 10).await.unwrap();
     assert_eq!(
-        store.access_denials(START).await.unwrap(),
-        AccessDenials {
-            tokens: vec![("jti-1".into(), START + 900)],
-            users: vec![UserDenial {
-                user_id: "alice".into(),
-                issued_before: START + 20,
-                until: START + 920,
-            }],
-        }
+        denials.denials,
+        [
+            Denial::token("jti-1", START + 900),
+            Denial::subject("alice", START + 20, START + 920),
+            // The replay above denied the family's access tokens.
+            Denial::session("f-rotated", START + 100 + 1_200),
+        ]
+    );
+    store
+        .deny(Denial::token("jti-2", START + 900))
+        .await
+        .unwrap();
+    assert_eq!(
+        store
+            .denials_after(denials.last, START, 10)
+            .await
+            .unwrap()
+            .denials,
+        [Denial::token("jti-2", START + 900)],
+        "new denials follow the migrated ones"
     );
     store.close().await;
 

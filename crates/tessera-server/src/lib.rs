@@ -107,11 +107,17 @@
 
 mod auth;
 mod cache;
+mod denylist;
 mod extract;
 mod keyring;
+mod prometheus;
 mod rejection;
 #[cfg(feature = "remote-jwks")]
 mod remote;
+#[cfg(feature = "remote-denylist")]
+mod remote_denylist;
+#[cfg(any(feature = "remote-jwks", feature = "remote-denylist"))]
+mod remote_url;
 mod revocation;
 mod source;
 mod stats;
@@ -122,11 +128,20 @@ pub use auth::{
     BuildError, DEFAULT_CACHE_CAPACITY, DEFAULT_EXPIRED_TOKEN_RETENTION, DEFAULT_LEEWAY, JwtAuth,
     JwtAuthBuilder, JwtAuthLayer, ResponseFuture,
 };
+pub use denylist::{
+    Availability, Denial, DenialKind, DenialPage, DenialTarget, Denylist, DenylistUnavailable,
+};
 pub use extract::{Claims, ClaimsRejection};
 pub use keyring::KeyRing;
+pub use prometheus::{MetricKind, PrometheusText};
 pub use rejection::{AuthRejection, JsonErrorBody, RejectionBody, RenderedBody};
 #[cfg(feature = "remote-jwks")]
 pub use remote::{JwksFetchError, RemoteJwks, RemoteJwksBuilder, RemoteJwksError};
+#[cfg(feature = "remote-denylist")]
+pub use remote_denylist::{
+    DenialsFetchError, RemoteDenylist, RemoteDenylistBuilder, RemoteDenylistError,
+    RemoteDenylistStats,
+};
 pub use revocation::{
     RevocationAnswer, RevocationCheck, RevocationError, RevocationFuture, TokenStatus,
 };

@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use arc_swap::ArcSwap;
 use http::header::{ACCEPT, CACHE_CONTROL};
 
+use crate::remote_url::{self, UrlError};
 use crate::{Clock, KeyError, KeySet, SystemClock};
 
 /// Why fetching a JWKS failed. The keys fetched last stay in use.
@@ -309,19 +310,6 @@ impl Shared {
     }
 }
 
-/// Whether `url` points at this machine (`localhost`, `127.0.0.0/8`, `::1`).
-fn is_loopback(url: &reqwest::Url) -> bool {
-    let Some(host) = url.host_str() else {
-        return false;
-    };
-    host.eq_ignore_ascii_case("localhost")
-        || host
-            .trim_start_matches('[')
-            .trim_end_matches(']')
-            .parse::<std::net::IpAddr>()
-            .is_ok_and(|address| address.is_loopback())
-}
-
 /// Marks a fetch as running until dropped, also when the fetching future is cancelled.
 struct InFlight<'a>(&'a AtomicBool);
 
@@ -406,15 +394,12 @@ impl RemoteJwksBuilder {
     /// # Errors
     /// When the URL does not parse or the HTTP client cannot be built.
     pub fn build(self) -> Result<RemoteJwks, RemoteJwksError> {
-        let url = reqwest::Url::parse(&self.url)
-            .map_err(|error| RemoteJwksError::InvalidUrl(error.to_string()))?;
-        let https = url.scheme() == "https";
-        let loopback_http = url.scheme() == "http" && is_loopback(&url);
-        if !(https || loopback_http) {
-            return Err(RemoteJwksError::InsecureUrl(url.to_string()));
-        }
+        let url = remote_url::parse_fetch_url(&self.url).map_err(|error| match error {
+            UrlError::Invalid(detail) => RemoteJwksError::InvalidUrl(detail),
+            UrlError::Insecure(url) => RemoteJwksError::InsecureUrl(url),
+        })?;
         let client = reqwest::Client::builder()
-            .https_only(https)
+            .https_only(url.scheme() == "https")
             .timeout(self.timeout)
             .connect_timeout(self.timeout)
             .user_agent(concat!("tessera-server/", env!("CARGO_PKG_VERSION")))

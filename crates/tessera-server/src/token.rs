@@ -52,6 +52,7 @@ pub(crate) struct TokenParts {
     pub(crate) issuer: Option<Text>,
     pub(crate) subject: Option<Text>,
     pub(crate) jti: Option<Text>,
+    pub(crate) session_id: Option<Text>,
     pub(crate) client_id: Option<Text>,
     pub(crate) scope: Option<Text>,
     pub(crate) roles: Vec<Text>,
@@ -115,6 +116,12 @@ impl VerifiedToken {
     /// `jti`: the key of a revocation denylist.
     pub fn jti(&self) -> Option<&str> {
         self.text(&self.parts.jti)
+    }
+
+    /// `sid`: the session the token was issued in (a token service's refresh-token family), the key of a
+    /// denial that ends every token of one session.
+    pub fn session_id(&self) -> Option<&str> {
+        self.text(&self.parts.session_id)
     }
 
     /// `client_id` (RFC 9068 §2.2).
@@ -182,6 +189,7 @@ impl fmt::Debug for VerifiedToken {
             .field("iss", &self.issuer())
             .field("sub", &self.subject())
             .field("jti", &self.jti())
+            .field("sid", &self.session_id())
             .field("exp", &self.expires_at())
             .field("kid", &self.key_id())
             .field("alg", &self.algorithm())

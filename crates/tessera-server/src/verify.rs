@@ -93,6 +93,8 @@ struct RegisteredClaims<'a> {
     #[serde(borrow, default)]
     jti: Option<JsonStr<'a>>,
     #[serde(borrow, default)]
+    sid: Option<JsonStr<'a>>,
+    #[serde(borrow, default)]
     client_id: Option<JsonStr<'a>>,
     #[serde(borrow, default)]
     scope: Option<JsonStr<'a>>,
@@ -183,6 +185,7 @@ impl Validator {
             sub,
             aud,
             jti,
+            sid,
             client_id,
             scope,
             roles,
@@ -219,10 +222,11 @@ impl Validator {
 
         let text =
             |value: Option<JsonStr<'_>>| value.map(|value| Text::from_claim(&payload, value.0));
-        let (issuer, subject, jti, client_id, scope) = (
+        let (issuer, subject, jti, session_id, client_id, scope) = (
             text(iss),
             text(sub),
             text(jti),
+            text(sid),
             text(client_id),
             text(scope),
         );
@@ -241,6 +245,7 @@ impl Validator {
             issuer,
             subject,
             jti,
+            session_id,
             client_id,
             scope,
             roles,

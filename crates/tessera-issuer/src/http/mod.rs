@@ -37,6 +37,7 @@ pub(crate) fn router<S: RefreshStore>(issuer: Issuer<S>, auth: &JwtAuthLayer) ->
         .route("/token", post(token::<S>))
         .route("/revoke", post(revoke::<S>))
         .route("/logout", post(logout::<S>))
+        .route(crate::feed::DENIALS_PATH, get(crate::feed::denials::<S>))
         .merge(signed_in)
         .with_state(issuer)
 }

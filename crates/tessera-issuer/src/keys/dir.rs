@@ -1,7 +1,13 @@
 //! The key directory: one file per key, named `<alg>-<created>-<random>.pem` (or `.secret` for HS256), the
 //! file stem being the `kid`.
+//!
+//! Several processes may start on one directory at once (a rolling restart, two instances on one machine):
+//! every file is created atomically and never overwritten (`tessera_core::fs::create_private`), and
+//! looking for a key and creating one happen under an exclusive lock on `.lock` in the directory, so that
+//! processes starting together on an empty directory end up with one signing key, the first one's.
 
-use std::fs;
+use std::fs::{self, File, OpenOptions};
+use std::io;
 use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
@@ -10,7 +16,10 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use tessera_core::jose::{Algorithm, KeyError, SigningKey};
 use tessera_core::{Clock as _, SystemClock, random};
 
-use super::SigningKeys;
+use super::{SigningKeys, encode_material, new_kid};
+
+/// The lock file in a key directory.
+const LOCK_FILE: &str = ".lock";
 
 struct KeyFile {
     path: PathBuf,
@@ -20,10 +29,7 @@ struct KeyFile {
 }
 
 pub(super) fn load_or_generate(dir: &Path, algorithm: Algorithm) -> Result<SigningKeys, KeyError> {
-    fs::create_dir_all(dir).map_err(|source| KeyError::Io {
-        path: dir.to_owned(),
-        source,
-    })?;
+    let _lock = lock(dir)?;
     let mut files = list(dir)?;
     files.sort_by(|a, b| (a.created, &a.kid).cmp(&(b.created, &b.kid)));
     let signer = match files.iter().rposition(|file| file.algorithm == algorithm) {
@@ -97,50 +103,76 @@ fn load(file: &KeyFile) -> Result<SigningKey, KeyError> {
 }
 
 fn create(dir: &Path, algorithm: Algorithm) -> Result<SigningKey, KeyError> {
-    let created = SystemClock.unix_seconds();
-    let kid = format!(
-        "{}-{created:010}-{}",
-        algorithm.as_str().to_ascii_lowercase(),
-        random::id::<6>()?
-    );
+    let kid = new_kid(algorithm, SystemClock.unix_seconds())?;
     let key = SigningKey::generate_with_kid(kid.clone(), algorithm)?;
-    let content = match (key.to_pkcs8_pem()?, key.hmac_secret()) {
-        (Some(pem), _) => pem,
-        (None, Some(secret)) => URL_SAFE_NO_PAD.encode(secret),
-        (None, None) => return Err(KeyError::Generate { algorithm }),
-    };
-    let extension = if algorithm.is_symmetric() {
-        "secret"
+    let material = encode_material(&key)?;
+    let (content, extension) = if algorithm.is_symmetric() {
+        (URL_SAFE_NO_PAD.encode(material).into_bytes(), "secret")
     } else {
-        "pem"
+        (material, "pem")
     };
-    write_private(&dir.join(format!("{kid}.{extension}")), content.as_bytes())?;
+    write_private(&dir.join(format!("{kid}.{extension}")), &content)?;
     tracing::info!(dir = %dir.display(), kid, algorithm = %algorithm, "generated a new access-token signing key");
     Ok(key)
 }
 
-/// Reads the base64url secret in `path`, or creates it with `LEN` fresh random bytes.
+/// Creates `dir` if needed and takes its exclusive lock (waiting for another process's), released when the
+/// returned file is dropped.
+fn lock(dir: &Path) -> Result<File, KeyError> {
+    let io = |source| KeyError::Io {
+        path: dir.to_owned(),
+        source,
+    };
+    fs::create_dir_all(dir).map_err(io)?;
+    let file = OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(dir.join(LOCK_FILE))
+        .map_err(io)?;
+    file.lock().map_err(io)?;
+    Ok(file)
+}
+
+/// Reads the base64url secret in `path`, or creates it with `LEN` fresh random bytes. Of processes creating
+/// it at once, one writes it and the others read what it wrote.
 pub(crate) fn load_or_create_secret<const LEN: usize>(path: &Path) -> Result<[u8; LEN], KeyError> {
-    match fs::read_to_string(path) {
-        Ok(text) => {
-            let bytes = decode_secret(path, &text)?;
-            bytes
-                .try_into()
-                .map_err(|bytes: Vec<u8>| KeyError::InvalidFile {
-                    path: path.to_owned(),
-                    detail: format!("expected {LEN} bytes, found {}", bytes.len()),
-                })
-        }
-        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
-            if let Some(parent) = path.parent() {
-                fs::create_dir_all(parent).map_err(|source| KeyError::Io {
-                    path: parent.to_owned(),
-                    source,
-                })?;
+    let read = |path: &Path| -> Result<Option<[u8; LEN]>, KeyError> {
+        match fs::read_to_string(path) {
+            Ok(text) => {
+                let bytes = decode_secret(path, &text)?;
+                let secret = bytes
+                    .try_into()
+                    .map_err(|bytes: Vec<u8>| KeyError::InvalidFile {
+                        path: path.to_owned(),
+                        detail: format!("expected {LEN} bytes, found {}", bytes.len()),
+                    })?;
+                Ok(Some(secret))
             }
-            let secret = random::bytes::<LEN>()?;
-            write_private(path, URL_SAFE_NO_PAD.encode(secret).as_bytes())?;
-            Ok(secret)
+            Err(error) if error.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(source) => Err(KeyError::Io {
+                path: path.to_owned(),
+                source,
+            }),
+        }
+    };
+    if let Some(secret) = read(path)? {
+        return Ok(secret);
+    }
+    if let Some(parent) = path.parent() {
+        fs::create_dir_all(parent).map_err(|source| KeyError::Io {
+            path: parent.to_owned(),
+            source,
+        })?;
+    }
+    let secret = random::bytes::<LEN>()?;
+    match tessera_core::fs::create_private(path, URL_SAFE_NO_PAD.encode(secret).as_bytes()) {
+        Ok(()) => Ok(secret),
+        Err(error) if error.kind() == io::ErrorKind::AlreadyExists => {
+            read(path)?.ok_or_else(|| KeyError::Io {
+                path: path.to_owned(),
+                source: error,
+            })
         }
         Err(source) => Err(KeyError::Io {
             path: path.to_owned(),
@@ -199,6 +231,37 @@ mod tests {
         let rsa_again = load_or_generate(dir.path(), Algorithm::Rs256).unwrap();
         assert_eq!(rsa.jwks(), rsa_again.jwks());
         assert!(rsa_again.verifying().get(hmac.signer().kid()).is_some());
+    }
+
+    /// Processes starting together on an empty directory (threads here: each opens the lock file itself,
+    /// so the lock excludes them as it excludes processes) agree on one signing key and one secret.
+    #[test]
+    fn instances_starting_together_on_an_empty_directory_agree_on_one_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let start = std::sync::Barrier::new(8);
+        let started: Vec<(String, [u8; 32])> = std::thread::scope(|scope| {
+            let handles: Vec<_> = (0..8)
+                .map(|_| {
+                    scope.spawn(|| {
+                        start.wait();
+                        let keys = load_or_generate(dir.path(), Algorithm::EdDsa).unwrap();
+                        let secret =
+                            load_or_create_secret(&dir.path().join("refresh.secret")).unwrap();
+                        (keys.signer().kid().to_owned(), secret)
+                    })
+                })
+                .collect();
+            handles
+                .into_iter()
+                .map(|handle| handle.join().unwrap())
+                .collect()
+        });
+        assert!(
+            started.windows(2).all(|pair| pair[0] == pair[1]),
+            "every instance signs with the same key and shares the secret: {:?}",
+            started.iter().map(|(kid, _)| kid).collect::<Vec<_>>()
+        );
+        assert_eq!(list(dir.path()).unwrap().len(), 1, "one key file");
     }
 
     #[test]

@@ -32,6 +32,8 @@ pub(crate) struct FamilyPolicy {
     pub(crate) grace: i64,
     /// Live families per user and client before the oldest is evicted.
     pub(crate) cap: usize,
+    /// How long a revoked family's access tokens stay denied (access-token lifetime plus leeway).
+    pub(crate) deny_access_for: i64,
 }
 
 /// What a login starts a family for.
@@ -124,6 +126,7 @@ impl<S: RefreshStore> RefreshTokens<S> {
             now,
             idle_ttl: self.policy.idle_ttl,
             grace: self.policy.grace,
+            deny_access_for: self.policy.deny_access_for,
         };
         let outcome = self.store.rotate(rotation).await?;
         self.settle(outcome, presented, successor)

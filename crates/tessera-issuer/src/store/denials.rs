@@ -1,21 +1,16 @@
-//! Revoked access tokens as a store keeps them, so that revocations survive restarts.
+//! Access-token denials as a store keeps them: each with the sequence number of its last write, so that
+//! every reader (the instances of the token service, the feed for API processes) resumes where it stopped.
 
-/// Every access token of a user issued before a moment is revoked (logout everywhere, password change).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct UserDenial {
-    /// The user (`sub`).
-    pub user_id: String,
-    /// Tokens with an `iat` before this second are revoked.
-    pub issued_before: i64,
-    /// When every such token has expired and the denial can go.
-    pub until: i64,
-}
+pub use tessera_server::{Denial, DenialKind, DenialTarget};
 
-/// The access-token revocations a store holds.
+/// Denials written after a sequence number, oldest write first (see
+/// [`RefreshStore::denials_after`](super::RefreshStore::denials_after)).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct AccessDenials {
-    /// Individually revoked tokens: `(jti, exp)`.
-    pub tokens: Vec<(String, i64)>,
-    /// Per-user revocations.
-    pub users: Vec<UserDenial>,
+pub struct DenialBatch {
+    /// The denials still in force, each with the bounds of its last write.
+    pub denials: Vec<Denial>,
+    /// The sequence number to resume after: the last write returned, or the one asked after if none.
+    pub last: u64,
+    /// Whether the batch was cut at its limit, so more may follow at once.
+    pub more: bool,
 }

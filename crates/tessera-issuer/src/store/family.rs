@@ -95,6 +95,31 @@ pub struct Revocation {
     pub reason: RevokeReason,
 }
 
+/// A revocation to carry out: why, when, and for how long afterwards the access tokens of each family it
+/// ends are denied (by their `sid`): at least the access-token lifetime plus the largest leeway of the
+/// verifiers, so that no token minted before the revocation outlives the denial.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Revoke {
+    /// Why.
+    pub reason: RevokeReason,
+    /// The current time, seconds since the Unix epoch.
+    pub now: i64,
+    /// How long the families' access tokens stay denied, in seconds.
+    pub deny_access_for: i64,
+}
+
+impl Revoke {
+    /// When the denials this revocation writes end.
+    pub fn denied_until(&self) -> i64 {
+        self.now.saturating_add(self.deny_access_for)
+    }
+
+    /// The denial of `family`'s access tokens (its `sid`) this revocation writes.
+    pub fn session_denial(&self, family: &FamilyId) -> tessera_server::Denial {
+        tessera_server::Denial::session(family.as_str(), self.denied_until())
+    }
+}
+
 /// A family to create: the first refresh token of a new session. Times are seconds since the Unix epoch.
 #[derive(Debug, Clone)]
 pub struct NewFamily {

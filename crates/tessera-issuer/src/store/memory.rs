@@ -1,16 +1,30 @@
 //! A store in process memory: for tests, demos and single-instance deployments that accept losing every
 //! session on restart.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use super::{
-    AccessDenials, Family, FamilyId, NewFamily, PurgeReport, RefreshStore, Revocation,
-    RevokeReason, Rotation, RotationOutcome, RotationSalt, StoreError, TokenHash, UserDenial,
-    Verdict,
+    ChangeNotifier, Denial, DenialBatch, DenialKind, Family, FamilyId, LoginAttempt, NewFamily,
+    OnceKey, PurgeReport, RefreshStore, Revocation, Revoke, RevokeReason, Rotation,
+    RotationOutcome, RotationSalt, StoreChanges, StoreError, StoredKey, ThrottleEntry, ThrottleKey,
+    ThrottleRule, TokenHash, Verdict,
 };
 
-/// A [`RefreshStore`] in memory. Every operation takes one short lock and never awaits while holding it.
+/// How many login-throttle entries a [`MemoryStore`] keeps by default; past it, the least recently
+/// touched entry is forgotten.
+pub const DEFAULT_THROTTLE_CAPACITY: usize = 100_000;
+
+/// How many expired one-time values a use of another one deletes on the way, so that memory stays bounded
+/// between purges however many values arrive.
+const ONCE_EXPIRY_PER_USE: usize = 4;
+
+/// A [`RefreshStore`] in memory. Every operation takes one short lock, costs at most a logarithm of what
+/// the store holds (purges: per deleted record), and never awaits while holding it.
+///
+/// The login throttle keeps at most [`DEFAULT_THROTTLE_CAPACITY`] entries (see
+/// [`MemoryStore::with_throttle_capacity`]), forgetting the least recently touched one when full.
 ///
 /// ```
 /// use tessera_issuer::MemoryStore;
@@ -18,19 +32,31 @@ use super::{
 /// let store = MemoryStore::new();
 /// # let _ = store;
 /// ```
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct MemoryStore {
+    closed: AtomicBool,
     state: Mutex<State>,
+    throttle: Mutex<Throttle>,
+    changes: ChangeNotifier,
+}
+
+impl Default for MemoryStore {
+    fn default() -> Self {
+        MemoryStore::with_throttle_capacity(DEFAULT_THROTTLE_CAPACITY)
+    }
 }
 
 #[derive(Debug, Default)]
 struct State {
-    /// Set by [`RefreshStore::close`]: every later call fails.
-    closed: bool,
     families: HashMap<FamilyId, Entry>,
     tokens: HashMap<TokenHash, (FamilyId, u64)>,
-    denied_tokens: HashMap<String, i64>,
-    denied_users: HashMap<String, UserDenial>,
+    denials: Denials,
+    once: HashMap<OnceKey, i64>,
+    /// `(expires_at, key)` of every one-time value, to expire them oldest first.
+    once_expiry: BTreeSet<(i64, OnceKey)>,
+    /// By `active_from`, then `kid`.
+    keys: Vec<StoredKey>,
+    secrets: HashMap<String, Vec<u8>>,
 }
 
 #[derive(Debug)]
@@ -42,31 +68,191 @@ struct Entry {
     tokens: Vec<TokenHash>,
 }
 
+/// The denial log: every denial with the sequence number of its last write.
+#[derive(Debug, Default)]
+struct Denials {
+    by_key: HashMap<(DenialKind, String), (Denial, u64)>,
+    by_seq: BTreeMap<u64, (DenialKind, String)>,
+    /// `(until, seq)`, to purge the ended ones first.
+    by_end: BTreeSet<(i64, u64)>,
+    last: u64,
+}
+
+impl Denials {
+    /// Records `denial`; whether it changed anything.
+    fn write(&mut self, denial: Denial) -> bool {
+        let (kind, key) = denial.key();
+        let id = (kind, key.to_owned());
+        let (denial, old_seq) = match self.by_key.get(&id) {
+            Some((known, seq)) => {
+                let merged = known.clone().merged(&denial);
+                if merged == *known {
+                    return false;
+                }
+                self.by_end.remove(&(known.until, *seq));
+                (merged, Some(*seq))
+            }
+            None => (denial, None),
+        };
+        if let Some(seq) = old_seq {
+            self.by_seq.remove(&seq);
+        }
+        self.last += 1;
+        self.by_seq.insert(self.last, id.clone());
+        self.by_end.insert((denial.until, self.last));
+        self.by_key.insert(id, (denial, self.last));
+        true
+    }
+
+    fn after(&self, after: u64, now: i64, limit: usize) -> DenialBatch {
+        let mut batch = DenialBatch {
+            last: after,
+            ..DenialBatch::default()
+        };
+        for (seq, id) in self.by_seq.range(after.saturating_add(1)..) {
+            if batch.denials.len() == limit {
+                break;
+            }
+            let (denial, _) = &self.by_key[id];
+            if denial.until > now {
+                batch.denials.push(denial.clone());
+                batch.last = *seq;
+            }
+        }
+        batch.more = batch.denials.len() == limit;
+        batch
+    }
+
+    /// Deletes at most `batch` denials that ended by `now`; returns how many.
+    fn purge(&mut self, now: i64, batch: usize) -> u64 {
+        let mut deleted = 0;
+        while deleted < batch {
+            let Some(&(until, seq)) = self.by_end.first() else {
+                break;
+            };
+            if until > now {
+                break;
+            }
+            self.by_end.pop_first();
+            if let Some(id) = self.by_seq.remove(&seq) {
+                self.by_key.remove(&id);
+            }
+            deleted += 1;
+        }
+        deleted as u64
+    }
+}
+
+/// The login throttle: bounded, least recently touched entry forgotten first.
+#[derive(Debug)]
+struct Throttle {
+    /// key -> (entry, when it may be forgotten, its place in `recency`).
+    entries: HashMap<ThrottleKey, (ThrottleEntry, i64, u64)>,
+    recency: BTreeMap<u64, ThrottleKey>,
+    next: u64,
+    capacity: usize,
+}
+
+impl Throttle {
+    fn put(&mut self, key: ThrottleKey, entry: ThrottleEntry, forget_at: i64) {
+        if let Some((_, _, place)) = self.entries.remove(&key) {
+            self.recency.remove(&place);
+        } else if self.entries.len() >= self.capacity
+            && let Some((_, oldest)) = self.recency.pop_first()
+        {
+            self.entries.remove(&oldest);
+        }
+        self.next += 1;
+        self.recency.insert(self.next, key);
+        self.entries.insert(key, (entry, forget_at, self.next));
+    }
+
+    fn remove(&mut self, key: &ThrottleKey) {
+        if let Some((_, _, place)) = self.entries.remove(key) {
+            self.recency.remove(&place);
+        }
+    }
+
+    /// Deletes at most `batch` entries that may be forgotten at `now`, least recently touched first (an
+    /// entry still locked stops the sweep: the capacity bounds the rest).
+    fn purge(&mut self, now: i64, batch: usize) -> u64 {
+        let mut deleted = 0;
+        while deleted < batch {
+            let Some((&place, key)) = self.recency.first_key_value() else {
+                break;
+            };
+            if self
+                .entries
+                .get(key)
+                .is_none_or(|(_, forget_at, _)| *forget_at > now)
+            {
+                break;
+            }
+            let key = *key;
+            self.recency.remove(&place);
+            self.entries.remove(&key);
+            deleted += 1;
+        }
+        deleted as u64
+    }
+}
+
 impl MemoryStore {
     /// An empty store.
     pub fn new() -> Self {
         MemoryStore::default()
     }
 
+    /// An empty store keeping at most `capacity` login-throttle entries (at least 1).
+    pub fn with_throttle_capacity(capacity: usize) -> Self {
+        MemoryStore {
+            closed: AtomicBool::new(false),
+            state: Mutex::new(State::default()),
+            throttle: Mutex::new(Throttle {
+                entries: HashMap::new(),
+                recency: BTreeMap::new(),
+                next: 0,
+                capacity: capacity.max(1),
+            }),
+            changes: ChangeNotifier::new(),
+        }
+    }
+
+    fn check_open(&self) -> Result<(), StoreError> {
+        if self.closed.load(Ordering::Acquire) {
+            Err(StoreError::Closed)
+        } else {
+            Ok(())
+        }
+    }
+
     /// The state, unless the store was closed.
     fn lock(&self) -> Result<MutexGuard<'_, State>, StoreError> {
+        self.check_open()?;
         // Every mutation below completes or leaves state untouched, so a poisoned lock holds valid data.
-        let state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        if state.closed {
-            return Err(StoreError::Closed);
-        }
-        Ok(state)
+        Ok(self.state.lock().unwrap_or_else(PoisonError::into_inner))
+    }
+
+    fn throttle(&self) -> Result<MutexGuard<'_, Throttle>, StoreError> {
+        self.check_open()?;
+        Ok(self.throttle.lock().unwrap_or_else(PoisonError::into_inner))
     }
 }
 
 impl State {
-    fn revoke(&mut self, id: &FamilyId, reason: RevokeReason, now: i64) -> Option<Family> {
+    /// Revokes a family and denies its access tokens.
+    fn revoke(&mut self, id: &FamilyId, revoke: Revoke) -> Option<Family> {
         let entry = self.families.get_mut(id)?;
         if entry.family.revoked.is_some() {
             return None;
         }
-        entry.family.revoked = Some(Revocation { at: now, reason });
-        Some(entry.family.clone())
+        entry.family.revoked = Some(Revocation {
+            at: revoke.now,
+            reason: revoke.reason,
+        });
+        let family = entry.family.clone();
+        self.denials.write(revoke.session_denial(id));
+        Some(family)
     }
 }
 
@@ -87,11 +273,16 @@ impl RefreshStore for MemoryStore {
             .collect();
         live.sort();
         let excess = (live.len() + 1).saturating_sub(cap.max(1));
-        let evicted = live
-            .iter()
-            .take(excess)
-            .filter_map(|(_, id)| state.revoke(id, RevokeReason::Evicted, now))
-            .collect();
+        let mut evicted = Vec::new();
+        for (_, id) in live.iter().take(excess) {
+            if let Some(entry) = state.families.get_mut(id) {
+                entry.family.revoked = Some(Revocation {
+                    at: now,
+                    reason: RevokeReason::Evicted,
+                });
+                evicted.push(entry.family.clone());
+            }
+        }
         let family = Family::created(&new);
         state.tokens.insert(new.token, (new.id.clone(), 0));
         state.families.insert(
@@ -156,14 +347,16 @@ impl RefreshStore for MemoryStore {
                 }
             },
             Verdict::Replay => {
-                entry.family.revoked = Some(Revocation {
-                    at: rotation.now,
-                    reason: RevokeReason::ReuseDetected,
-                });
-                RotationOutcome::Replay {
-                    family: entry.family.clone(),
+                let revoked = state.revoke(&family_id, rotation.replay_revocation());
+                drop(state);
+                self.changes.notify();
+                let family = revoked.ok_or_else(|| {
+                    StoreError::Corrupt(format!("family {family_id} vanished while being revoked"))
+                })?;
+                return Ok(RotationOutcome::Replay {
+                    family,
                     presented_generation,
-                }
+                });
             }
             Verdict::Revoked => RotationOutcome::Revoked(entry.family.clone()),
             Verdict::Expired => RotationOutcome::Expired(entry.family.clone()),
@@ -191,18 +384,16 @@ impl RefreshStore for MemoryStore {
     async fn revoke_family(
         &self,
         id: &FamilyId,
-        reason: RevokeReason,
-        now: i64,
+        revoke: Revoke,
     ) -> Result<Option<Family>, StoreError> {
-        Ok(self.lock()?.revoke(id, reason, now))
+        let revoked = self.lock()?.revoke(id, revoke);
+        if revoked.is_some() {
+            self.changes.notify();
+        }
+        Ok(revoked)
     }
 
-    async fn revoke_user(
-        &self,
-        user_id: &str,
-        reason: RevokeReason,
-        now: i64,
-    ) -> Result<Vec<Family>, StoreError> {
+    async fn revoke_user(&self, user_id: &str, revoke: Revoke) -> Result<Vec<Family>, StoreError> {
         let mut state = self.lock()?;
         let ids: Vec<FamilyId> = state
             .families
@@ -210,10 +401,16 @@ impl RefreshStore for MemoryStore {
             .filter(|entry| entry.family.user_id == user_id)
             .map(|entry| entry.family.id.clone())
             .collect();
-        Ok(ids
+        let revoked = ids
             .iter()
-            .filter_map(|id| state.revoke(id, reason, now))
-            .collect())
+            .filter_map(|id| state.revoke(id, revoke))
+            .collect();
+        state
+            .denials
+            .write(Denial::subject(user_id, revoke.now, revoke.denied_until()));
+        drop(state);
+        self.changes.notify();
+        Ok(revoked)
     }
 
     async fn live_families(&self, user_id: &str, now: i64) -> Result<Vec<Family>, StoreError> {
@@ -229,55 +426,131 @@ impl RefreshStore for MemoryStore {
         Ok(live)
     }
 
-    async fn deny_access_token(&self, jti: &str, expires_at: i64) -> Result<(), StoreError> {
-        let mut state = self.lock()?;
-        let entry = state
-            .denied_tokens
-            .entry(jti.to_owned())
-            .or_insert(expires_at);
-        *entry = (*entry).max(expires_at);
+    async fn deny(&self, denial: Denial) -> Result<(), StoreError> {
+        if self.lock()?.denials.write(denial) {
+            self.changes.notify();
+        }
         Ok(())
     }
 
-    async fn deny_user_tokens(&self, denial: UserDenial) -> Result<(), StoreError> {
-        let mut state = self.lock()?;
-        let entry = state
-            .denied_users
-            .entry(denial.user_id.clone())
-            .or_insert_with(|| denial.clone());
-        entry.issued_before = entry.issued_before.max(denial.issued_before);
-        entry.until = entry.until.max(denial.until);
+    async fn denials_after(
+        &self,
+        after: u64,
+        now: i64,
+        limit: usize,
+    ) -> Result<DenialBatch, StoreError> {
+        Ok(self.lock()?.denials.after(after, now, limit.max(1)))
+    }
+
+    async fn reserve_login(
+        &self,
+        key: &ThrottleKey,
+        rule: &ThrottleRule,
+        now: i64,
+    ) -> Result<LoginAttempt, StoreError> {
+        let mut throttle = self.throttle()?;
+        let entry = throttle.entries.get(key).map(|(entry, _, _)| *entry);
+        let (verdict, next) = rule.reserve(entry, now);
+        if let Some(next) = next {
+            throttle.put(*key, next, rule.forget_at(&next));
+        }
+        Ok(verdict)
+    }
+
+    async fn clear_login_attempts(&self, key: &ThrottleKey) -> Result<(), StoreError> {
+        self.throttle()?.remove(key);
         Ok(())
     }
 
-    async fn access_denials(&self, now: i64) -> Result<AccessDenials, StoreError> {
-        let state = self.lock()?;
-        Ok(AccessDenials {
-            tokens: state
-                .denied_tokens
-                .iter()
-                .filter(|(_, expires_at)| **expires_at > now)
-                .map(|(jti, expires_at)| (jti.clone(), *expires_at))
-                .collect(),
-            users: state
-                .denied_users
-                .values()
-                .filter(|denial| denial.until > now)
-                .cloned()
-                .collect(),
-        })
+    async fn use_once(&self, key: &OnceKey, expires_at: i64, now: i64) -> Result<bool, StoreError> {
+        let mut state = self.lock()?;
+        let State {
+            once, once_expiry, ..
+        } = &mut *state;
+        for _ in 0..ONCE_EXPIRY_PER_USE {
+            match once_expiry.first() {
+                Some(&(expiry, expired)) if expiry <= now => {
+                    once_expiry.pop_first();
+                    once.remove(&expired);
+                }
+                _ => break,
+            }
+        }
+        if let Some(&known) = once.get(key) {
+            if known > now {
+                return Ok(false);
+            }
+            once_expiry.remove(&(known, *key));
+        }
+        once.insert(*key, expires_at);
+        once_expiry.insert((expires_at, *key));
+        Ok(true)
+    }
+
+    async fn signing_keys(&self) -> Result<Vec<StoredKey>, StoreError> {
+        Ok(self.lock()?.keys.clone())
+    }
+
+    async fn add_signing_key(
+        &self,
+        key: StoredKey,
+        only_if_none: bool,
+    ) -> Result<Vec<StoredKey>, StoreError> {
+        let mut state = self.lock()?;
+        if state.keys.iter().any(|known| known.kid == key.kid) {
+            return Err(super::duplicate_kid(&key.kid));
+        }
+        let added = !(only_if_none && !state.keys.is_empty());
+        if added {
+            state.keys.push(key);
+            state
+                .keys
+                .sort_by(|a, b| (a.active_from, &a.kid).cmp(&(b.active_from, &b.kid)));
+        }
+        let keys = state.keys.clone();
+        drop(state);
+        if added {
+            self.changes.notify();
+        }
+        Ok(keys)
+    }
+
+    async fn remove_signing_key(&self, kid: &str) -> Result<bool, StoreError> {
+        let mut state = self.lock()?;
+        let before = state.keys.len();
+        state.keys.retain(|key| key.kid != kid);
+        let removed = state.keys.len() < before;
+        drop(state);
+        if removed {
+            self.changes.notify();
+        }
+        Ok(removed)
+    }
+
+    async fn shared_secret(&self, name: &str, candidate: &[u8]) -> Result<Vec<u8>, StoreError> {
+        Ok(self
+            .lock()?
+            .secrets
+            .entry(name.to_owned())
+            .or_insert_with(|| candidate.to_vec())
+            .clone())
     }
 
     async fn purge_expired(&self, now: i64, batch: usize) -> Result<PurgeReport, StoreError> {
+        let throttle = self.throttle()?.purge(now, batch);
         let mut state = self.lock()?;
         let State {
-            closed: _,
             families,
             tokens,
-            denied_tokens,
-            denied_users,
+            denials,
+            once,
+            once_expiry,
+            ..
         } = &mut *state;
-        let mut report = PurgeReport::default();
+        let mut report = PurgeReport {
+            throttle,
+            ..PurgeReport::default()
+        };
         let mut budget = batch;
         let mut emptied = Vec::new();
         for entry in families
@@ -303,36 +576,33 @@ impl RefreshStore for MemoryStore {
             families.remove(&id);
             report.families += 1;
         }
-        let ended_tokens: Vec<String> = denied_tokens
-            .iter()
-            .filter(|(_, exp)| **exp <= now)
-            .map(|(jti, _)| jti.clone())
-            .take(batch)
-            .collect();
-        for jti in ended_tokens {
-            denied_tokens.remove(&jti);
-            report.denials += 1;
-        }
-        let budget = batch.saturating_sub(usize::try_from(report.denials).unwrap_or(batch));
-        let ended_users: Vec<String> = denied_users
-            .values()
-            .filter(|denial| denial.until <= now)
-            .map(|d| d.user_id.clone())
-            .take(budget)
-            .collect();
-        for user in ended_users {
-            denied_users.remove(&user);
-            report.denials += 1;
+        report.denials = denials.purge(now, batch);
+        while (report.one_time as usize) < batch {
+            match once_expiry.first() {
+                Some(&(expiry, key)) if expiry <= now => {
+                    once_expiry.pop_first();
+                    once.remove(&key);
+                    report.one_time += 1;
+                }
+                _ => break,
+            }
         }
         Ok(report)
     }
 
+    async fn ping(&self) -> Result<(), StoreError> {
+        self.check_open()
+    }
+
+    fn subscribe(&self) -> Option<StoreChanges> {
+        Some(self.changes.subscribe())
+    }
+
     async fn close(&self) {
-        // Unlike `lock`, closing an already closed store is fine.
-        let mut state = self.state.lock().unwrap_or_else(PoisonError::into_inner);
-        *state = State {
-            closed: true,
-            ..State::default()
-        };
+        self.closed.store(true, Ordering::Release);
+        *self.state.lock().unwrap_or_else(PoisonError::into_inner) = State::default();
+        let mut throttle = self.throttle.lock().unwrap_or_else(PoisonError::into_inner);
+        throttle.entries.clear();
+        throttle.recency.clear();
     }
 }

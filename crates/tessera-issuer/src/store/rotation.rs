@@ -1,8 +1,15 @@
 //! One refresh as a store sees it: the compare-and-swap it is asked for and what the presented token
 //! turned out to be.
 
-use super::Family;
+use std::future::Future;
+
+use super::rows::{FamilyState, TokenRow, corrupt};
+use super::{Family, Revoke, StoreError};
 use crate::refresh::{RotationSalt, TokenHash};
+
+/// How many times a rotation re-reads and retries when the family changed under it; each retry means
+/// another request made progress, so this only bounds pathological interleavings.
+const ROTATE_ATTEMPTS: usize = 4;
 
 /// One refresh: consume `presented`, install `successor`. Times and durations in seconds.
 #[derive(Debug, Clone)]
@@ -21,6 +28,20 @@ pub struct Rotation {
     pub idle_ttl: i64,
     /// The grace window after a rotation during which the previous token is an idempotent retry.
     pub grace: i64,
+    /// If the token turns out to be a replay: how long the family's access tokens are denied after it is
+    /// revoked (see [`Revoke::deny_access_for`](super::Revoke::deny_access_for)).
+    pub deny_access_for: i64,
+}
+
+impl Rotation {
+    /// The revocation a replay of this rotation's token carries out.
+    pub fn replay_revocation(&self) -> super::Revoke {
+        super::Revoke {
+            reason: super::RevokeReason::ReuseDetected,
+            now: self.now,
+            deny_access_for: self.deny_access_for,
+        }
+    }
 }
 
 /// What a presented refresh token turned out to be.
@@ -39,7 +60,8 @@ pub enum RotationOutcome {
         successor: TokenHash,
     },
     /// It was consumed earlier (or the previous generation after the grace window): the family is now
-    /// revoked for [`RevokeReason::ReuseDetected`](super::RevokeReason::ReuseDetected).
+    /// revoked for [`RevokeReason::ReuseDetected`](super::RevokeReason::ReuseDetected), and its access
+    /// tokens denied by `sid` ([`Rotation::replay_revocation`]), in the same atomic step.
     Replay {
         /// The family, now revoked; `generation` is the current one.
         family: Family,
@@ -83,4 +105,98 @@ impl Verdict {
             Verdict::Replay
         }
     }
+}
+
+/// The steps of an SQL store's rotation, for [`rotate_optimistically`].
+pub(super) trait RotationSteps: Sync {
+    /// The compare-and-swap: installs the successor if the presented token is its family's current one,
+    /// of `rotation.client_id`, live; the rotated family, or `None` if it did not apply.
+    fn swap(
+        &self,
+        rotation: &Rotation,
+    ) -> impl Future<Output = Result<Option<Family>, StoreError>> + Send;
+
+    /// The family, generation and client of a recorded token.
+    fn token(
+        &self,
+        hash: TokenHash,
+    ) -> impl Future<Output = Result<Option<TokenRow>, StoreError>> + Send;
+
+    /// A family with its rotation state.
+    fn state(
+        &self,
+        family_id: &str,
+    ) -> impl Future<Output = Result<Option<FamilyState>, StoreError>> + Send;
+
+    /// Revokes a replayed family and denies its access tokens, in one step; `None` if it was revoked
+    /// already.
+    fn revoke_replayed(
+        &self,
+        family_id: &str,
+        revoke: Revoke,
+    ) -> impl Future<Output = Result<Option<Family>, StoreError>> + Send;
+}
+
+/// A rotation the way the SQL stores do it: optimistic, since the presented token is usually the current
+/// one, so the swap comes first and the common case costs one statement; if it did not apply, the token
+/// is classified from what is committed ([`Verdict`]), and a family that changed in between is read again.
+pub(super) async fn rotate_optimistically(
+    steps: &impl RotationSteps,
+    rotation: Rotation,
+) -> Result<RotationOutcome, StoreError> {
+    if let Some(family) = steps.swap(&rotation).await? {
+        return Ok(RotationOutcome::Rotated(family));
+    }
+    let Some(token) = steps.token(rotation.presented).await? else {
+        return Ok(RotationOutcome::Unknown);
+    };
+    let presented_generation = token.generation()?;
+    for _ in 0..ROTATE_ATTEMPTS {
+        let Some(state) = steps.state(&token.family_id).await? else {
+            return Ok(RotationOutcome::Unknown);
+        };
+        let family = state.family;
+        if token.client_id != rotation.client_id {
+            return Ok(RotationOutcome::WrongClient(family));
+        }
+        match Verdict::of(&family, presented_generation, rotation.now, rotation.grace) {
+            // Only reachable if the database changed underneath (generations only grow, revocation and
+            // expiry are final): swap again rather than guess.
+            Verdict::Rotate => {
+                if let Some(family) = steps.swap(&rotation).await? {
+                    return Ok(RotationOutcome::Rotated(family));
+                }
+            }
+            Verdict::Retry => {
+                let salt = state
+                    .salt
+                    .ok_or_else(|| corrupt(&token.family_id, "rotation_salt"))?;
+                return Ok(RotationOutcome::Retry {
+                    family,
+                    salt,
+                    successor: state.current,
+                });
+            }
+            Verdict::Replay => {
+                let revoked = steps
+                    .revoke_replayed(&token.family_id, rotation.replay_revocation())
+                    .await?;
+                if let Some(family) = revoked {
+                    return Ok(RotationOutcome::Replay {
+                        family,
+                        presented_generation,
+                    });
+                }
+            }
+            Verdict::Revoked => return Ok(RotationOutcome::Revoked(family)),
+            Verdict::Expired => return Ok(RotationOutcome::Expired(family)),
+        }
+    }
+    Err(StoreError::Backend(
+        format!(
+            "family {} kept changing during {ROTATE_ATTEMPTS} rotation attempts",
+            token.family_id
+        )
+        .into(),
+    ))
 }

@@ -44,23 +44,24 @@ pub struct Harness<S> {
 }
 
 /// The token service on `store`, its clock at [`START`], with every user and client below.
-pub fn harness<S: RefreshStore>(store: S) -> Harness<S> {
-    harness_with(store, |builder| builder)
+pub async fn harness<S: RefreshStore>(store: S) -> Harness<S> {
+    harness_with(store, |builder| builder).await
 }
 
 /// [`harness`], with settings changed by `configure`.
-pub fn harness_with<S: RefreshStore>(
+pub async fn harness_with<S: RefreshStore>(
     store: S,
     configure: impl FnOnce(tessera_issuer::IssuerBuilder) -> tessera_issuer::IssuerBuilder,
 ) -> Harness<S> {
-    harness_on(store, ManualClock::at_unix(START), configure)
+    harness_on(store, ManualClock::at_unix(START), configure).await
 }
 
 /// [`harness_with`] on `clock`: users `alice:wonderland` (role `admin`) and `bob:builder`; public clients
 /// `demo` (scopes `profile email`) and `other`; confidential `svc` (secret [`CLIENT_SECRET`], scope
 /// `reports`) and `jwt-svc` (`private_key_jwt` with [`Harness::client_key`]). Mounted as in the examples:
-/// the token service under `/auth`, the JWKS at the root.
-pub fn harness_on<S: RefreshStore>(
+/// the token service under `/auth`, the JWKS at the root. Started as a deployment starts it
+/// ([`IssuerBuilder::start`](tessera_issuer::IssuerBuilder::start)).
+pub async fn harness_on<S: RefreshStore>(
     store: S,
     clock: ManualClock,
     configure: impl FnOnce(tessera_issuer::IssuerBuilder) -> tessera_issuer::IssuerBuilder,
@@ -89,7 +90,7 @@ pub fn harness_on<S: RefreshStore>(
             client_key.verifying_key().clone(),
         ))
         .event_hook(move |event: &AuthEvent| seen.lock().unwrap().push(event.clone()));
-    let issuer = configure(builder).build(store).unwrap();
+    let issuer = configure(builder).start(store).await.unwrap();
     let auth = issuer.auth_layer().unwrap();
     let app = Router::new()
         .nest("/auth", issuer.router(&auth))

@@ -1,13 +1,6 @@
-//! Group commit of rotations: one writer task runs every rotation queued at the time in one transaction.
+//! How SQLite writes a batch of the group commit (see `store::group_commit`): in one `BEGIN IMMEDIATE …
+//! COMMIT`, or in autocommit mode for a lone swap.
 //!
-//! A lone rotation runs at once, as its own one-statement transaction; rotations that arrive while a
-//! transaction is running queue up and all go into the next one (up to [`MAX_BATCH`]), so under load one
-//! `BEGIN`/`COMMIT` pair and one WAL append serve many rotations. No timer ever waits for more work.
-//!
-//! Semantics are those of running the rotations one after another, each in its own transaction:
-//! - A caller is answered only after the `COMMIT` of the transaction holding its write succeeded. If the
-//!   transaction cannot begin or commit, every rotation in it, and every one still queued behind it in the
-//!   batch, is answered with that error, and none of them was written.
 //! - A failing swap costs no other rotation its write. A swap is one `UPDATE` (its trigger's `INSERT`
 //!   included), and neither has an `ON CONFLICT`/`OR` clause or a `RAISE`, so a failure is resolved by
 //!   SQLite's default `ABORT`: the statement's own changes are undone and the transaction stays open with
@@ -20,9 +13,6 @@
 //! - Swaps run in queue order on one connection, so a later swap of the same family sees the earlier one's
 //!   uncommitted result, exactly as if they had been serialized; its caller, answered after the commit,
 //!   then reads the committed state (a retry within grace, or a replay) from the reader pool.
-//! - [`GroupCommit::close`] queues a stop behind the rotations already accepted: the task closes the queue
-//!   (later rotations fail at once with [`StoreError::Closed`]), answers everything still in it, and only
-//!   then acknowledges, so no accepted rotation is lost to a shutdown.
 //!
 //! What bounds the throughput is not SQLite but the trips to the thread on which sqlx runs the connection
 //! (each a channel send and a thread wake-up both ways). So the swaps of a transaction go there as one
@@ -32,154 +22,37 @@
 //! that drops it fails them instead of failing rotations.
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use futures_util::StreamExt as _;
 use sqlx::sqlite::{SqlitePool, SqliteRow};
 use sqlx::{AssertSqlSafe, Either, Executor as _, FromRow as _};
-use tokio::sync::{mpsc, oneshot};
 
-use super::backend;
 use super::queries::{SWAP, bind_swap};
-use super::rows::FamilyRow;
-use crate::store::{Family, Rotation, StoreError};
+use crate::store::group_commit::{Answer, BatchWriter, GroupCommitError};
+use crate::store::rows::FamilyRow;
+use crate::store::sqlx_error as backend;
+use crate::store::{Family, Rotation};
 
-/// The most rotations one transaction carries.
-const MAX_BATCH: usize = 64;
-
-/// How many rotations may wait for the writer before callers wait to enqueue theirs.
-const QUEUE_CAPACITY: usize = 1024;
-
-/// What a queued swap is answered with: the rotated family, `None` if the swap did not apply.
-type Answer = Result<Option<Family>, StoreError>;
-
-/// Why a queued rotation got no answer of its own.
-#[derive(Debug, thiserror::Error)]
-enum GroupCommitError {
-    /// The transaction that held, or would have held, the rotation could not begin or commit: none of
-    /// the rotations it was to hold was written.
-    #[error("the group commit of {size} rotations failed")]
-    Transaction {
-        /// How many rotations failed with it.
-        size: usize,
-        /// What SQLite said.
-        #[source]
-        source: Arc<sqlx::Error>,
-    },
-    /// The writer task is gone without having been closed: its Tokio runtime shut down.
-    #[error("the SQLite writer task has stopped; its Tokio runtime shut down")]
-    Stopped,
+/// The SQLite half of the group commit: the writer connection's pool, and the batch statements built so
+/// far.
+pub(super) struct SqliteWriter {
+    pool: SqlitePool,
+    statements: Statements,
 }
 
-impl From<GroupCommitError> for StoreError {
-    fn from(error: GroupCommitError) -> Self {
-        StoreError::Backend(Box::new(error))
-    }
-}
-
-/// What the writer task is asked to do.
-enum Message {
-    /// Run a swap and answer it.
-    Swap {
-        rotation: Rotation,
-        reply: oneshot::Sender<Answer>,
-    },
-    /// Answer everything queued, then stop and acknowledge.
-    Close(oneshot::Sender<()>),
-}
-
-/// The handle to the writer task; the task ends once it is closed or every handle is dropped.
-#[derive(Debug, Clone)]
-pub(super) struct GroupCommit {
-    queue: mpsc::Sender<Message>,
-    /// Set by [`GroupCommit::close`], so that a refused rotation is told the store was closed, rather than
-    /// that the task died.
-    closed: Arc<AtomicBool>,
-}
-
-impl GroupCommit {
-    /// Spawns the writer task, which writes through `pool`, on the current Tokio runtime.
-    pub(super) fn spawn(pool: SqlitePool) -> Self {
-        let (queue, messages) = mpsc::channel(QUEUE_CAPACITY);
-        tokio::spawn(run(pool, messages));
-        GroupCommit {
-            queue,
-            closed: Arc::new(AtomicBool::new(false)),
-        }
-    }
-
-    /// Runs `rotation`'s compare-and-swap in the writer's next transaction, answering once it committed.
-    pub(super) async fn swap(&self, rotation: Rotation) -> Answer {
-        let (reply, answer) = oneshot::channel();
-        if self
-            .queue
-            .send(Message::Swap { rotation, reply })
-            .await
-            .is_err()
-        {
-            return Err(self.refused());
-        }
-        answer.await.map_err(|_| self.refused())?
-    }
-
-    /// Answers every rotation queued so far, then stops the task; later rotations fail with
-    /// [`StoreError::Closed`]. Returns once the task has stopped (at once if it already had).
-    pub(super) async fn close(&self) {
-        self.closed.store(true, Ordering::SeqCst);
-        let (done, stopped) = oneshot::channel();
-        if self.queue.send(Message::Close(done)).await.is_ok() && stopped.await.is_err() {
-            tracing::debug!("the SQLite writer task stopped before acknowledging the close");
-        }
-    }
-
-    /// Why the task took no rotation: closed on purpose, or gone with its runtime.
-    fn refused(&self) -> StoreError {
-        if self.closed.load(Ordering::SeqCst) {
-            StoreError::Closed
-        } else {
-            GroupCommitError::Stopped.into()
+impl SqliteWriter {
+    pub(super) fn new(pool: SqlitePool) -> Self {
+        SqliteWriter {
+            pool,
+            statements: Statements::default(),
         }
     }
 }
 
-/// The writer task: takes whatever is queued, runs it in as few transactions as possible, answers, repeats.
-async fn run(pool: SqlitePool, mut queue: mpsc::Receiver<Message>) {
-    let mut statements = Statements::default();
-    let mut messages = Vec::with_capacity(MAX_BATCH);
-    let mut batch = Vec::with_capacity(MAX_BATCH);
-    let mut closers = Vec::new();
-    while queue.recv_many(&mut messages, MAX_BATCH).await > 0 {
-        for message in messages.drain(..) {
-            match message {
-                Message::Swap { rotation, reply } => batch.push(Job { rotation, reply }),
-                Message::Close(done) => {
-                    // What is queued behind still gets answered: `recv_many` drains the closed queue.
-                    queue.close();
-                    closers.push(done);
-                }
-            }
-        }
-        if batch.is_empty() {
-            continue;
-        }
-        tracing::trace!(size = batch.len(), "group commit");
-        let answers = execute(&pool, &mut statements, &batch).await;
-        for (job, answer) in batch.drain(..).zip(answers) {
-            if job.reply.send(answer).is_err() {
-                tracing::debug!("a rotation's caller left before its transaction committed");
-            }
-        }
+impl BatchWriter for SqliteWriter {
+    async fn write(&mut self, batch: &[Rotation]) -> Vec<Answer> {
+        execute(&self.pool, &mut self.statements, batch).await
     }
-    for done in closers {
-        // The closer may have given up waiting; nothing is lost either way.
-        done.send(()).ok();
-    }
-}
-
-/// A swap waiting for the writer, and where its answer goes.
-struct Job {
-    rotation: Rotation,
-    reply: oneshot::Sender<Answer>,
 }
 
 /// The query strings of `1..=MAX_BATCH` consecutive swaps, each built on first use.
@@ -200,7 +73,11 @@ impl Statements {
     }
 }
 /// Answers every job of `batch`, in order, running them in consecutive transactions (see the module docs).
-async fn execute(pool: &SqlitePool, statements: &mut Statements, batch: &[Job]) -> Vec<Answer> {
+async fn execute(
+    pool: &SqlitePool,
+    statements: &mut Statements,
+    batch: &[Rotation],
+) -> Vec<Answer> {
     let mut answers = Vec::with_capacity(batch.len());
     while answers.len() < batch.len() {
         let rest = &batch[answers.len()..];
@@ -230,11 +107,11 @@ async fn execute(pool: &SqlitePool, statements: &mut Statements, batch: &[Job]) 
 async fn transaction(
     pool: &SqlitePool,
     statements: &mut Statements,
-    jobs: &[Job],
+    jobs: &[Rotation],
 ) -> Result<Vec<Answer>, sqlx::Error> {
     let query = jobs.iter().fold(
         sqlx::query(AssertSqlSafe(statements.swaps(jobs.len()))),
-        |query, job| bind_swap(query, &job.rotation),
+        bind_swap,
     );
     if jobs.len() == 1 {
         let row = query.fetch_optional(pool).await;
@@ -297,6 +174,7 @@ mod tests {
             now: NOW,
             idle_ttl: 3_600,
             grace: 30,
+            deny_access_for: 1_200,
         }
     }
 

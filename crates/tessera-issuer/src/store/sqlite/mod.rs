@@ -6,16 +6,25 @@
 //! connection through a writer task that group-commits whatever rotations are queued together (see
 //! [`group_commit`]), so one commit serves many of them under load.
 //!
-//! - [`queries`]: every statement, and the function that binds and runs it;
-//! - [`rows`]: the rows they return, and their checked conversion into the store's types;
-//! - [`group_commit`]: the writer task.
+//! - [`queries`]: every statement, and the function that binds and runs it (the rows they return are
+//!   `store::rows`, shared with the PostgreSQL store);
+//! - [`group_commit`]: how a batch of the writer task (`store::group_commit`) is written.
 //!
-//! The schema is the `migrations/` folder of this crate, embedded at compile time by `sqlx::migrate!`.
+//! The schema is the `migrations/sqlite` folder of this crate, embedded at compile time by `sqlx::migrate!`.
+//!
+//! # Several processes on one file
+//!
+//! A rolling restart overlaps the old and the new process on the same file, so every step tolerates
+//! another process: each write transaction starts with `BEGIN IMMEDIATE` (it takes the write lock at once,
+//! waiting up to the busy timeout, instead of failing with `SQLITE_BUSY` when a read lock would have to be
+//! upgraded), every connection waits up to the busy timeout for another process's lock, and migrations run
+//! under an exclusive lock on a sibling file (`<database>.migrate.lock`), so processes started together
+//! migrate one after the other.
 
 mod group_commit;
 mod queries;
-mod rows;
 
+use std::fs::{File, OpenOptions};
 use std::path::Path;
 use std::time::Duration;
 
@@ -24,19 +33,19 @@ use sqlx::sqlite::{
     SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
 };
 
-use self::group_commit::GroupCommit;
-use self::queries::Revoke;
+use self::group_commit::SqliteWriter;
+use self::queries::Which;
+use super::group_commit::GroupCommit;
+use super::rotation::{RotationSteps, rotate_optimistically};
+use super::rows::{FamilyState, TokenRow};
 use super::{
-    AccessDenials, Family, FamilyId, NewFamily, PurgeReport, RefreshStore, RevokeReason, Rotation,
-    RotationOutcome, StoreError, TokenHash, UserDenial, Verdict,
+    ChangeNotifier, Denial, DenialBatch, Family, FamilyId, LoginAttempt, NewFamily, OnceKey,
+    PurgeReport, RefreshStore, Revoke, Rotation, RotationOutcome, StoreChanges, StoreError,
+    StoredKey, ThrottleKey, ThrottleRule, TokenHash, sqlx_error as backend,
 };
 
-/// The schema, checked against `migrations/` at compile time.
-static MIGRATOR: Migrator = sqlx::migrate!("./migrations");
-
-/// How many times a rotation re-reads and retries when the family changed under it; each retry means
-/// another request made progress, so this only bounds pathological interleavings.
-const ROTATE_ATTEMPTS: usize = 4;
+/// The schema, checked against `migrations/sqlite` at compile time.
+static MIGRATOR: Migrator = sqlx::migrate!("./migrations/sqlite");
 
 /// Tuning of a [`SqliteStore`].
 #[derive(Debug, Clone)]
@@ -95,6 +104,7 @@ pub struct SqliteStore {
     writer: SqlitePool,
     reader: SqlitePool,
     rotations: GroupCommit,
+    changes: ChangeNotifier,
 }
 
 impl SqliteStore {
@@ -130,16 +140,20 @@ impl SqliteStore {
             .connect_with(connect.clone())
             .await
             .map_err(backend)?;
-        MIGRATOR.run(&writer).await.map_err(migration)?;
+        let lock = migration_lock(path.as_ref()).await?;
+        let migrated = MIGRATOR.run(&writer).await.map_err(migration);
+        drop(lock);
+        migrated?;
         let reader = SqlitePoolOptions::new()
             .max_connections(options.readers)
             .connect_with(connect.read_only(true))
             .await
             .map_err(backend)?;
         Ok(SqliteStore {
-            rotations: GroupCommit::spawn(writer.clone()),
+            rotations: GroupCommit::spawn(SqliteWriter::new(writer.clone())),
             writer,
             reader,
+            changes: ChangeNotifier::new(),
         })
     }
 
@@ -162,16 +176,73 @@ impl SqliteStore {
             .map_err(backend)?;
         MIGRATOR.run(&pool).await.map_err(migration)?;
         Ok(SqliteStore {
-            rotations: GroupCommit::spawn(pool.clone()),
+            rotations: GroupCommit::spawn(SqliteWriter::new(pool.clone())),
             reader: pool.clone(),
             writer: pool,
+            changes: ChangeNotifier::new(),
         })
+    }
+}
+
+impl SqliteStore {
+    /// Revokes the families `which` names and denies their access tokens (and, for a user, every token
+    /// issued before now), in one transaction.
+    async fn revoke_and_deny(
+        &self,
+        which: Which<'_>,
+        revoke: Revoke,
+    ) -> Result<Vec<Family>, StoreError> {
+        let mut tx = self
+            .writer
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(backend)?;
+        let revoked = queries::revoke(&mut *tx, which, &revoke).await?;
+        for family in &revoked {
+            queries::deny(&mut tx, &revoke.session_denial(&family.id)).await?;
+        }
+        if let Which::User(user_id) = which {
+            let subject = Denial::subject(user_id, revoke.now, revoke.denied_until());
+            queries::deny(&mut tx, &subject).await?;
+        }
+        tx.commit().await.map_err(backend)?;
+        self.changes.notify();
+        Ok(revoked)
+    }
+}
+
+impl RotationSteps for SqliteStore {
+    async fn swap(&self, rotation: &Rotation) -> Result<Option<Family>, StoreError> {
+        self.rotations.swap(rotation.clone()).await
+    }
+
+    async fn token(&self, hash: TokenHash) -> Result<Option<TokenRow>, StoreError> {
+        queries::token(&self.reader, hash).await
+    }
+
+    async fn state(&self, family_id: &str) -> Result<Option<FamilyState>, StoreError> {
+        queries::family_state(&self.reader, family_id).await
+    }
+
+    async fn revoke_replayed(
+        &self,
+        family_id: &str,
+        revoke: Revoke,
+    ) -> Result<Option<Family>, StoreError> {
+        let revoked = self
+            .revoke_and_deny(Which::Family(family_id), revoke)
+            .await?;
+        Ok(revoked.into_iter().next())
     }
 }
 
 impl RefreshStore for SqliteStore {
     async fn create_family(&self, new: NewFamily, cap: usize) -> Result<Vec<Family>, StoreError> {
-        let mut tx = self.writer.begin().await.map_err(backend)?;
+        let mut tx = self
+            .writer
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(backend)?;
         let live = queries::count_live(&mut *tx, &new).await?;
         let cap = i64::try_from(cap.max(1)).unwrap_or(i64::MAX);
         let excess = (live + 1).saturating_sub(cap);
@@ -186,68 +257,7 @@ impl RefreshStore for SqliteStore {
     }
 
     async fn rotate(&self, rotation: Rotation) -> Result<RotationOutcome, StoreError> {
-        // Optimistic: the presented token is usually the current one, so the swap comes first and the
-        // common case costs one statement.
-        if let Some(family) = self.rotations.swap(rotation.clone()).await? {
-            return Ok(RotationOutcome::Rotated(family));
-        }
-        let Some(token) = queries::token(&self.reader, rotation.presented).await? else {
-            return Ok(RotationOutcome::Unknown);
-        };
-        let presented_generation = token.generation()?;
-        for _ in 0..ROTATE_ATTEMPTS {
-            let Some(state) = queries::family_state(&self.reader, &token.family_id).await? else {
-                return Ok(RotationOutcome::Unknown);
-            };
-            let family = state.family;
-            if token.client_id != rotation.client_id {
-                return Ok(RotationOutcome::WrongClient(family));
-            }
-            match Verdict::of(&family, presented_generation, rotation.now, rotation.grace) {
-                // Only reachable if the database changed underneath (generations only grow,
-                // revocation and expiry are final): swap again rather than guess.
-                Verdict::Rotate => {
-                    if let Some(family) = self.rotations.swap(rotation.clone()).await? {
-                        return Ok(RotationOutcome::Rotated(family));
-                    }
-                }
-                Verdict::Retry => {
-                    let salt = state
-                        .salt
-                        .ok_or_else(|| rows::corrupt(&token.family_id, "rotation_salt"))?;
-                    return Ok(RotationOutcome::Retry {
-                        family,
-                        salt,
-                        successor: state.current,
-                    });
-                }
-                Verdict::Replay => {
-                    let which = Revoke::Family(&token.family_id);
-                    let revoked = queries::revoke(
-                        &self.writer,
-                        which,
-                        RevokeReason::ReuseDetected,
-                        rotation.now,
-                    )
-                    .await?;
-                    if let Some(family) = revoked.into_iter().next() {
-                        return Ok(RotationOutcome::Replay {
-                            family,
-                            presented_generation,
-                        });
-                    }
-                }
-                Verdict::Revoked => return Ok(RotationOutcome::Revoked(family)),
-                Verdict::Expired => return Ok(RotationOutcome::Expired(family)),
-            }
-        }
-        Err(StoreError::Backend(
-            format!(
-                "family {} kept changing during {ROTATE_ATTEMPTS} rotation attempts",
-                token.family_id
-            )
-            .into(),
-        ))
+        rotate_optimistically(self, rotation).await
     }
 
     async fn find_by_token(&self, token: TokenHash) -> Result<Option<Family>, StoreError> {
@@ -262,41 +272,108 @@ impl RefreshStore for SqliteStore {
     async fn revoke_family(
         &self,
         id: &FamilyId,
-        reason: RevokeReason,
-        now: i64,
+        revoke: Revoke,
     ) -> Result<Option<Family>, StoreError> {
-        let revoked =
-            queries::revoke(&self.writer, Revoke::Family(id.as_str()), reason, now).await?;
+        let revoked = self
+            .revoke_and_deny(Which::Family(id.as_str()), revoke)
+            .await?;
         Ok(revoked.into_iter().next())
     }
 
-    async fn revoke_user(
-        &self,
-        user_id: &str,
-        reason: RevokeReason,
-        now: i64,
-    ) -> Result<Vec<Family>, StoreError> {
-        queries::revoke(&self.writer, Revoke::User(user_id), reason, now).await
+    async fn revoke_user(&self, user_id: &str, revoke: Revoke) -> Result<Vec<Family>, StoreError> {
+        self.revoke_and_deny(Which::User(user_id), revoke).await
     }
 
     async fn live_families(&self, user_id: &str, now: i64) -> Result<Vec<Family>, StoreError> {
         queries::live_families(&self.reader, user_id, now).await
     }
 
-    async fn deny_access_token(&self, jti: &str, expires_at: i64) -> Result<(), StoreError> {
-        queries::deny_access_token(&self.writer, jti, expires_at).await
+    async fn deny(&self, denial: Denial) -> Result<(), StoreError> {
+        let mut tx = self
+            .writer
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(backend)?;
+        queries::deny(&mut tx, &denial).await?;
+        tx.commit().await.map_err(backend)?;
+        self.changes.notify();
+        Ok(())
     }
 
-    async fn deny_user_tokens(&self, denial: UserDenial) -> Result<(), StoreError> {
-        queries::deny_user_tokens(&self.writer, &denial).await
+    async fn denials_after(
+        &self,
+        after: u64,
+        now: i64,
+        limit: usize,
+    ) -> Result<DenialBatch, StoreError> {
+        queries::denials_after(&self.reader, after, now, limit.max(1)).await
     }
 
-    async fn access_denials(&self, now: i64) -> Result<AccessDenials, StoreError> {
-        queries::access_denials(&self.reader, now).await
+    async fn reserve_login(
+        &self,
+        key: &ThrottleKey,
+        rule: &ThrottleRule,
+        now: i64,
+    ) -> Result<LoginAttempt, StoreError> {
+        queries::reserve_login(&self.writer, key, rule, now).await
+    }
+
+    async fn clear_login_attempts(&self, key: &ThrottleKey) -> Result<(), StoreError> {
+        queries::clear_login(&self.writer, key).await
+    }
+
+    async fn use_once(&self, key: &OnceKey, expires_at: i64, now: i64) -> Result<bool, StoreError> {
+        queries::use_once(&self.writer, key, expires_at, now).await
+    }
+
+    async fn signing_keys(&self) -> Result<Vec<StoredKey>, StoreError> {
+        queries::signing_keys(&self.reader).await
+    }
+
+    async fn add_signing_key(
+        &self,
+        key: StoredKey,
+        only_if_none: bool,
+    ) -> Result<Vec<StoredKey>, StoreError> {
+        let mut tx = self
+            .writer
+            .begin_with("BEGIN IMMEDIATE")
+            .await
+            .map_err(backend)?;
+        let (keys, added) = queries::add_signing_key(&mut tx, &key, only_if_none).await?;
+        tx.commit().await.map_err(backend)?;
+        if added {
+            self.changes.notify();
+        }
+        Ok(keys)
+    }
+
+    async fn remove_signing_key(&self, kid: &str) -> Result<bool, StoreError> {
+        let removed = queries::remove_signing_key(&self.writer, kid).await?;
+        if removed {
+            self.changes.notify();
+        }
+        Ok(removed)
+    }
+
+    async fn shared_secret(&self, name: &str, candidate: &[u8]) -> Result<Vec<u8>, StoreError> {
+        queries::shared_secret(&self.writer, name, candidate).await
     }
 
     async fn purge_expired(&self, now: i64, batch: usize) -> Result<PurgeReport, StoreError> {
         queries::purge(&self.writer, now, batch).await
+    }
+
+    async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1")
+            .execute(&self.reader)
+            .await
+            .map_err(backend)?;
+        Ok(())
+    }
+
+    fn subscribe(&self) -> Option<StoreChanges> {
+        Some(self.changes.subscribe())
     }
 
     /// Answers every rotation already queued for the writer task and stops it, then closes every
@@ -308,12 +385,25 @@ impl RefreshStore for SqliteStore {
     }
 }
 
-/// A sqlx failure as a store error: a closed pool means the store was closed.
-fn backend(error: sqlx::Error) -> StoreError {
-    match error {
-        sqlx::Error::PoolClosed => StoreError::Closed,
-        other => StoreError::Backend(Box::new(other)),
-    }
+/// Takes the exclusive lock that serializes the migrations of processes opening `database` together: an
+/// advisory lock on `<database>.migrate.lock`, released when the returned file is dropped. Waits for
+/// another process's migration, off the async threads.
+async fn migration_lock(database: &Path) -> Result<File, StoreError> {
+    let mut name = database.as_os_str().to_owned();
+    name.push(".migrate.lock");
+    let path = std::path::PathBuf::from(name);
+    let locked = tokio::task::spawn_blocking(move || {
+        let file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(&path)?;
+        file.lock()?;
+        Ok::<_, std::io::Error>(file)
+    })
+    .await
+    .map_err(|error| StoreError::Backend(Box::new(error)))?;
+    locked.map_err(|error| StoreError::Backend(Box::new(error)))
 }
 
 fn migration(error: sqlx::migrate::MigrateError) -> StoreError {

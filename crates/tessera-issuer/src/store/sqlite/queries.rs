@@ -8,14 +8,32 @@ use sqlx::SqliteExecutor;
 use sqlx::query::{Query, QueryAs};
 use sqlx::sqlite::{Sqlite, SqliteArguments, SqlitePool};
 
-use super::backend;
-use super::rows::{
-    FamilyRow, FamilyState, FamilyStateRow, TokenRow, UserDenialRow, family_columns,
+use crate::store::rows::{
+    DenialRow, FamilyRow, FamilyState, FamilyStateRow, KeyRow, TokenRow, family_columns,
 };
 use crate::store::{
-    AccessDenials, Family, NewFamily, PurgeReport, RevokeReason, Rotation, StoreError, TokenHash,
-    UserDenial,
+    Denial, DenialBatch, Family, LoginAttempt, NewFamily, OnceKey, PurgeReport, Revoke,
+    RevokeReason, Rotation, StoreError, StoredKey, ThrottleKey, ThrottleRule, TokenHash,
+    sqlx_error as backend,
 };
+
+/// The attempt a reservation counts: the next within the window (`?3`) of the last one, else the first.
+macro_rules! throttle_attempts {
+    () => {
+        "CASE WHEN login_throttle.last_attempt_at + ?3 > ?2 THEN login_throttle.attempts + 1 ELSE 1 END"
+    };
+}
+
+/// Until when attempt number `n` at `?2` locks the key: from attempt `?4` on, `?5` doubled per attempt
+/// up to `?6`; 0 (not locked) before.
+macro_rules! throttle_lock {
+    ($($n:tt)*) => {
+        concat!(
+            "CASE WHEN (", $($n)*, ") >= ?4 THEN ?2 + MIN(?6, ?5 << MIN((", $($n)*,
+            ") - ?4, 30)) ELSE 0 END"
+        )
+    };
+}
 
 type FamilyQuery<'q> = QueryAs<'q, Sqlite, FamilyRow, SqliteArguments>;
 
@@ -122,19 +140,19 @@ pub(super) async fn live_families(
 
 /// Which families a revocation is for.
 #[derive(Debug, Clone, Copy)]
-pub(super) enum Revoke<'a> {
+pub(super) enum Which<'a> {
     /// The family with this id.
     Family(&'a str),
     /// Every family of this user.
     User(&'a str),
 }
 
-/// Revokes the not-yet-revoked families `which` names; returns those it revoked.
+/// Revokes the not-yet-revoked families `which` names; returns those it revoked. The caller denies their
+/// access tokens in the same transaction.
 pub(super) async fn revoke(
     db: impl SqliteExecutor<'_>,
-    which: Revoke<'_>,
-    reason: RevokeReason,
-    now: i64,
+    which: Which<'_>,
+    revoke: &Revoke,
 ) -> Result<Vec<Family>, StoreError> {
     const BY_ID: &str = concat!(
         "UPDATE token_families SET revoked_at = ?1, revoke_reason = ?2 \
@@ -147,14 +165,14 @@ pub(super) async fn revoke(
         family_columns!()
     );
     let (sql, key) = match which {
-        Revoke::Family(id) => (BY_ID, id),
-        Revoke::User(user_id) => (BY_USER, user_id),
+        Which::Family(id) => (BY_ID, id),
+        Which::User(user_id) => (BY_USER, user_id),
     };
     families(
         db,
         sqlx::query_as(sql)
-            .bind(now)
-            .bind(reason.as_str())
+            .bind(revoke.now)
+            .bind(revoke.reason.as_str())
             .bind(key),
     )
     .await
@@ -230,62 +248,221 @@ pub(super) async fn insert_family(
     Ok(())
 }
 
-/// Records a revoked access token, keeping the later expiry.
-pub(super) async fn deny_access_token(
-    db: impl SqliteExecutor<'_>,
-    jti: &str,
-    expires_at: i64,
+/// Records a denial under the next sequence number, keeping the later bounds of an existing one; a write
+/// that extends nothing leaves the row (and its sequence number) alone. Call it inside the writer's
+/// transaction: the sequence row serializes writers, so numbers become visible in order.
+pub(super) async fn deny(
+    tx: &mut sqlx::SqliteConnection,
+    denial: &Denial,
 ) -> Result<(), StoreError> {
+    let seq: i64 = sqlx::query_scalar("UPDATE denial_sequence SET last = last + 1 RETURNING last")
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(backend)?;
+    let (kind, key) = denial.key();
     sqlx::query(
-        "INSERT INTO revoked_access_tokens (jti, expires_at) VALUES (?1, ?2) \
-         ON CONFLICT (jti) DO UPDATE SET expires_at = MAX(expires_at, excluded.expires_at)",
+        "INSERT INTO access_denials (kind, key, issued_before, until, seq) VALUES (?1, ?2, ?3, ?4, ?5) \
+         ON CONFLICT (kind, key) DO UPDATE SET \
+         issued_before = MAX(issued_before, excluded.issued_before), \
+         until = MAX(until, excluded.until), seq = excluded.seq \
+         WHERE excluded.issued_before > access_denials.issued_before \
+         OR excluded.until > access_denials.until",
     )
-    .bind(jti)
-    .bind(expires_at)
-    .execute(db)
-    .await
-    .map_err(backend)?;
-    Ok(())
-}
-
-/// Records a per-user revocation, keeping the later bounds.
-pub(super) async fn deny_user_tokens(
-    db: impl SqliteExecutor<'_>,
-    denial: &UserDenial,
-) -> Result<(), StoreError> {
-    sqlx::query(
-        "INSERT INTO revoked_user_tokens (user_id, issued_before, until) VALUES (?1, ?2, ?3) \
-         ON CONFLICT (user_id) DO UPDATE SET \
-         issued_before = MAX(issued_before, excluded.issued_before), until = MAX(until, excluded.until)",
-    )
-    .bind(denial.user_id.as_str())
-    .bind(denial.issued_before)
+    .bind(kind.as_str())
+    .bind(key)
+    .bind(denial.issued_before())
     .bind(denial.until)
-    .execute(db)
+    .bind(seq)
+    .execute(&mut *tx)
     .await
     .map_err(backend)?;
     Ok(())
 }
 
-/// The access-token revocations in force at `now`.
-pub(super) async fn access_denials(db: &SqlitePool, now: i64) -> Result<AccessDenials, StoreError> {
-    let tokens =
-        sqlx::query_as("SELECT jti, expires_at FROM revoked_access_tokens WHERE expires_at > ?1")
-            .bind(now)
-            .fetch_all(db)
+/// The denials in force at `now` written after `after`, oldest write first.
+pub(super) async fn denials_after(
+    db: &SqlitePool,
+    after: u64,
+    now: i64,
+    limit: usize,
+) -> Result<DenialBatch, StoreError> {
+    let rows: Vec<(i64, DenialRow)> = sqlx::query_as::<_, DenialSeqRow>(
+        "SELECT seq, kind, key, issued_before, until FROM access_denials \
+         WHERE seq > ?1 AND until > ?2 ORDER BY seq LIMIT ?3",
+    )
+    .bind(i64::try_from(after).unwrap_or(i64::MAX))
+    .bind(now)
+    .bind(i64::try_from(limit).unwrap_or(i64::MAX))
+    .fetch_all(db)
+    .await
+    .map_err(backend)?
+    .into_iter()
+    .map(|row| (row.seq, row.denial))
+    .collect();
+    crate::store::rows::denial_batch(rows, after, limit)
+}
+
+/// A denial with its sequence number.
+#[derive(Debug, sqlx::FromRow)]
+struct DenialSeqRow {
+    seq: i64,
+    #[sqlx(flatten)]
+    denial: DenialRow,
+}
+
+/// The throttle's reservation as one statement: counts the attempt unless the key is locked, and returns
+/// the new `locked_until` if it did (see [`ThrottleRule::reserve`], which it mirrors).
+const RESERVE_LOGIN: &str = concat!(
+    "INSERT INTO login_throttle (key, attempts, last_attempt_at, locked_until, forget_at) \
+     VALUES (?1, 1, ?2, ",
+    throttle_lock!("1"),
+    ", MAX(?2 + ?3, ",
+    throttle_lock!("1"),
+    ")) ON CONFLICT (key) DO UPDATE SET attempts = ",
+    throttle_attempts!(),
+    ", last_attempt_at = ?2, locked_until = ",
+    throttle_lock!(throttle_attempts!()),
+    ", forget_at = MAX(?2 + ?3, ",
+    throttle_lock!(throttle_attempts!()),
+    ") WHERE login_throttle.locked_until <= ?2 RETURNING locked_until"
+);
+
+/// Reserves a login attempt (parameters: key, now, window, lock after, base delay, max delay).
+pub(super) async fn reserve_login(
+    db: &SqlitePool,
+    key: &ThrottleKey,
+    rule: &ThrottleRule,
+    now: i64,
+) -> Result<LoginAttempt, StoreError> {
+    let counted: Option<i64> = sqlx::query_scalar(RESERVE_LOGIN)
+        .bind(key.as_bytes().as_slice())
+        .bind(now)
+        .bind(rule.window)
+        .bind(i64::from(rule.lock_after))
+        .bind(rule.base_delay)
+        .bind(rule.max_delay)
+        .fetch_optional(db)
+        .await
+        .map_err(backend)?;
+    if counted.is_some() {
+        return Ok(LoginAttempt::Allowed);
+    }
+    let locked_until: Option<i64> =
+        sqlx::query_scalar("SELECT locked_until FROM login_throttle WHERE key = ?1")
+            .bind(key.as_bytes().as_slice())
+            .fetch_optional(db)
             .await
             .map_err(backend)?;
-    let users: Vec<UserDenialRow> = sqlx::query_as(
-        "SELECT user_id, issued_before, until FROM revoked_user_tokens WHERE until > ?1",
+    Ok(LoginAttempt::Locked {
+        retry_after: locked_until.map_or(1, |until| (until - now).max(1)),
+    })
+}
+
+/// Forgets a key's attempts.
+pub(super) async fn clear_login(db: &SqlitePool, key: &ThrottleKey) -> Result<(), StoreError> {
+    sqlx::query("DELETE FROM login_throttle WHERE key = ?1")
+        .bind(key.as_bytes().as_slice())
+        .execute(db)
+        .await
+        .map_err(backend)?;
+    Ok(())
+}
+
+/// Records a one-time value; whether this was its first use.
+pub(super) async fn use_once(
+    db: &SqlitePool,
+    key: &OnceKey,
+    expires_at: i64,
+    now: i64,
+) -> Result<bool, StoreError> {
+    let first: Option<i64> = sqlx::query_scalar(
+        "INSERT INTO one_time_values (key, expires_at) VALUES (?1, ?2) \
+         ON CONFLICT (key) DO UPDATE SET expires_at = excluded.expires_at \
+         WHERE one_time_values.expires_at <= ?3 RETURNING 1",
     )
+    .bind(key.as_bytes().as_slice())
+    .bind(expires_at)
     .bind(now)
+    .fetch_optional(db)
+    .await
+    .map_err(backend)?;
+    Ok(first.is_some())
+}
+
+/// Every signing key, by activation.
+pub(super) async fn signing_keys(
+    db: impl SqliteExecutor<'_>,
+) -> Result<Vec<StoredKey>, StoreError> {
+    let rows: Vec<KeyRow> = sqlx::query_as(
+        "SELECT kid, algorithm, material, created_at, active_from FROM signing_keys \
+         ORDER BY active_from, kid",
+    )
     .fetch_all(db)
     .await
     .map_err(backend)?;
-    Ok(AccessDenials {
-        tokens,
-        users: users.into_iter().map(UserDenial::from).collect(),
-    })
+    rows.into_iter().map(StoredKey::try_from).collect()
+}
+
+/// Adds a signing key unless `only_if_none` and one exists; every key afterwards, and whether it added.
+pub(super) async fn add_signing_key(
+    tx: &mut sqlx::SqliteConnection,
+    key: &StoredKey,
+    only_if_none: bool,
+) -> Result<(Vec<StoredKey>, bool), StoreError> {
+    let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM signing_keys)")
+        .fetch_one(&mut *tx)
+        .await
+        .map_err(backend)?;
+    let add = !(only_if_none && exists);
+    if add {
+        let inserted = sqlx::query(
+            "INSERT INTO signing_keys (kid, algorithm, material, created_at, active_from) \
+             VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (kid) DO NOTHING",
+        )
+        .bind(key.kid.as_str())
+        .bind(key.algorithm.as_str())
+        .bind(key.material.as_slice())
+        .bind(key.created_at)
+        .bind(key.active_from)
+        .execute(&mut *tx)
+        .await
+        .map_err(backend)?;
+        if inserted.rows_affected() == 0 {
+            return Err(crate::store::duplicate_kid(&key.kid));
+        }
+    }
+    Ok((signing_keys(&mut *tx).await?, add))
+}
+
+/// Deletes a signing key; whether there was one.
+pub(super) async fn remove_signing_key(db: &SqlitePool, kid: &str) -> Result<bool, StoreError> {
+    let done = sqlx::query("DELETE FROM signing_keys WHERE kid = ?1")
+        .bind(kid)
+        .execute(db)
+        .await
+        .map_err(backend)?;
+    Ok(done.rows_affected() > 0)
+}
+
+/// The shared secret `name`, stored from `candidate` if absent.
+pub(super) async fn shared_secret(
+    db: &SqlitePool,
+    name: &str,
+    candidate: &[u8],
+) -> Result<Vec<u8>, StoreError> {
+    sqlx::query(
+        "INSERT INTO shared_secrets (name, value) VALUES (?1, ?2) ON CONFLICT (name) DO NOTHING",
+    )
+    .bind(name)
+    .bind(candidate)
+    .execute(db)
+    .await
+    .map_err(backend)?;
+    sqlx::query_scalar("SELECT value FROM shared_secrets WHERE name = ?1")
+        .bind(name)
+        .fetch_one(db)
+        .await
+        .map_err(backend)
 }
 
 /// One purge batch (see [`RefreshStore::purge_expired`](crate::store::RefreshStore::purge_expired)).
@@ -299,12 +476,14 @@ pub(super) async fn purge(
     const FAMILIES: &str = "DELETE FROM token_families WHERE id IN (SELECT f.id FROM token_families f \
          WHERE f.idle_expires_at <= ?1 \
          AND NOT EXISTS (SELECT 1 FROM refresh_tokens t WHERE t.family_id = f.id) LIMIT ?2)";
-    const ACCESS_DENIALS: &str = "DELETE FROM revoked_access_tokens WHERE jti IN \
-         (SELECT jti FROM revoked_access_tokens WHERE expires_at <= ?1 LIMIT ?2)";
-    const USER_DENIALS: &str = "DELETE FROM revoked_user_tokens WHERE user_id IN \
-         (SELECT user_id FROM revoked_user_tokens WHERE until <= ?1 LIMIT ?2)";
+    const DENIALS: &str = "DELETE FROM access_denials WHERE (kind, key) IN \
+         (SELECT kind, key FROM access_denials WHERE until <= ?1 LIMIT ?2)";
+    const THROTTLE: &str = "DELETE FROM login_throttle WHERE key IN \
+         (SELECT key FROM login_throttle WHERE forget_at <= ?1 LIMIT ?2)";
+    const ONE_TIME: &str = "DELETE FROM one_time_values WHERE key IN \
+         (SELECT key FROM one_time_values WHERE expires_at <= ?1 LIMIT ?2)";
     let limit = i64::try_from(batch).unwrap_or(i64::MAX);
-    let delete = |sql: &'static str, limit: i64| async move {
+    let delete = |sql: &'static str| async move {
         sqlx::query(sql)
             .bind(now)
             .bind(limit)
@@ -313,18 +492,12 @@ pub(super) async fn purge(
             .map(|done| done.rows_affected())
             .map_err(backend)
     };
-    let tokens = delete(TOKENS, limit).await?;
-    let families = delete(FAMILIES, limit).await?;
-    let mut denials = delete(ACCESS_DENIALS, limit).await?;
-    denials += delete(
-        USER_DENIALS,
-        limit - i64::try_from(denials).unwrap_or(limit),
-    )
-    .await?;
     Ok(PurgeReport {
-        tokens,
-        families,
-        denials,
+        tokens: delete(TOKENS).await?,
+        families: delete(FAMILIES).await?,
+        denials: delete(DENIALS).await?,
+        throttle: delete(THROTTLE).await?,
+        one_time: delete(ONE_TIME).await?,
     })
 }
 

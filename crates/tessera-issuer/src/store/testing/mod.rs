@@ -40,8 +40,9 @@
 //! - **Time**: a store never reads a clock; every time it sees is an argument, taken from
 //!   [`Case::clock`], a [`ManualClock`] starting at [`START`] that the cases move. A backend that needs a
 //!   clock of its own (for its connections, say) can take this one.
-//! - **Concurrency**: one case issues many rotations of one token at once, from one task; exactly one may
-//!   install a successor.
+//! - **Concurrency**: some cases issue many calls at once, from one task (rotations of one token, login
+//!   reservations, uses of one value, the first signing key): the store must settle them as if they had
+//!   come one after another.
 
 #![allow(
     clippy::unwrap_used,
@@ -124,7 +125,17 @@ where
         another_clients_token_is_refused_untouched,
         tokens_of_any_generation_find_their_family,
         purge_deletes_expired_families_in_batches,
-        access_denials_are_kept_until_their_tokens_expire,
+        revoking_a_family_denies_its_access_tokens,
+        revoking_a_user_denies_each_session_and_every_earlier_token,
+        a_replay_denies_the_familys_access_tokens,
+        denials_keep_their_later_bounds_and_are_read_in_write_order,
+        denial_sequence_numbers_never_go_back,
+        login_reservations_follow_the_rule,
+        concurrent_login_reservations_allow_exactly_the_free_attempts,
+        throttle_entries_are_purged_after_their_window_and_lockout,
+        one_time_values_are_accepted_once_until_they_expire,
+        the_first_signing_key_is_added_once,
+        shared_secrets_are_created_once,
         a_closed_store_refuses_every_call,
     );
     if !failures.is_empty() {

@@ -1,99 +1,15 @@
-//! The cases of the contract suite. Each takes a fresh store and the case's clock, which starts at
-//! [`START`]; `now` below is always that clock's time.
+//! Families: creation, rotation and its verdicts, expiry, revocation, the cap, the purge, and a closed store.
 
 use futures_util::future::join_all;
 use tessera_core::{Clock as _, ManualClock};
 
-use super::START;
-use crate::store::{
-    AccessDenials, Family, FamilyId, NewFamily, PurgeReport, RefreshStore, RevokeReason, Rotation,
-    RotationOutcome, RotationSalt, StoreError, TokenHash, UserDenial,
-};
+use super::*;
+use crate::store::{OnceKey, PurgeReport, StoredKey, ThrottleKey};
 
-const ABSOLUTE: i64 = 30 * 86_400;
-const IDLE: i64 = 14 * 86_400;
-const GRACE: i64 = 30;
-/// A cap no case reaches unless it means to.
-const CAP: usize = 50;
-
-fn hash(n: u8) -> TokenHash {
-    TokenHash::from_slice(&[n; 32]).unwrap()
-}
-
-fn salt(n: u8) -> RotationSalt {
-    RotationSalt::from_slice(&[n; 32]).unwrap()
-}
-
-fn id(text: &str) -> FamilyId {
-    FamilyId::from(text.to_owned())
-}
-
-/// A family `id` of `user` for `client` whose first token is `hash(token)`, created at `now`.
-fn new_family(id: &str, user: &str, client: &str, token: u8, now: i64) -> NewFamily {
-    NewFamily {
-        id: FamilyId::from(id.to_owned()),
-        user_id: user.into(),
-        client_id: client.into(),
-        scope: Some("read write".into()),
-        roles: vec!["admin".into()],
-        user_agent: Some("contract-test".into()),
-        token: hash(token),
-        created_at: now,
-        absolute_expires_at: now + ABSOLUTE,
-        idle_expires_at: now + IDLE,
-    }
-}
-
-/// The rotation of `hash(presented)` into `hash(successor)` by the client `web`.
-fn rotation(presented: u8, successor: u8, now: i64) -> Rotation {
-    Rotation {
-        presented: hash(presented),
-        client_id: "web".into(),
-        successor: hash(successor),
-        salt: salt(successor),
-        now,
-        idle_ttl: IDLE,
-        grace: GRACE,
-    }
-}
-
-async fn create<S: RefreshStore>(store: &S, family: NewFamily, cap: usize) -> Vec<Family> {
-    store.create_family(family, cap).await.unwrap()
-}
-
-/// Creates the family `f1` of alice on `web` with the token `hash(1)`, now.
-async fn alice_on_web<S: RefreshStore>(store: &S, clock: &ManualClock) {
-    let family = new_family("f1", "alice", "web", 1, clock.unix_seconds());
-    create(store, family, CAP).await;
-}
-
-async fn rotate<S: RefreshStore>(store: &S, rotation: Rotation) -> RotationOutcome {
-    store.rotate(rotation).await.unwrap()
-}
-
-/// Rotates `hash(presented)` into `hash(successor)` now, which must succeed.
-async fn rotated<S: RefreshStore>(
+pub(in crate::store::testing) async fn current_token_rotates<S: RefreshStore>(
     store: &S,
-    presented: u8,
-    successor: u8,
     clock: &ManualClock,
-) -> Family {
-    match rotate(store, rotation(presented, successor, clock.unix_seconds())).await {
-        RotationOutcome::Rotated(family) => family,
-        other => panic!("token {presented} must rotate, got {other:?}"),
-    }
-}
-
-async fn find<S: RefreshStore>(store: &S, family: &str) -> Option<Family> {
-    store.find_family(&id(family)).await.unwrap()
-}
-
-async fn live<S: RefreshStore>(store: &S, user: &str, now: i64) -> Vec<FamilyId> {
-    let families = store.live_families(user, now).await.unwrap();
-    families.into_iter().map(|family| family.id).collect()
-}
-
-pub(super) async fn current_token_rotates<S: RefreshStore>(store: &S, clock: &ManualClock) {
+) {
     alice_on_web(store, clock).await;
     clock.advance_secs(100);
     let family = rotated(store, 1, 2, clock).await;
@@ -117,7 +33,7 @@ pub(super) async fn current_token_rotates<S: RefreshStore>(store: &S, clock: &Ma
     assert_eq!(family.generation, 2, "the successor is current");
 }
 
-pub(super) async fn previous_token_within_grace_is_a_retry<S: RefreshStore>(
+pub(in crate::store::testing) async fn previous_token_within_grace_is_a_retry<S: RefreshStore>(
     store: &S,
     clock: &ManualClock,
 ) {
@@ -148,7 +64,7 @@ pub(super) async fn previous_token_within_grace_is_a_retry<S: RefreshStore>(
     rotated(store, 2, 3, clock).await;
 }
 
-pub(super) async fn previous_token_after_grace_is_a_replay<S: RefreshStore>(
+pub(in crate::store::testing) async fn previous_token_after_grace_is_a_replay<S: RefreshStore>(
     store: &S,
     clock: &ManualClock,
 ) {
@@ -177,7 +93,9 @@ pub(super) async fn previous_token_after_grace_is_a_replay<S: RefreshStore>(
     }
 }
 
-pub(super) async fn older_generations_are_replays_even_within_grace<S: RefreshStore>(
+pub(in crate::store::testing) async fn older_generations_are_replays_even_within_grace<
+    S: RefreshStore,
+>(
     store: &S,
     clock: &ManualClock,
 ) {
@@ -195,7 +113,7 @@ pub(super) async fn older_generations_are_replays_even_within_grace<S: RefreshSt
     }
 }
 
-pub(super) async fn zero_grace_makes_every_reuse_a_replay<S: RefreshStore>(
+pub(in crate::store::testing) async fn zero_grace_makes_every_reuse_a_replay<S: RefreshStore>(
     store: &S,
     clock: &ManualClock,
 ) {
@@ -214,7 +132,9 @@ pub(super) async fn zero_grace_makes_every_reuse_a_replay<S: RefreshStore>(
     ));
 }
 
-pub(super) async fn concurrent_rotations_of_one_token_install_one_successor<S: RefreshStore>(
+pub(in crate::store::testing) async fn concurrent_rotations_of_one_token_install_one_successor<
+    S: RefreshStore,
+>(
     store: &S,
     clock: &ManualClock,
 ) {
@@ -251,7 +171,10 @@ pub(super) async fn concurrent_rotations_of_one_token_install_one_successor<S: R
     assert_eq!(find(store, "f1").await.unwrap().generation, 1);
 }
 
-pub(super) async fn unknown_tokens_are_unknown<S: RefreshStore>(store: &S, clock: &ManualClock) {
+pub(in crate::store::testing) async fn unknown_tokens_are_unknown<S: RefreshStore>(
+    store: &S,
+    clock: &ManualClock,
+) {
     assert_eq!(
         rotate(store, rotation(1, 2, clock.unix_seconds())).await,
         RotationOutcome::Unknown
@@ -260,7 +183,7 @@ pub(super) async fn unknown_tokens_are_unknown<S: RefreshStore>(store: &S, clock
     assert!(find(store, "nope").await.is_none());
 }
 
-pub(super) async fn absolute_expiry_is_exclusive_and_fixed<S: RefreshStore>(
+pub(in crate::store::testing) async fn absolute_expiry_is_exclusive_and_fixed<S: RefreshStore>(
     store: &S,
     clock: &ManualClock,
 ) {
@@ -287,7 +210,7 @@ pub(super) async fn absolute_expiry_is_exclusive_and_fixed<S: RefreshStore>(
     assert!(live(store, "alice", clock.unix_seconds()).await.is_empty());
 }
 
-pub(super) async fn idle_expiry_slides_with_each_rotation<S: RefreshStore>(
+pub(in crate::store::testing) async fn idle_expiry_slides_with_each_rotation<S: RefreshStore>(
     store: &S,
     clock: &ManualClock,
 ) {
@@ -309,14 +232,14 @@ pub(super) async fn idle_expiry_slides_with_each_rotation<S: RefreshStore>(
     assert!(find(store, "f1").await.unwrap().revoked.is_none());
 }
 
-pub(super) async fn revoked_families_refuse_every_token<S: RefreshStore>(
+pub(in crate::store::testing) async fn revoked_families_refuse_every_token<S: RefreshStore>(
     store: &S,
     clock: &ManualClock,
 ) {
     alice_on_web(store, clock).await;
     let revoke = |family: &'static str, at: i64| async move {
         store
-            .revoke_family(&id(family), RevokeReason::Logout, at)
+            .revoke_family(&id(family), revoke(RevokeReason::Logout, at))
             .await
             .unwrap()
     };
@@ -335,7 +258,7 @@ pub(super) async fn revoked_families_refuse_every_token<S: RefreshStore>(
     assert_eq!(found.revoked.unwrap().reason, RevokeReason::Logout);
 }
 
-pub(super) async fn cap_evicts_the_oldest_live_family<S: RefreshStore>(
+pub(in crate::store::testing) async fn cap_evicts_the_oldest_live_family<S: RefreshStore>(
     store: &S,
     clock: &ManualClock,
 ) {
@@ -366,7 +289,10 @@ pub(super) async fn cap_evicts_the_oldest_live_family<S: RefreshStore>(
 
     // Revoked and expired families do not count against the cap.
     store
-        .revoke_family(&id("f2"), RevokeReason::Logout, clock.unix_seconds())
+        .revoke_family(
+            &id("f2"),
+            revoke(RevokeReason::Logout, clock.unix_seconds()),
+        )
         .await
         .unwrap();
     assert!(login("f5", "alice", "web", 5).await.is_empty());
@@ -383,7 +309,7 @@ pub(super) async fn cap_evicts_the_oldest_live_family<S: RefreshStore>(
     );
 }
 
-pub(super) async fn revoking_a_user_ends_every_session<S: RefreshStore>(
+pub(in crate::store::testing) async fn revoking_a_user_ends_every_session<S: RefreshStore>(
     store: &S,
     clock: &ManualClock,
 ) {
@@ -395,7 +321,7 @@ pub(super) async fn revoking_a_user_ends_every_session<S: RefreshStore>(
     )
     .await;
     create(store, new_family("b1", "bob", "web", 3, START), CAP).await;
-    let revoke_alice = |at| store.revoke_user("alice", RevokeReason::UserRevoked, at);
+    let revoke_alice = |at| store.revoke_user("alice", revoke(RevokeReason::UserRevoked, at));
     let mut revoked: Vec<FamilyId> = revoke_alice(START + 2)
         .await
         .unwrap()
@@ -417,7 +343,9 @@ pub(super) async fn revoking_a_user_ends_every_session<S: RefreshStore>(
     ));
 }
 
-pub(super) async fn another_clients_token_is_refused_untouched<S: RefreshStore>(
+pub(in crate::store::testing) async fn another_clients_token_is_refused_untouched<
+    S: RefreshStore,
+>(
     store: &S,
     clock: &ManualClock,
 ) {
@@ -435,7 +363,9 @@ pub(super) async fn another_clients_token_is_refused_untouched<S: RefreshStore>(
     rotated(store, 1, 2, clock).await;
 }
 
-pub(super) async fn tokens_of_any_generation_find_their_family<S: RefreshStore>(
+pub(in crate::store::testing) async fn tokens_of_any_generation_find_their_family<
+    S: RefreshStore,
+>(
     store: &S,
     clock: &ManualClock,
 ) {
@@ -449,7 +379,9 @@ pub(super) async fn tokens_of_any_generation_find_their_family<S: RefreshStore>(
     assert_eq!(find(store, "f1").await.unwrap().generation, 2);
 }
 
-pub(super) async fn purge_deletes_expired_families_in_batches<S: RefreshStore>(
+pub(in crate::store::testing) async fn purge_deletes_expired_families_in_batches<
+    S: RefreshStore,
+>(
     store: &S,
     clock: &ManualClock,
 ) {
@@ -495,7 +427,7 @@ pub(super) async fn purge_deletes_expired_families_in_batches<S: RefreshStore>(
         PurgeReport {
             tokens: 4,
             families: 1,
-            denials: 0
+            ..PurgeReport::default()
         }
     );
     assert!(
@@ -517,52 +449,7 @@ pub(super) async fn purge_deletes_expired_families_in_batches<S: RefreshStore>(
     }
 }
 
-pub(super) async fn access_denials_are_kept_until_their_tokens_expire<S: RefreshStore>(
-    store: &S,
-    _: &ManualClock,
-) {
-    let alice = |issued_before, until| UserDenial {
-        user_id: "alice".into(),
-        issued_before,
-        until,
-    };
-    for (jti, expires_at) in [("j1", START + 100), ("j1", START + 50), ("j2", START + 10)] {
-        store.deny_access_token(jti, expires_at).await.unwrap();
-    }
-    for denial in [alice(START, START + 900), alice(START - 5, START + 800)] {
-        store.deny_user_tokens(denial).await.unwrap();
-    }
-
-    let mut denials = store.access_denials(START).await.unwrap();
-    denials.tokens.sort();
-    let expected = AccessDenials {
-        tokens: vec![("j1".into(), START + 100), ("j2".into(), START + 10)],
-        users: vec![alice(START, START + 900)],
-    };
-    assert_eq!(denials, expected, "a later write never shortens a denial");
-    let later = store.access_denials(START + 10).await.unwrap();
-    assert_eq!(
-        later.tokens,
-        [("j1".to_owned(), START + 100)],
-        "ended denials are not in force"
-    );
-
-    assert_eq!(
-        store.purge_expired(START + 100, 10).await.unwrap().denials,
-        2
-    );
-    assert_eq!(
-        store.purge_expired(START + 900, 10).await.unwrap().denials,
-        1
-    );
-    assert_eq!(
-        store.access_denials(START).await.unwrap(),
-        AccessDenials::default(),
-        "purged"
-    );
-}
-
-pub(super) async fn a_closed_store_refuses_every_call<S: RefreshStore>(
+pub(in crate::store::testing) async fn a_closed_store_refuses_every_call<S: RefreshStore>(
     store: &S,
     clock: &ManualClock,
 ) {
@@ -586,29 +473,66 @@ pub(super) async fn a_closed_store_refuses_every_call<S: RefreshStore>(
         store.find_by_token(hash(1)).await.map(drop),
     );
     closed("find_family", store.find_family(&id("f1")).await.map(drop));
-    let reason = RevokeReason::Logout;
-    let revoked = store.revoke_family(&id("f1"), reason, now).await;
-    closed("revoke_family", revoked.map(drop));
+    let ended = revoke(RevokeReason::Logout, now);
+    closed(
+        "revoke_family",
+        store.revoke_family(&id("f1"), ended).await.map(drop),
+    );
     closed(
         "revoke_user",
-        store.revoke_user("alice", reason, now).await.map(drop),
+        store.revoke_user("alice", ended).await.map(drop),
     );
     closed(
         "live_families",
         store.live_families("alice", now).await.map(drop),
     );
-    closed("deny_access_token", store.deny_access_token("j", now).await);
-    let denial = UserDenial {
-        user_id: "alice".into(),
-        issued_before: now,
-        until: now + 1,
+    closed("deny", store.deny(Denial::token("j", now + 1)).await);
+    closed(
+        "denials_after",
+        store.denials_after(0, now, 10).await.map(drop),
+    );
+    let key = ThrottleKey::for_username("alice");
+    closed(
+        "reserve_login",
+        store
+            .reserve_login(&key, &super::throttle::RULE, now)
+            .await
+            .map(drop),
+    );
+    closed(
+        "clear_login_attempts",
+        store.clear_login_attempts(&key).await,
+    );
+    let once = OnceKey::new("test", &["x"]);
+    closed(
+        "use_once",
+        store.use_once(&once, now + 1, now).await.map(drop),
+    );
+    closed("signing_keys", store.signing_keys().await.map(drop));
+    let key = StoredKey {
+        kid: "k".into(),
+        algorithm: tessera_core::jose::Algorithm::EdDsa,
+        material: vec![1],
+        created_at: now,
+        active_from: now,
     };
-    closed("deny_user_tokens", store.deny_user_tokens(denial).await);
-    closed("access_denials", store.access_denials(now).await.map(drop));
+    closed(
+        "add_signing_key",
+        store.add_signing_key(key, true).await.map(drop),
+    );
+    closed(
+        "remove_signing_key",
+        store.remove_signing_key("k").await.map(drop),
+    );
+    closed(
+        "shared_secret",
+        store.shared_secret("s", b"v").await.map(drop),
+    );
     closed(
         "purge_expired",
         store.purge_expired(now, 10).await.map(drop),
     );
+    closed("ping", store.ping().await);
     // Closing again is harmless (the suite closes every store once more after its case).
     store.close().await;
 }

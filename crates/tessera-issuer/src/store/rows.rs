@@ -1,11 +1,15 @@
-//! The rows the queries return ([`sqlx::FromRow`]) and their checked conversion into the store's types:
-//! a value SQLite cannot hold for us (a negative generation, an unknown revoke reason, a hash of the wrong
-//! length) is [`StoreError::Corrupt`], naming the family and the column.
+//! The rows the SQL stores' queries return ([`sqlx::FromRow`], SQLite and PostgreSQL alike: both store the
+//! same column types) and their checked conversion into the store's types: a value the database cannot hold
+//! for us (a negative generation, an unknown revoke reason, a hash of the wrong length) is
+//! [`StoreError::Corrupt`], naming the record and the column.
 
 use sqlx::FromRow;
 
+use tessera_core::jose::Algorithm;
+
 use crate::store::{
-    Family, FamilyId, Revocation, RevokeReason, RotationSalt, StoreError, TokenHash, UserDenial,
+    Denial, DenialBatch, DenialKind, Family, FamilyId, Revocation, RevokeReason, RotationSalt,
+    StoreError, StoredKey, TokenHash,
 };
 
 /// The columns of `token_families` that make a [`Family`], in [`FamilyRow`]'s order.
@@ -122,21 +126,58 @@ impl TokenRow {
     }
 }
 
-/// A `revoked_user_tokens` row.
+/// An `access_denials` row.
 #[derive(Debug, FromRow)]
-pub(super) struct UserDenialRow {
-    user_id: String,
+pub(super) struct DenialRow {
+    kind: String,
+    key: String,
     issued_before: i64,
     until: i64,
 }
 
-impl From<UserDenialRow> for UserDenial {
-    fn from(row: UserDenialRow) -> UserDenial {
-        UserDenial {
-            user_id: row.user_id,
-            issued_before: row.issued_before,
-            until: row.until,
+impl TryFrom<DenialRow> for Denial {
+    type Error = StoreError;
+
+    fn try_from(row: DenialRow) -> Result<Denial, StoreError> {
+        match DenialKind::parse(&row.kind) {
+            Some(DenialKind::Token) => Ok(Denial::token(row.key, row.until)),
+            Some(DenialKind::Session) => Ok(Denial::session(row.key, row.until)),
+            Some(DenialKind::Subject) => Ok(Denial::subject(row.key, row.issued_before, row.until)),
+            None => Err(StoreError::Corrupt(format!(
+                "access denial `{}`: unknown kind `{}`",
+                row.key, row.kind
+            ))),
         }
+    }
+}
+
+/// A `signing_keys` row.
+#[derive(Debug, FromRow)]
+pub(super) struct KeyRow {
+    kid: String,
+    algorithm: String,
+    material: Vec<u8>,
+    created_at: i64,
+    active_from: i64,
+}
+
+impl TryFrom<KeyRow> for StoredKey {
+    type Error = StoreError;
+
+    fn try_from(row: KeyRow) -> Result<StoredKey, StoreError> {
+        let algorithm = Algorithm::from_name(&row.algorithm).ok_or_else(|| {
+            StoreError::Corrupt(format!(
+                "signing key `{}`: unknown algorithm `{}`",
+                row.kid, row.algorithm
+            ))
+        })?;
+        Ok(StoredKey {
+            kid: row.kid,
+            algorithm,
+            material: row.material,
+            created_at: row.created_at,
+            active_from: row.active_from,
+        })
     }
 }
 
@@ -148,4 +189,24 @@ pub(super) fn corrupt(family_id: &str, column: &str) -> StoreError {
     StoreError::Corrupt(format!(
         "family {family_id}: column `{column}` has an invalid value"
     ))
+}
+
+/// The batch of [`RefreshStore::denials_after`](super::RefreshStore::denials_after) from rows of
+/// `(seq, denial)` read with `limit`.
+pub(super) fn denial_batch(
+    rows: Vec<(i64, DenialRow)>,
+    after: u64,
+    limit: usize,
+) -> Result<DenialBatch, StoreError> {
+    let mut batch = DenialBatch {
+        last: after,
+        more: rows.len() >= limit,
+        denials: Vec::with_capacity(rows.len()),
+    };
+    for (seq, row) in rows {
+        batch.last = u64::try_from(seq)
+            .map_err(|_| StoreError::Corrupt(format!("access denial: negative sequence {seq}")))?;
+        batch.denials.push(Denial::try_from(row)?);
+    }
+    Ok(batch)
 }
