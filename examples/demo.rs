@@ -56,7 +56,7 @@ async fn main() -> anyhow::Result<()> {
     );
     let origin = server.base_url.origin().ascii_serialization();
     println!("  server  {origin} (token service under /auth, API under /api)");
-    println!("  store   {} (temporary SQLite file)", config.db.display());
+    println!("  store   {} (temporary SQLite file)", config.db);
     println!(
         "  tokens  {} access tokens, {}, grace window {} s\n",
         humantime::format_duration(ACCESS_TTL),

@@ -6,7 +6,9 @@
 //!
 //! all inside tower-http's production stack (`tessera_examples::app::http_stack`): credentials marked
 //! sensitive before the request trace, CORS for `--cors-origin`s exposing `Token-Expired`, a request
-//! timeout, a body limit, and panics caught.
+//! timeout, a body limit, and panics caught. Beside them, for a load balancer and an operator: `/healthz`
+//! (liveness), `/readyz` (readiness: 503 with a JSON reason until the revocations are loaded, and while the
+//! database does not answer) and, with `--metrics`, `/metrics` (Prometheus text format).
 //!
 //! ```sh
 //! cargo run --release --example server -- --access-ttl 30s --user bob:builder
@@ -15,17 +17,19 @@
 //! ```
 //!
 //! Sessions and signing keys persist in the SQLite file and the key directory beside it, so a restart logs
-//! nobody out. Revocations are loaded before the listener opens, so a restart never lets a revoked access
-//! token through. Ctrl-C or `SIGTERM` stops it gracefully: requests in flight finish, then the store's
-//! queued writes. `RUST_LOG` sets the log filter (default `info`).
+//! nobody out. With `--db postgres://user:password@host/db`, everything (signing keys and the
+//! refresh-token secret included) lives in PostgreSQL, and any number of instances serve as one; set
+//! `TESSERA_KEY_ENCRYPTION_SECRET` (32 bytes, base64url, the same for every instance) to keep the keys
+//! sealed there. Revocations are loaded before the listener opens, so a restart never lets a revoked
+//! access token through. Ctrl-C or `SIGTERM` stops it gracefully: requests in flight finish, then the
+//! store's queued writes. `RUST_LOG` sets the log filter (default `info`).
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
 use std::time::Duration;
 
 use axum::http::HeaderValue;
 use clap::{CommandFactory as _, Parser};
-use tessera_examples::app::{self, AppConfig};
+use tessera_examples::app::{self, AppConfig, Database, KeyEncryptionSecret};
 use tessera_examples::shutdown;
 use tessera_examples::users::UserSpec;
 use tessera_issuer::{Algorithm, PasswordHashing};
@@ -41,9 +45,10 @@ struct Args {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:8080")]
     addr: SocketAddr,
-    /// SQLite file holding the refresh-token families; signing keys are kept in <DB>.keys/ beside it.
+    /// Where sessions live: a SQLite file (signing keys kept in <DB>.keys/ beside it; `sqlite:PATH` works
+    /// too), or a postgres://user:password@host:port/db URL shared by several instances (keys kept in it).
     #[arg(long, default_value = "tessera-demo.db")]
-    db: PathBuf,
+    db: Database,
     /// Lifetime of access tokens.
     #[arg(long, default_value = "15m", value_parser = positive_duration)]
     access_ttl: Duration,
@@ -76,7 +81,14 @@ struct Args {
     /// A browser origin (scheme://host[:port]) allowed to call the API cross-origin; repeat for more.
     #[arg(long = "cors-origin", value_name = "ORIGIN", value_parser = origin)]
     cors_origins: Vec<HeaderValue>,
+    /// Serves GET /metrics: the token service's events, its store's latency and the API's
+    /// authentication counters, in the Prometheus text format.
+    #[arg(long)]
+    metrics: bool,
 }
+
+/// Seals the keys kept in PostgreSQL; read from the environment, never from a flag (`ps` shows flags).
+const KEY_ENCRYPTION_SECRET_ENV: &str = "TESSERA_KEY_ENCRYPTION_SECRET";
 
 fn origin(input: &str) -> Result<HeaderValue, String> {
     let url = reqwest::Url::parse(input)
@@ -107,7 +119,7 @@ fn grace_duration(input: &str) -> Result<Duration, String> {
 }
 
 impl Args {
-    fn config(self) -> AppConfig {
+    fn config(self, key_encryption_secret: Option<KeyEncryptionSecret>) -> AppConfig {
         AppConfig {
             db: self.db,
             access_ttl: self.access_ttl,
@@ -120,6 +132,8 @@ impl Args {
             client_id: self.client_id,
             password_hashing: PasswordHashing::default(),
             cors_origins: self.cors_origins,
+            metrics: self.metrics,
+            key_encryption_secret,
         }
     }
 }
@@ -136,13 +150,29 @@ async fn main() -> anyhow::Result<()> {
             )
             .exit();
     }
+    let key_encryption_secret = match std::env::var(KEY_ENCRYPTION_SECRET_ENV) {
+        Ok(secret) => Some(secret.parse().unwrap_or_else(|error: String| {
+            Args::command()
+                .error(
+                    clap::error::ErrorKind::ValueValidation,
+                    format!("{KEY_ENCRYPTION_SECRET_ENV}: {error}"),
+                )
+                .exit()
+        })),
+        Err(_) => None,
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .init();
     let addr = args.addr;
-    let config = args.config();
+    let config = args.config(key_encryption_secret);
+    if matches!(config.db, Database::Postgres { .. }) && config.key_encryption_secret.is_none() {
+        tracing::warn!(
+            "the signing keys are kept unsealed in the database; set {KEY_ENCRYPTION_SECRET_ENV} to seal them"
+        );
+    }
     let events = app::run(&config, addr, stop).await?;
     tracing::info!(
         logins = events.logins,

@@ -82,7 +82,7 @@ fn child_server_process() -> anyhow::Result<()> {
 
 /// The server example's defaults (grace 30 s), with the tests' cheap password hashing.
 fn server_config(db: &Path) -> anyhow::Result<AppConfig> {
-    AppConfig::for_tests(db, Duration::from_secs(60))
+    AppConfig::for_tests(db.to_path_buf(), Duration::from_secs(60))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

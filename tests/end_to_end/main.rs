@@ -8,12 +8,14 @@
 //! |---|---|
 //! | `lifecycle` | login, expiry and one refresh, roles, logout, reuse, revocation |
 //! | `restart` | a restart keeps sessions, and never lets a revoked access token through |
+//! | `operator` | `/healthz`, `/readyz`, the opt-in `/metrics`, the server on PostgreSQL |
 //! | `http_stack` | the example server's tower-http stack: CORS, body limit (log redaction: `tests/trace_redaction.rs`) |
 //! | `spa_proxy` | the backend-for-frontend over plain HTTP: cookies, CSRF, sessions, hostile upstreams |
 //! | `spa_browser` | the backend-for-frontend in headless Chromium |
 
 mod http_stack;
 mod lifecycle;
+mod operator;
 mod restart;
 mod spa_browser;
 mod spa_proxy;

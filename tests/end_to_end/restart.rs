@@ -6,12 +6,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use reqwest::StatusCode;
 use tessera_examples::app::{self, App};
 use tessera_examples::login;
-use tessera_issuer::SqliteStore;
-use tessera_issuer::store::{
-    AccessDenials, Family, FamilyId, NewFamily, PurgeReport, RefreshStore, RevokeReason, Rotation,
-    RotationOutcome, StoreError, TokenHash, UserDenial,
-};
 
+use crate::support::store::FaultyStore;
 use crate::support::{TestApi, logout_all, me, me_with, signed_in, wait_past};
 
 const ACCESS_TTL: Duration = Duration::from_secs(2);
@@ -41,79 +37,6 @@ async fn a_server_restart_on_the_same_database_keeps_the_client_signed_in() -> a
         "no new login, one refresh on the new server"
     );
     server.stop().await
-}
-
-/// The SQLite store, except that loading the access-token revocations takes [`SlowDenials::DELAY`], as it
-/// does with a large denylist or a slow disk.
-struct SlowDenials(SqliteStore);
-
-impl SlowDenials {
-    const DELAY: Duration = Duration::from_millis(1500);
-}
-
-impl RefreshStore for SlowDenials {
-    async fn create_family(
-        &self,
-        family: NewFamily,
-        cap: usize,
-    ) -> Result<Vec<Family>, StoreError> {
-        self.0.create_family(family, cap).await
-    }
-
-    async fn rotate(&self, rotation: Rotation) -> Result<RotationOutcome, StoreError> {
-        self.0.rotate(rotation).await
-    }
-
-    async fn find_by_token(&self, token: TokenHash) -> Result<Option<Family>, StoreError> {
-        self.0.find_by_token(token).await
-    }
-
-    async fn find_family(&self, id: &FamilyId) -> Result<Option<Family>, StoreError> {
-        self.0.find_family(id).await
-    }
-
-    async fn revoke_family(
-        &self,
-        id: &FamilyId,
-        reason: RevokeReason,
-        now: i64,
-    ) -> Result<Option<Family>, StoreError> {
-        self.0.revoke_family(id, reason, now).await
-    }
-
-    async fn revoke_user(
-        &self,
-        user_id: &str,
-        reason: RevokeReason,
-        now: i64,
-    ) -> Result<Vec<Family>, StoreError> {
-        self.0.revoke_user(user_id, reason, now).await
-    }
-
-    async fn live_families(&self, user_id: &str, now: i64) -> Result<Vec<Family>, StoreError> {
-        self.0.live_families(user_id, now).await
-    }
-
-    async fn deny_access_token(&self, jti: &str, expires_at: i64) -> Result<(), StoreError> {
-        self.0.deny_access_token(jti, expires_at).await
-    }
-
-    async fn deny_user_tokens(&self, denial: UserDenial) -> Result<(), StoreError> {
-        self.0.deny_user_tokens(denial).await
-    }
-
-    async fn access_denials(&self, now: i64) -> Result<AccessDenials, StoreError> {
-        tokio::time::sleep(Self::DELAY).await;
-        self.0.access_denials(now).await
-    }
-
-    async fn purge_expired(&self, now: i64, batch: usize) -> Result<PurgeReport, StoreError> {
-        self.0.purge_expired(now, batch).await
-    }
-
-    async fn close(&self) {
-        self.0.close().await;
-    }
 }
 
 /// Revoked before the restart through RFC 7009 (alice) and logout-all (bob), both access tokens are
@@ -154,8 +77,10 @@ async fn a_restart_never_lets_a_revoked_access_token_through() -> anyhow::Result
     }
 
     let stopped = server.stop_for_restart().await?;
-    let store = SlowDenials(stopped.config.open_store().await?);
-    let restarted = App::build(&stopped.config, store)?
+    let (store, faults) = FaultyStore::new(stopped.config.db.open_sqlite().await?);
+    faults.slow_revocation_reads(Duration::from_millis(1500));
+    let restarted = App::start(&stopped.config, store)
+        .await?
         .serve_on(stopped.addr)
         .await?;
     let (first, second) = tokio::join!(

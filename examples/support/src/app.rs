@@ -1,16 +1,19 @@
 //! The demo API server, assembled once for the `server` and `demo` examples and the end-to-end tests:
 //! the token service under `/auth`, its JWKS at `/.well-known/jwks.json`, and `/api/me` and `/api/admin`
-//! behind `JwtAuthLayer`, all inside the production HTTP stack ([`http_stack`]).
+//! behind `JwtAuthLayer`, all inside the production HTTP stack ([`http_stack`]); beside it, outside that
+//! stack, the operator's routes: `GET /healthz`, `GET /readyz` and, when asked for, `GET /metrics`.
 //!
 //! Starting is ordered so that nothing answers a request before the revocations the store holds are
-//! loaded: [`App::serve_on`] loads them, then binds the listener. A restart therefore never accepts an
-//! access token that was revoked before it.
+//! loaded: [`App::start`] starts the token service (`IssuerBuilder::start`: keys, refresh secret and every
+//! revocation loaded, background sync running), and only then does [`App::serve_on`] bind the listener.
+//! A restart therefore never accepts an access token that was revoked before it.
 
+mod database;
 mod stack;
 
 use std::future::Future;
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
@@ -26,11 +29,12 @@ use serde_json::json;
 use tessera_core::AccessTokenClaims;
 use tessera_core::header::TOKEN_EXPIRED;
 use tessera_issuer::store::RefreshStore;
-use tessera_issuer::{Algorithm, AuthEvent, Issuer, PasswordHashing, SqliteStore};
+use tessera_issuer::{Algorithm, AuthEvent, Issuer, PasswordHashing};
 use tessera_server::Claims;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+pub use self::database::{Database, KeyEncryptionSecret};
 pub use self::stack::{BODY_LIMIT, REQUEST_TIMEOUT, http_stack};
 use crate::users::UserSpec;
 
@@ -44,8 +48,8 @@ pub const CLIENT_ID: &str = "demo";
 /// Everything the server example's flags set.
 #[derive(Debug, Clone)]
 pub struct AppConfig {
-    /// The SQLite file; signing keys are kept in `<db>.keys/` beside it.
-    pub db: PathBuf,
+    /// Where families, revocations (and, on PostgreSQL, keys) are kept.
+    pub db: Database,
     /// Lifetime of access tokens.
     pub access_ttl: Duration,
     /// Absolute lifetime of a session (refresh-token family).
@@ -67,11 +71,15 @@ pub struct AppConfig {
     pub password_hashing: PasswordHashing,
     /// Browser origins allowed to call the API cross-origin (CORS); none by default.
     pub cors_origins: Vec<HeaderValue>,
+    /// Serves `GET /metrics` (Prometheus text format); off by default.
+    pub metrics: bool,
+    /// Seals the signing keys and the refresh-token secret kept in a PostgreSQL database.
+    pub key_encryption_secret: Option<KeyEncryptionSecret>,
 }
 
 impl AppConfig {
-    /// The server example's defaults, storing into `db`.
-    pub fn new(db: impl Into<PathBuf>) -> Self {
+    /// The server example's defaults, storing into `db` (a SQLite file's path, or a [`Database`]).
+    pub fn new(db: impl Into<Database>) -> Self {
         AppConfig {
             db: db.into(),
             access_ttl: Duration::from_secs(15 * 60),
@@ -84,6 +92,8 @@ impl AppConfig {
             client_id: CLIENT_ID.to_owned(),
             password_hashing: PasswordHashing::default(),
             cors_origins: Vec::new(),
+            metrics: false,
+            key_encryption_secret: None,
         }
     }
 
@@ -92,30 +102,13 @@ impl AppConfig {
     ///
     /// # Errors
     /// If the cheap hashing parameters are refused (they are not).
-    pub fn for_tests(db: impl Into<PathBuf>, access_ttl: Duration) -> anyhow::Result<Self> {
+    pub fn for_tests(db: impl Into<Database>, access_ttl: Duration) -> anyhow::Result<Self> {
         let mut config = AppConfig::new(db);
         config.access_ttl = access_ttl;
         config.leeway = Duration::ZERO;
         config.users.push(UserSpec::new("bob", "builder", []));
         config.password_hashing = PasswordHashing::new(64, 1)?;
         Ok(config)
-    }
-
-    /// Where the signing keys live: next to the database, so a restart keeps every token valid.
-    pub fn key_dir(&self) -> PathBuf {
-        let mut dir = self.db.clone().into_os_string();
-        dir.push(".keys");
-        PathBuf::from(dir)
-    }
-
-    /// Opens (or creates) the SQLite database.
-    ///
-    /// # Errors
-    /// If the file cannot be opened or migrated.
-    pub async fn open_store(&self) -> anyhow::Result<SqliteStore> {
-        SqliteStore::open(&self.db)
-            .await
-            .with_context(|| format!("opening the SQLite database {}", self.db.display()))
     }
 }
 
@@ -185,21 +178,44 @@ impl EventCounts {
     }
 }
 
-/// The assembled server, not serving yet: its router, the counters it feeds, and the token service.
-#[derive(Debug)]
-pub struct App<S> {
+/// The started token service and the API around it, not serving yet.
+pub struct App {
     router: Router,
     events: Arc<EventCounts>,
-    issuer: Issuer<S>,
+    close: Closing,
 }
 
-impl<S: RefreshStore> App<S> {
-    /// Builds the token service on `store` and the API from `config` (creating the signing keys on first
-    /// use).
+/// Closes the token service (stops its background work, lets the store finish its queued writes); not
+/// polled until the server has stopped.
+type Closing = Pin<Box<dyn Future<Output = ()> + Send>>;
+
+impl std::fmt::Debug for App {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("App")
+            .field("router", &self.router)
+            .field("events", &self.events)
+            .finish_non_exhaustive()
+    }
+}
+
+impl App {
+    /// Opens `config.db` (SQLite or PostgreSQL) and starts the app on it.
     ///
     /// # Errors
-    /// If the configuration is refused or the key directory cannot be read or written.
-    pub fn build(config: &AppConfig, store: S) -> anyhow::Result<Self> {
+    /// If the database cannot be opened, or as [`App::start`].
+    pub async fn open(config: &AppConfig) -> anyhow::Result<Self> {
+        match &config.db {
+            Database::Sqlite(_) => App::start(config, config.db.open_sqlite().await?).await,
+            Database::Postgres { .. } => App::start(config, config.db.open_postgres().await?).await,
+        }
+    }
+
+    /// Starts the token service on `store` (signing keys, refresh secret and every revocation loaded,
+    /// background sync and purge running) and builds the API and the operator's routes around it.
+    ///
+    /// # Errors
+    /// If the configuration is refused, the keys cannot be read or created, or the store does not answer.
+    pub async fn start<S: RefreshStore>(config: &AppConfig, store: S) -> anyhow::Result<Self> {
         let events = Arc::new(EventCounts::default());
         let mut builder = Issuer::builder()
             .issuer(ISSUER)
@@ -208,20 +224,30 @@ impl<S: RefreshStore> App<S> {
             .refresh_ttl(config.refresh_ttl)
             .idle_ttl(config.idle_ttl)
             .grace(config.grace)
+            // This API is the only verifier: denials are kept until `exp` plus its leeway.
+            .max_leeway(config.leeway)
             .signing_algorithm(config.alg)
-            .key_dir(config.key_dir())
             .public_client(config.client_id.clone())
             .password_hashing(config.password_hashing.clone())
             .event_hook({
                 let events = Arc::clone(&events);
                 move |event: &AuthEvent| events.record(event)
             });
+        // SQLite: keys in a directory beside the file. PostgreSQL: in the database, shared by every
+        // instance (sealed if a key-encryption secret is given).
+        if let Some(dir) = config.db.key_dir() {
+            builder = builder.key_dir(dir);
+        }
+        if let Some(secret) = &config.key_encryption_secret {
+            builder = builder.key_encryption_secret(secret.bytes());
+        }
         for user in &config.users {
             builder = builder.user(user.name.clone(), user.password.clone(), user.roles.clone());
         }
         let issuer = builder
-            .build(store)
-            .context("configuring the token service")?;
+            .start(store)
+            .await
+            .context("starting the token service")?;
         let auth = issuer
             .auth_layer_builder()?
             .leeway(config.leeway)
@@ -238,14 +264,19 @@ impl<S: RefreshStore> App<S> {
                 Arc::clone(&events),
                 count_expired,
             ));
-        let router = Router::new()
+        let served = Router::new()
             .nest("/auth", issuer.router(&auth))
             .merge(issuer.jwks_router())
             .merge(api);
+        // The operator's routes sit outside the stack: probes every few seconds would drown the log.
+        let mut router = http_stack(served, config).merge(issuer.health_router());
+        if config.metrics {
+            router = router.merge(issuer.metrics_router([("api".to_owned(), auth)]));
+        }
         Ok(App {
-            router: http_stack(router, config),
+            router,
             events,
-            issuer,
+            close: Box::pin(async move { issuer.close().await }),
         })
     }
 
@@ -254,25 +285,16 @@ impl<S: RefreshStore> App<S> {
         &self.events
     }
 
-    /// Loads the revocations the store holds, then listens on `addr` and serves, with the background
-    /// purge running. The order matters: a listener opened first would accept an access token revoked
-    /// before a restart until the purge task's first load.
+    /// Listens on `addr` and serves.
     ///
     /// # Errors
-    /// If the store cannot be read or `addr` cannot be bound.
-    pub async fn serve_on(self, addr: SocketAddr) -> anyhow::Result<RunningApp<S>> {
-        let denied = self
-            .issuer
-            .load_denylist()
-            .await
-            .context("loading the revoked access tokens")?;
-        tracing::debug!(denied, "revocations loaded");
+    /// If `addr` cannot be bound.
+    pub async fn serve_on(self, addr: SocketAddr) -> anyhow::Result<RunningApp> {
         let listener = tokio::net::TcpListener::bind(addr)
             .await
             .with_context(|| format!("cannot listen on {addr}"))?;
         let addr = listener.local_addr()?;
         let base_url = reqwest::Url::parse(&format!("http://{addr}"))?;
-        let purge = self.issuer.spawn_purge_task();
         let (shutdown, stopped) = oneshot::channel::<()>();
         let serving = tokio::spawn(
             axum::serve(listener, self.router)
@@ -286,8 +308,7 @@ impl<S: RefreshStore> App<S> {
             addr,
             base_url,
             events: self.events,
-            issuer: self.issuer,
-            purge,
+            close: Some(self.close),
             shutdown: Some(shutdown),
             serving: Some(serving),
         })
@@ -319,21 +340,28 @@ async fn count_expired(
 }
 
 /// The server, serving until stopped (or dropped).
-#[derive(Debug)]
-pub struct RunningApp<S: RefreshStore = SqliteStore> {
+pub struct RunningApp {
     /// The address it listens on.
     pub addr: SocketAddr,
     /// `http://{addr}`.
     pub base_url: reqwest::Url,
     /// What the token service and the API counted.
     pub events: Arc<EventCounts>,
-    issuer: Issuer<S>,
-    purge: JoinHandle<()>,
+    close: Option<Closing>,
     shutdown: Option<oneshot::Sender<()>>,
     serving: Option<JoinHandle<std::io::Result<()>>>,
 }
 
-/// Builds the app on the SQLite file `config.db` and serves it on a free loopback port.
+impl std::fmt::Debug for RunningApp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RunningApp")
+            .field("addr", &self.addr)
+            .field("events", &self.events)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Starts the app on `config.db` and serves it on a free loopback port.
 ///
 /// # Errors
 /// As [`spawn_on`].
@@ -341,14 +369,12 @@ pub async fn spawn(config: &AppConfig) -> anyhow::Result<RunningApp> {
     spawn_on(config, SocketAddr::from(([127, 0, 0, 1], 0))).await
 }
 
-/// Builds the app on the SQLite file `config.db` and serves it on `addr`.
+/// Starts the app on `config.db` and serves it on `addr`.
 ///
 /// # Errors
-/// If the database cannot be opened, the token service cannot be built, or `addr` cannot be bound.
+/// If the database cannot be opened, the token service cannot start, or `addr` cannot be bound.
 pub async fn spawn_on(config: &AppConfig, addr: SocketAddr) -> anyhow::Result<RunningApp> {
-    App::build(config, config.open_store().await?)?
-        .serve_on(addr)
-        .await
+    App::open(config).await?.serve_on(addr).await
 }
 
 /// The `server` example: serves `config` on `addr` until `stop` resolves, then shuts down gracefully
@@ -363,12 +389,12 @@ pub async fn run(
 ) -> anyhow::Result<EventSnapshot> {
     let server = spawn_on(config, addr).await?;
     tracing::info!(
-        db = %config.db.display(),
-        keys = %config.key_dir().display(),
+        db = %config.db,
         alg = %config.alg,
         access_ttl = ?config.access_ttl,
         users = config.users.len(),
-        "serving /auth/*, /.well-known/jwks.json, /api/me and /api/admin on {}",
+        metrics = config.metrics,
+        "serving /auth/*, /.well-known/jwks.json, /api/me, /api/admin, /healthz and /readyz on {}",
         server.base_url
     );
     stop.await;
@@ -378,7 +404,7 @@ pub async fn run(
     Ok(events.snapshot())
 }
 
-impl<S: RefreshStore> RunningApp<S> {
+impl RunningApp {
     /// `path` on this server.
     pub fn url(&self, path: &str) -> reqwest::Url {
         let mut url = self.base_url.clone();
@@ -386,8 +412,8 @@ impl<S: RefreshStore> RunningApp<S> {
         url
     }
 
-    /// Stops accepting connections, lets requests in flight finish, then closes the store (its queued
-    /// writes finish first).
+    /// Stops accepting connections, lets requests in flight finish, then closes the token service (its
+    /// background work stops, its store's queued writes finish).
     ///
     /// # Errors
     /// If the server task failed or panicked.
@@ -401,15 +427,15 @@ impl<S: RefreshStore> RunningApp<S> {
                 .context("the server task panicked")?
                 .context("the server failed")?;
         }
-        self.purge.abort();
-        self.issuer.close().await;
+        if let Some(close) = self.close.take() {
+            close.await;
+        }
         Ok(())
     }
 }
 
-impl<S: RefreshStore> Drop for RunningApp<S> {
+impl Drop for RunningApp {
     fn drop(&mut self) {
-        self.purge.abort();
         if let Some(serving) = &self.serving {
             serving.abort();
         }

@@ -2,6 +2,7 @@
 //! the SPA proxy in front of it, and waiting for a real expiry.
 
 pub(crate) mod browser;
+pub(crate) mod store;
 
 use std::net::SocketAddr;
 use std::ops::Deref;
