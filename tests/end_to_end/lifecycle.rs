@@ -14,7 +14,7 @@ use tessera_core::{ErrorCode, ErrorResponse, TokenResponse};
 use tessera_examples::app::{self, RunningApp};
 use tessera_examples::login;
 
-use crate::support::{TestApi, me, signed_in, wait_past};
+use crate::support::{TestApi, login_as, me, revoke, signed_in, wait_past};
 
 const ACCESS_TTL: Duration = Duration::from_secs(2);
 
@@ -132,16 +132,13 @@ async fn whole_lifecycle_login_call_expire_refresh_authorize_logout() -> anyhow:
 async fn a_thousand_concurrent_calls_across_an_expiry_cause_exactly_one_refresh()
 -> anyhow::Result<()> {
     let server = TestApi::start(BURST_ACCESS_TTL).await?;
-    let http = reqwest::Client::new();
-    let login = login::password_login(
-        &http,
+    let login = login_as(&server, "alice", "wonderland").await?;
+    let (auth, api) = login::api_client(
+        &reqwest::Client::new(),
         &server.base_url,
         app::CLIENT_ID,
-        "alice",
-        "wonderland",
-    )
-    .await?;
-    let (auth, api) = login::api_client(&http, &server.base_url, app::CLIENT_ID, Duration::ZERO)?;
+        Duration::ZERO,
+    )?;
     // No expiry given: the client learns of it only from the API's 401 + Token-Expired, so all 1000 calls
     // go out with the expired token and come back rejected together.
     let refresh_token = login.refresh_token.context("no refresh token")?;
@@ -219,14 +216,7 @@ async fn revoking_the_refresh_token_ends_the_session_and_its_access_token_at_onc
     me(&api, &server).await?;
 
     let refresh_token = login.refresh_token.context("no refresh token")?;
-    login::revoke(
-        &reqwest::Client::new(),
-        &server.base_url,
-        app::CLIENT_ID,
-        &refresh_token,
-        "refresh_token",
-    )
-    .await?;
+    revoke(&server, &refresh_token, "refresh_token").await?;
     assert_eq!(server.events.snapshot().revoked, 1);
 
     // The family's access token dies with it (denied by its `sid`), long before it expires: the next call
@@ -247,15 +237,8 @@ async fn a_revoked_access_token_is_refused_at_once_and_the_client_gets_a_new_one
     me(&api, &server).await?;
 
     // RFC 7009 for an access token: its `jti` goes on the denylist the API's JwtAuthLayer consults.
+    revoke(&server, &tokens.access_token, "access_token").await?;
     let http = reqwest::Client::new();
-    login::revoke(
-        &http,
-        &server.base_url,
-        app::CLIENT_ID,
-        &tokens.access_token,
-        "access_token",
-    )
-    .await?;
     assert_eq!(server.events.snapshot().access_tokens_revoked, 1);
 
     // Refused at once, long before its expiry, as invalid rather than expired.

@@ -11,7 +11,7 @@ use tessera_examples::app::{self, App, AppConfig, Database};
 use tessera_examples::login;
 
 use crate::support::store::FaultyStore;
-use crate::support::{TestApi, me, me_with, signed_in};
+use crate::support::{TestApi, login_as, me, me_with, revoke, signed_in};
 
 async fn get_json(url: reqwest::Url) -> anyhow::Result<(StatusCode, Value)> {
     let response = reqwest::get(url).await?;
@@ -111,25 +111,9 @@ async fn on_postgres_the_server_keeps_sessions_keys_and_revocations_across_a_res
     let config = AppConfig::for_tests(postgres("restart")?, Duration::from_secs(60))?;
     let server = app::spawn(&config).await?;
     assert_eq!(get_json(server.url("/readyz")).await?.0, StatusCode::OK);
-    let http = reqwest::Client::new();
-    let alice = login::password_login(
-        &http,
-        &server.base_url,
-        app::CLIENT_ID,
-        "alice",
-        "wonderland",
-    )
-    .await?;
-    let bob =
-        login::password_login(&http, &server.base_url, app::CLIENT_ID, "bob", "builder").await?;
-    login::revoke(
-        &http,
-        &server.base_url,
-        app::CLIENT_ID,
-        &bob.access_token,
-        "access_token",
-    )
-    .await?;
+    let alice = login_as(&server, "alice", "wonderland").await?;
+    let bob = login_as(&server, "bob", "builder").await?;
+    revoke(&server, &bob.access_token, "access_token").await?;
 
     let addr = server.addr;
     server.stop().await?;
@@ -145,7 +129,13 @@ async fn on_postgres_the_server_keeps_sessions_keys_and_revocations_across_a_res
         "so do the revocations"
     );
     let refresh_token = alice.refresh_token.context("no refresh token")?;
-    let rotated = login::refresh(&http, &server.base_url, app::CLIENT_ID, &refresh_token).await?;
+    let rotated = login::refresh(
+        &reqwest::Client::new(),
+        &server.base_url,
+        app::CLIENT_ID,
+        &refresh_token,
+    )
+    .await?;
     assert_eq!(rotated.status(), StatusCode::OK, "and the sessions");
     server.stop().await
 }

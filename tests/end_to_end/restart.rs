@@ -4,11 +4,10 @@
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use reqwest::StatusCode;
-use tessera_examples::app::{self, App};
-use tessera_examples::login;
+use tessera_examples::app::App;
 
 use crate::support::store::FaultyStore;
-use crate::support::{TestApi, logout_all, me, me_with, signed_in, wait_past};
+use crate::support::{TestApi, login_as, logout_all, me, me_with, revoke, signed_in, wait_past};
 
 const ACCESS_TTL: Duration = Duration::from_secs(2);
 
@@ -45,26 +44,10 @@ async fn a_server_restart_on_the_same_database_keeps_the_client_signed_in() -> a
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restart_never_lets_a_revoked_access_token_through() -> anyhow::Result<()> {
     let server = TestApi::start(Duration::from_secs(120)).await?;
-    let http = reqwest::Client::new();
-    let alice = login::password_login(
-        &http,
-        &server.base_url,
-        app::CLIENT_ID,
-        "alice",
-        "wonderland",
-    )
-    .await?;
-    let bob =
-        login::password_login(&http, &server.base_url, app::CLIENT_ID, "bob", "builder").await?;
+    let alice = login_as(&server, "alice", "wonderland").await?;
+    let bob = login_as(&server, "bob", "builder").await?;
 
-    login::revoke(
-        &http,
-        &server.base_url,
-        app::CLIENT_ID,
-        &alice.access_token,
-        "access_token",
-    )
-    .await?;
+    revoke(&server, &alice.access_token, "access_token").await?;
     // Logout-all denies what was issued before its second; let bob's token be from an earlier one.
     wait_for_next_second().await;
     logout_all(&server, &bob.access_token).await?;

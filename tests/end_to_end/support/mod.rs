@@ -92,6 +92,22 @@ impl Stopped {
     }
 }
 
+/// `username` logs in at `server` with the password grant: the token answer.
+pub(crate) async fn login_as(
+    server: &RunningApp,
+    username: &str,
+    password: &str,
+) -> anyhow::Result<TokenResponse> {
+    let http = reqwest::Client::new();
+    login::password_login(&http, &server.base_url, app::CLIENT_ID, username, password).await
+}
+
+/// RFC 7009 revocation of `token` at `server`; `hint` is `access_token` or `refresh_token`.
+pub(crate) async fn revoke(server: &RunningApp, token: &str, hint: &str) -> anyhow::Result<()> {
+    let http = reqwest::Client::new();
+    login::revoke(&http, &server.base_url, app::CLIENT_ID, token, hint).await
+}
+
 /// A client of `server` logged in as `username`, holding the login's tokens; the third value is the
 /// login answer itself.
 pub(crate) async fn signed_in(
@@ -153,9 +169,7 @@ pub(crate) async fn logout_everywhere(
     username: &str,
     password: &str,
 ) -> anyhow::Result<()> {
-    let http = reqwest::Client::new();
-    let login =
-        login::password_login(&http, &server.base_url, app::CLIENT_ID, username, password).await?;
+    let login = login_as(server, username, password).await?;
     logout_all(server, &login.access_token).await
 }
 
