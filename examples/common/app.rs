@@ -198,6 +198,11 @@ async fn build(config: &AppConfig) -> anyhow::Result<App> {
     let issuer = builder
         .build(store)
         .context("configuring the token service")?;
+    // The auth layer answers 503 until the revocations in the database are loaded.
+    issuer
+        .load_denylist()
+        .await
+        .context("loading the revocations")?;
     let auth = issuer
         .auth_layer_builder()?
         .leeway(config.leeway)

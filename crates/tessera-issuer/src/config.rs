@@ -415,7 +415,7 @@ impl IssuerBuilder {
     pub fn build<S: RefreshStore>(self, store: S) -> Result<Issuer<S>, BuildError> {
         let (validated, sources) = self.validate()?;
         let keys = match sources.keys {
-            KeySource::Fixed(keys) => keys,
+            KeySource::Fixed(keys) => *keys,
             KeySource::Dir(dir) => SigningKeys::load_or_generate(dir, sources.algorithm)?,
             KeySource::Store => {
                 tracing::warn!(
@@ -458,7 +458,7 @@ impl IssuerBuilder {
             validated.denial_policy.deny_access_for,
         );
         let (keys, stored) = match sources.keys {
-            KeySource::Fixed(keys) => (keys, None),
+            KeySource::Fixed(keys) => (*keys, None),
             KeySource::Dir(dir) => (
                 SigningKeys::load_or_generate(dir, sources.algorithm).map_err(BuildError::from)?,
                 None,
@@ -553,7 +553,7 @@ impl IssuerBuilder {
             }
         };
         let keys = match (self.keys, &self.key_dir) {
-            (Some(keys), _) => KeySource::Fixed(keys),
+            (Some(keys), _) => KeySource::Fixed(Box::new(keys)),
             (None, Some(dir)) => KeySource::Dir(dir.clone()),
             (None, None) => KeySource::Store,
         };
@@ -609,7 +609,7 @@ impl IssuerBuilder {
 
 /// Where the signing keys come from.
 enum KeySource {
-    Fixed(SigningKeys),
+    Fixed(Box<SigningKeys>),
     Dir(PathBuf),
     /// The store with [`IssuerBuilder::start`]; memory with [`IssuerBuilder::build`].
     Store,

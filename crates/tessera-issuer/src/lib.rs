@@ -1,5 +1,6 @@
 //! Tessera's token service: RFC 9068 access tokens, rotating refresh tokens with reuse detection and a
-//! grace window, revocation, and the stores that keep it all (SQLite, in-memory).
+//! grace window, revocation, and the stores that keep it all (SQLite; PostgreSQL behind the cargo feature
+//! `postgres`, for several instances; in-memory).
 //!
 //! ```
 //! use std::time::Duration;
@@ -11,7 +12,6 @@
 //! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
 //! # let dir = tempfile::tempdir()?;
 //! # let db_path = dir.path().join("tessera.db");
-//! # let key_dir = dir.path().join("tessera.keys");
 //! let store = SqliteStore::open(&db_path).await?;
 //! let issuer = Issuer::builder()
 //!     .issuer("http://127.0.0.1:8080")
@@ -19,20 +19,19 @@
 //!     .access_ttl(Duration::from_secs(15 * 60))
 //!     .grace(Duration::from_secs(30))
 //!     .signing_algorithm(Algorithm::EdDsa)
-//!     .key_dir(&key_dir) // keys and the refresh secret persist here
 //!     .user("alice", "wonderland", ["admin"])
 //!     .public_client("demo")
-//!     .build(store)?;
+//!     .start(store) // keys, refresh secret and revocations loaded from the store before it answers
+//!     .await?;
 //!
 //! let auth = issuer.auth_layer()?; // JwtAuthLayer trusting this issuer, consulting its denylist
 //! let app: Router = Router::new()
 //!     .nest("/auth", issuer.router(&auth))
-//!     .merge(issuer.jwks_router());
-//! let purge = issuer.spawn_purge_task();
+//!     .merge(issuer.jwks_router())
+//!     .merge(issuer.health_router()); // GET /healthz, GET /readyz
 //!
 //! // ... serve `app` until shutdown, then:
-//! purge.abort();
-//! issuer.close().await; // finishes the writes already queued, then closes the database
+//! issuer.close().await; // stops the background work, finishes the writes already queued
 //! # let _ = app;
 //! # Ok(())
 //! # }
@@ -41,16 +40,30 @@
 //! # What is where
 //!
 //! - [`Issuer`] and [`IssuerBuilder`]: the service and every setting, validated by
-//!   [`IssuerBuilder::build`] ([`BuildError`]).
+//!   [`IssuerBuilder::start`] ([`StartError`]) or [`IssuerBuilder::build`] ([`BuildError`]).
 //! - Who may log in: the built-in argon2id [`UserTable`] or your own [`CredentialVerifier`]; which clients
 //!   may ask: [`ClientRegistration`].
 //! - Hooks: [`AuthEventHook`] receives every [`AuthEvent`] (audit, metrics, alerts on reuse);
 //!   [`ClaimsHook`] adds claims to access tokens.
-//! - Keys: [`SigningKeys`], built from the [`jose`] types; the JWKS is served at [`JWKS_PATH`].
+//! - Keys: [`SigningKeys`], built from the [`jose`] types, or kept in the store and rotated with
+//!   [`Issuer::rotate_signing_key`]; the JWKS is served at [`JWKS_PATH`].
 //! - [`store`]: the [`RefreshStore`](store::RefreshStore) trait and its records, for writing a backend;
-//!   [`SqliteStore`] and [`MemoryStore`] ship with the crate. With the cargo feature `testing`,
-//!   `store::testing` holds the contract suite every backend must pass.
+//!   [`SqliteStore`], `PostgresStore` and [`MemoryStore`] ship with the crate. With the cargo feature
+//!   `testing`, `store::testing` holds the contract suite every backend must pass.
+//! - Operations: [`Issuer::health_router`] (liveness, readiness), [`Issuer::metrics_router`] (Prometheus
+//!   text), the denials feed (`GET /auth/denials`) for API processes (`tessera_server::RemoteDenylist`).
 //! - Time is a [`tessera_core::Clock`], set with [`IssuerBuilder::clock`].
+//!
+//! # Several instances
+//!
+//! Every instance of the service is stateless: refresh-token families, access-token denials, the login
+//! throttle, used client assertions, signing keys and the refresh-token secret live in the store. With
+//! [`IssuerBuilder::start`] on one PostgreSQL database (`PostgresStore`), any number of instances behave as
+//! one: a refresh token gets one successor whichever instance it is presented to; a revocation made on one
+//! is refused by all within the revocation sync interval (1 s; PostgreSQL's `LISTEN/NOTIFY` makes it
+//! milliseconds), and by API processes through the denials feed; concurrent guesses of one password are
+//! throttled as if sequential; instances started together agree on one key set. A process that has just
+//! started answers 503 rather than accept a token revoked before it started.
 //!
 //! # Refresh tokens
 //!

@@ -16,6 +16,7 @@ use tessera_core::{Clock as _, SystemClock};
 use tessera_issuer::PostgresStore;
 use tessera_issuer::store::RefreshStore as _;
 
+#[cfg(test)]
 /// Runs the cluster's control script with `command` (restart, stop, start).
 async fn control(command: &'static str) {
     let ctl = postgres::ctl();

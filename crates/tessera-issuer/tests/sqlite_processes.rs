@@ -70,12 +70,18 @@ impl Drop for Process {
     }
 }
 
+#[cfg(test)]
 /// Starts a child on `database`; returns once it serves.
 fn spawn(database: &Path) -> std::thread::JoinHandle<Process> {
     let database = database.to_owned();
     std::thread::spawn(move || {
         let mut child = Command::new(std::env::current_exe().unwrap())
-            .args(["--exact", "child_process", "--nocapture", "--test-threads=1"])
+            .args([
+                "--exact",
+                "child_process",
+                "--nocapture",
+                "--test-threads=1",
+            ])
             .env(CHILD_DB, &database)
             .stdin(Stdio::piped())
             .stdout(Stdio::piped())
@@ -88,9 +94,15 @@ fn spawn(database: &Path) -> std::thread::JoinHandle<Process> {
             .map_while(Result::ok)
             .find_map(|line| {
                 // libtest prints `test child_process ... ` on the same line first.
-                line.split_once(LISTENING).map(|(_, url)| url.trim().to_owned())
+                line.split_once(LISTENING)
+                    .map(|(_, url)| url.trim().to_owned())
             })
-            .unwrap_or_else(|| panic!("the child process exited without serving: {:?}", child.wait()));
+            .unwrap_or_else(|| {
+                panic!(
+                    "the child process exited without serving: {:?}",
+                    child.wait()
+                )
+            });
         Process { child, url }
     })
 }
@@ -111,27 +123,36 @@ async fn two_processes_on_one_file_serve_concurrent_logins_without_errors() {
         let (client, url) = (client.clone(), format!("{url}/.well-known/jwks.json"));
         async move { client.get(&url).await.json() }
     };
-    assert_eq!(jwks(&urls[0]).await, jwks(&urls[1]).await, "one signing key");
+    assert_eq!(
+        jwks(&urls[0]).await,
+        jwks(&urls[1]).await,
+        "one signing key"
+    );
 
     for round in 0..3 {
         let logins = futures_util::future::join_all((0..2 * USERS).map(|index| {
             let (client, url) = (client.clone(), urls[index % 2].clone());
-            async move { client.login(&url, &format!("user{}", index / 2), "secret").await }
+            async move {
+                client
+                    .login(&url, &format!("user{}", index / 2), "secret")
+                    .await
+            }
         }))
         .await;
         for login in &logins {
             assert_eq!(login.status, 200, "round {round}: {}", login.body);
         }
         // Each session refreshed on the other process.
-        let refreshes = futures_util::future::join_all(logins.iter().enumerate().map(|(index, login)| {
-            let (client, url, token) = (
-                client.clone(),
-                urls[(index + 1) % 2].clone(),
-                login.field("refresh_token"),
-            );
-            async move { client.refresh(&url, &token).await }
-        }))
-        .await;
+        let refreshes =
+            futures_util::future::join_all(logins.iter().enumerate().map(|(index, login)| {
+                let (client, url, token) = (
+                    client.clone(),
+                    urls[(index + 1) % 2].clone(),
+                    login.field("refresh_token"),
+                );
+                async move { client.refresh(&url, &token).await }
+            }))
+            .await;
         for refresh in &refreshes {
             assert_eq!(refresh.status, 200, "round {round}: {}", refresh.body);
         }

@@ -370,7 +370,7 @@ mod tests {
                 .remove_retired(&store, &keys, NOW + 1_600)
                 .await
                 .unwrap(),
-            [old.clone()]
+            std::slice::from_ref(&old)
         );
         let left = vault.load(&store).await.unwrap();
         assert_eq!(left.statuses(NOW + 1_600, 1_000).len(), 1);

@@ -500,7 +500,7 @@ impl RefreshStore for MemoryStore {
         if state.keys.iter().any(|known| known.kid == key.kid) {
             return Err(super::duplicate_kid(&key.kid));
         }
-        let added = !(only_if_none && !state.keys.is_empty());
+        let added = !only_if_none || state.keys.is_empty();
         if added {
             state.keys.push(key);
             state

@@ -402,7 +402,7 @@ pub(super) async fn add_signing_key(
         .fetch_one(&mut *tx)
         .await
         .map_err(backend)?;
-    let add = !(only_if_none && exists);
+    let add = !only_if_none || !exists;
     if add {
         let inserted = sqlx::query(
             "INSERT INTO signing_keys (kid, algorithm, material, created_at, active_from) \
