@@ -84,6 +84,15 @@
 //! token just expired costs no signature verification either. A token whose key left the key set is never
 //! answered from the cache.
 //!
+//! # Revocation
+//!
+//! A [`RevocationCheck`] vetoes verified tokens. [`Denylist`] is the in-memory one a token service keeps
+//! (by `jti`, by session `sid`, by subject and `iat`): lock-free, answered without leaving the synchronous
+//! path, and refusing everything (503) until it is loaded, so a process that has just started never accepts
+//! a revoked token. An API process that is not the token service uses [`RemoteDenylist`], which keeps one
+//! in step with the token service's denials feed, polling in the background (1 s by default), and fails
+//! closed when the feed has been unreachable for longer than its grace (2 min by default).
+//!
 //! # Browsers and `Token-Expired`
 //!
 //! A script on another origin can only read `Token-Expired` if the API lists it in
