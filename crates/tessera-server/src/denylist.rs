@@ -41,9 +41,13 @@ pub enum DenialTarget {
     },
 }
 
-/// One access-token denial: what it ends, and until when it must be kept (see the [module](self)).
+/// One access-token denial: what it ends ([`DenialTarget`]: one token by `jti`, a session by `sid`, or a
+/// subject's tokens issued before a time), and `until`, when every token it covers has expired plus the
+/// largest clock leeway of the verifiers (a verifier accepts a token until `exp + leeway`, so a denial
+/// dropped at `exp` would bring the token back).
 ///
-/// Serialized as one flat JSON object, as the token service's feed publishes it:
+/// Serialized as one flat JSON object, as the token service's feed publishes it (`{"jti":"…","until":…}`,
+/// `{"sid":"…","until":…}`, `{"sub":"…","issued_before":…,"until":…}`):
 ///
 /// ```
 /// use tessera_server::Denial;
