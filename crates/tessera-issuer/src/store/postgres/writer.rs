@@ -13,6 +13,9 @@
 //! - Under READ COMMITTED, a row another instance updated meanwhile is re-checked against the presented
 //!   generation (PostgreSQL's re-evaluation of `UPDATE … WHERE`), so of concurrent swaps of one token on
 //!   any number of instances exactly one applies.
+//! - The presented tokens are looked up once (a `MATERIALIZED` step): otherwise the planner may join each
+//!   batch row to every family of the same client before looking its token up, which costs the square of
+//!   the batch.
 //! - A failing statement (a successor hash that is already recorded, say) is retried swap by swap, so it
 //!   costs no other rotation its write; a lost connection fails the batch, which was then not committed
 //!   (the statement runs in autocommit), and the next batch takes a new connection.
@@ -34,7 +37,7 @@ const SWAPS: &str = concat!(
     "WITH batch AS (\
        SELECT * FROM unnest($1::bytea[], $2::bytea[], $3::bytea[], $4::text[], $5::int8[], $6::int8[]) \
        WITH ORDINALITY AS b (presented, successor, salt, presenting_client, now, idle_ttl, place)), \
-     presented AS (\
+     presented AS MATERIALIZED (\
        SELECT b.*, t.family_id, t.generation AS presented_generation \
        FROM batch b JOIN refresh_tokens t ON t.hash = b.presented), \
      swapped AS (\
