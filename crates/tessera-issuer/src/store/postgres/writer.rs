@@ -13,9 +13,9 @@
 //! - Under READ COMMITTED, a row another instance updated meanwhile is re-checked against the presented
 //!   generation (PostgreSQL's re-evaluation of `UPDATE … WHERE`), so of concurrent swaps of one token on
 //!   any number of instances exactly one applies.
-//! - The presented tokens are looked up once (a `MATERIALIZED` step): otherwise the planner may join each
-//!   batch row to every family of the same client before looking its token up, which costs the square of
-//!   the batch.
+//! - The presented tokens are looked up once (a `MATERIALIZED` step), then each family by its primary key
+//!   ([`PLAN`]): otherwise the planner may join each batch row to every family of the same client before
+//!   looking its token up (the square of the batch), or scan the families.
 //! - A failing statement (a successor hash that is already recorded, say) is retried swap by swap, so it
 //!   costs no other rotation its write; a lost connection fails the batch, which was then not committed
 //!   (the statement runs in autocommit), and the next batch takes a new connection.
@@ -25,7 +25,7 @@ use std::collections::HashMap;
 use sqlx::FromRow as _;
 use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgPool, PgRow};
-use sqlx::{Postgres, Row as _};
+use sqlx::{Executor as _, Postgres, Row as _};
 
 use crate::store::group_commit::{Answer, BatchWriter};
 use crate::store::rows::{FamilyRow, family_columns};
@@ -58,6 +58,12 @@ const SWAPS: &str = concat!(
     " FROM swapped"
 );
 
+/// The writer connection's planner settings: the swap is always a walk of the batch through the primary
+/// keys (a few index probes per rotation). Left to estimates, the planner may scan and hash the families
+/// instead, which a small, busy table (whose heap is mostly dead row versions between vacuums) makes many
+/// times slower; this connection runs nothing else.
+const PLAN: &str = "SET enable_seqscan = off; SET enable_hashjoin = off; SET enable_mergejoin = off";
+
 /// The PostgreSQL half of the group commit.
 pub(super) struct PgWriter {
     pool: PgPool,
@@ -80,9 +86,11 @@ impl PgWriter {
     ) -> Result<HashMap<usize, Family>, StoreError> {
         let connection = match &mut self.connection {
             Some(connection) => connection,
-            None => self
-                .connection
-                .insert(self.pool.acquire().await.map_err(backend)?),
+            None => {
+                let mut connection = self.pool.acquire().await.map_err(backend)?;
+                connection.execute(PLAN).await.map_err(backend)?;
+                self.connection.insert(connection)
+            }
         };
         let bytes = |field: fn(&Rotation) -> &[u8]| -> Vec<Vec<u8>> {
             rotations
