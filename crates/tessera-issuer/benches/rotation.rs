@@ -229,23 +229,28 @@ async fn store_only<S: RefreshStore + Clone>(
 ) -> Row {
     create_clients(store, clients).await;
     let store = store.clone();
-    measure(label.to_owned(), clients, duration, move |client, generation| {
-        let store = store.clone();
-        async move {
-            let rotation = Rotation {
-                presented: TokenHash::from_slice(&bytes32(client, generation)).unwrap(),
-                client_id: "bench".into(),
-                successor: TokenHash::from_slice(&bytes32(client, generation + 1)).unwrap(),
-                salt: RotationSalt::from_slice(&bytes32(client, generation + 1)).unwrap(),
-                now: NOW,
-                idle_ttl: 86_400,
-                grace: 30,
-                deny_access_for: 1_200,
-            };
-            let outcome = store.rotate(rotation).await.unwrap();
-            assert!(matches!(outcome, RotationOutcome::Rotated(_)));
-        }
-    })
+    measure(
+        label.to_owned(),
+        clients,
+        duration,
+        move |client, generation| {
+            let store = store.clone();
+            async move {
+                let rotation = Rotation {
+                    presented: TokenHash::from_slice(&bytes32(client, generation)).unwrap(),
+                    client_id: "bench".into(),
+                    successor: TokenHash::from_slice(&bytes32(client, generation + 1)).unwrap(),
+                    salt: RotationSalt::from_slice(&bytes32(client, generation + 1)).unwrap(),
+                    now: NOW,
+                    idle_ttl: 86_400,
+                    grace: 30,
+                    deny_access_for: 1_200,
+                };
+                let outcome = store.rotate(rotation).await.unwrap();
+                assert!(matches!(outcome, RotationOutcome::Rotated(_)));
+            }
+        },
+    )
     .await
 }
 
@@ -353,7 +358,9 @@ fn main() {
     for clients in [1, 16, 64] {
         let row = runtime.block_on(async {
             let dir = tempfile::tempdir().unwrap();
-            let store = SqliteStore::open(dir.path().join("bench.db")).await.unwrap();
+            let store = SqliteStore::open(dir.path().join("bench.db"))
+                .await
+                .unwrap();
             let (issuer, app) = start(store, clients).await;
             let row = endpoint("SQLite file", &[app], clients, duration).await;
             issuer.close().await;
@@ -373,7 +380,9 @@ fn main() {
     for clients in [1, 16, 64] {
         let row = runtime.block_on(async {
             let dir = tempfile::tempdir().unwrap();
-            let store = SqliteStore::open(dir.path().join("bench.db")).await.unwrap();
+            let store = SqliteStore::open(dir.path().join("bench.db"))
+                .await
+                .unwrap();
             let row = store_only("SQLite file", &store, clients, duration).await;
             store.close().await;
             row
@@ -395,7 +404,14 @@ fn main() {
             let path = dir.path().join("bench.db");
             let store = SqliteStore::open(&path).await.unwrap();
             let label = format!("SQLite, {families} families");
-            let scale = scale(label, &store, families, seed_sqlite(&path, families), duration).await;
+            let scale = scale(
+                label,
+                &store,
+                families,
+                seed_sqlite(&path, families),
+                duration,
+            )
+            .await;
             store.close().await;
             scale
         });
@@ -450,7 +466,12 @@ mod postgres {
             .unwrap()
     }
 
-    pub(super) async fn endpoint(url: &str, instances: usize, clients: usize, duration: Duration) -> Row {
+    pub(super) async fn endpoint(
+        url: &str,
+        instances: usize,
+        clients: usize,
+        duration: Duration,
+    ) -> Row {
         let schema = schema("endpoint");
         let mut issuers = Vec::new();
         let mut apps = Vec::new();
@@ -500,10 +521,12 @@ mod postgres {
             .execute(&pool)
             .await
             .unwrap();
-            sqlx::query(sqlx::AssertSqlSafe(format!("ANALYZE {schema}.token_families")))
-                .execute(&pool)
-                .await
-                .unwrap();
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "ANALYZE {schema}.token_families"
+            )))
+            .execute(&pool)
+            .await
+            .unwrap();
             pool.close().await;
         };
         let label = format!("PostgreSQL, {families} families");

@@ -320,9 +320,9 @@ struct Inner {
     availability: AtomicU8,
 }
 
-/// One immutable state of the denylist.
+/// Denials by kind and key.
 #[derive(Debug, Clone, Default)]
-struct Snapshot {
+struct Sets {
     /// `jti` -> until.
     tokens: HashMap<Box<str>, i64>,
     /// `sid` -> until.
@@ -331,7 +331,7 @@ struct Snapshot {
     subjects: HashMap<Box<str>, (i64, i64)>,
 }
 
-impl Snapshot {
+impl Sets {
     /// Whether adding `denial` would deny more, or for longer.
     fn extended_by(&self, denial: &Denial) -> bool {
         match &denial.target {
@@ -402,6 +402,84 @@ impl Snapshot {
     fn len(&self) -> usize {
         self.tokens.len() + self.sessions.len() + self.subjects.len()
     }
+
+    /// Adds every entry of `other`, keeping the later bounds.
+    fn merge(&mut self, other: Sets) {
+        for (jti, until) in other.tokens {
+            raise(&mut self.tokens, &jti, until);
+        }
+        for (sid, until) in other.sessions {
+            raise(&mut self.sessions, &sid, until);
+        }
+        for (sub, (issued_before, until)) in other.subjects {
+            let entry = self.subjects.entry(sub).or_insert((issued_before, until));
+            *entry = (entry.0.max(issued_before), entry.1.max(until));
+        }
+    }
+}
+
+/// How many denials a snapshot collects on top of its base before they are merged into a new base.
+const MERGE_AT: usize = 1_024;
+
+/// One immutable state of the denylist: a large base shared by successive snapshots, and the recent
+/// denials on top of it. A write copies only the recent ones (and, every [`MERGE_AT`] denials, the base), so
+/// revoking stays cheap however many denials are in force.
+#[derive(Debug, Clone, Default)]
+struct Snapshot {
+    base: Arc<Sets>,
+    recent: Sets,
+}
+
+impl Snapshot {
+    fn extended_by(&self, denial: &Denial) -> bool {
+        self.recent.extended_by(denial) && self.base.extended_by(denial)
+    }
+
+    /// The next snapshot: this one with `denials` added.
+    fn with(&self, denials: &[Denial]) -> Snapshot {
+        let mut next = self.clone();
+        for denial in denials {
+            next.recent.add(denial);
+        }
+        if next.recent.len() >= MERGE_AT {
+            let mut base = Sets::clone(&next.base);
+            base.merge(std::mem::take(&mut next.recent));
+            next.base = Arc::new(base);
+        }
+        next
+    }
+
+    /// The next snapshot: this one without the entries that ended by `now`, merged into one base.
+    fn without_ended(&self, now: i64) -> Snapshot {
+        let mut base = Sets::clone(&self.base);
+        base.merge(self.recent.clone());
+        base.tokens.retain(|_, until| *until > now);
+        base.sessions.retain(|_, until| *until > now);
+        base.subjects.retain(|_, (_, until)| *until > now);
+        Snapshot {
+            base: Arc::new(base),
+            recent: Sets::default(),
+        }
+    }
+
+    fn denies(
+        &self,
+        jti: Option<&str>,
+        sid: Option<&str>,
+        sub: Option<&str>,
+        iat: Option<i64>,
+    ) -> bool {
+        self.recent.denies(jti, sid, sub, iat) || self.base.denies(jti, sid, sub, iat)
+    }
+
+    fn ended(&self, now: i64) -> usize {
+        self.recent.ended(now) + self.base.ended(now)
+    }
+
+    /// Entries, counting a key in both the base and the recent denials once per place.
+    fn len(&self) -> usize {
+        self.recent.len() + self.base.len()
+    }
 }
 
 fn raise(map: &mut HashMap<Box<str>, i64>, key: &str, until: i64) {
@@ -438,13 +516,7 @@ impl Denylist {
             return 0;
         }
         drop(current);
-        self.inner.snapshot.rcu(|current| {
-            let mut next = Snapshot::clone(current);
-            for denial in denials {
-                next.add(denial);
-            }
-            next
-        });
+        self.inner.snapshot.rcu(|current| current.with(denials));
         news
     }
 
@@ -453,13 +525,10 @@ impl Denylist {
         if self.inner.snapshot.load().ended(now) == 0 {
             return 0;
         }
-        let previous = self.inner.snapshot.rcu(|current| {
-            let mut next = Snapshot::clone(current);
-            next.tokens.retain(|_, until| *until > now);
-            next.sessions.retain(|_, until| *until > now);
-            next.subjects.retain(|_, (_, until)| *until > now);
-            next
-        });
+        let previous = self
+            .inner
+            .snapshot
+            .rcu(|current| current.without_ended(now));
         previous.ended(now)
     }
 
@@ -532,9 +601,8 @@ impl fmt::Debug for Denylist {
         let snapshot = self.inner.snapshot.load();
         f.debug_struct("Denylist")
             .field("availability", &self.availability())
-            .field("tokens", &snapshot.tokens.len())
-            .field("sessions", &snapshot.sessions.len())
-            .field("subjects", &snapshot.subjects.len())
+            .field("entries", &snapshot.len())
+            .field("recent", &snapshot.recent.len())
             .finish()
     }
 }
@@ -597,6 +665,33 @@ mod tests {
             Denial::subject("a", 5, 10).merged(&Denial::subject("a", 3, 20)),
             Denial::subject("a", 5, 20)
         );
+    }
+
+    #[test]
+    fn recent_denials_merge_into_the_base_and_expire_with_it() {
+        let denylist = Denylist::new();
+        let batch = |from: usize, count: usize| -> Vec<Denial> {
+            (from..from + count)
+                .map(|n| Denial::token(format!("j{n}"), 2_000 + n as i64))
+                .collect()
+        };
+        for start in (0..3 * MERGE_AT).step_by(100) {
+            denylist.insert(&batch(start, 100));
+        }
+        let snapshot = denylist.inner.snapshot.load_full();
+        assert!(
+            snapshot.recent.len() < MERGE_AT,
+            "merged into the base as they come"
+        );
+        assert!(denylist.denies(Some("j0"), None, None, None));
+        assert!(denylist.denies(Some(&format!("j{}", 3 * MERGE_AT - 1)), None, None, None));
+        assert_eq!(
+            denylist.insert(&batch(0, 10)),
+            0,
+            "known denials change nothing"
+        );
+        denylist.expire(2_000 + 4 * MERGE_AT as i64);
+        assert!(denylist.is_empty());
     }
 
     #[test]

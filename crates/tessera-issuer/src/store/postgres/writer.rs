@@ -62,7 +62,8 @@ const SWAPS: &str = concat!(
 /// keys (a few index probes per rotation). Left to estimates, the planner may scan and hash the families
 /// instead, which a small, busy table (whose heap is mostly dead row versions between vacuums) makes many
 /// times slower; this connection runs nothing else.
-const PLAN: &str = "SET enable_seqscan = off; SET enable_hashjoin = off; SET enable_mergejoin = off";
+const PLAN: &str =
+    "SET enable_seqscan = off; SET enable_hashjoin = off; SET enable_mergejoin = off";
 
 /// The PostgreSQL half of the group commit.
 pub(super) struct PgWriter {
