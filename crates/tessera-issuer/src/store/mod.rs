@@ -20,6 +20,7 @@ mod once;
 mod postgres;
 mod rotation;
 mod rows;
+mod sql;
 mod sqlite;
 #[cfg(feature = "testing")]
 pub mod testing;
