@@ -103,9 +103,9 @@ impl<S: RefreshStore> Issuer<S> {
 
     /// Wires the parts together on `store`: the one place that knows which part needs which.
     pub(crate) fn assemble_shared(store: Arc<S>, settings: Settings) -> Self {
-        let denylist = Denylist::new();
-        let store = Arc::new(Observed::new(store, denylist.clone()));
         let clock = settings.clock;
+        let denylist = Denylist::kept_fresh(Arc::clone(&clock), settings.stale_after);
+        let store = Arc::new(Observed::new(store, denylist.clone()));
         let counters = Arc::new(EventCounters::default());
         let events = Events::new(Some(Arc::new(CountingHook::new(
             Arc::clone(&counters),
@@ -115,7 +115,6 @@ impl<S: RefreshStore> Issuer<S> {
             Arc::clone(&store),
             denylist,
             Arc::clone(&clock),
-            settings.stale_after,
         ));
         let minter = Arc::new(settings.minter);
         let clients = Arc::new(ClientDirectory::new(
@@ -249,14 +248,6 @@ impl<S> Issuer<S> {
 
     pub(crate) fn sessions(&self) -> &Sessions<Store<S>> {
         &self.inner.sessions
-    }
-
-    /// Seconds since the denylist last read the store; `None` before it first did.
-    pub(crate) fn seconds_since_sync(&self) -> Option<u64>
-    where
-        S: RefreshStore,
-    {
-        self.inner.denials.seconds_since_sync()
     }
 
     /// The largest request body the endpoints read.

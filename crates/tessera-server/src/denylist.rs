@@ -17,12 +17,16 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use serde::{Deserialize, Serialize};
 
-use crate::{RevocationAnswer, RevocationCheck, RevocationError, TokenStatus, VerifiedToken};
+use crate::{
+    Clock, RevocationAnswer, RevocationCheck, RevocationError, SystemClock, TokenStatus,
+    VerifiedToken,
+};
 
 /// What a [`Denial`] ends.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -318,6 +322,29 @@ pub struct Denylist {
 struct Inner {
     snapshot: ArcSwap<Snapshot>,
     availability: AtomicU8,
+    freshness: Freshness,
+}
+
+/// When the list was last brought up to date, and how long it may go without.
+struct Freshness {
+    clock: Arc<dyn Clock>,
+    started: Instant,
+    /// Milliseconds since `started` of the last successful sync; 0 before the first.
+    last_sync_ms: AtomicU64,
+    stale_after: Option<Duration>,
+}
+
+impl Freshness {
+    /// Milliseconds since the list was built, on the clock's monotonic time; at least 1.
+    fn now_ms(&self) -> u64 {
+        let elapsed = self
+            .clock
+            .monotonic()
+            .saturating_duration_since(self.started);
+        u64::try_from(elapsed.as_millis())
+            .unwrap_or(u64::MAX)
+            .max(1)
+    }
 }
 
 /// Denials by kind and key.
@@ -494,14 +521,62 @@ impl Default for Denylist {
 }
 
 impl Denylist {
-    /// An empty denylist, [`Availability::NotLoaded`] until its owner says otherwise.
+    /// An empty denylist, [`Availability::NotLoaded`] until its owner says otherwise, never going stale by
+    /// itself.
     pub fn new() -> Denylist {
+        Denylist::kept_fresh(Arc::new(SystemClock), None)
+    }
+
+    /// An empty denylist whose owner reports each attempt to bring it up to date
+    /// ([`Denylist::synced`], [`Denylist::sync_failed`]): once the last success is older than
+    /// `stale_after` (on `clock`'s monotonic time), it turns [`Availability::Stale`].
+    pub fn kept_fresh(clock: Arc<dyn Clock>, stale_after: Option<Duration>) -> Denylist {
         Denylist {
             inner: Arc::new(Inner {
                 snapshot: ArcSwap::from_pointee(Snapshot::default()),
                 availability: AtomicU8::new(Availability::NotLoaded.code()),
+                freshness: Freshness {
+                    started: clock.monotonic(),
+                    clock,
+                    last_sync_ms: AtomicU64::new(0),
+                    stale_after,
+                },
             }),
         }
+    }
+
+    /// The list holds every denial its source has: it is [`Availability::Available`].
+    pub fn synced(&self) {
+        let freshness = &self.inner.freshness;
+        freshness
+            .last_sync_ms
+            .store(freshness.now_ms(), Ordering::Release);
+        self.set_availability(Availability::Available);
+    }
+
+    /// Bringing the list up to date failed; it turns [`Availability::Stale`] if the last success is older
+    /// than its limit. Returns whether it just did.
+    pub fn sync_failed(&self) -> bool {
+        let freshness = &self.inner.freshness;
+        let Some(limit) = freshness.stale_after else {
+            return false;
+        };
+        let last = freshness.last_sync_ms.load(Ordering::Acquire);
+        let limit_ms = u64::try_from(limit.as_millis()).unwrap_or(u64::MAX);
+        let stale = last > 0
+            && freshness.now_ms().saturating_sub(last) > limit_ms
+            && self.availability() == Availability::Available;
+        if stale {
+            self.set_availability(Availability::Stale);
+        }
+        stale
+    }
+
+    /// Seconds since the list was last brought up to date; `None` before the first time.
+    pub fn seconds_since_sync(&self) -> Option<u64> {
+        let freshness = &self.inner.freshness;
+        let last = freshness.last_sync_ms.load(Ordering::Acquire);
+        (last > 0).then(|| freshness.now_ms().saturating_sub(last) / 1_000)
     }
 
     /// Adds `denials` (one new snapshot at most, none if they add nothing); returns how many of them

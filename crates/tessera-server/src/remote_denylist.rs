@@ -4,7 +4,7 @@
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use http::HeaderValue;
 use http::header::{ACCEPT, AUTHORIZATION};
@@ -143,11 +143,8 @@ struct Shared {
     denylist: Denylist,
     config: Config,
     clock: Arc<dyn Clock>,
-    started: Instant,
     /// The single-flight gate of polls, holding the feed's cursor (`None` before the first complete load).
     cursor: tokio::sync::Mutex<Option<String>>,
-    /// Milliseconds since `started` of the last successful poll; 0 before the first.
-    last_success_ms: AtomicU64,
     polls: AtomicU64,
     failures: AtomicU64,
     received: AtomicU64,
@@ -204,14 +201,13 @@ impl RemoteDenylist {
     /// The counters.
     pub fn stats(&self) -> RemoteDenylistStats {
         let shared = &self.shared;
-        let last = shared.last_success_ms.load(Ordering::Acquire);
         RemoteDenylistStats {
             polls: shared.polls.load(Ordering::Relaxed),
             poll_failures: shared.failures.load(Ordering::Relaxed),
             denials_received: shared.received.load(Ordering::Relaxed),
             entries: u64::try_from(shared.denylist.len()).unwrap_or(u64::MAX),
             availability: shared.denylist.availability(),
-            seconds_since_success: (last > 0).then(|| shared.now_ms().saturating_sub(last) / 1_000),
+            seconds_since_success: shared.denylist.seconds_since_sync(),
         }
     }
 }
@@ -223,17 +219,6 @@ impl RevocationCheck for RemoteDenylist {
 }
 
 impl Shared {
-    /// Milliseconds since the list was built, on the clock's monotonic time; at least 1.
-    fn now_ms(&self) -> u64 {
-        let elapsed = self
-            .clock
-            .monotonic()
-            .saturating_duration_since(self.started);
-        u64::try_from(elapsed.as_millis())
-            .unwrap_or(u64::MAX)
-            .max(1)
-    }
-
     /// One poll: every page past the cursor, then the expiry sweep and the availability.
     async fn poll(&self) -> Result<usize, DenialsFetchError> {
         let mut cursor = self.cursor.lock().await;
@@ -246,13 +231,17 @@ impl Shared {
                     u64::try_from(*received).unwrap_or(u64::MAX),
                     Ordering::Relaxed,
                 );
-                self.last_success_ms.store(self.now_ms(), Ordering::Release);
-                self.denylist.set_availability(Availability::Available);
+                self.denylist.synced();
             }
             Err(error) => {
                 self.failures.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(url = %self.url, %error, "denials feed poll failed; keeping the known denials");
-                self.check_staleness();
+                if self.denylist.sync_failed() {
+                    tracing::error!(
+                        url = %self.url,
+                        "the denials feed has been unreachable too long; refusing tokens (503) until it answers"
+                    );
+                }
             }
         }
         result
@@ -301,26 +290,6 @@ impl Shared {
             body.extend_from_slice(&chunk);
         }
         Ok(serde_json::from_slice(&body)?)
-    }
-
-    /// Fails the checks closed once the last successful poll is older than the configured grace.
-    fn check_staleness(&self) {
-        let Some(grace) = self.config.fail_closed_after else {
-            return;
-        };
-        let last = self.last_success_ms.load(Ordering::Acquire);
-        let grace_ms = u64::try_from(grace.as_millis()).unwrap_or(u64::MAX);
-        if last > 0
-            && self.now_ms().saturating_sub(last) > grace_ms
-            && self.denylist.availability() == Availability::Available
-        {
-            tracing::error!(
-                url = %self.url,
-                grace_secs = grace.as_secs(),
-                "the denials feed has been unreachable too long; refusing tokens (503) until it answers"
-            );
-            self.denylist.set_availability(Availability::Stale);
-        }
     }
 }
 
@@ -413,12 +382,10 @@ impl RemoteDenylistBuilder {
             url,
             client,
             authorization,
-            denylist: Denylist::new(),
+            denylist: Denylist::kept_fresh(Arc::clone(&self.clock), self.config.fail_closed_after),
             config: self.config,
-            started: self.clock.monotonic(),
             clock: self.clock,
             cursor: tokio::sync::Mutex::new(None),
-            last_success_ms: AtomicU64::new(0),
             polls: AtomicU64::new(0),
             failures: AtomicU64::new(0),
             received: AtomicU64::new(0),
