@@ -2,7 +2,8 @@
 //! [`shared_statements!`] expands them, with the binding and the conversion of their rows, into each
 //! backend's `queries` module for its sqlx database type. What differs between the two (the rotation's
 //! swap, recording a first token, the denial sequence, the throttle's arithmetic, locking) stays in each
-//! backend's module, which also supplies `RESERVE_LOGIN` and `lock_signing_keys` to the shared code.
+//! backend's module, which also supplies `insert_family`, `lock_logins`, `lock_signing_keys` and
+//! `RESERVE_LOGIN` to the shared code.
 
 /// Expands the shared statements for the sqlx database `$db` (`sqlx::Sqlite`, `sqlx::Postgres`).
 macro_rules! shared_statements {
@@ -124,8 +125,29 @@ macro_rules! shared_statements {
             .await
         }
 
+        /// Creates a family in the transaction `tx`, first revoking the user's oldest live families for
+        /// the client beyond `cap` ([`RevokeReason::Evicted`]); returns those. `lock_logins` keeps
+        /// concurrent logins of the user on the client out until the transaction ends.
+        pub(super) async fn create_family(
+            tx: &mut <$db as sqlx::Database>::Connection,
+            new: &NewFamily,
+            cap: usize,
+        ) -> Result<Vec<Family>, StoreError> {
+            lock_logins(&mut *tx, new).await?;
+            let live = count_live(&mut *tx, new).await?;
+            let cap = i64::try_from(cap.max(1)).unwrap_or(i64::MAX);
+            let excess = (live + 1).saturating_sub(cap);
+            let evicted = if excess > 0 {
+                evict_oldest(&mut *tx, new, excess).await?
+            } else {
+                Vec::new()
+            };
+            insert_family(&mut *tx, new).await?;
+            Ok(evicted)
+        }
+
         /// How many live families the user has for the client.
-        pub(super) async fn count_live(
+        async fn count_live(
             db: impl sqlx::Executor<'_, Database = $db>,
             new: &NewFamily,
         ) -> Result<i64, StoreError> {
@@ -143,7 +165,7 @@ macro_rules! shared_statements {
 
         /// Revokes the `count` oldest live families of the user for the client
         /// ([`RevokeReason::Evicted`]).
-        pub(super) async fn evict_oldest(
+        async fn evict_oldest(
             db: impl sqlx::Executor<'_, Database = $db>,
             new: &NewFamily,
             count: i64,

@@ -17,10 +17,7 @@ shared_statements!(Postgres);
 
 /// Serializes the logins of one user on one client, so that the cap is counted and enforced as if they
 /// came one after another. Inside the login's transaction.
-pub(super) async fn lock_user_client(
-    tx: &mut PgConnection,
-    new: &NewFamily,
-) -> Result<(), StoreError> {
+async fn lock_logins(tx: &mut PgConnection, new: &NewFamily) -> Result<(), StoreError> {
     sqlx::query("SELECT pg_advisory_xact_lock(hashtextextended($1 || chr(1) || $2, 7))")
         .bind(new.user_id.as_str())
         .bind(new.client_id.as_str())
@@ -31,7 +28,7 @@ pub(super) async fn lock_user_client(
 }
 
 /// Inserts a family at generation 0 and records its first token, in one statement.
-pub(super) async fn insert_family(
+async fn insert_family(
     db: impl PgExecutor<'_>,
     new: &NewFamily,
 ) -> Result<(), StoreError> {

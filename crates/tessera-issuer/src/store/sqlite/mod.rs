@@ -245,15 +245,7 @@ impl RefreshStore for SqliteStore {
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(backend)?;
-        let live = queries::count_live(&mut *tx, &new).await?;
-        let cap = i64::try_from(cap.max(1)).unwrap_or(i64::MAX);
-        let excess = (live + 1).saturating_sub(cap);
-        let evicted = if excess > 0 {
-            queries::evict_oldest(&mut *tx, &new, excess).await?
-        } else {
-            Vec::new()
-        };
-        queries::insert_family(&mut *tx, &new).await?;
+        let evicted = queries::create_family(&mut tx, &new, cap).await?;
         tx.commit().await.map_err(backend)?;
         Ok(evicted)
     }

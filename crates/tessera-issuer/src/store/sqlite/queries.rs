@@ -53,6 +53,11 @@ async fn lock_signing_keys(_: &mut SqliteConnection) -> Result<(), StoreError> {
     Ok(())
 }
 
+/// Nothing to lock, as for [`lock_signing_keys`].
+async fn lock_logins(_: &mut SqliteConnection, _: &NewFamily) -> Result<(), StoreError> {
+    Ok(())
+}
+
 /// The compare-and-swap of a rotation, one statement (see [`bind_swap`] for its parameters): installs the
 /// successor if the presented token is its family's current one, the family belongs to the client and is
 /// live, and returns the rotated family's row. The trigger records the successor's hash in the same
@@ -88,7 +93,7 @@ pub(super) fn bind_swap<'q>(
 }
 
 /// Inserts a family at generation 0; its trigger records the first token.
-pub(super) async fn insert_family(
+async fn insert_family(
     db: impl sqlx::Executor<'_, Database = Sqlite>,
     new: &NewFamily,
 ) -> Result<(), StoreError> {
