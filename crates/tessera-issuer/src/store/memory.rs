@@ -606,3 +606,45 @@ impl RefreshStore for MemoryStore {
         throttle.recency.clear();
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 12 #2: one entry per presented username, but never more than the capacity: the least recently
+    /// touched entry goes first, and no operation walks the whole table.
+    #[tokio::test]
+    async fn the_login_throttle_keeps_at_most_its_capacity() {
+        let store = MemoryStore::with_throttle_capacity(2);
+        let rule = ThrottleRule {
+            lock_after: 1,
+            base_delay: 60,
+            max_delay: 60,
+            window: 600,
+        };
+        let [alice, bob, carol] = ["alice", "bob", "carol"].map(ThrottleKey::for_username);
+        for key in [&alice, &bob] {
+            assert_eq!(
+                store.reserve_login(key, &rule, 0).await.unwrap(),
+                LoginAttempt::Allowed
+            );
+        }
+        assert!(matches!(
+            store.reserve_login(&alice, &rule, 1).await.unwrap(),
+            LoginAttempt::Locked { .. }
+        ));
+        // A locked-out username does not move; the oldest touched (alice's reservation at 0 was touched
+        // before bob's) is forgotten for carol.
+        store.reserve_login(&carol, &rule, 2).await.unwrap();
+        assert_eq!(store.throttle().unwrap().entries.len(), 2);
+        assert_eq!(
+            store.reserve_login(&alice, &rule, 3).await.unwrap(),
+            LoginAttempt::Allowed,
+            "forgotten"
+        );
+        assert!(matches!(
+            store.reserve_login(&carol, &rule, 3).await.unwrap(),
+            LoginAttempt::Locked { .. }
+        ));
+    }
+}

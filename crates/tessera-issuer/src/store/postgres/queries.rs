@@ -28,10 +28,7 @@ async fn lock_logins(tx: &mut PgConnection, new: &NewFamily) -> Result<(), Store
 }
 
 /// Inserts a family at generation 0 and records its first token, in one statement.
-async fn insert_family(
-    db: impl PgExecutor<'_>,
-    new: &NewFamily,
-) -> Result<(), StoreError> {
+async fn insert_family(db: impl PgExecutor<'_>, new: &NewFamily) -> Result<(), StoreError> {
     let roles =
         serde_json::to_string(&new.roles).map_err(|error| StoreError::Backend(Box::new(error)))?;
     sqlx::query(
