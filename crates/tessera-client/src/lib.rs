@@ -70,6 +70,7 @@
 
 mod builder;
 mod challenge;
+mod dpop;
 mod error;
 mod extensions;
 mod middleware;
@@ -80,13 +81,14 @@ mod store;
 mod tokens;
 
 pub use builder::AuthMiddlewareBuilder;
+pub use dpop::{Dpop, DpopError, DpopKey};
 pub use error::{BuildError, Error};
 pub use extensions::{AuthOutcome, SkipAuth, TokenGeneration};
 pub use middleware::AuthMiddleware;
 pub use refresher::{
-    ClientAuth, ClientCredentialsGrant, PrivateKeyJwt, RefreshContext, RefreshError,
-    RefreshTokenGrant, Refresher,
+    AuthorizationServerMetadata, ClientAuth, ClientCredentialsGrant, DiscoveryError, PrivateKeyJwt,
+    RefreshContext, RefreshError, RefreshTokenGrant, Refresher, ReservedParameter,
 };
-pub use store::{FileTokenStore, MemoryTokenStore, StoreError, TokenStore};
+pub use store::{FileTokenStore, MemoryTokenStore, StoreError, StoreLock, TokenStore};
 pub use tessera_core::{Clock, ManualClock, SystemClock};
 pub use tokens::{RefreshToken, TokenSet};
