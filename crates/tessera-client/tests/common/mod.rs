@@ -363,6 +363,19 @@ async fn echo(headers: HeaderMap, body: Bytes) -> Response {
     ([(header::CONTENT_TYPE, content_type)], body).into_response()
 }
 
+/// An API that refuses every token with `invalid_token` and no expiry signal (as one configured for another
+/// audience would).
+async fn refuses() -> Response {
+    let mut response = StatusCode::UNAUTHORIZED.into_response();
+    response.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static(
+            r#"Bearer error="invalid_token", error_description="wrong audience""#,
+        ),
+    );
+    response
+}
+
 /// Routes that are not protected: a 401 that is not about the token, and redirects.
 async fn plain_401() -> Response {
     let mut response = StatusCode::UNAUTHORIZED.into_response();
@@ -427,6 +440,7 @@ impl TestServer {
             .route("/auth/token", post(token_endpoint))
             .with_state(Arc::clone(&issuer))
             .route("/plain-401", get(plain_401))
+            .route("/refuses", get(refuses))
             .route("/redirect", get(redirect))
             .merge(protected)
             .layer(middleware::from_fn_with_state(Arc::clone(&api), door));
