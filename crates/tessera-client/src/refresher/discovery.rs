@@ -63,10 +63,10 @@ pub enum DiscoveryError {
     #[error("the metadata at {url} could not be fetched: {source}")]
     Fetch {
         /// The well-known URL.
-        url: Url,
+        url: String,
         /// What went wrong.
         #[source]
-        source: RefreshError,
+        source: Box<RefreshError>,
     },
     /// Neither well-known document is served.
     #[error(
@@ -76,7 +76,7 @@ pub enum DiscoveryError {
         /// The issuer given.
         issuer: String,
         /// The last well-known URL tried.
-        url: Url,
+        url: String,
         /// Its status.
         status: http::StatusCode,
     },
@@ -84,7 +84,7 @@ pub enum DiscoveryError {
     #[error("{url} answered {status}")]
     Unavailable {
         /// The well-known URL.
-        url: Url,
+        url: String,
         /// Its status.
         status: http::StatusCode,
     },
@@ -92,7 +92,7 @@ pub enum DiscoveryError {
     #[error("the metadata at {url} is not valid: {reason}")]
     Malformed {
         /// The well-known URL.
-        url: Url,
+        url: String,
         /// What is wrong with it.
         reason: String,
     },
@@ -101,7 +101,7 @@ pub enum DiscoveryError {
     #[error("the metadata at {url} is for the issuer {found:?}, not {expected:?}")]
     IssuerMismatch {
         /// The well-known URL.
-        url: Url,
+        url: String,
         /// The issuer asked for.
         expected: String,
         /// The issuer the document names.
@@ -159,7 +159,7 @@ impl AuthorizationServerMetadata {
             Fetched::Document(body) => parse(&url, issuer, &body),
             Fetched::ClientError(status) => Err(DiscoveryError::NotFound {
                 issuer: issuer.to_owned(),
-                url,
+                url: url.to_string(),
                 status,
             }),
         }
@@ -196,8 +196,8 @@ enum Fetched {
 
 async fn fetch(http: &reqwest::Client, url: &Url) -> Result<Fetched, DiscoveryError> {
     let failed = |source| DiscoveryError::Fetch {
-        url: url.clone(),
-        source,
+        url: url.to_string(),
+        source: Box::new(source),
     };
     let response = http
         .get(url.clone())
@@ -213,7 +213,7 @@ async fn fetch(http: &reqwest::Client, url: &Url) -> Result<Fetched, DiscoveryEr
     }
     if !status.is_success() {
         return Err(DiscoveryError::Unavailable {
-            url: url.clone(),
+            url: url.to_string(),
             status,
         });
     }
@@ -229,14 +229,14 @@ fn parse(
     body: &[u8],
 ) -> Result<AuthorizationServerMetadata, DiscoveryError> {
     let malformed = |reason: String| DiscoveryError::Malformed {
-        url: url.clone(),
+        url: url.to_string(),
         reason,
     };
     let document: Document = serde_json::from_slice(body)
         .map_err(|error| malformed(format!("not a metadata document ({error})")))?;
     if document.issuer != issuer {
         return Err(DiscoveryError::IssuerMismatch {
-            url: url.clone(),
+            url: url.to_string(),
             expected: issuer.to_owned(),
             found: document.issuer,
         });

@@ -144,8 +144,9 @@ fn classify(
         let invalid = |reason: String| RefreshError::InvalidResponse { reason };
         let token: TokenResponse = serde_json::from_slice(body)
             .map_err(|error| invalid(format!("the body is not a token response ({error})")))?;
-        let dpop_bound = token.token_type.eq_ignore_ascii_case(DPOP_SCHEME);
-        if !token.token_type.eq_ignore_ascii_case(BEARER) && !(dpop_bound && proof_sent) {
+        let usable_type = token.token_type.eq_ignore_ascii_case(BEARER)
+            || (proof_sent && token.token_type.eq_ignore_ascii_case(DPOP_SCHEME));
+        if !usable_type {
             return Err(invalid(format!(
                 "token_type is {:?}, not {}",
                 token.token_type,
