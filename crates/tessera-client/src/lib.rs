@@ -117,8 +117,9 @@
 //! - the key is saved with the tokens it bound ([`TokenSet::dpop_key`]), so a restart that loads them keeps
 //!   the binding; token files written before DPoP still load.
 //!
-//! What it costs: one signature per request (a few tens of microseconds for EdDSA or ES256, next to the
-//! request's own cost; the `ath` hash is computed once per token), about 400 bytes of `DPoP` header per
+//! What it costs: one signature per request (about 13 µs with EdDSA and 20 µs with ES256 on the
+//! development machine, `cargo bench -p tessera-client --bench overhead -- dpop_proof`; the `ath` hash is
+//! computed once per token), about 400 bytes of `DPoP` header per
 //! request, and with a server that demands nonces, one extra round trip whenever an origin's nonce changes.
 //! A server that does not support DPoP answers with `Bearer` tokens, which are sent as bearer tokens.
 //!

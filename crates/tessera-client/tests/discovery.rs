@@ -10,7 +10,9 @@ use axum::http::{StatusCode, header};
 use axum::response::IntoResponse;
 use axum::routing::get;
 use common::{TestServer, client, log_in_expired};
-use tessera_client::{AuthMiddleware, AuthorizationServerMetadata, DiscoveryError, RefreshTokenGrant};
+use tessera_client::{
+    AuthMiddleware, AuthorizationServerMetadata, DiscoveryError, RefreshTokenGrant,
+};
 
 /// Serves `app` on loopback; its base URL.
 async fn serve(app: Router) -> String {
@@ -51,12 +53,19 @@ async fn the_rfc_8414_document_is_preferred_and_its_issuer_must_match() {
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
 
     let http = reqwest::Client::new();
-    let metadata = AuthorizationServerMetadata::discover(&http, &issuer).await.unwrap();
+    let metadata = AuthorizationServerMetadata::discover(&http, &issuer)
+        .await
+        .unwrap();
     assert_eq!(metadata.token_endpoint.as_str(), token_url);
-    assert_eq!(metadata.dpop_signing_alg_values_supported, ["EdDSA", "ES256"]);
+    assert_eq!(
+        metadata.dpop_signing_alg_values_supported,
+        ["EdDSA", "ES256"]
+    );
 
     // The discovered grant refreshes against the endpoint the document names.
-    let grant = RefreshTokenGrant::discover(http.clone(), &issuer).await.unwrap();
+    let grant = RefreshTokenGrant::discover(http.clone(), &issuer)
+        .await
+        .unwrap();
     let auth = AuthMiddleware::builder(grant)
         .allow_origin(&server.url)
         .build()
@@ -71,7 +80,10 @@ async fn the_rfc_8414_document_is_preferred_and_its_issuer_must_match() {
     let error = AuthorizationServerMetadata::discover(&http, &format!("{issuer}/"))
         .await
         .unwrap_err();
-    assert!(matches!(error, DiscoveryError::IssuerMismatch { .. }), "{error}");
+    assert!(
+        matches!(error, DiscoveryError::IssuerMismatch { .. }),
+        "{error}"
+    );
 }
 
 #[tokio::test]
@@ -111,8 +123,12 @@ async fn an_issuer_serving_no_metadata_says_so() {
         .await
         .unwrap_err();
     assert!(matches!(error, DiscoveryError::NotFound { .. }), "{error}");
-    let error = AuthorizationServerMetadata::discover(&reqwest::Client::new(), "http://auth.example")
-        .await
-        .unwrap_err();
-    assert!(matches!(error, DiscoveryError::InvalidIssuer { .. }), "{error}");
+    let error =
+        AuthorizationServerMetadata::discover(&reqwest::Client::new(), "http://auth.example")
+            .await
+            .unwrap_err();
+    assert!(
+        matches!(error, DiscoveryError::InvalidIssuer { .. }),
+        "{error}"
+    );
 }

@@ -75,6 +75,24 @@ async fn redirecting_endpoint(status: StatusCode, target: String) -> String {
     url
 }
 
+/// A refresh-token grant at `{endpoint}/auth/token`, through a client that follows redirects (reqwest's
+/// default): the middleware must not rely on the application having turned that off.
+fn grant_at(endpoint: &str) -> RefreshTokenGrant {
+    RefreshTokenGrant::new(
+        reqwest::Client::new(),
+        format!("{endpoint}/auth/token").parse().unwrap(),
+    )
+}
+
+/// Builds `builder` and logs in with an expired access token and the refresh token `rt-login`.
+async fn logged_in(builder: tessera_client::AuthMiddlewareBuilder) -> AuthMiddleware {
+    let auth = builder.build().unwrap();
+    auth.set_tokens(TokenSet::new(mint(-120)).with_refresh_token("rt-login"))
+        .await
+        .unwrap();
+    auth
+}
+
 fn refresh_error(error: &reqwest_middleware::Error) -> &RefreshError {
     match Error::from_middleware(error) {
         Some(Error::RefreshUnavailable { source, .. }) => source,
@@ -94,20 +112,9 @@ async fn a_token_endpoint_redirecting_elsewhere_gets_nothing_and_gives_nothing()
         let api = TestServer::start().await;
         let (other, seen) = elsewhere().await;
         let endpoint = redirecting_endpoint(status, format!("{other}/steal")).await;
-        // A client that follows redirects, as reqwest's default does: the middleware must not rely on the
-        // application having turned that off.
-        let grant = RefreshTokenGrant::new(
-            reqwest::Client::new(),
-            format!("{endpoint}/auth/token").parse().unwrap(),
-        )
-        .client_auth(ClientAuth::secret_post(CLIENT_ID, CLIENT_SECRET));
-        let auth = AuthMiddleware::builder(grant)
-            .allow_origin(&api.url)
-            .build()
-            .unwrap();
-        auth.set_tokens(TokenSet::new(mint(-120)).with_refresh_token("rt-login"))
-            .await
-            .unwrap();
+        let grant =
+            grant_at(&endpoint).client_auth(ClientAuth::secret_post(CLIENT_ID, CLIENT_SECRET));
+        let auth = logged_in(AuthMiddleware::builder(grant).allow_origin(&api.url)).await;
 
         let error = api.get(&client(&auth), "/data").await.unwrap_err();
         let source = refresh_error(&error);
@@ -193,18 +200,12 @@ async fn endless_endpoint() -> (String, Arc<AtomicUsize>) {
 async fn an_endless_token_answer_is_cut_off_at_the_size_cap() {
     let (endpoint, sent) = endless_endpoint().await;
     let api = TestServer::start().await;
-    let grant = RefreshTokenGrant::new(
-        reqwest::Client::new(),
-        format!("{endpoint}/auth/token").parse().unwrap(),
-    );
-    let auth = AuthMiddleware::builder(grant)
-        .allow_origin(&api.url)
-        .refresh_timeout(Duration::from_secs(3))
-        .build()
-        .unwrap();
-    auth.set_tokens(TokenSet::new(mint(-120)).with_refresh_token("rt-login"))
-        .await
-        .unwrap();
+    let auth = logged_in(
+        AuthMiddleware::builder(grant_at(&endpoint))
+            .allow_origin(&api.url)
+            .refresh_timeout(Duration::from_secs(3)),
+    )
+    .await;
 
     let started = Instant::now();
     let error = api.get(&client(&auth), "/data").await.unwrap_err();
@@ -239,17 +240,7 @@ async fn a_token_answer_announcing_too_much_is_refused_unread() {
     );
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
     let api = TestServer::start().await;
-    let grant = RefreshTokenGrant::new(
-        reqwest::Client::new(),
-        format!("{endpoint}/auth/token").parse().unwrap(),
-    );
-    let auth = AuthMiddleware::builder(grant)
-        .allow_origin(&api.url)
-        .build()
-        .unwrap();
-    auth.set_tokens(TokenSet::new(mint(-120)).with_refresh_token("rt-login"))
-        .await
-        .unwrap();
+    let auth = logged_in(AuthMiddleware::builder(grant_at(&endpoint)).allow_origin(&api.url)).await;
     let error = api.get(&client(&auth), "/data").await.unwrap_err();
     assert!(matches!(
         refresh_error(&error),

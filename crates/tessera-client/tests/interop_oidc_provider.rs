@@ -188,6 +188,30 @@ async fn api(provider: &Provider) -> String {
     url
 }
 
+/// A client-credentials grant at the provider, authenticated with `auth`, for the resource `resource`.
+fn client_credentials(
+    provider: &Provider,
+    auth: ClientAuth,
+    resource: &str,
+) -> ClientCredentialsGrant {
+    ClientCredentialsGrant::new(reqwest::Client::new(), provider.token_endpoint(), auth)
+        .resource(resource)
+}
+
+/// The refresh-token grant of the provider's public client.
+fn public_refresh(provider: &Provider) -> RefreshTokenGrant {
+    RefreshTokenGrant::new(reqwest::Client::new(), provider.token_endpoint())
+        .client_auth(ClientAuth::public("tessera-public"))
+}
+
+/// A middleware refreshing with `refresher`, sending tokens to `api`.
+fn middleware(refresher: impl tessera_client::Refresher, api: &str) -> AuthMiddleware {
+    AuthMiddleware::builder(refresher)
+        .allow_origin(api)
+        .build()
+        .unwrap()
+}
+
 fn client(auth: &AuthMiddleware) -> ClientWithMiddleware {
     ClientBuilder::new(reqwest::Client::new())
         .with(auth.clone())
@@ -227,17 +251,13 @@ async fn code_flow(provider: &Provider, body: Value) -> Value {
 async fn client_credentials_with_client_secret_basic() {
     let provider = provider();
     let api = api(provider).await;
-    let grant = ClientCredentialsGrant::new(
-        reqwest::Client::new(),
-        provider.token_endpoint(),
+    let grant = client_credentials(
+        provider,
         provider.secret_client(),
+        provider.resource("ES256"),
     )
-    .scope("api:read")
-    .resource(provider.resource("ES256"));
-    let auth = AuthMiddleware::builder(grant)
-        .allow_origin(&api)
-        .build()
-        .unwrap();
+    .scope("api:read");
+    let auth = middleware(grant, &api);
     let (status, sub, outcome) = whoami(&auth, &api).await;
     assert_eq!(status, reqwest::StatusCode::OK);
     assert_eq!(sub, "tessera-secret");
@@ -254,16 +274,12 @@ async fn client_credentials_with_private_key_jwt() {
     let client_id = provider.ready["clients"]["private_key_jwt"]["client_id"]
         .as_str()
         .expect("the provider registered the private_key_jwt client");
-    let grant = ClientCredentialsGrant::new(
-        reqwest::Client::new(),
-        provider.token_endpoint(),
-        ClientAuth::private_key_jwt(PrivateKeyJwt::new(client_id, assertion_key().clone())),
-    )
-    .resource(provider.resource("EdDSA"));
-    let auth = AuthMiddleware::builder(grant)
-        .allow_origin(&api)
-        .build()
-        .unwrap();
+    let signed =
+        ClientAuth::private_key_jwt(PrivateKeyJwt::new(client_id, assertion_key().clone()));
+    let auth = middleware(
+        client_credentials(provider, signed, provider.resource("EdDSA")),
+        &api,
+    );
     let (status, sub, _) = whoami(&auth, &api).await;
     assert_eq!(status, reqwest::StatusCode::OK);
     assert_eq!(sub, client_id);
@@ -275,16 +291,8 @@ async fn the_resource_parameter_selects_every_signing_algorithm() {
     let api = api(provider).await;
     let mut failures = Vec::new();
     for alg in ["RS256", "PS256", "ES256", "EdDSA"] {
-        let grant = ClientCredentialsGrant::new(
-            reqwest::Client::new(),
-            provider.token_endpoint(),
-            provider.secret_client(),
-        )
-        .resource(provider.resource(alg));
-        let auth = AuthMiddleware::builder(grant)
-            .allow_origin(&api)
-            .build()
-            .unwrap();
+        let grant = client_credentials(provider, provider.secret_client(), provider.resource(alg));
+        let auth = middleware(grant, &api);
         let (status, body, _) = whoami(&auth, &api).await;
         let token = auth.tokens().unwrap();
         let jws = Jws::parse(token.access_token()).unwrap();
@@ -312,9 +320,7 @@ async fn refresh_token_rotation_through_the_refresh_token_grant() {
         .clone()
         .expect("offline_access gives a refresh token");
     let clock = ManualClock::new();
-    let grant = RefreshTokenGrant::new(reqwest::Client::new(), provider.token_endpoint())
-        .client_auth(ClientAuth::public("tessera-public"));
-    let auth = AuthMiddleware::builder(grant)
+    let auth = AuthMiddleware::builder(public_refresh(provider))
         .allow_origin(&api)
         .clock(clock.clone())
         .build()
@@ -345,13 +351,7 @@ async fn refresh_token_rotation_through_the_refresh_token_grant() {
 
     // The consumed refresh token presented again is reuse: oidc-provider answers invalid_grant (and
     // revokes the grant), and the client's session ends cleanly.
-    let replaying = AuthMiddleware::builder(
-        RefreshTokenGrant::new(reqwest::Client::new(), provider.token_endpoint())
-            .client_auth(ClientAuth::public("tessera-public")),
-    )
-    .allow_origin(&api)
-    .build()
-    .unwrap();
+    let replaying = middleware(public_refresh(provider), &api);
     replaying
         .set_tokens(TokenSet::new("stale").with_refresh_token(first_refresh))
         .await
@@ -405,12 +405,11 @@ async fn dpop_client_credentials_bind_the_token_to_the_key() {
     ] {
         let api = api(provider).await;
         let key = DpopKey::generate(alg).unwrap();
-        let grant = ClientCredentialsGrant::new(
-            reqwest::Client::new(),
-            provider.token_endpoint(),
+        let grant = client_credentials(
+            provider,
             provider.secret_client(),
-        )
-        .resource(provider.resource("ES256"));
+            provider.resource("ES256"),
+        );
         let auth = AuthMiddleware::builder(grant)
             .allow_origin(&api)
             .dpop(key.clone())
@@ -437,9 +436,7 @@ async fn dpop_refresh_with_the_same_key_and_not_with_another() {
         let api = api(provider).await;
         let key = DpopKey::generate(Algorithm::Es256).unwrap();
         let clock = ManualClock::new();
-        let grant = RefreshTokenGrant::new(reqwest::Client::new(), provider.token_endpoint())
-            .client_auth(ClientAuth::public("tessera-public"));
-        let auth = AuthMiddleware::builder(grant)
+        let auth = AuthMiddleware::builder(public_refresh(provider))
             .allow_origin(&api)
             .clock(clock.clone())
             .dpop(key.clone())
@@ -502,15 +499,12 @@ async fn dpop_refresh_with_the_same_key_and_not_with_another() {
         );
 
         // The refresh token is bound to the key: with another key it is refused.
-        let other = AuthMiddleware::builder(
-            RefreshTokenGrant::new(reqwest::Client::new(), provider.token_endpoint())
-                .client_auth(ClientAuth::public("tessera-public")),
-        )
-        .allow_origin(&api)
-        .clock(clock.clone())
-        .dpop(DpopKey::generate(Algorithm::Es256).unwrap())
-        .build()
-        .unwrap();
+        let other = AuthMiddleware::builder(public_refresh(provider))
+            .allow_origin(&api)
+            .clock(clock.clone())
+            .dpop(DpopKey::generate(Algorithm::Es256).unwrap())
+            .build()
+            .unwrap();
         other
             .set_tokens(
                 TokenSet::new("due")
@@ -575,10 +569,7 @@ async fn discovery_reads_the_openid_configuration_and_checks_the_issuer() {
         .await
         .unwrap()
         .resource(provider.resource("RS256"));
-    let auth = AuthMiddleware::builder(grant)
-        .allow_origin(&api)
-        .build()
-        .unwrap();
+    let auth = middleware(grant, &api);
     let (status, _, _) = whoami(&auth, &api).await;
     assert_eq!(status, reqwest::StatusCode::OK);
 }

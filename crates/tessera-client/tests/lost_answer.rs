@@ -19,6 +19,7 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use common::{TestServer, client, mint};
+use reqwest_middleware::ClientWithMiddleware;
 use tessera_client::{
     AuthMiddleware, AuthMiddlewareBuilder, BuildError, Clock, Error, ManualClock, RefreshError,
     RefreshTokenGrant, TokenSet,
@@ -202,18 +203,14 @@ fn refresh_token(auth: &AuthMiddleware) -> Option<String> {
     })
 }
 
-#[tokio::test]
-async fn a_refresh_answered_after_the_timeout_is_taken_not_presented_again() {
-    let (endpoint, api, clock, builder) = setup(&[Answer::Held]).await;
-    // A long backoff: a client that dropped the late answer would present rt-0 again only after the
-    // grace window, and be taken for a thief.
-    let auth = builder
-        .refresh_backoff(Duration::from_secs(60), Duration::from_secs(60))
-        .build()
-        .unwrap();
-    log_in(&auth).await;
-    let client = client(&auth);
-
+/// Sends a request with the expired login token: its refresh reaches the endpoint and gets no answer within
+/// the 5 s refresh timeout, so the request fails with `RefreshUnavailable` (the token is not served).
+async fn first_refresh_times_out(
+    endpoint: &Rotating,
+    api: &TestServer,
+    client: &ClientWithMiddleware,
+    clock: &ManualClock,
+) {
     let request = tokio::spawn({
         let client = client.clone();
         let url = format!("{}/data", api.url);
@@ -229,6 +226,27 @@ async fn a_refresh_answered_after_the_timeout_is_taken_not_presented_again() {
         ),
         "{error:?}"
     );
+}
+
+/// Builds `builder` with a 30-60 s backoff (a client that forgot a lost answer would present `rt-0` again
+/// only after the grace window, and be taken for a thief), logs in, and makes a client.
+async fn with_long_backoff(
+    builder: AuthMiddlewareBuilder,
+) -> (AuthMiddleware, ClientWithMiddleware) {
+    let auth = builder
+        .refresh_backoff(Duration::from_secs(60), Duration::from_secs(60))
+        .build()
+        .unwrap();
+    log_in(&auth).await;
+    let client = client(&auth);
+    (auth, client)
+}
+
+#[tokio::test]
+async fn a_refresh_answered_after_the_timeout_is_taken_not_presented_again() {
+    let (endpoint, api, clock, builder) = setup(&[Answer::Held]).await;
+    let (auth, client) = with_long_backoff(builder).await;
+    first_refresh_times_out(&endpoint, &api, &client, &clock).await;
 
     // The rotation was committed; its answer arrives late, and is taken.
     clock.advance(Duration::from_secs(5));
@@ -250,24 +268,8 @@ async fn a_refresh_answered_after_the_timeout_is_taken_not_presented_again() {
 #[tokio::test]
 async fn a_lost_refresh_answer_is_retried_once_inside_the_grace_window() {
     let (endpoint, api, clock, builder) = setup(&[Answer::Never]).await;
-    let auth = builder
-        .refresh_backoff(Duration::from_secs(60), Duration::from_secs(60))
-        .build()
-        .unwrap();
-    log_in(&auth).await;
-    let client = client(&auth);
-
-    let request = tokio::spawn({
-        let client = client.clone();
-        let url = format!("{}/data", api.url);
-        async move { client.get(url).send().await }
-    });
-    endpoint.wait_for_calls(1).await;
-    clock.advance(Duration::from_secs(5));
-    assert!(
-        request.await.unwrap().is_err(),
-        "the expired token is not served"
-    );
+    let (auth, client) = with_long_backoff(builder).await;
+    first_refresh_times_out(&endpoint, &api, &client, &clock).await;
 
     // The answer never comes. The retry goes out 30 s - 5 s - 1 s after the first request, still inside
     // the grace window: the endpoint answers it with the successor it already issued.
@@ -308,14 +310,7 @@ async fn a_refresh_token_that_may_be_spent_is_never_presented_after_the_grace_wi
     log_in(&auth).await;
     let client = client(&auth);
 
-    let request = tokio::spawn({
-        let client = client.clone();
-        let url = format!("{}/data", api.url);
-        async move { client.get(url).send().await }
-    });
-    endpoint.wait_for_calls(1).await;
-    clock.advance(Duration::from_secs(5));
-    assert!(request.await.unwrap().is_err());
+    first_refresh_times_out(&endpoint, &api, &client, &clock).await;
     clock.advance(Duration::from_secs(19));
     endpoint.wait_for_calls(2).await;
 
@@ -375,14 +370,7 @@ async fn without_a_grace_window_a_lost_answer_is_awaited_but_never_retried() {
     log_in(&auth).await;
     let client = client(&auth);
 
-    let request = tokio::spawn({
-        let client = client.clone();
-        let url = format!("{}/data", api.url);
-        async move { client.get(url).send().await }
-    });
-    endpoint.wait_for_calls(1).await;
-    clock.advance(Duration::from_secs(5));
-    assert!(request.await.unwrap().is_err());
+    first_refresh_times_out(&endpoint, &api, &client, &clock).await;
     clock.advance(Duration::from_secs(50));
     tokio::task::yield_now().await;
     assert!(api.get(&client, "/data").await.is_err());

@@ -235,3 +235,65 @@ impl RefreshError {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn unavailable(status: StatusCode) -> RefreshError {
+        RefreshError::Unavailable {
+            status,
+            response: None,
+            retry_after: None,
+        }
+    }
+
+    #[test]
+    fn only_answers_that_may_hide_a_rotation_leave_doubt() {
+        for doubtful in [
+            RefreshError::TimedOut(Duration::from_secs(5)),
+            RefreshError::InvalidResponse {
+                reason: "not JSON".into(),
+            },
+            RefreshError::ResponseTooLarge { limit: 1 },
+            unavailable(StatusCode::INTERNAL_SERVER_ERROR),
+            unavailable(StatusCode::BAD_GATEWAY),
+            unavailable(StatusCode::GATEWAY_TIMEOUT),
+        ] {
+            assert!(doubtful.leaves_doubt(), "{doubtful}");
+            assert!(!doubtful.is_terminal(), "{doubtful}");
+        }
+        for clear in [
+            unavailable(StatusCode::SERVICE_UNAVAILABLE),
+            unavailable(StatusCode::TOO_MANY_REQUESTS),
+            unavailable(StatusCode::NOT_FOUND),
+            RefreshError::Redirected {
+                status: StatusCode::TEMPORARY_REDIRECT,
+                location: None,
+            },
+            RefreshError::NoRefreshToken,
+            RefreshError::Other("custom".into()),
+        ] {
+            assert!(!clear.leaves_doubt(), "{clear}");
+        }
+        let unknown = RefreshError::OutcomeUnknown {
+            last: Arc::new(RefreshError::TimedOut(Duration::from_secs(5))),
+        };
+        assert!(unknown.is_terminal() && !unknown.leaves_doubt());
+        assert!(unknown.to_string().contains("grace window"), "{unknown}");
+    }
+
+    #[test]
+    fn a_redirect_says_where_it_pointed() {
+        let error = RefreshError::Redirected {
+            status: StatusCode::TEMPORARY_REDIRECT,
+            location: Some("https://elsewhere.example/token".into()),
+        };
+        let message = error.to_string();
+        assert!(
+            message.contains("307") && message.contains("https://elsewhere.example/token"),
+            "{message}"
+        );
+        assert!(!error.is_terminal());
+    }
+}

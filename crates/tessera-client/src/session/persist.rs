@@ -3,6 +3,9 @@
 //!
 //! Writes are serialised: a [`Writing`] is the only way to save or clear, and holding it keeps every other
 //! writer out, so a refresh landing, a login and a session ending cannot interleave their saves and clears.
+//! A store shared with other processes also has a lock of its own ([`Persistence::lock`]): a flight holds
+//! it from re-reading the store to saving, and a login or logout takes it before writing. It is always
+//! taken before the right to write, never the other way round.
 
 use std::pin::pin;
 use std::sync::Arc;
