@@ -99,6 +99,9 @@
 //! the token service's grace window stops handing a thief the live successor of a stolen refresh token,
 //! because the refresh needs a proof from the key too.
 //!
+//! A proof names one method and URL, so one that a redirect carries to another origin is worth nothing there
+//! (and reqwest drops the `Authorization` header it would go with).
+//!
 //! It does not protect against code running inside the client process, which can use the key as the
 //! client does (keep the key as private as the refresh token: [`FileTokenStore`] writes both to one
 //! owner-only file); nor does it hide tokens on the wire (TLS does that).

@@ -398,3 +398,47 @@ async fn a_grace_window_too_short_for_the_timeout_is_refused_at_build() {
         "{message}"
     );
 }
+
+#[tokio::test]
+async fn a_login_or_logout_while_a_refresh_awaits_its_answer_stops_it_at_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tokens.json");
+    let (endpoint, api, clock, builder) = setup(&[Answer::Never]).await;
+    let (auth, client) =
+        with_long_backoff(builder.store(tessera_client::FileTokenStore::new(&path))).await;
+    first_refresh_times_out(&endpoint, &api, &client, &clock).await;
+
+    // The flight holds the token file's lock while it waits for the lost answer; a new login does not
+    // wait for it to give up.
+    let login = TokenSet::new(mint(300))
+        .with_refresh_token("rt-new-login")
+        .with_expires_at(clock.now() + Duration::from_secs(300));
+    tokio::time::timeout(Duration::from_secs(10), auth.set_tokens(login))
+        .await
+        .expect("the login does not wait for the refresh")
+        .unwrap();
+    assert_eq!(refresh_token(&auth).as_deref(), Some("rt-new-login"));
+    clock.advance(Duration::from_secs(60));
+    tokio::task::yield_now().await;
+    assert_eq!(
+        api.get(&client, "/data").await.unwrap().status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        endpoint.presented().len(),
+        1,
+        "the stopped refresh never retried"
+    );
+
+    // The same for a logout.
+    let (endpoint, api, clock, builder) = setup(&[Answer::Never]).await;
+    let (auth, client) =
+        with_long_backoff(builder.store(tessera_client::FileTokenStore::new(&path))).await;
+    first_refresh_times_out(&endpoint, &api, &client, &clock).await;
+    tokio::time::timeout(Duration::from_secs(10), auth.clear())
+        .await
+        .expect("the logout does not wait for the refresh")
+        .unwrap();
+    assert!(!path.exists());
+    assert!(auth.tokens().is_none());
+}

@@ -104,14 +104,18 @@ impl Beacon {
         self.phase.send_replace(Phase::Flying);
     }
 
-    /// Completes once the tokens the flight works for were replaced or cleared.
-    fn superseded(&self) -> impl Future<Output = ()> + use<> {
+    /// Runs `work` unless the tokens the flight works for are replaced or cleared first; `None` then.
+    pub(crate) async fn unless_superseded<T>(&self, work: impl Future<Output = T>) -> Option<T> {
         let mut cancel = self.cancel.clone();
-        async move {
+        let superseded = async move {
             // The sender lives in every `Flight` clone; if all are gone, nobody can supersede.
             if cancel.wait_for(|cancelled| *cancelled).await.is_err() {
                 future::pending::<()>().await;
             }
+        };
+        match future::select(pin!(work), pin!(superseded)).await {
+            Either::Left((done, _)) => Some(done),
+            Either::Right(((), _)) => None,
         }
     }
 }
@@ -120,12 +124,11 @@ impl Flight {
     /// Spawns `refresh` on the current tokio runtime, inside `span` and marked as a refresh
     /// ([`inside_refresh`]), and broadcasts its landing; `None` outside a runtime.
     ///
-    /// A flight that is [superseded](Flight::supersede) stops at once and lands as `superseded` says. A
-    /// `refresh` that never lands (it panicked) lands as `abandoned` says, so that no waiter, now or later,
-    /// is left holding a flight that will never come down.
+    /// The refresh learns through its [`Beacon`] when it is [superseded](Flight::supersede). A `refresh`
+    /// that never lands (it panicked) lands as `abandoned` says, so that no waiter, now or later, is left
+    /// holding a flight that will never come down.
     pub(crate) fn launch<R, F>(
         refresh: R,
-        superseded: impl FnOnce() -> Landing + Send + 'static,
         abandoned: impl FnOnce(JoinError) -> Landing + Send + 'static,
         span: Span,
     ) -> Option<Flight>
@@ -140,16 +143,9 @@ impl Flight {
             phase: phase.clone(),
             cancel: cancelled,
         };
-        let stop = beacon.superseded();
-        let work = refresh(beacon);
         let refresh = runtime.spawn(
             REFRESHING
-                .scope((), async move {
-                    match future::select(pin!(work), pin!(stop)).await {
-                        Either::Left((landing, _)) => landing,
-                        Either::Right(((), _)) => superseded(),
-                    }
-                })
+                .scope((), refresh(beacon))
                 .instrument(span.clone()),
         );
         runtime.spawn(

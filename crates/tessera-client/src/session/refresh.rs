@@ -20,15 +20,6 @@ impl Session {
     pub(super) fn launch(self: &Arc<Self>, state: &mut State) -> Option<Flight> {
         let from = state.generation();
         let session = Arc::clone(self);
-        let superseded = {
-            let session = Arc::clone(self);
-            move || {
-                session.lock().discard_flight();
-                Landing::Failed(Failure::Transient(Arc::new(RefreshError::Other(
-                    "the tokens were replaced while refreshing".into(),
-                ))))
-            }
-        };
         let abandoned = {
             let session = Arc::clone(self);
             move |error: JoinError| {
@@ -44,7 +35,6 @@ impl Session {
         };
         let flight = Flight::launch(
             move |beacon| async move { session.fly(from, beacon).await },
-            superseded,
             abandoned,
             tracing::info_span!("tessera_client.refresh", from_generation = from),
         )?;
@@ -54,15 +44,17 @@ impl Session {
 
     /// Loads (first time only, or every time from a shared store), then refreshes if still needed, then
     /// persists and publishes.
+    ///
+    /// A login or logout supersedes the flight while it waits (for the store's lock or the token
+    /// endpoint): it stops there. Once it writes, it finishes, so that a save is never cut off halfway and
+    /// the login or logout, which waits for the store's lock, writes last.
     async fn fly(self: Arc<Self>, from: u64, beacon: Beacon) -> Landing {
         // Held until the flight lands: no other holder of a shared store refreshes meanwhile.
-        let store_lock = match self
-            .persistence
-            .lock(&*self.clock, self.policy.timeout)
-            .await
-        {
-            Ok(lock) => lock,
-            Err(error) => return self.fail(Failure::Store(Arc::new(error))),
+        let locking = self.persistence.lock(&*self.clock, self.policy.timeout);
+        let store_lock = match beacon.unless_superseded(locking).await {
+            None => return self.abandon(),
+            Some(Ok(lock)) => lock,
+            Some(Err(error)) => return self.fail(Failure::Store(Arc::new(error))),
         };
         let (needs_load, unsaved) = {
             let mut state = self.lock();
@@ -84,10 +76,13 @@ impl Session {
                 debug!("retrying to store the tokens obtained by the last refresh");
                 tokens
             }
-            None => match self.exchange(&beacon).await {
-                Ok(tokens) => tokens,
-                Err(error) if error.is_terminal() => return self.end_session(from, error).await,
-                Err(error) => return self.fail(Failure::Transient(Arc::new(error))),
+            None => match beacon.unless_superseded(self.exchange(&beacon)).await {
+                None => return self.abandon(),
+                Some(Ok(tokens)) => tokens,
+                Some(Err(error)) if error.is_terminal() => {
+                    return self.end_session(from, error).await;
+                }
+                Some(Err(error)) => return self.fail(Failure::Transient(Arc::new(error))),
             },
         };
         let authorization = match self.authorization(&tokens) {
@@ -154,6 +149,15 @@ impl Session {
             return ControlFlow::Break(Landing::Loaded);
         }
         ControlFlow::Continue(state.generation())
+    }
+
+    /// The tokens were replaced or cleared while the flight waited: it stops without a failure of its own.
+    fn abandon(&self) -> Landing {
+        debug!("the tokens are being replaced; the refresh in flight stops");
+        self.lock().discard_flight();
+        Landing::Failed(Failure::Transient(Arc::new(RefreshError::Other(
+            "the tokens were replaced while refreshing".into(),
+        ))))
     }
 
     /// A transient failure: keep the tokens, back off with jitter.
