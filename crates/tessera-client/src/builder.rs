@@ -120,7 +120,9 @@ impl AuthMiddlewareBuilder {
     /// after (the session then ends with [`RefreshError::OutcomeUnknown`] rather than trip reuse
     /// detection). [`build`](AuthMiddlewareBuilder::build) checks that the window holds a timed-out
     /// request and its retry: at least 2 × [`refresh_timeout`](AuthMiddlewareBuilder::refresh_timeout)
-    /// + 1 s.
+    /// + 1 s. The backoff needs no such check: the retry after a lost answer waits the first backoff step
+    /// but never past the window. With `Duration::ZERO` there is no retry: a lost answer is awaited (for a
+    /// minute) and the session ends if it never comes.
     #[must_use]
     pub fn server_grace(mut self, grace: Duration) -> Self {
         self.policy.grace = grace;
