@@ -119,8 +119,9 @@ impl AuthMiddlewareBuilder {
     /// the token once more only while that retry still reaches the service inside this window, and never
     /// after (the session then ends with [`RefreshError::OutcomeUnknown`] rather than trip reuse
     /// detection). [`build`](AuthMiddlewareBuilder::build) checks that the window holds a timed-out
-    /// request and its retry: at least 2 × [`refresh_timeout`](AuthMiddlewareBuilder::refresh_timeout)
-    /// + 1 s. The backoff needs no such check: the retry after a lost answer waits the first backoff step
+    /// request and its retry: at least twice the
+    /// [`refresh_timeout`](AuthMiddlewareBuilder::refresh_timeout) plus one second. The backoff needs no
+    /// such check: the retry after a lost answer waits the first backoff step
     /// but never past the window. With `Duration::ZERO` there is no retry: a lost answer is awaited (for a
     /// minute) and the session ends if it never comes.
     #[must_use]
