@@ -30,6 +30,10 @@ pub(crate) struct CountArgs {
     /// Requests to make.
     #[arg(long)]
     iterations: u64,
+    /// Present the token once first (it must still be valid then), wait until this Unix time when it is
+    /// not any more, then count: the 401 for a token the server saw valid.
+    #[arg(long)]
+    seen_valid_until: Option<i64>,
 }
 
 pub(crate) fn count(args: &CountArgs) -> Result<()> {
@@ -42,6 +46,7 @@ pub(crate) fn count(args: &CountArgs) -> Result<()> {
     let call_loop = CallLoop {
         iterations: args.iterations,
         token: token.trim().to_owned(),
+        seen_valid_until: args.seen_valid_until,
     };
     runtime.block_on(variant::with_service(
         args.library,
@@ -61,16 +66,26 @@ pub(crate) struct InstructionsArgs {
     /// Algorithms to compare (default: all).
     #[arg(long, value_enum, value_delimiter = ',')]
     algs: Vec<Alg>,
+    /// Authenticating libraries to count (default: all; bare axum and the pass-through layer always run).
+    #[arg(long, value_enum, value_delimiter = ',')]
+    libraries: Vec<Library>,
     /// Where to write keys, tokens and callgrind's output.
     #[arg(long, default_value = "target/bench-callgrind")]
     dir: PathBuf,
+    /// Seconds a token stays valid before its 401 is counted on a server that saw it valid: long enough
+    /// for valgrind to start the process and send it once.
+    #[arg(long, default_value_t = 12)]
+    seen_valid_margin: i64,
 }
 
 /// Which token the requests carry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 enum Path {
     Valid,
+    /// Expired an hour ago, never seen by the server before.
     Expired,
+    /// Seen valid by the server once, expired since.
+    SeenValid,
 }
 
 pub(crate) fn instructions(args: &InstructionsArgs) -> Result<()> {
@@ -84,6 +99,14 @@ pub(crate) fn instructions(args: &InstructionsArgs) -> Result<()> {
     };
     std::fs::create_dir_all(&args.dir)
         .with_context(|| format!("creating {}", args.dir.display()))?;
+    let selected: Vec<Library> = Library::AUTHENTICATING
+        .into_iter()
+        .filter(|library| args.libraries.is_empty() || args.libraries.contains(library))
+        .collect();
+    let seen_valid: Vec<Library> = Library::SEEN_VALID
+        .into_iter()
+        .filter(|library| selected.contains(library))
+        .collect();
     let program = std::env::current_exe()?;
     let mut counts: HashMap<(Library, Alg, Path), f64> = HashMap::new();
     for &alg in &algs {
@@ -93,70 +116,99 @@ pub(crate) fn instructions(args: &InstructionsArgs) -> Result<()> {
         let expired = args.dir.join(format!("{}.expired.jwt", alg.slug()));
         std::fs::write(&valid, material.valid_token()?)?;
         std::fs::write(&expired, material.expired_token()?)?;
-        let libraries = Library::REFERENCES
+        let mut runs: Vec<(Library, Path)> = Vec::new();
+        for library in Library::REFERENCES
             .into_iter()
-            .chain(Library::AUTHENTICATING);
-        for library in libraries {
-            for (path, token) in [(Path::Valid, &valid), (Path::Expired, &expired)] {
-                if !library.authenticates() && path == Path::Expired {
-                    continue;
-                }
-                eprintln!("callgrind: {alg} {} {path:?}", library.label());
-                let output = Command::new("valgrind")
-                    .arg("--tool=callgrind")
-                    .arg("--toggle-collect=*count_requests*")
-                    .arg(format!(
-                        "--callgrind-out-file={}",
-                        args.dir.join("callgrind.out").display()
-                    ))
-                    .arg(&program)
-                    .arg("count")
-                    .arg("--library")
-                    .arg(library.slug())
-                    .arg("--alg")
-                    .arg(alg.slug())
-                    .arg("--keys")
-                    .arg(&args.dir)
-                    .arg("--token")
-                    .arg(token)
-                    .arg("--iterations")
-                    .arg(args.iterations.to_string())
-                    .output()
-                    .context("running valgrind (scripts/bench.sh installs it)")?;
-                let stderr = String::from_utf8_lossy(&output.stderr);
-                if !output.status.success() {
-                    bail!("callgrind run failed:\n{stderr}");
-                }
-                let collected = stderr
-                    .lines()
-                    .find_map(|line| {
-                        line.split_once("Collected :")
-                            .map(|(_, count)| count.trim().to_owned())
-                    })
-                    .with_context(|| format!("no `Collected :` line from callgrind:\n{stderr}"))?;
-                let total: f64 = collected.parse()?;
-                counts.insert((library, alg, path), total / args.iterations as f64);
+            .chain(selected.iter().copied())
+        {
+            runs.push((library, Path::Valid));
+            if library.authenticates() {
+                runs.push((library, Path::Expired));
             }
+        }
+        runs.extend(seen_valid.iter().map(|&library| (library, Path::SeenValid)));
+        for (library, path) in runs {
+            eprintln!("callgrind: {alg} {} {path:?}", library.label());
+            let (token, seen_valid_until) = match path {
+                Path::Valid => (valid.clone(), None),
+                Path::Expired => (expired.clone(), None),
+                Path::SeenValid => {
+                    let (token, until) = material.expiring_token(args.seen_valid_margin)?;
+                    let file = args.dir.join(format!("{}.seen-valid.jwt", alg.slug()));
+                    std::fs::write(&file, token)?;
+                    (file, Some(until))
+                }
+            };
+            let mut command = Command::new("valgrind");
+            command
+                .arg("--tool=callgrind")
+                .arg("--toggle-collect=*count_requests*")
+                .arg(format!(
+                    "--callgrind-out-file={}",
+                    args.dir.join("callgrind.out").display()
+                ))
+                .arg(&program)
+                .arg("count")
+                .arg("--library")
+                .arg(library.slug())
+                .arg("--alg")
+                .arg(alg.slug())
+                .arg("--keys")
+                .arg(&args.dir)
+                .arg("--token")
+                .arg(&token)
+                .arg("--iterations")
+                .arg(args.iterations.to_string());
+            if let Some(until) = seen_valid_until {
+                command.arg("--seen-valid-until").arg(until.to_string());
+            }
+            let output = command
+                .output()
+                .context("running valgrind (scripts/bench.sh installs it)")?;
+            let stderr = String::from_utf8_lossy(&output.stderr);
+            if !output.status.success() {
+                bail!("callgrind run failed:\n{stderr}");
+            }
+            let collected = stderr
+                .lines()
+                .find_map(|line| {
+                    line.split_once("Collected :")
+                        .map(|(_, count)| count.trim().to_owned())
+                })
+                .with_context(|| format!("no `Collected :` line from callgrind:\n{stderr}"))?;
+            let total: f64 = collected.parse()?;
+            counts.insert((library, alg, path), total / args.iterations as f64);
         }
     }
 
     let thousands = |count: f64| format!("{:.1}k", count / 1_000.0);
-    for (path, title) in [
-        (Path::Valid, "Valid token"),
-        (Path::Expired, "Expired token (401)"),
+    for (paths, title) in [
+        (&[Path::Valid][..], "Valid token"),
+        (&[Path::Expired, Path::SeenValid][..], "Expired token (401)"),
     ] {
         let mut table = Table::new(
             std::iter::once("server".to_owned())
                 .chain(algs.iter().map(|alg| alg.name().to_owned())),
         );
-        let rows = Library::REFERENCES
-            .into_iter()
-            .chain(Library::AUTHENTICATING);
-        for library in rows {
-            if !library.authenticates() && path == Path::Expired {
-                continue;
-            }
-            let mut row = vec![library.label().to_owned()];
+        let rows = paths.iter().flat_map(|&path| {
+            let libraries: Vec<Library> = match path {
+                Path::Valid => Library::REFERENCES
+                    .into_iter()
+                    .chain(selected.iter().copied())
+                    .collect(),
+                Path::Expired => selected.clone(),
+                Path::SeenValid => seen_valid.clone(),
+            };
+            libraries.into_iter().map(move |library| (library, path))
+        });
+        for (library, path) in rows {
+            let label = match path {
+                Path::Valid | Path::Expired => library.label().to_owned(),
+                Path::SeenValid => {
+                    format!("{}, token seen valid before it expired", library.label())
+                }
+            };
+            let mut row = vec![label];
             for &alg in &algs {
                 let bare = counts.get(&(Library::Bare, alg, Path::Valid)).copied();
                 row.push(match (counts.get(&(library, alg, path)), bare) {

@@ -14,7 +14,7 @@ use base64::Engine;
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use jsonwebtoken::{EncodingKey, Header};
 
-use crate::claims::{AUDIENCE, BenchClaims, ISSUER};
+use crate::claims::{AUDIENCE, BenchClaims, ISSUER, LEEWAY_SECS};
 
 /// The signature algorithms compared.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, clap::ValueEnum)]
@@ -249,7 +249,18 @@ impl KeyMaterial {
 
     /// A signed access token valid from `now + from` to `now + until` (seconds; negative is the past).
     pub fn token(&self, from: i64, until: i64) -> Result<String> {
-        let now = i64::try_from(jsonwebtoken::get_current_timestamp())?;
+        self.token_at(unix_now()?, from, until)
+    }
+
+    /// A token the servers accept for `seconds` more, `exp` plus their leeway, and the Unix time from which
+    /// they answer it as expired: for measuring the 401 of a token a server saw valid.
+    pub fn expiring_token(&self, seconds: i64) -> Result<(String, i64)> {
+        let now = unix_now()?;
+        let leeway = i64::try_from(LEEWAY_SECS)?;
+        Ok((self.token_at(now, -60, seconds - leeway)?, now + seconds))
+    }
+
+    fn token_at(&self, now: i64, from: i64, until: i64) -> Result<String> {
         let claims = BenchClaims {
             iss: ISSUER.to_owned(),
             sub: "user-42".to_owned(),
@@ -275,6 +286,17 @@ impl KeyMaterial {
     pub fn expired_token(&self) -> Result<String> {
         self.token(-2 * 3600, -3600)
     }
+}
+
+fn unix_now() -> Result<i64> {
+    Ok(i64::try_from(jsonwebtoken::get_current_timestamp())?)
+}
+
+/// How long until the wall clock reads `time` (Unix seconds), plus a second so that no rounding of the
+/// clock leaves a token that expires at `time` valid.
+pub fn time_until(time: i64) -> std::time::Duration {
+    let now = unix_now().unwrap_or(i64::MAX);
+    std::time::Duration::from_secs(u64::try_from(time.saturating_sub(now)).unwrap_or(0) + 1)
 }
 
 /// 128 random bits, base64url.

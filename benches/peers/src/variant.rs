@@ -35,6 +35,9 @@ pub enum Library {
     /// Tessera `JwtAuthLayer`, cache on, and the handler deserializes the claims with `Claims<T>` (the
     /// other libraries deserialize them for every request whether the handler reads them or not).
     TesseraCacheClaims,
+    /// The token service's own layer, as `tessera_issuer::Issuer::auth_layer()` builds it (cache on, its
+    /// access-token denylist as the revocation check): what a deployment of the whole stack runs.
+    TesseraIssuer,
     /// jwt-authorizer 0.15 `AuthorizationLayer` (jsonwebtoken 9, ring).
     JwtAuthorizer,
     /// axum-jwt-auth 0.7 `Claims` extractor with a `LocalDecoder` (jsonwebtoken 10, rust_crypto).
@@ -52,14 +55,19 @@ impl Library {
     }
 
     /// Every authenticating library, in table order.
-    pub const AUTHENTICATING: [Library; 6] = [
+    pub const AUTHENTICATING: [Library; 7] = [
         Library::Naive,
         Library::JwtAuthorizer,
         Library::AxumJwtAuth,
         Library::TesseraNoCache,
         Library::TesseraCache,
         Library::TesseraCacheClaims,
+        Library::TesseraIssuer,
     ];
+
+    /// The variants whose verified-token cache answers a token it saw valid once that token expired: the
+    /// extra rows of the 401 tables.
+    pub const SEEN_VALID: [Library; 2] = [Library::TesseraCache, Library::TesseraIssuer];
 
     /// The row label in the tables.
     pub fn label(self) -> &'static str {
@@ -70,6 +78,9 @@ impl Library {
             Library::TesseraNoCache => "Tessera, cache off",
             Library::TesseraCache => "Tessera, cache on",
             Library::TesseraCacheClaims => "Tessera, cache on, handler takes `Claims<T>`",
+            Library::TesseraIssuer => {
+                "Tessera, the issuer's `auth_layer()` (cache on, revocation check on)"
+            }
             Library::JwtAuthorizer => "jwt-authorizer 0.15",
             Library::AxumJwtAuth => "axum-jwt-auth 0.7",
         }
@@ -84,6 +95,7 @@ impl Library {
             Library::TesseraNoCache => "tessera-no-cache",
             Library::TesseraCache => "tessera-cache",
             Library::TesseraCacheClaims => "tessera-cache-claims",
+            Library::TesseraIssuer => "tessera-issuer",
             Library::JwtAuthorizer => "jwt-authorizer",
             Library::AxumJwtAuth => "axum-jwt-auth",
         }
@@ -93,7 +105,10 @@ impl Library {
     pub fn is_tessera(self) -> bool {
         matches!(
             self,
-            Library::TesseraNoCache | Library::TesseraCache | Library::TesseraCacheClaims
+            Library::TesseraNoCache
+                | Library::TesseraCache
+                | Library::TesseraCacheClaims
+                | Library::TesseraIssuer
         )
     }
 }
@@ -156,6 +171,40 @@ pub fn tessera_layer(alg: Alg, key: &VerifyKey, cache: bool) -> Result<JwtAuthLa
     Ok(builder.build()?)
 }
 
+/// The token service's own layer for `alg`: an in-memory `tessera_issuer::Issuer` for the benchmark
+/// issuer and audience, its `auth_layer_builder()` (its keys, clock and access-token denylist, the cache
+/// on), and the benchmark's verification key added, as another instance's key would be. The issuer's own
+/// key uses another algorithm, so a benchmark token (no `kid`) selects exactly one key. The denylist holds
+/// revocations of 100 other users, so every request looks its subject up in a populated map.
+pub async fn issuer_layer(alg: Alg, key: &VerifyKey) -> Result<JwtAuthLayer> {
+    use tessera_issuer::{Algorithm, Issuer, MemoryStore, SigningKeys};
+
+    let own = if alg == Alg::Eddsa {
+        Algorithm::Es256
+    } else {
+        Algorithm::EdDsa
+    };
+    let issuer = Issuer::builder()
+        .issuer(ISSUER)
+        .audience(AUDIENCE)
+        .keys(SigningKeys::generate(own)?)
+        .public_client("bench-client")
+        .build(MemoryStore::new())?;
+    for index in 0..100 {
+        issuer.revoke_user(&format!("revoked-{index}")).await?;
+    }
+    let builder = issuer
+        .auth_layer_builder()?
+        .leeway(Duration::from_secs(LEEWAY_SECS));
+    let builder = match alg {
+        Alg::Hs256 => builder.hmac_secret(key.as_bytes()),
+        Alg::Es256 | Alg::Eddsa | Alg::Rs256 => {
+            builder.public_key_pem(alg.tessera(), key.as_bytes())
+        }
+    };
+    Ok(builder.build()?)
+}
+
 /// What is done with a variant's service: serve it on a socket, or call it in a loop to count instructions.
 pub trait Driver {
     /// Runs `service` to completion.
@@ -186,6 +235,11 @@ pub async fn with_service(
         }
         Library::TesseraNoCache | Library::TesseraCache => {
             let layer = tessera_layer(alg, key, library == Library::TesseraCache)?;
+            driver.drive(app.layer(layer.clone())).await?;
+            Ok(Some(layer.stats()))
+        }
+        Library::TesseraIssuer => {
+            let layer = issuer_layer(alg, key).await?;
             driver.drive(app.layer(layer.clone())).await?;
             Ok(Some(layer.stats()))
         }
@@ -247,6 +301,9 @@ pub struct CallLoop {
     pub iterations: u64,
     /// The bearer token every request carries.
     pub token: String,
+    /// Present the token once while it is still valid, then wait until this time (Unix seconds) when it is
+    /// not any more, before counting: the 401 for a token the server saw valid.
+    pub seen_valid_until: Option<i64>,
 }
 
 impl Driver for CallLoop {
@@ -256,8 +313,29 @@ impl Driver for CallLoop {
         S::Future: Send,
     {
         let header = http::HeaderValue::try_from(format!("Bearer {}", self.token))?;
+        if let Some(until) = self.seen_valid_until {
+            let status = call_once(&mut service, &header)?;
+            anyhow::ensure!(
+                status == http::StatusCode::OK,
+                "the token was answered {status} before it expired: start sooner or mint it later"
+            );
+            tokio::time::sleep(crate::keys::time_until(until)).await;
+            let status = call_once(&mut service, &header)?;
+            anyhow::ensure!(
+                status == http::StatusCode::UNAUTHORIZED,
+                "the token was answered {status} after it expired"
+            );
+        }
         count_requests(&mut service, self.iterations, &header)
     }
+}
+
+/// One request outside the measured loop: its status.
+fn call_once<S>(service: &mut S, header: &http::HeaderValue) -> Result<http::StatusCode>
+where
+    S: Service<Request, Response = Response, Error = Infallible>,
+{
+    Ok(respond(service, header)?.status())
 }
 
 /// The measured loop: every variant completes a request without waiting on I/O, so each call is polled to
@@ -267,24 +345,33 @@ pub fn count_requests<S>(service: &mut S, iterations: u64, header: &http::Header
 where
     S: Service<Request, Response = Response, Error = Infallible>,
 {
-    use futures_util::FutureExt as _;
-
     for _ in 0..iterations {
-        let request = Request::get("/")
-            .header(http::header::AUTHORIZATION, header.clone())
-            .body(axum::body::Body::empty())?;
-        let ready = std::future::poll_fn(|cx| service.poll_ready(cx)).now_or_never();
-        anyhow::ensure!(
-            matches!(ready, Some(Ok(()))),
-            "the service was not ready at once"
-        );
-        let response = service
-            .call(request)
-            .now_or_never()
-            .context("the request did not complete without waiting")??;
-        std::hint::black_box(response);
+        std::hint::black_box(respond(service, header)?);
     }
     Ok(())
+}
+
+/// One `GET /` with `header` as its `Authorization`, polled to completion at once.
+#[inline(always)]
+fn respond<S>(service: &mut S, header: &http::HeaderValue) -> Result<Response>
+where
+    S: Service<Request, Response = Response, Error = Infallible>,
+{
+    use futures_util::FutureExt as _;
+
+    let request = Request::get("/")
+        .header(http::header::AUTHORIZATION, header.clone())
+        .body(axum::body::Body::empty())?;
+    let ready = std::future::poll_fn(|cx| service.poll_ready(cx)).now_or_never();
+    anyhow::ensure!(
+        matches!(ready, Some(Ok(()))),
+        "the service was not ready at once"
+    );
+    service
+        .call(request)
+        .now_or_never()
+        .context("the request did not complete without waiting")?
+        .map_err(|never| match never {})
 }
 
 /// jwt-authorizer's verifier for `alg`, with the same rules as every other variant.

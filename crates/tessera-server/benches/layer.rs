@@ -5,17 +5,26 @@
 //! comparison is like for like: they include building the request, the middleware, and deserializing the
 //! claims in the inner service. `passthrough` is the same request through the same inner service without the
 //! layer; the `*_no_claims` variants stop at the `VerifiedToken` the layer hands over (the layer's own cost).
+//! `layer_cache_on_revocation_no_claims` adds a revocation check that answers at once (an in-memory
+//! denylist, as the token service's is), and `layer_cache_on_expired_401` is the 401 a token seen valid
+//! gets once it expired, answered from the cache.
 
+use std::collections::HashSet;
 use std::convert::Infallible;
 use std::future::Future;
 use std::pin::pin;
+use std::sync::Arc;
 use std::task::{Context, Poll, Waker};
+use std::time::Duration;
 
 use criterion::{Criterion, criterion_group, criterion_main};
 use http::{Request, Response};
 use jsonwebtoken::{Algorithm as JwtAlgorithm, DecodingKey, EncodingKey, Header, Validation};
 use tessera_core::AccessTokenClaims;
-use tessera_server::{Algorithm, JwtAuthLayer, JwtKey, VerifiedToken};
+use tessera_server::{
+    Algorithm, DEFAULT_LEEWAY, JwtAuthLayer, JwtKey, ManualClock, RevocationAnswer, TokenStatus,
+    VerifiedToken,
+};
 use tower::{Layer, Service, service_fn};
 
 const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef-bench-secret";
@@ -130,6 +139,44 @@ fn bench_algorithm(
             b.iter(|| ready(no_claims.call(request())).expect("ok"))
         });
     }
+
+    // A denylist holding other tokens' `jti`s, consulted on every request without waiting.
+    let denied: HashSet<String> = (0..100).map(|index| format!("revoked-{index}")).collect();
+    let check = move |token: &VerifiedToken| -> RevocationAnswer {
+        TokenStatus::revoked_if(token.jti().is_some_and(|jti| denied.contains(jti))).into()
+    };
+    let revoking = JwtAuthLayer::builder()
+        .key(key())
+        .issuer("https://auth.example")
+        .audience("api")
+        .revocation(Arc::new(check))
+        .build()
+        .expect("layer builds");
+    let mut revoking = revoking.layer(service_fn(presence));
+    assert_eq!(
+        ready(revoking.call(request())).expect("ok").body(),
+        b"alice"
+    );
+    group.bench_function("layer_cache_on_revocation_no_claims", |b| {
+        b.iter(|| ready(revoking.call(request())).expect("ok"))
+    });
+
+    // Seen valid, then expired: the 401 comes from the cache entry, not from a verification.
+    let clock = ManualClock::new();
+    let expiring = JwtAuthLayer::builder()
+        .key(key())
+        .issuer("https://auth.example")
+        .audience("api")
+        .clock(clock.clone())
+        .build()
+        .expect("layer builds");
+    let mut expiring = expiring.layer(service_fn(presence));
+    assert_eq!(ready(expiring.call(request())).expect("ok").status(), 200);
+    clock.advance(Duration::from_secs(3600) + DEFAULT_LEEWAY);
+    assert_eq!(ready(expiring.call(request())).expect("401").status(), 401);
+    group.bench_function("layer_cache_on_expired_401", |b| {
+        b.iter(|| ready(expiring.call(request())).expect("401"))
+    });
     group.finish();
 }
 

@@ -12,6 +12,18 @@
 //! (the claims JSON it decodes to), and of the signature it keeps only hashes. Hashing at most 43
 //! characters with SHA-256 (one block, whatever the algorithm; an RS256 signature has 342) is what keeps a
 //! hit cheap.
+//!
+//! # What a hit answers
+//! An entry is a token that passed every check but its lifetime, which depends on the time of the request.
+//! A hit answers exactly what a full verification of the same bytes would answer now, without the
+//! signature: the token while it is within its lifetime, [`AuthRejection::NotYetValid`] before its `nbf`
+//! (a host clock stepped back), and [`AuthRejection::Expired`] after its `exp`. So the 401 that tells a
+//! client to refresh costs a hit, not a signature verification, for a retention window after expiry
+//! (default [`DEFAULT_EXPIRED_TOKEN_RETENTION`](crate::DEFAULT_EXPIRED_TOKEN_RETENTION)): clients whose
+//! token just expired, or a replayed one, are answered from memory. Past the window the entry is dropped,
+//! on lookup or by the periodic sweep, and the token is verified in full again (and not cached: only tokens
+//! that verify are). An entry whose key has left the live key set is never answered: it is dropped, and
+//! the token verified against the live keys, which refuse it for what it is (unknown key, bad signature).
 
 use std::hash::{BuildHasher, Hash, Hasher};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -19,7 +31,8 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use aws_lc_rs::digest;
 use quick_cache::{DefaultHashBuilder, Equivalent};
 
-use crate::{KeySet, VerifiedToken};
+use crate::verify::Lifetime;
+use crate::{AuthRejection, KeySet, VerifiedToken};
 
 /// How many trailing signature characters are compared by SHA-256 digest: 43 base64url characters are
 /// 258 bits, the whole of an HS256 signature.
@@ -72,25 +85,37 @@ impl Equivalent<StoredKey> for CacheKey<'_> {
     }
 }
 
-/// A bounded map from presented token to verification result.
+/// A bounded map from presented token to verification result (see the [module documentation](self)).
 ///
-/// An entry is served only while the key that verified it is still live and the token is within its
-/// lifetime (`nbf` to `exp`, with leeway); an entry failing either check is removed when looked up. Expired
-/// entries nobody asks for again are swept out every `capacity / 2` inserts, so none outlives its token by
-/// long, and the bound evicts the rest.
+/// Entries past the retention window that nobody asks for again are swept out every `capacity / 2`
+/// inserts, so none outlives its window by long, and the capacity bounds the rest.
 pub(crate) struct TokenCache {
     entries: quick_cache::sync::Cache<StoredKey, VerifiedToken>,
     /// Seeded at random per cache: hashes the signature characters before the digested ones.
     rest_hasher: DefaultHashBuilder,
+    /// How long after its `exp` (plus leeway) an entry still answers [`AuthRejection::Expired`], in seconds.
+    retention: i64,
     sweep_every: usize,
     inserts: AtomicUsize,
 }
 
+/// What the cache answers for a presented token.
+pub(crate) enum Cached {
+    /// Verified before, and within its lifetime now.
+    Valid(VerifiedToken),
+    /// Verified before, and outside its lifetime now: what a full verification would answer.
+    Refused(AuthRejection),
+    /// Not held (or no longer answerable): verify in full.
+    Miss,
+}
+
 impl TokenCache {
-    pub(crate) fn new(capacity: usize) -> TokenCache {
+    /// A cache of `capacity` tokens answering expired ones for `retention` seconds.
+    pub(crate) fn new(capacity: usize, retention: i64) -> TokenCache {
         TokenCache {
             entries: quick_cache::sync::Cache::new(capacity),
             rest_hasher: DefaultHashBuilder::default(),
+            retention,
             sweep_every: (capacity / 2).max(16),
             inserts: AtomicUsize::new(0),
         }
@@ -110,33 +135,53 @@ impl TokenCache {
         })
     }
 
-    /// The cached verification of the token `key` was made of, if its key is still live and
-    /// `within_lifetime` holds.
+    /// What a full verification of the token `key` was made of would answer at `now`, if the cache can
+    /// tell: the entry exists, its key is still live, and it has not expired longer than the retention
+    /// window ago. An entry failing either of the last two is removed.
     pub(crate) fn get(
         &self,
         key: &CacheKey<'_>,
         keys: &KeySet,
-        within_lifetime: impl FnOnce(&VerifiedToken) -> bool,
-    ) -> Option<VerifiedToken> {
-        let token = self.entries.get(key)?;
-        if keys.contains(token.key()) && within_lifetime(&token) {
-            return Some(token);
+        lifetime: Lifetime,
+        now: i64,
+    ) -> Cached {
+        let Some(token) = self.entries.get(key) else {
+            return Cached::Miss;
+        };
+        if !keys.contains(token.key()) {
+            self.entries.remove(key);
+            return Cached::Miss;
         }
-        self.entries.remove(key);
-        None
+        match lifetime.check(token.not_before(), token.expires_at(), now) {
+            Ok(()) => Cached::Valid(token),
+            Err(AuthRejection::Expired) if !self.retains(&token, lifetime, now) => {
+                self.entries.remove(key);
+                Cached::Miss
+            }
+            Err(rejection) => Cached::Refused(rejection),
+        }
     }
 
-    /// Caches `token`; every `sweep_every` inserts, first drops the entries `within_lifetime` rejects.
+    /// Caches `token`; every `sweep_every` inserts, first drops the entries past their retention window.
     pub(crate) fn insert(
         &self,
         key: &CacheKey<'_>,
         token: VerifiedToken,
-        within_lifetime: impl Fn(&VerifiedToken) -> bool,
+        lifetime: Lifetime,
+        now: i64,
     ) {
         if self.inserts.fetch_add(1, Ordering::Relaxed) % self.sweep_every == self.sweep_every - 1 {
-            self.entries.retain(|_, cached| within_lifetime(cached));
+            self.entries
+                .retain(|_, cached| self.retains(cached, lifetime, now));
         }
         self.entries.insert(key.to_owned(), token);
+    }
+
+    /// Whether `token` may still be answered at `now`: until the retention window after its expiry ends.
+    fn retains(&self, token: &VerifiedToken, lifetime: Lifetime, now: i64) -> bool {
+        now < lifetime
+            .end(token.expires_at())
+            .saturating_add(self.retention)
     }
 
     pub(crate) fn len(&self) -> usize {
@@ -149,6 +194,7 @@ impl std::fmt::Debug for TokenCache {
         f.debug_struct("TokenCache")
             .field("len", &self.len())
             .field("capacity", &self.entries.capacity())
+            .field("retention", &self.retention)
             .finish()
     }
 }
@@ -159,7 +205,7 @@ mod tests {
 
     #[test]
     fn a_key_matches_only_the_same_token() {
-        let cache = TokenCache::new(16);
+        let cache = TokenCache::new(16, 600);
         // A signature longer than the digested part, so that every part of the key is exercised.
         let signature = "A".repeat(20) + &"B".repeat(DIGESTED_CHARS);
         let token = format!("aGVhZGVy.cGF5bG9hZA.{signature}");
@@ -184,7 +230,7 @@ mod tests {
 
     #[test]
     fn no_signature_character_is_stored() {
-        let cache = TokenCache::new(16);
+        let cache = TokenCache::new(16, 600);
         let stored = cache
             .key(b"aGVhZGVy.cGF5bG9hZA.c2lnbmF0dXJl")
             .unwrap()

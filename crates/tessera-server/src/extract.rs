@@ -1,11 +1,14 @@
-//! axum extractors for what the layer verified.
+//! axum extractors for what the layer verified, and their rejection.
+
+use std::fmt;
 
 use axum::extract::{FromRequestParts, OptionalFromRequestParts};
+use axum::response::{IntoResponse, Response};
 use http::request::Parts;
 use serde::de::DeserializeOwned;
 use tessera_core::AccessTokenClaims;
 
-use crate::layer::Anonymous;
+use crate::rejection::Responder;
 use crate::{AuthRejection, VerifiedToken};
 
 /// The verified token's claims, deserialized into `T` (by default [`AccessTokenClaims`]).
@@ -13,7 +16,8 @@ use crate::{AuthRejection, VerifiedToken};
 /// Needs a [`JwtAuthLayer`](crate::JwtAuthLayer) in front of the handler. On a route behind an
 /// [optional](crate::JwtAuthLayer::optional) layer, take `Option<Claims<T>>`: `None` for an anonymous request.
 ///
-/// Rejections: 401 `invalid_token` when the claims do not fit `T`; 401 (no error code) when an optional
+/// Rejections ([`ClaimsRejection`], answered with the layer's realm and body and counted with its
+/// rejections): 401 `invalid_token` when the claims do not fit `T`; 401 (no error code) when an optional
 /// layer let an anonymous request through to a handler that requires claims; 500 when no layer is installed.
 ///
 /// ```
@@ -45,12 +49,62 @@ use crate::{AuthRejection, VerifiedToken};
 #[must_use]
 pub struct Claims<T = AccessTokenClaims>(pub T);
 
+/// Why a [`Claims`] or [`VerifiedToken`] extractor refused a request.
+///
+/// Answers exactly as the [`JwtAuthLayer`](crate::JwtAuthLayer) in front of the handler would (its realm,
+/// its [`RejectionBody`](crate::RejectionBody)), and counts in that layer's
+/// [`AuthStats::rejected`](crate::AuthStats::rejected) when it is rendered. Without any layer
+/// ([`AuthRejection::LayerMissing`]) it answers with the defaults.
+#[derive(Debug, Clone)]
+pub struct ClaimsRejection {
+    reason: AuthRejection,
+    /// The layer that let the request through; `None` when there is none.
+    responder: Option<Responder>,
+}
+
+impl ClaimsRejection {
+    /// Why the request was refused.
+    pub fn reason(&self) -> &AuthRejection {
+        &self.reason
+    }
+
+    /// Why the request was refused, without the layer's way of answering.
+    pub fn into_reason(self) -> AuthRejection {
+        self.reason
+    }
+}
+
+impl fmt::Display for ClaimsRejection {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(&self.reason, f)
+    }
+}
+
+impl std::error::Error for ClaimsRejection {}
+
+impl IntoResponse for ClaimsRejection {
+    fn into_response(self) -> Response {
+        match &self.responder {
+            Some(responder) => responder.reject(&self.reason),
+            None => {
+                self.reason.trace();
+                self.reason.render_default()
+            }
+        }
+    }
+}
+
+/// Marks a request that an optional layer let through without a token, so extractors can tell "anonymous"
+/// from "no layer installed", and answer the way that layer does.
+#[derive(Debug, Clone)]
+pub(crate) struct Anonymous(pub(crate) Responder);
+
 impl<S, T> FromRequestParts<S> for Claims<T>
 where
     S: Send + Sync,
     T: DeserializeOwned + Send,
 {
-    type Rejection = AuthRejection;
+    type Rejection = ClaimsRejection;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         let token = required_token(parts)?;
@@ -63,7 +117,7 @@ where
     S: Send + Sync,
     T: DeserializeOwned + Send,
 {
-    type Rejection = AuthRejection;
+    type Rejection = ClaimsRejection;
 
     async fn from_request_parts(
         parts: &mut Parts,
@@ -77,7 +131,7 @@ where
 }
 
 impl<S: Send + Sync> FromRequestParts<S> for VerifiedToken {
-    type Rejection = AuthRejection;
+    type Rejection = ClaimsRejection;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, Self::Rejection> {
         required_token(parts)
@@ -85,7 +139,7 @@ impl<S: Send + Sync> FromRequestParts<S> for VerifiedToken {
 }
 
 impl<S: Send + Sync> OptionalFromRequestParts<S> for VerifiedToken {
-    type Rejection = AuthRejection;
+    type Rejection = ClaimsRejection;
 
     async fn from_request_parts(
         parts: &mut Parts,
@@ -95,24 +149,28 @@ impl<S: Send + Sync> OptionalFromRequestParts<S> for VerifiedToken {
     }
 }
 
-fn required_token(parts: &Parts) -> Result<VerifiedToken, AuthRejection> {
+fn required_token(parts: &Parts) -> Result<VerifiedToken, ClaimsRejection> {
     if let Some(token) = parts.extensions.get::<VerifiedToken>() {
         return Ok(token.clone());
     }
-    let rejection = if parts.extensions.get::<Anonymous>().is_some() {
-        AuthRejection::MissingCredentials
-    } else {
-        AuthRejection::LayerMissing
-    };
-    rejection.trace();
-    Err(rejection)
+    Err(match parts.extensions.get::<Anonymous>() {
+        Some(Anonymous(responder)) => ClaimsRejection {
+            reason: AuthRejection::MissingCredentials,
+            responder: Some(responder.clone()),
+        },
+        None => ClaimsRejection {
+            reason: AuthRejection::LayerMissing,
+            responder: None,
+        },
+    })
 }
 
-fn claims_of<T: DeserializeOwned>(token: &VerifiedToken) -> Result<Claims<T>, AuthRejection> {
+fn claims_of<T: DeserializeOwned>(token: &VerifiedToken) -> Result<Claims<T>, ClaimsRejection> {
     token.claims().map(Claims).map_err(|error| {
         tracing::debug!(%error, "verified claims do not fit the handler's claims type");
-        let rejection = AuthRejection::UnexpectedClaims;
-        rejection.trace();
-        rejection
+        ClaimsRejection {
+            reason: AuthRejection::UnexpectedClaims,
+            responder: Some(token.responder().clone()),
+        }
     })
 }

@@ -63,8 +63,9 @@
 //! | remote keys never fetched, revocation list down | 503 | none | `temporarily_unavailable` |
 //!
 //! Every answer is an [`AuthRejection`] rendering itself; bodies are [`tessera_core::ErrorResponse`] JSON
-//! unless a [`RejectionBody`] renders them differently. Each rejection emits one `tracing` event with its
-//! reason; the token is never logged.
+//! unless a [`RejectionBody`] renders them differently. The extractors behind a layer answer with its realm
+//! and body too, and count in its [`AuthStats::rejected`]. Each rejection emits one `tracing` event with
+//! its reason; the token is never logged.
 //!
 //! # Verification
 //!
@@ -72,6 +73,16 @@
 //! the token's `alg` must equal it and never picks the verification method. Its `kid` picks among live keys.
 //! Checks run in the order signature, `iss`, `aud`, (strict RFC 9068 requirements), `nbf`, `exp`, so an
 //! "expired" answer is only ever given to a genuine token and a forged one cannot trigger a refresh.
+//!
+//! # The verified-token cache
+//!
+//! On by default ([`JwtAuthBuilder::cache_capacity`]). A token seen before skips the charset check, the
+//! signature and the claims parsing; its lifetime, the liveness of the key that verified it, the revocation
+//! check and the route's policy are still checked on every request. The answer is always the one a full
+//! verification would give at that moment: once a token it saw valid has expired, the cache answers
+//! `401 Token-Expired` itself for [`DEFAULT_EXPIRED_TOKEN_RETENTION`] (configurable), so a client whose
+//! token just expired costs no signature verification either. A token whose key left the key set is never
+//! answered from the cache.
 //!
 //! # Browsers and `Token-Expired`
 //!
@@ -94,30 +105,31 @@
 //! # let _ = app;
 //! ```
 
-mod builder;
+mod auth;
 mod cache;
 mod extract;
 mod keyring;
-mod layer;
 mod rejection;
 #[cfg(feature = "remote-jwks")]
 mod remote;
 mod revocation;
-mod service;
 mod source;
 mod stats;
 mod token;
 mod verify;
 
-pub use builder::{BuildError, DEFAULT_CACHE_CAPACITY, DEFAULT_LEEWAY, JwtAuthBuilder};
-pub use extract::Claims;
+pub use auth::{
+    BuildError, DEFAULT_CACHE_CAPACITY, DEFAULT_EXPIRED_TOKEN_RETENTION, DEFAULT_LEEWAY, JwtAuth,
+    JwtAuthBuilder, JwtAuthLayer, ResponseFuture,
+};
+pub use extract::{Claims, ClaimsRejection};
 pub use keyring::KeyRing;
-pub use layer::JwtAuthLayer;
 pub use rejection::{AuthRejection, JsonErrorBody, RejectionBody, RenderedBody};
 #[cfg(feature = "remote-jwks")]
 pub use remote::{JwksFetchError, RemoteJwks, RemoteJwksBuilder, RemoteJwksError};
-pub use revocation::{RevocationCheck, RevocationError, RevocationFuture, TokenStatus};
-pub use service::{JwtAuth, ResponseFuture};
+pub use revocation::{
+    RevocationAnswer, RevocationCheck, RevocationError, RevocationFuture, TokenStatus,
+};
 pub use source::DEFAULT_MAX_TOKEN_LEN;
 pub use stats::AuthStats;
 pub use tessera_core::jose::{Algorithm, JwtKey, KeyError, KeySet, MIN_HMAC_SECRET_LEN};

@@ -4,7 +4,7 @@
 use std::fmt;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use http::header::{ACCEPT, CACHE_CONTROL};
@@ -91,6 +91,9 @@ struct Shared {
     /// Serialises fetches. Held across the fetch on purpose: it is the single-flight gate, and readers of
     /// `keys` never touch it.
     gate: tokio::sync::Mutex<()>,
+    /// When the last fetch started and when the next refresh is due, in milliseconds since `started` on the
+    /// clock's monotonic time: a step of the host's wall clock never makes a refresh or the cooldown come
+    /// early or late. 0 means never; `u64::MAX`, not scheduled.
     last_attempt_ms: AtomicU64,
     refresh_due_ms: AtomicU64,
     background: AtomicBool,
@@ -101,6 +104,7 @@ struct Shared {
     failures: AtomicU64,
     config: Config,
     clock: Arc<dyn Clock>,
+    started: Instant,
 }
 
 #[derive(Debug, Clone)]
@@ -235,13 +239,13 @@ impl RemoteJwks {
 }
 
 impl Shared {
+    /// Milliseconds since this key set was built, on the clock's monotonic time.
     fn now_ms(&self) -> u64 {
-        let since = self
-            .clock
-            .now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default();
-        u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
+        duration_ms(
+            self.clock
+                .monotonic()
+                .saturating_duration_since(self.started),
+        )
     }
 
     fn cooldown_passed(&self) -> bool {
@@ -390,7 +394,8 @@ impl RemoteJwksBuilder {
         self
     }
 
-    /// The clock for cooldown and refresh timing (tests step it instead of sleeping).
+    /// The clock for cooldown and refresh timing, read on its monotonic time (tests step it instead of
+    /// sleeping).
     pub fn clock(mut self, clock: impl Clock) -> Self {
         self.clock = Arc::new(clock);
         self
@@ -428,6 +433,7 @@ impl RemoteJwksBuilder {
                 fetches: AtomicU64::new(0),
                 failures: AtomicU64::new(0),
                 config: self.config,
+                started: self.clock.monotonic(),
                 clock: self.clock,
             }),
         })

@@ -6,6 +6,7 @@ use std::sync::Arc;
 
 use serde::de::DeserializeOwned;
 
+use crate::rejection::Responder;
 use crate::{Algorithm, JwtKey};
 
 /// A string claim: a span of the claims JSON when it needed no unescaping (the common case, no
@@ -41,8 +42,8 @@ impl Text {
 }
 
 pub(crate) struct TokenParts {
-    /// The identity of the layer configuration that verified the token (see `Validator::id`).
-    pub(crate) verifier: u64,
+    /// The layer that verified the token: its identity, and how rejections about the token are answered.
+    pub(crate) responder: Responder,
     pub(crate) payload: Box<str>,
     pub(crate) key: Arc<JwtKey>,
     pub(crate) expires_at: i64,
@@ -156,9 +157,14 @@ impl VerifiedToken {
         self.parts.key.algorithm()
     }
 
-    /// Whether the layer configuration `verifier` produced this token.
-    pub(crate) fn verified_by(&self, verifier: u64) -> bool {
-        self.parts.verifier == verifier
+    /// Whether the layer `responder` answers for verified this token.
+    pub(crate) fn verified_by(&self, responder: &Responder) -> bool {
+        self.parts.responder.is(responder)
+    }
+
+    /// How the layer that verified this token answers.
+    pub(crate) fn responder(&self) -> &Responder {
+        &self.parts.responder
     }
 
     pub(crate) fn key(&self) -> &Arc<JwtKey> {

@@ -4,7 +4,6 @@
 use std::borrow::Cow;
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
@@ -12,12 +11,10 @@ use serde::de::{self, IgnoredAny, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer};
 use tessera_core::ACCESS_TOKEN_JWT_TYPE;
 
+use crate::rejection::Responder;
 use crate::token::{Text, TokenParts};
 use crate::{Algorithm, AuthRejection, JwtKey, KeySet, VerifiedToken};
 use tessera_core::jose::Selection;
-
-/// Hands out [`Validator::id`]s.
-static NEXT_VALIDATOR_ID: AtomicU64 = AtomicU64::new(1);
 
 /// Largest decoded JOSE header accepted; real headers are under 200 bytes.
 const MAX_HEADER_LEN: usize = 1024;
@@ -27,15 +24,44 @@ const MAX_SIGNATURE_LEN: usize = 512;
 /// The claim checks of one layer.
 #[derive(Debug)]
 pub(crate) struct Validator {
-    /// Unique per built layer (shared by its clones and derived variants), recorded in every token it
-    /// verifies, so a nested clone can trust what an outer one already checked.
-    pub(crate) id: u64,
     /// Accepted `iss` values; empty means any issuer (only when explicitly allowed).
     pub(crate) issuers: Box<[Box<str>]>,
     /// Accepted `aud` values; empty means any audience (only when explicitly allowed).
     pub(crate) audiences: Box<[Box<str>]>,
-    pub(crate) leeway: i64,
+    pub(crate) lifetime: Lifetime,
     pub(crate) strict_rfc9068: bool,
+}
+
+/// When a token is within its lifetime: `nbf` to `exp`, each widened by the leeway (clock skew). A full
+/// verification and a verified-token cache hit check it alike, so both give the same answer.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Lifetime {
+    /// The clock-skew allowance, in seconds.
+    pub(crate) leeway: i64,
+}
+
+impl Lifetime {
+    /// `Ok` while `nbf - leeway <= now < exp + leeway`; [`AuthRejection::NotYetValid`] before, and
+    /// [`AuthRejection::Expired`] from [`Lifetime::end`] on (RFC 7519 §4.1.4, §4.1.5).
+    pub(crate) fn check(
+        self,
+        not_before: Option<i64>,
+        expires_at: i64,
+        now: i64,
+    ) -> Result<(), AuthRejection> {
+        if not_before.is_some_and(|not_before| now.saturating_add(self.leeway) < not_before) {
+            return Err(AuthRejection::NotYetValid);
+        }
+        if self.end(expires_at) <= now {
+            return Err(AuthRejection::Expired);
+        }
+        Ok(())
+    }
+
+    /// The first second at which a token with this `exp` is expired.
+    pub(crate) fn end(self, expires_at: i64) -> i64 {
+        expires_at.saturating_add(self.leeway)
+    }
 }
 
 #[derive(Deserialize)]
@@ -75,12 +101,8 @@ struct RegisteredClaims<'a> {
 }
 
 impl Validator {
-    /// A fresh, never reused [`Validator::id`].
-    pub(crate) fn next_id() -> u64 {
-        NEXT_VALIDATOR_ID.fetch_add(1, Ordering::Relaxed)
-    }
-
-    /// Verifies `token` against `keys` at `now` (seconds since the epoch).
+    /// Verifies `token` against `keys` at `now` (seconds since the epoch), for the layer `responder`
+    /// answers for.
     ///
     /// The order is deliberate: structure, key selection, signature, then `iss`, `aud`, the RFC 9068
     /// requirements and `nbf`, and `exp` last, so [`AuthRejection::Expired`] always means "genuine, ours,
@@ -90,6 +112,7 @@ impl Validator {
         token: &str,
         keys: &KeySet,
         now: i64,
+        responder: &Responder,
     ) -> Result<VerifiedToken, AuthRejection> {
         let (signing_input, signature) = token.rsplit_once('.').ok_or(
             AuthRejection::MalformedToken("a JWS has three dot-separated parts"),
@@ -137,7 +160,7 @@ impl Validator {
             return Err(AuthRejection::WrongTokenType);
         }
         let payload = decode_payload(payload)?;
-        self.check_claims(payload, Arc::clone(key), now)
+        self.check_claims(payload, Arc::clone(key), now, responder)
     }
 
     fn check_claims(
@@ -145,6 +168,7 @@ impl Validator {
         payload: String,
         key: Arc<JwtKey>,
         now: i64,
+        responder: &Responder,
     ) -> Result<VerifiedToken, AuthRejection> {
         let claims: RegisteredClaims<'_> = serde_json::from_str(&payload).map_err(|_| {
             AuthRejection::MalformedToken(
@@ -190,14 +214,8 @@ impl Validator {
         }
         drop(aud);
         let NumericDate(expires_at) = exp.ok_or(AuthRejection::MissingClaim("exp"))?;
-        if let Some(NumericDate(not_before)) = nbf
-            && now.saturating_add(self.leeway) < not_before
-        {
-            return Err(AuthRejection::NotYetValid);
-        }
-        if is_expired(expires_at, self.leeway, now) {
-            return Err(AuthRejection::Expired);
-        }
+        let not_before = nbf.map(|date| date.0);
+        self.lifetime.check(not_before, expires_at, now)?;
 
         let text =
             |value: Option<JsonStr<'_>>| value.map(|value| Text::from_claim(&payload, value.0));
@@ -214,11 +232,11 @@ impl Validator {
             .map(|role| Text::from_claim(&payload, role.0))
             .collect();
         Ok(VerifiedToken::new(TokenParts {
-            verifier: self.id,
+            responder: responder.clone(),
             payload: payload.into_boxed_str(),
             key,
             expires_at,
-            not_before: nbf.map(|date| date.0),
+            not_before,
             issued_at: iat.map(|date| date.0),
             issuer,
             subject,
@@ -228,19 +246,6 @@ impl Validator {
             roles,
         }))
     }
-
-    /// Whether a token verified earlier is still within its lifetime at `now`: what a cache hit rechecks.
-    pub(crate) fn within_lifetime(&self, token: &VerifiedToken, now: i64) -> bool {
-        let started = token
-            .not_before()
-            .is_none_or(|not_before| now.saturating_add(self.leeway) >= not_before);
-        started && !is_expired(token.expires_at(), self.leeway, now)
-    }
-}
-
-/// Valid while `now < exp + leeway` (RFC 7519 §4.1.4, with the configured clock skew).
-fn is_expired(expires_at: i64, leeway: i64, now: i64) -> bool {
-    expires_at.saturating_add(leeway) <= now
 }
 
 fn is_access_token_type(typ: &str) -> bool {
@@ -394,11 +399,25 @@ mod tests {
     }
 
     #[test]
-    fn expiry_edges_with_leeway() {
-        assert!(!is_expired(100, 30, 129));
-        assert!(is_expired(100, 30, 130));
-        assert!(is_expired(100, 0, 100));
-        assert!(!is_expired(i64::MAX, 30, 0));
+    fn lifetime_edges_with_leeway() {
+        let lifetime = Lifetime { leeway: 30 };
+        assert_eq!(lifetime.check(None, 100, 129), Ok(()));
+        assert_eq!(lifetime.check(None, 100, 130), Err(AuthRejection::Expired));
+        assert_eq!(
+            Lifetime { leeway: 0 }.check(None, 100, 100),
+            Err(AuthRejection::Expired)
+        );
+        assert_eq!(lifetime.check(None, i64::MAX, 0), Ok(()));
+        assert_eq!(lifetime.check(Some(100), 200, 70), Ok(()));
+        assert_eq!(
+            lifetime.check(Some(100), 200, 69),
+            Err(AuthRejection::NotYetValid)
+        );
+        assert_eq!(
+            lifetime.check(Some(100), 0, 69),
+            Err(AuthRejection::NotYetValid),
+            "not yet valid is reported before expired, as the claims are checked"
+        );
     }
 
     #[test]

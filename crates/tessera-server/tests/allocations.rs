@@ -13,7 +13,11 @@ use std::task::{Context, Poll, Waker};
 use common::*;
 use http::{Request, Response};
 use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
-use tessera_server::{Algorithm, JwtAuthLayer, JwtKey, VerifiedToken};
+use std::sync::Arc;
+
+use tessera_server::{
+    Algorithm, JwtAuthLayer, JwtKey, RevocationAnswer, RevocationCheck, TokenStatus, VerifiedToken,
+};
 use tower::{Layer, Service, service_fn};
 
 #[global_allocator]
@@ -59,7 +63,7 @@ fn success_path_allocations_are_bounded() {
         let clock = TestClock::at_unix(NOW);
         let token = signer.sign(None, &claims());
         let other = signer.sign(None, &claims_with(serde_json::json!({"jti": "jti-2"})));
-        let build = |cached: bool| {
+        let build = |cached: bool, revocation: bool| {
             let builder = JwtAuthLayer::builder()
                 .key(key())
                 .issuer(ISSUER)
@@ -70,18 +74,27 @@ fn success_path_allocations_are_bounded() {
             } else {
                 builder.without_cache()
             };
+            let builder = if revocation {
+                builder.revocation(Arc::new(InMemoryDenylist))
+            } else {
+                builder
+            };
             builder.build().unwrap().layer(service_fn(handler))
         };
-        let mut uncached = build(false);
-        let mut cached = build(true);
+        let mut uncached = build(false, false);
+        let mut cached = build(true, false);
+        let mut revoking = build(true, true);
         // Warm up first: one-time lazy initialisation (thread-locals, cache shards) is not per-request cost.
         allocations(&mut uncached, &token);
         allocations(&mut cached, &token);
+        allocations(&mut revoking, &token);
         let full = allocations(&mut uncached, &token);
         let miss = allocations(&mut cached, &other);
         let hit = allocations(&mut cached, &other);
+        let revocation_hit = allocations(&mut revoking, &token);
         println!(
-            "{name}: full verification {full}, cache miss {miss}, cache hit {hit} allocations"
+            "{name}: full verification {full}, cache miss {miss}, cache hit {hit}, cache hit with a \
+             synchronous revocation check {revocation_hit} allocations"
         );
         // A cache hit allocates only to hand the token over: `http::Extensions` boxes its map, allocates the
         // map's table and boxes the `VerifiedToken` (3). A full verification adds the decoded claims JSON,
@@ -89,6 +102,11 @@ fn success_path_allocations_are_bounded() {
         // adds what the cache needs to store the entry: its copy of the signed part `header.payload` (the
         // entry's key, compared on every hit) and the cache's own bookkeeping (at most 2 more).
         assert_eq!(hit, 3, "{name} cache hit");
+        // A revocation check that answers at once (an in-memory denylist, like the issuer's) adds nothing.
+        assert_eq!(
+            revocation_hit, 3,
+            "{name} cache hit with a revocation check"
+        );
         assert_eq!(full, 6, "{name} full verification");
         assert!(miss <= full + 3, "{name} cache miss: {miss}");
         let without_roles = signer.sign(None, &claims_with(serde_json::json!({"roles": null})));
@@ -98,5 +116,14 @@ fn success_path_allocations_are_bounded() {
             5,
             "{name} full verification without roles"
         );
+    }
+}
+
+/// A denylist that answers without waiting, and has nothing on it.
+struct InMemoryDenylist;
+
+impl RevocationCheck for InMemoryDenylist {
+    fn status(&self, _token: &VerifiedToken) -> RevocationAnswer {
+        TokenStatus::Active.into()
     }
 }

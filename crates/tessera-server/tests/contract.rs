@@ -3,6 +3,8 @@
 
 mod common;
 
+use std::collections::BTreeMap;
+
 use axum::Router;
 use axum::body::Body;
 use common::*;
@@ -395,33 +397,32 @@ async fn layer_works_in_a_plain_tower_stack() {
     assert_eq!(response.status(), StatusCode::UNAUTHORIZED);
 }
 
-#[tokio::test]
-async fn every_single_character_mutation_is_refused_cleanly() {
+/// A layer whose only key is `SECRET` with `kid` `k`, and the token it accepts, on the routes.
+fn keyed_app(clock: &TestClock) -> (JwtAuthLayer, Router, String) {
     let auth = JwtAuthLayer::builder()
         .key(JwtKey::hmac(SECRET).unwrap().with_kid("k"))
         .issuer(ISSUER)
         .audience(AUDIENCE)
-        .clock(TestClock::at_unix(NOW).clone())
+        .clock(clock.clone())
         .build()
         .unwrap();
     let app = routes().route_layer(auth.clone());
-    let token = Signer::hs256().sign(Some("k"), &claims());
-    // The genuine token goes first, so every mutation meets a cache that holds it: a mutated header or
-    // payload keeps the cached signature, and must not be taken for the token it came from.
-    assert_eq!(
-        send(&app, get_with_token("/me", &token)).await.status,
-        StatusCode::OK
-    );
-    let mut statuses = std::collections::BTreeMap::new();
+    (auth, app, Signer::hs256().sign(Some("k"), &claims()))
+}
+
+/// Sends every single-character mutation of `token` (to `A`, `B`, `.`, `-`, `~`, `=`), checks that each is
+/// refused with 400 or 401 and never called expired, and counts the descriptions of the refusals.
+async fn refuse_every_mutation(app: &Router, token: &str) -> BTreeMap<String, usize> {
+    let mut descriptions = BTreeMap::new();
     for position in 0..token.len() {
         for replacement in ['A', 'B', '.', '-', '~', '='] {
-            let mut mutated = token.clone().into_bytes();
+            let mut mutated = token.to_owned().into_bytes();
             if mutated[position] == replacement as u8 {
                 continue;
             }
             mutated[position] = replacement as u8;
             let mutated = String::from_utf8(mutated).unwrap();
-            let answer = send(&app, get_with_token("/me", &mutated)).await;
+            let answer = send(app, get_with_token("/me", &mutated)).await;
             assert!(
                 answer.status == StatusCode::UNAUTHORIZED
                     || answer.status == StatusCode::BAD_REQUEST,
@@ -429,12 +430,26 @@ async fn every_single_character_mutation_is_refused_cleanly() {
                 answer.status,
                 answer.body
             );
-            assert!(!answer.token_expired());
-            *statuses.entry(answer.description()).or_insert(0) += 1;
+            assert!(!answer.token_expired(), "{mutated} was called expired");
+            assert_ne!(answer.description(), "The access token expired");
+            *descriptions.entry(answer.description()).or_insert(0) += 1;
         }
     }
     // The mutations exercise every stage: framing, header, key selection and signature.
-    assert!(statuses.len() >= 4, "{statuses:?}");
+    assert!(descriptions.len() >= 4, "{descriptions:?}");
+    descriptions
+}
+
+#[tokio::test]
+async fn every_single_character_mutation_is_refused_cleanly() {
+    let (auth, app, token) = keyed_app(&TestClock::at_unix(NOW));
+    // The genuine token goes first, so every mutation meets a cache that holds it: a mutated header or
+    // payload keeps the cached signature, and must not be taken for the token it came from.
+    assert_eq!(
+        send(&app, get_with_token("/me", &token)).await.status,
+        StatusCode::OK
+    );
+    refuse_every_mutation(&app, &token).await;
     assert_eq!(
         auth.stats().cache_hits,
         0,
@@ -448,5 +463,34 @@ async fn every_single_character_mutation_is_refused_cleanly() {
         auth.stats().cache_hits,
         1,
         "the genuine token is still cached"
+    );
+}
+
+#[tokio::test]
+async fn after_a_genuine_token_expired_no_mutation_of_it_is_called_expired() {
+    let clock = TestClock::at_unix(NOW);
+    let (auth, app, token) = keyed_app(&clock);
+    assert_eq!(
+        send(&app, get_with_token("/me", &token)).await.status,
+        StatusCode::OK
+    );
+    // The cache now holds the genuine token, expired: only that very token may be told "expired".
+    clock.set_unix(NOW + 300 + 30);
+    assert!(
+        send(&app, get_with_token("/me", &token))
+            .await
+            .token_expired()
+    );
+    let hits = auth.stats().cache_hits;
+    refuse_every_mutation(&app, &token).await;
+    assert_eq!(
+        auth.stats().cache_hits,
+        hits,
+        "a mutation was served from the cache"
+    );
+    assert!(
+        send(&app, get_with_token("/me", &token))
+            .await
+            .token_expired()
     );
 }

@@ -18,22 +18,10 @@ use serde::Deserialize;
 use serde_json::json;
 use tessera_core::header::TOKEN_EXPIRED;
 use tessera_server::{
-    AuthRejection, Claims, JwtAuthBuilder, JwtAuthLayer, RenderedBody, RevocationCheck,
-    RevocationError, RevocationFuture, TokenStatus, VerifiedToken,
+    AuthRejection, Claims, RenderedBody, RevocationAnswer, RevocationCheck, RevocationError,
+    TokenStatus, VerifiedToken,
 };
 use tower_http::cors::{AllowOrigin, CorsLayer};
-
-fn builder(clock: &TestClock) -> JwtAuthBuilder {
-    JwtAuthLayer::builder()
-        .hmac_secret(SECRET)
-        .issuer(ISSUER)
-        .audience(AUDIENCE)
-        .clock(clock.clone())
-}
-
-fn token(changes: serde_json::Value) -> String {
-    Signer::hs256().sign(None, &claims_with(changes))
-}
 
 #[tokio::test]
 async fn leeway_edges_for_exp_and_nbf() {
@@ -103,7 +91,10 @@ async fn cached_tokens_still_expire() {
     clock.set_unix(NOW + 330);
     let answer = send(&app, get_with_token("/me", &token)).await;
     assert!(answer.token_expired());
-    assert_eq!(auth.stats().cache_hits, 1, "an expired entry is not a hit");
+    // Answered from the entry, with the answer a full verification gives (see tests/cache.rs).
+    let stats = auth.stats();
+    assert_eq!((stats.cache_misses, stats.cache_hits), (1, 2));
+    assert_eq!((stats.authenticated, stats.rejected), (2, 1));
 }
 
 #[tokio::test]
@@ -324,126 +315,179 @@ async fn verified_token_exposes_registered_claims() {
     );
 }
 
-/// Revoked `jti`s and per-subject "revoked before" times, counting how often it is asked.
+/// Revoked `jti`s and per-subject "revoked before" times, counting how often it is asked; looked up the
+/// way a store is, asynchronously.
+#[derive(Clone, Default)]
+struct Denylist(Arc<Denials>);
+
 #[derive(Default)]
-struct Denylist {
+struct Denials {
     jtis: Mutex<HashSet<String>>,
     subjects: Mutex<Vec<(String, i64)>>,
     failing: std::sync::atomic::AtomicBool,
     calls: AtomicUsize,
 }
 
+impl std::ops::Deref for Denylist {
+    type Target = Denials;
+    fn deref(&self) -> &Denials {
+        &self.0
+    }
+}
+
+impl Denials {
+    fn status(&self, token: &VerifiedToken) -> Result<TokenStatus, RevocationError> {
+        self.calls.fetch_add(1, Ordering::SeqCst);
+        if self.failing.load(Ordering::SeqCst) {
+            return Err(RevocationError::new("denylist store unreachable"));
+        }
+        let by_jti = token
+            .jti()
+            .is_some_and(|jti| self.jtis.lock().unwrap().contains(jti));
+        let by_subject = self
+            .subjects
+            .lock()
+            .unwrap()
+            .iter()
+            .any(|(subject, before)| {
+                token.subject() == Some(subject)
+                    && token.issued_at().is_some_and(|issued| issued < *before)
+            });
+        Ok(TokenStatus::revoked_if(by_jti || by_subject))
+    }
+}
+
 impl RevocationCheck for Denylist {
-    fn status<'a>(&'a self, token: &'a VerifiedToken) -> RevocationFuture<'a> {
-        Box::pin(async move {
-            self.calls.fetch_add(1, Ordering::SeqCst);
+    fn status(&self, token: &VerifiedToken) -> RevocationAnswer {
+        let (denials, token) = (Arc::clone(&self.0), token.clone());
+        RevocationAnswer::pending(async move {
             tokio::task::yield_now().await;
-            if self.failing.load(Ordering::SeqCst) {
-                return Err(RevocationError::new("denylist store unreachable"));
-            }
-            let by_jti = token
-                .jti()
-                .is_some_and(|jti| self.jtis.lock().unwrap().contains(jti));
-            let by_subject = self
-                .subjects
-                .lock()
-                .unwrap()
-                .iter()
-                .any(|(subject, before)| {
-                    token.subject() == Some(subject)
-                        && token.issued_at().is_some_and(|issued| issued < *before)
-                });
-            Ok(if by_jti || by_subject {
-                TokenStatus::Revoked
-            } else {
-                TokenStatus::Active
-            })
+            denials.status(&token)
         })
     }
 }
 
+/// The same denylist, answering at once, as an in-memory one does.
+#[derive(Clone, Default)]
+struct InMemoryDenylist(Denylist);
+
+impl RevocationCheck for InMemoryDenylist {
+    fn status(&self, token: &VerifiedToken) -> RevocationAnswer {
+        self.0.0.status(token).into()
+    }
+}
+
+/// The asynchronous denylist and the same one answering at once, each with the handle that edits it.
+fn both_checks() -> [(&'static str, Denylist, Arc<dyn RevocationCheck>); 2] {
+    let (pending, ready) = (Denylist::default(), Denylist::default());
+    [
+        ("pending", pending.clone(), Arc::new(pending)),
+        ("ready", ready.clone(), Arc::new(InMemoryDenylist(ready))),
+    ]
+}
+
 #[tokio::test]
 async fn revocation_by_jti_and_by_subject_is_checked_even_on_cache_hits() {
-    let clock = TestClock::at_unix(NOW);
-    let denylist = Arc::new(Denylist::default());
-    let auth = builder(&clock)
-        .revocation(denylist.clone())
-        .build()
-        .unwrap();
-    let app = routes().route_layer(auth.clone().require_scope("read"));
-    let first = token(json!({"jti": "first"}));
-    let second = token(json!({"jti": "second", "iat": NOW + 10}));
-    assert_eq!(
-        send(&app, get_with_token("/me", &first)).await.status,
-        StatusCode::OK
-    );
-    assert_eq!(
-        send(&app, get_with_token("/me", &first)).await.status,
-        StatusCode::OK
-    );
-    assert_eq!(auth.stats().cache_hits, 1);
-    assert_eq!(denylist.calls.load(Ordering::SeqCst), 2);
+    for (name, denylist, check) in both_checks() {
+        let clock = TestClock::at_unix(NOW);
+        let auth = builder(&clock).revocation(check).build().unwrap();
+        let app = routes().route_layer(auth.clone().require_scope("read"));
+        let first = token(json!({"jti": "first"}));
+        let second = token(json!({"jti": "second", "iat": NOW + 10}));
+        assert_eq!(
+            send(&app, get_with_token("/me", &first)).await.status,
+            StatusCode::OK,
+            "{name}"
+        );
+        assert_eq!(
+            send(&app, get_with_token("/me", &first)).await.status,
+            StatusCode::OK,
+            "{name}"
+        );
+        assert_eq!(auth.stats().cache_hits, 1, "{name}");
+        assert_eq!(denylist.calls.load(Ordering::SeqCst), 2, "{name}");
 
-    denylist.jtis.lock().unwrap().insert("first".into());
-    let answer = send(&app, get_with_token("/me", &first)).await;
-    assert_eq!(answer.status, StatusCode::UNAUTHORIZED);
-    assert_eq!(answer.description(), "The access token has been revoked");
-    assert!(!answer.token_expired());
-    assert_eq!(
-        send(&app, get_with_token("/me", &second)).await.status,
-        StatusCode::OK
-    );
+        denylist.jtis.lock().unwrap().insert("first".into());
+        let answer = send(&app, get_with_token("/me", &first)).await;
+        assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{name}");
+        assert_eq!(answer.description(), "The access token has been revoked");
+        assert!(!answer.token_expired());
+        assert_eq!(
+            send(&app, get_with_token("/me", &second)).await.status,
+            StatusCode::OK,
+            "{name}"
+        );
 
-    denylist
-        .subjects
-        .lock()
-        .unwrap()
-        .push(("alice".into(), NOW + 20));
-    assert_eq!(
-        send(&app, get_with_token("/me", &second))
-            .await
-            .description(),
-        "The access token has been revoked"
-    );
-    let after = token(json!({"jti": "third", "iat": NOW + 20}));
-    assert_eq!(
-        send(&app, get_with_token("/me", &after)).await.status,
-        StatusCode::OK
-    );
+        denylist
+            .subjects
+            .lock()
+            .unwrap()
+            .push(("alice".into(), NOW + 20));
+        assert_eq!(
+            send(&app, get_with_token("/me", &second))
+                .await
+                .description(),
+            "The access token has been revoked",
+            "{name}"
+        );
+        let after = token(json!({"jti": "third", "iat": NOW + 20}));
+        assert_eq!(
+            send(&app, get_with_token("/me", &after)).await.status,
+            StatusCode::OK,
+            "{name}"
+        );
 
-    // Expired tokens are refused before the denylist is asked.
-    let calls = denylist.calls.load(Ordering::SeqCst);
-    clock.set_unix(NOW + 1000);
-    assert!(
-        send(&app, get_with_token("/me", &after))
-            .await
-            .token_expired()
-    );
-    assert_eq!(denylist.calls.load(Ordering::SeqCst), calls);
+        // Expired tokens are refused before the denylist is asked.
+        let calls = denylist.calls.load(Ordering::SeqCst);
+        clock.set_unix(NOW + 1000);
+        assert!(
+            send(&app, get_with_token("/me", &after))
+                .await
+                .token_expired(),
+            "{name}"
+        );
+        assert_eq!(denylist.calls.load(Ordering::SeqCst), calls, "{name}");
+        let stats = auth.stats();
+        assert_eq!((stats.authenticated, stats.rejected), (4, 3), "{name}");
+    }
 }
 
 #[tokio::test]
 async fn revocation_failure_fails_closed_with_503() {
-    let clock = TestClock::at_unix(NOW);
-    let denylist = Arc::new(Denylist::default());
-    denylist.failing.store(true, Ordering::SeqCst);
-    let app = routes().route_layer(builder(&clock).revocation(denylist).build().unwrap());
-    let answer = send(&app, get_with_token("/me", &token(json!({})))).await;
-    assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE);
-    assert_eq!(answer.json()["error"], "temporarily_unavailable");
+    for (name, denylist, check) in both_checks() {
+        let clock = TestClock::at_unix(NOW);
+        denylist.failing.store(true, Ordering::SeqCst);
+        let app = routes().route_layer(builder(&clock).revocation(check).build().unwrap());
+        let answer = send(&app, get_with_token("/me", &token(json!({})))).await;
+        assert_eq!(answer.status, StatusCode::SERVICE_UNAVAILABLE, "{name}");
+        assert_eq!(answer.json()["error"], "temporarily_unavailable");
+    }
 }
 
 #[tokio::test]
-async fn body_hook_changes_the_body_only() {
-    let clock = TestClock::at_unix(NOW + 1000);
-    let problem = |rejection: &AuthRejection| {
-        RenderedBody {
+async fn a_revocation_check_can_be_a_closure() {
+    let clock = TestClock::at_unix(NOW);
+    let check = |token: &VerifiedToken| TokenStatus::revoked_if(token.jti() == Some("bad")).into();
+    let app = routes().route_layer(builder(&clock).revocation(Arc::new(check)).build().unwrap());
+    let answer = send(&app, get_with_token("/me", &token(json!({"jti": "bad"})))).await;
+    assert_eq!(answer.description(), "The access token has been revoked");
+    let answer = send(&app, get_with_token("/me", &token(json!({"jti": "good"})))).await;
+    assert_eq!(answer.status, StatusCode::OK);
+}
+
+/// An RFC 9457 problem body, for the tests of the body hook.
+fn problem(rejection: &AuthRejection) -> RenderedBody {
+    RenderedBody {
         content_type: HeaderValue::from_static("application/problem+json"),
         body: json!({"title": rejection.error_code().as_str(), "status": rejection.status().as_u16(), "detail": rejection.to_string()})
             .to_string()
             .into(),
     }
-    };
+}
+
+#[tokio::test]
+async fn body_hook_changes_the_body_only() {
+    let clock = TestClock::at_unix(NOW + 1000);
     let app = routes().route_layer(
         builder(&clock)
             .rejection_body(problem)
@@ -465,6 +509,61 @@ async fn body_hook_changes_the_body_only() {
     );
     let answer = send(&app, get_plain("/me")).await;
     assert_eq!(answer.challenge(), r#"Bearer realm="tessera-demo""#);
+}
+
+#[tokio::test]
+async fn extractor_rejections_answer_like_the_layer_they_sit_behind() {
+    #[derive(Deserialize)]
+    struct Tenant {
+        tenant: String,
+    }
+    let clock = TestClock::at_unix(NOW);
+    let auth = builder(&clock)
+        .rejection_body(problem)
+        .realm("tessera-demo")
+        .build()
+        .unwrap();
+    let app = routes()
+        .route(
+            "/tenant",
+            get(|Claims(claims): Claims<Tenant>| async move { claims.tenant }),
+        )
+        .route_layer(auth.optional());
+
+    // The token verifies, but its claims do not fit the handler's type.
+    let answer = send(&app, get_with_token("/tenant", &token(json!({})))).await;
+    assert_eq!(answer.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(answer.headers["content-type"], "application/problem+json");
+    let unexpected = "The access token's claims do not have the shape this API expects";
+    assert_eq!(
+        answer.json(),
+        json!({"title": "invalid_token", "status": 401, "detail": unexpected})
+    );
+    assert_eq!(
+        answer.challenge(),
+        format!(r#"Bearer error="invalid_token", error_description="{unexpected}""#)
+    );
+    assert!(!answer.token_expired());
+
+    // The optional layer lets an anonymous request through; the handler requires claims.
+    for path in ["/me", "/raw"] {
+        let answer = send(&app, get_plain(path)).await;
+        assert_eq!(answer.status, StatusCode::UNAUTHORIZED, "{path}");
+        assert_eq!(
+            answer.challenge(),
+            r#"Bearer realm="tessera-demo""#,
+            "{path}"
+        );
+        assert_eq!(answer.headers["content-type"], "application/problem+json");
+        assert_eq!(answer.json()["title"], "unauthorized", "{path}");
+    }
+
+    let stats = auth.stats();
+    assert_eq!(
+        (stats.authenticated, stats.rejected),
+        (1, 3),
+        "every answer the extractors gave is counted as a rejection"
+    );
 }
 
 #[tokio::test]
@@ -576,64 +675,41 @@ async fn nested_clones_of_one_layer_verify_once() {
 }
 
 #[tokio::test]
-async fn expired_cache_entries_are_swept_without_being_asked_for() {
-    let clock = TestClock::at_unix(NOW);
-    let auth = builder(&clock).cache_capacity(64).build().unwrap();
-    let app = routes().route_layer(auth.clone());
-    for index in 0..20 {
-        let token = token(json!({"jti": format!("short-{index}"), "exp": NOW + 60}));
-        assert_eq!(
-            send(&app, get_with_token("/me", &token)).await.status,
-            StatusCode::OK
-        );
-    }
-    assert_eq!(auth.stats().cache_entries, 20);
-    // Past their expiry, the next sweep (every capacity / 2 = 32 inserts) drops all twenty.
-    clock.set_unix(NOW + 60 + 30);
-    for index in 0..12 {
-        let token = token(json!({"jti": format!("long-{index}")}));
-        assert_eq!(
-            send(&app, get_with_token("/me", &token)).await.status,
-            StatusCode::OK
-        );
-    }
-    assert_eq!(auth.stats().cache_entries, 12);
-}
-
-#[tokio::test]
 async fn tokens_outside_requests_get_the_same_checks() {
-    let clock = TestClock::at_unix(NOW);
-    let denylist = Arc::new(Denylist::default());
-    let auth = builder(&clock)
-        .revocation(denylist.clone())
-        .build()
-        .unwrap();
-    let verified = auth.verify(&token(json!({}))).await.unwrap();
-    assert_eq!(verified.subject(), Some("alice"));
-    assert_eq!(
-        auth.require_scope("admin")
-            .verify(&token(json!({})))
-            .await
-            .unwrap_err()
-            .status(),
-        StatusCode::FORBIDDEN
-    );
-    denylist.jtis.lock().unwrap().insert("jti-1".into());
-    assert_eq!(
-        auth.verify(&token(json!({}))).await.unwrap_err(),
-        AuthRejection::Revoked
-    );
-    clock.set_unix(NOW + 1000);
-    assert_eq!(
-        auth.verify(&token(json!({"jti": "other"})))
-            .await
-            .unwrap_err(),
-        AuthRejection::Expired
-    );
-    assert_eq!(
-        auth.verify(&"a".repeat(9000)).await.unwrap_err(),
-        AuthRejection::TokenTooLong { limit: 8192 }
-    );
-    let stats = auth.stats();
-    assert_eq!((stats.authenticated, stats.rejected), (1, 4));
+    for (name, denylist, check) in both_checks() {
+        let clock = TestClock::at_unix(NOW);
+        let auth = builder(&clock).revocation(check).build().unwrap();
+        let verified = auth.verify(&token(json!({}))).await.unwrap();
+        assert_eq!(verified.subject(), Some("alice"), "{name}");
+        assert_eq!(
+            auth.require_scope("admin")
+                .verify(&token(json!({})))
+                .await
+                .unwrap_err()
+                .status(),
+            StatusCode::FORBIDDEN,
+            "{name}"
+        );
+        denylist.jtis.lock().unwrap().insert("jti-1".into());
+        assert_eq!(
+            auth.verify(&token(json!({}))).await.unwrap_err(),
+            AuthRejection::Revoked,
+            "{name}"
+        );
+        clock.set_unix(NOW + 1000);
+        assert_eq!(
+            auth.verify(&token(json!({"jti": "other"})))
+                .await
+                .unwrap_err(),
+            AuthRejection::Expired,
+            "{name}"
+        );
+        assert_eq!(
+            auth.verify(&"a".repeat(9000)).await.unwrap_err(),
+            AuthRejection::TokenTooLong { limit: 8192 },
+            "{name}"
+        );
+        let stats = auth.stats();
+        assert_eq!((stats.authenticated, stats.rejected), (1, 4), "{name}");
+    }
 }

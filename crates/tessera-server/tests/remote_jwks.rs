@@ -253,6 +253,32 @@ async fn max_age_is_honoured_within_bounds() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refresh_and_cooldown_run_on_monotonic_time_not_the_wall_clock() {
+    let harness = Harness::start(vec![Signer::es256().jwk("k1")]).await;
+    let token = Signer::es256().sign(Some("k1"), &long_claims());
+    let unknown = Signer::es256().sign(Some("unknown"), &long_claims());
+    assert_eq!(harness.status(&token).await, StatusCode::OK);
+
+    // The host's clock jumps a day ahead: no time has passed, so neither the scheduled refresh (15 min)
+    // nor the unknown-kid cooldown (30 s) is due.
+    harness.clock.set_unix(NOW + 86_400);
+    assert_eq!(harness.status(&token).await, StatusCode::OK);
+    assert_eq!(harness.status(&unknown).await, StatusCode::UNAUTHORIZED);
+    tokio::time::sleep(Duration::from_millis(50)).await;
+    assert_eq!(harness.hits(), 1, "a wall-clock jump triggered a fetch");
+
+    // It jumps back a day behind: 31 s later the cooldown has passed all the same.
+    harness.clock.set_unix(NOW - 86_400);
+    harness.clock.advance(Duration::from_secs(31));
+    assert_eq!(harness.status(&unknown).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        harness.hits(),
+        2,
+        "a wall-clock step back delayed the refetch"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn issuer_down_keeps_the_last_good_keys() {
     let harness = Harness::start(vec![Signer::es256().jwk("k1")]).await;
     let token = Signer::es256().sign(Some("k1"), &long_claims());

@@ -10,7 +10,7 @@ use http::{HeaderMap, Request, StatusCode};
 use http_body_util::BodyExt;
 use jsonwebtoken::{Algorithm as JwtAlgorithm, EncodingKey, Header};
 use serde_json::{Value, json};
-use tessera_server::{Claims, VerifiedToken};
+use tessera_server::{Claims, JwtAuthBuilder, JwtAuthLayer, VerifiedToken};
 use tower::ServiceExt;
 
 pub const ISSUER: &str = "https://auth.example";
@@ -120,6 +120,20 @@ pub fn claims_with(changes: Value) -> Value {
         }
     }
     claims
+}
+
+/// A builder for an HS256 layer trusting `SECRET`, `ISSUER` and `AUDIENCE`, on `clock`.
+pub fn builder(clock: &TestClock) -> JwtAuthBuilder {
+    JwtAuthLayer::builder()
+        .hmac_secret(SECRET)
+        .issuer(ISSUER)
+        .audience(AUDIENCE)
+        .clock(clock.clone())
+}
+
+/// An HS256 token with `claims()` and `changes` merged in, no `kid`.
+pub fn token(changes: Value) -> String {
+    Signer::hs256().sign(None, &claims_with(changes))
 }
 
 /// Routes the tests call: `/me` needs claims, `/maybe` takes them optionally, `/raw` echoes the verified

@@ -4,15 +4,15 @@ use std::fmt;
 use std::sync::Arc;
 use std::time::Duration;
 
+use super::pipeline::{KeySource, Pipeline};
+use super::policy::Policy;
 use crate::cache::TokenCache;
-use crate::layer::{Core, KeySource, Policy};
-use crate::rejection::RendererName;
+use crate::rejection::{RendererName, Responder};
 use crate::source::{DEFAULT_MAX_TOKEN_LEN, TokenSources};
-use crate::stats::Counters;
-use crate::verify::Validator;
+use crate::verify::{Lifetime, Validator};
 use crate::{
-    Algorithm, Clock, JsonErrorBody, JwtAuthLayer, JwtKey, KeyError, KeyRing, KeySet,
-    RejectionBody, RevocationCheck, SystemClock,
+    Algorithm, Clock, JwtAuthLayer, JwtKey, KeyError, KeyRing, KeySet, RejectionBody,
+    RevocationCheck, SystemClock,
 };
 
 /// The default clock-skew allowance for `exp` and `nbf`.
@@ -20,6 +20,15 @@ pub const DEFAULT_LEEWAY: Duration = Duration::from_secs(30);
 
 /// The default capacity of the verified-token cache, in tokens.
 pub const DEFAULT_CACHE_CAPACITY: usize = 10_000;
+
+/// How long, by default, the verified-token cache keeps answering `401 Token-Expired` for a token it saw
+/// valid, counted from the token's `exp` plus the leeway: 10 minutes.
+///
+/// Long enough for the clients that matter (a fleet whose tokens expired together, a device waking up, a
+/// replay of a recently expired token) to be answered from memory instead of with a signature
+/// verification each; short enough that entries for tokens nobody presents any more leave soon. The cache
+/// capacity bounds the memory either way. See [`JwtAuthBuilder::expired_token_retention`].
+pub const DEFAULT_EXPIRED_TOKEN_RETENTION: Duration = Duration::from_secs(10 * 60);
 
 /// Why a layer could not be built.
 #[derive(Debug, thiserror::Error)]
@@ -56,7 +65,8 @@ pub enum BuildError {
 ///
 /// Required: one key source (keys, a [`KeyRing`] or a remote JWKS), an issuer and an audience (or the
 /// explicit `allow_any_*` opt-outs). Defaults: leeway 30 s, tokens from `Authorization: Bearer` only, at
-/// most 8 KiB, verified-token cache of 10 000 entries, no revocation check, JSON error bodies, realm `api`.
+/// most 8 KiB, verified-token cache of 10 000 entries answering expired tokens for 10 minutes, no
+/// revocation check, JSON error bodies, realm `api`.
 #[must_use]
 pub struct JwtAuthBuilder {
     keys: Vec<Arc<JwtKey>>,
@@ -74,8 +84,10 @@ pub struct JwtAuthBuilder {
     query: bool,
     max_token_len: usize,
     cache_capacity: Option<usize>,
+    expired_retention: Duration,
     revocation: Option<Arc<dyn RevocationCheck>>,
-    body: Arc<dyn RejectionBody>,
+    /// `None`: the default [`JsonErrorBody`](crate::JsonErrorBody).
+    body: Option<Arc<dyn RejectionBody>>,
     realm: String,
     clock: Arc<dyn Clock>,
 }
@@ -98,8 +110,9 @@ impl Default for JwtAuthBuilder {
             query: false,
             max_token_len: DEFAULT_MAX_TOKEN_LEN,
             cache_capacity: Some(DEFAULT_CACHE_CAPACITY),
+            expired_retention: DEFAULT_EXPIRED_TOKEN_RETENTION,
             revocation: None,
-            body: Arc::new(JsonErrorBody),
+            body: None,
             realm: "api".to_owned(),
             clock: Arc::new(SystemClock),
         }
@@ -225,7 +238,17 @@ impl JwtAuthBuilder {
         self
     }
 
-    /// Consults `check` for every verified token (see [`RevocationCheck`]).
+    /// How long after its `exp` (plus the leeway) the cache keeps answering `401 Token-Expired` for a token
+    /// it saw valid, without verifying its signature again; past it, such a token is verified in full.
+    /// Default [`DEFAULT_EXPIRED_TOKEN_RETENTION`] (10 minutes); zero drops a token from the cache as soon
+    /// as it expires. Whole seconds.
+    pub fn expired_token_retention(mut self, retention: Duration) -> Self {
+        self.expired_retention = retention;
+        self
+    }
+
+    /// Consults `check` for every verified token (see [`RevocationCheck`]). A check that answers at once
+    /// ([`RevocationAnswer::Ready`](crate::RevocationAnswer::Ready)) keeps requests on the synchronous path.
     pub fn revocation(mut self, check: Arc<dyn RevocationCheck>) -> Self {
         self.revocation = Some(check);
         self
@@ -233,7 +256,7 @@ impl JwtAuthBuilder {
 
     /// Renders rejection bodies with `body` instead of the JSON [`ErrorResponse`](tessera_core::ErrorResponse).
     pub fn rejection_body(mut self, body: impl RejectionBody) -> Self {
-        self.body = Arc::new(body);
+        self.body = Some(Arc::new(body));
         self
     }
 
@@ -282,14 +305,14 @@ impl JwtAuthBuilder {
         if self.cache_capacity == Some(0) {
             return Err(BuildError::Zero("the cache capacity"));
         }
-        let core = Core {
+        let seconds = |duration: Duration| i64::try_from(duration.as_secs()).unwrap_or(i64::MAX);
+        let pipeline = Pipeline {
             sources: TokenSources {
                 cookie: self.cookie.map(String::into_boxed_str),
                 query: self.query,
                 max_len: self.max_token_len,
             },
             validator: Validator {
-                id: Validator::next_id(),
                 issuers: if self.any_issuer {
                     Box::default()
                 } else {
@@ -300,19 +323,21 @@ impl JwtAuthBuilder {
                 } else {
                     self.audiences.into()
                 },
-                leeway: i64::try_from(self.leeway.as_secs()).unwrap_or(i64::MAX),
+                lifetime: Lifetime {
+                    leeway: seconds(self.leeway),
+                },
                 strict_rfc9068: self.strict_rfc9068,
             },
             keys,
-            cache: self.cache_capacity.map(TokenCache::new),
+            cache: self
+                .cache_capacity
+                .map(|capacity| TokenCache::new(capacity, seconds(self.expired_retention))),
             revocation: self.revocation,
-            body: self.body,
-            realm: self.realm.into_boxed_str(),
+            responder: Responder::new(self.realm.into_boxed_str(), self.body),
             clock: self.clock,
-            counters: Counters::default(),
         };
         Ok(JwtAuthLayer {
-            core: Arc::new(core),
+            pipeline: Arc::new(pipeline),
             policy: Arc::new(Policy::default()),
         })
     }
@@ -366,6 +391,7 @@ impl fmt::Debug for JwtAuthBuilder {
             .field("query", &self.query)
             .field("max_token_len", &self.max_token_len)
             .field("cache_capacity", &self.cache_capacity)
+            .field("expired_retention", &self.expired_retention)
             .field("body", &RendererName)
             .field("clock", &self.clock)
             .finish_non_exhaustive()

@@ -1,0 +1,319 @@
+//! The one authentication pipeline: every request through [`JwtAuth`](crate::JwtAuth) and every
+//! [`JwtAuthLayer::verify`](crate::JwtAuthLayer::verify) call go through it.
+//!
+//! ```text
+//! token source -> length -> verified-token cache -> verification ---------------> revocation -> policy
+//!                                                     \-- unknown kid: refetch --/
+//! ```
+//!
+//! [`Pipeline::token`] runs everything that needs no waiting and says where the token stands
+//! ([`Flow`]); [`Pipeline::resume`] finishes what has to be awaited (a remote key refetch, a revocation
+//! lookup). A token that needs neither, which is every cache hit with a synchronous revocation check,
+//! never leaves the synchronous part.
+
+use std::fmt;
+use std::sync::Arc;
+
+use http::{Extensions, HeaderMap, Uri};
+
+use super::policy::Policy;
+use crate::cache::{Cached, TokenCache};
+use crate::rejection::Responder;
+use crate::source::{Candidate, TokenSources};
+use crate::stats::Counters;
+use crate::verify::Validator;
+use crate::{
+    AuthRejection, Clock, KeyRing, KeySet, RevocationAnswer, RevocationCheck, RevocationError,
+    RevocationFuture, TokenStatus, VerifiedToken,
+};
+
+/// What every clone and derived variant of one built layer shares.
+pub(crate) struct Pipeline {
+    pub(crate) sources: TokenSources,
+    pub(crate) validator: Validator,
+    pub(crate) keys: KeySource,
+    pub(crate) cache: Option<TokenCache>,
+    pub(crate) revocation: Option<Arc<dyn RevocationCheck>>,
+    pub(crate) responder: Responder,
+    pub(crate) clock: Arc<dyn Clock>,
+}
+
+/// Where the live keys come from.
+#[derive(Debug, Clone)]
+pub(crate) enum KeySource {
+    Ring(KeyRing),
+    #[cfg(feature = "remote-jwks")]
+    Remote(crate::RemoteJwks),
+}
+
+/// Where a request stands once everything that needs no waiting is done.
+pub(crate) enum Step {
+    /// An outer clone of this layer verified the request's token moments ago; this clone's policy holds
+    /// too.
+    AlreadyVerified,
+    /// No token, and the policy lets such requests through.
+    Anonymous,
+    /// Verified, and let through.
+    Admit(VerifiedToken),
+    /// Refused.
+    Refuse(AuthRejection),
+    /// Something has to be awaited first.
+    Wait(Pending),
+}
+
+/// Where a token stands once everything that needs no waiting is done.
+pub(crate) enum Flow {
+    /// Decided.
+    Done(Result<VerifiedToken, AuthRejection>),
+    /// Something has to be awaited first.
+    Wait(Pending),
+}
+
+/// What [`Pipeline::resume`] has to wait for.
+pub(crate) enum Pending {
+    /// The token verified; the revocation check is looking it up.
+    Lookup(Lookup),
+    /// No live key has the token's `kid`: refetch the remote key set, then verify the token again.
+    #[cfg(feature = "remote-jwks")]
+    Refetch(Box<str>),
+}
+
+/// A verified token whose revocation status is being looked up.
+pub(crate) struct Lookup {
+    token: VerifiedToken,
+    status: RevocationFuture,
+}
+
+/// A verified token after the synchronous part of the revocation check.
+enum Screened {
+    Done(Result<VerifiedToken, AuthRejection>),
+    Lookup(Lookup),
+}
+
+impl From<Flow> for Step {
+    fn from(flow: Flow) -> Step {
+        match flow {
+            Flow::Done(Ok(token)) => Step::Admit(token),
+            Flow::Done(Err(rejection)) => Step::Refuse(rejection),
+            Flow::Wait(pending) => Step::Wait(pending),
+        }
+    }
+}
+
+impl From<Screened> for Flow {
+    fn from(screened: Screened) -> Flow {
+        match screened {
+            Screened::Done(outcome) => Flow::Done(outcome),
+            Screened::Lookup(lookup) => Flow::Wait(Pending::Lookup(lookup)),
+        }
+    }
+}
+
+impl Pipeline {
+    /// The synchronous part for a request: its token (or the lack of one), under `policy`.
+    pub(crate) fn request(
+        &self,
+        policy: &Policy,
+        headers: &HeaderMap,
+        uri: &Uri,
+        extensions: &Extensions,
+    ) -> Step {
+        // `.layer(auth)` on a router plus `.route_layer(auth.require_scope(..))` on a route: the token was
+        // verified (and revocation-checked) by the outer clone moments ago; only the policy is new.
+        if let Some(verified) = extensions.get::<VerifiedToken>()
+            && verified.verified_by(&self.responder)
+        {
+            return match policy.authorize(verified) {
+                Ok(()) => Step::AlreadyVerified,
+                Err(rejection) => Step::Refuse(rejection),
+            };
+        }
+        match self.sources.extract(headers, uri) {
+            Ok(Some(token)) => self.token(policy, token).into(),
+            Ok(None) if policy.anonymous => Step::Anonymous,
+            Ok(None) => Step::Refuse(AuthRejection::MissingCredentials),
+            Err(rejection) => Step::Refuse(rejection),
+        }
+    }
+
+    /// The synchronous part for one token: the length limit, the cache or a verification against the live
+    /// keys, and the revocation check and `policy` when they can be decided at once.
+    pub(crate) fn token(&self, policy: &Policy, token: Candidate<'_>) -> Flow {
+        if token.bytes().len() > self.sources.max_len {
+            return Flow::Done(Err(AuthRejection::TokenTooLong {
+                limit: self.sources.max_len,
+            }));
+        }
+        let now = self.clock.unix_seconds();
+        let keys = self.load_keys();
+        let lifetime = self.validator.lifetime;
+        let counters = self.responder.counters();
+        // The cache is consulted before the charset check: a hit is byte for byte a token that passed it.
+        let cached = self
+            .cache
+            .as_ref()
+            .map(|cache| (cache, cache.key(token.bytes())));
+        if let Some((cache, key)) = &cached {
+            let found = key
+                .as_ref()
+                .map_or(Cached::Miss, |key| cache.get(key, &keys, lifetime, now));
+            match found {
+                Cached::Valid(verified) => {
+                    Counters::bump(&counters.cache_hits);
+                    return self.screen(policy, verified).into();
+                }
+                Cached::Refused(rejection) => {
+                    Counters::bump(&counters.cache_hits);
+                    return Flow::Done(Err(rejection));
+                }
+                Cached::Miss => Counters::bump(&counters.cache_misses),
+            }
+        }
+        let token = match token.checked() {
+            Ok(token) => token,
+            Err(rejection) => return Flow::Done(Err(rejection)),
+        };
+        match self.validator.verify(token, &keys, now, &self.responder) {
+            Ok(verified) => {
+                if let Some((cache, Some(key))) = &cached {
+                    cache.insert(key, verified.clone(), lifetime, now);
+                }
+                self.screen(policy, verified).into()
+            }
+            Err(AuthRejection::UnknownKey) => self.unknown_key(token),
+            Err(rejection) => Flow::Done(Err(rejection)),
+        }
+    }
+
+    /// The part that waits: a remote key refetch and the verification after it, and a revocation lookup,
+    /// each followed by the rest of the pipeline.
+    pub(crate) async fn resume(
+        &self,
+        policy: &Policy,
+        pending: Pending,
+    ) -> Result<VerifiedToken, AuthRejection> {
+        let Lookup { token, status } = match pending {
+            Pending::Lookup(lookup) => lookup,
+            #[cfg(feature = "remote-jwks")]
+            Pending::Refetch(token) => {
+                let verified = self.verify_after_refetch(&token).await?;
+                match self.screen(policy, verified) {
+                    Screened::Done(outcome) => return outcome,
+                    Screened::Lookup(lookup) => lookup,
+                }
+            }
+        };
+        admit(policy, token, status.await)
+    }
+
+    /// Counts (and traces) how a token that did not come in a request fared.
+    pub(crate) fn record(&self, outcome: &Result<VerifiedToken, AuthRejection>) {
+        match outcome {
+            Ok(_) => self.responder.admitted(),
+            Err(rejection) => self.responder.refuse(rejection),
+        }
+    }
+
+    /// The revocation check and `policy` for a verified token, as far as they can go without waiting.
+    fn screen(&self, policy: &Policy, token: VerifiedToken) -> Screened {
+        let Some(check) = &self.revocation else {
+            return Screened::Done(policy.authorize(&token).map(|()| token));
+        };
+        match check.status(&token) {
+            RevocationAnswer::Ready(status) => Screened::Done(admit(policy, token, status)),
+            RevocationAnswer::Pending(status) => Screened::Lookup(Lookup { token, status }),
+        }
+    }
+
+    /// No live key has the token's `kid`: a remote key set may be refetched for it, if its cooldown allows.
+    #[cfg_attr(
+        not(feature = "remote-jwks"),
+        expect(
+            unused_variables,
+            reason = "only a remote key set is refetched for a token"
+        )
+    )]
+    fn unknown_key(&self, token: &str) -> Flow {
+        match &self.keys {
+            KeySource::Ring(_) => Flow::Done(Err(AuthRejection::UnknownKey)),
+            #[cfg(feature = "remote-jwks")]
+            KeySource::Remote(remote) => {
+                if remote.may_refetch() {
+                    Flow::Wait(Pending::Refetch(token.into()))
+                } else if remote.never_loaded() {
+                    Flow::Done(Err(AuthRejection::KeysUnavailable))
+                } else {
+                    Flow::Done(Err(AuthRejection::UnknownKey))
+                }
+            }
+        }
+    }
+
+    /// After a refetch for an unknown `kid`: verify once more against whatever is live now.
+    #[cfg(feature = "remote-jwks")]
+    async fn verify_after_refetch(&self, token: &str) -> Result<VerifiedToken, AuthRejection> {
+        let KeySource::Remote(remote) = &self.keys else {
+            return Err(AuthRejection::UnknownKey);
+        };
+        remote.refetch_for_unknown_kid().await;
+        let keys = remote.current();
+        let now = self.clock.unix_seconds();
+        match self.validator.verify(token, &keys, now, &self.responder) {
+            Err(AuthRejection::UnknownKey) if remote.never_loaded() => {
+                Err(AuthRejection::KeysUnavailable)
+            }
+            Ok(verified) => {
+                if let Some(cache) = &self.cache
+                    && let Some(key) = cache.key(token.as_bytes())
+                {
+                    cache.insert(&key, verified.clone(), self.validator.lifetime, now);
+                }
+                Ok(verified)
+            }
+            other => other,
+        }
+    }
+
+    /// The live keys for one request.
+    fn load_keys(&self) -> arc_swap::Guard<Arc<KeySet>> {
+        match &self.keys {
+            KeySource::Ring(ring) => ring.load(),
+            #[cfg(feature = "remote-jwks")]
+            KeySource::Remote(remote) => remote.load(),
+        }
+    }
+}
+
+/// The revocation verdict, then `policy`: a verified token either passes both or is refused.
+fn admit(
+    policy: &Policy,
+    token: VerifiedToken,
+    status: Result<TokenStatus, RevocationError>,
+) -> Result<VerifiedToken, AuthRejection> {
+    match status {
+        Ok(TokenStatus::Active) => {}
+        Ok(TokenStatus::Revoked) => return Err(AuthRejection::Revoked),
+        Err(error) => {
+            tracing::warn!(%error, "revocation check failed; refusing the request");
+            return Err(AuthRejection::RevocationUnavailable);
+        }
+    }
+    policy.authorize(&token).map(|()| token)
+}
+
+impl fmt::Debug for Pipeline {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Pipeline")
+            .field("sources", &self.sources)
+            .field("validator", &self.validator)
+            .field("keys", &self.keys)
+            .field("cache", &self.cache)
+            .field(
+                "revocation",
+                &self.revocation.as_ref().map(|_| "dyn RevocationCheck"),
+            )
+            .field("responder", &self.responder)
+            .field("clock", &self.clock)
+            .finish()
+    }
+}

@@ -1,0 +1,16 @@
+//! Refusals: every cause ([`AuthRejection`]), classified once into its status, OAuth error code, challenge
+//! and log level, and rendered the same way whichever part refused (the layer, an extractor behind it, or
+//! [`JwtAuthLayer::verify`](crate::JwtAuthLayer::verify)'s caller).
+//!
+//! - `reason`: [`AuthRejection`] and its one classification.
+//! - `body`: [`RejectionBody`], the replaceable body, and its default [`JsonErrorBody`].
+//! - `responder`: a built layer's realm, body renderer and counters, shared with the extractors.
+
+mod body;
+mod reason;
+mod responder;
+
+pub(crate) use body::RendererName;
+pub use body::{JsonErrorBody, RejectionBody, RenderedBody};
+pub use reason::AuthRejection;
+pub(crate) use responder::Responder;

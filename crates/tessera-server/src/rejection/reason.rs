@@ -1,0 +1,352 @@
+//! Every way a request can fail authentication, and the one place that classifies each into its RFC 6750
+//! answer.
+
+use std::sync::Arc;
+
+use bytes::Bytes;
+use http::header::{CONTENT_TYPE, WWW_AUTHENTICATE};
+use http::{HeaderName, HeaderValue, Response, StatusCode};
+use tessera_core::challenge::Challenge;
+use tessera_core::header::{TOKEN_EXPIRED, TOKEN_EXPIRED_VALUE};
+use tessera_core::{BEARER, ErrorCode, ErrorResponse};
+
+use super::{JsonErrorBody, RejectionBody, RenderedBody};
+
+/// Why [`JwtAuth`](crate::JwtAuth) or a [`Claims`](crate::Claims) extractor refused a request.
+///
+/// Each variant renders itself into the response of the wire contract (see [`AuthRejection::render`]): the
+/// status, the `WWW-Authenticate` challenge, `Token-Expired: true` for [`AuthRejection::Expired`] only, and
+/// a JSON [`ErrorResponse`] body (replaceable through [`RejectionBody`]). The `Display` text is the
+/// `error_description`; it never contains the token.
+///
+/// A [`JwtAuth`](crate::JwtAuth) answers with its layer's realm and body renderer, and so do the
+/// extractors behind it (their [`ClaimsRejection`](crate::ClaimsRejection) carries the layer's renderer);
+/// the `IntoResponse` impl of a bare `AuthRejection` uses the defaults ([`AuthRejection::render_default`]).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum AuthRejection {
+    /// No bearer token in any configured place: 401 with a bare challenge and no error code (RFC 6750 §3.1).
+    #[error("The request carries no bearer token")]
+    MissingCredentials,
+    /// The `Authorization` header is not `Bearer <token>` with an RFC 6750 token or not visible ASCII, or the
+    /// token cookie or `access_token` parameter does not hold a bare JWT.
+    #[error("The bearer credentials are malformed: {0}")]
+    MalformedAuthorization(&'static str),
+    /// More than one `Authorization` header, or a token in two places (header, cookie, query).
+    #[error("The request carries more than one access token")]
+    MultipleTokens,
+    /// The token is longer than the configured maximum; it was not decoded.
+    #[error("The access token is longer than {limit} bytes")]
+    TokenTooLong {
+        /// The configured maximum, in bytes.
+        limit: usize,
+    },
+    /// The token is not a compact JWS with a JSON header and claims.
+    #[error("The access token is not a well-formed JWT: {0}")]
+    MalformedToken(&'static str),
+    /// The token's `alg` is not the algorithm its key is bound to (this covers `none` and algorithm confusion).
+    #[error("The access token is signed with an algorithm its key does not accept")]
+    AlgorithmMismatch,
+    /// No live key has the token's `kid`, even after refreshing a remote key set.
+    #[error("The access token is signed by an unknown key")]
+    UnknownKey,
+    /// The signature does not verify.
+    #[error("The access token signature is invalid")]
+    InvalidSignature,
+    /// Strict RFC 9068 mode: the `typ` header is not `at+jwt`.
+    #[error("The access token is not an RFC 9068 access token (typ must be at+jwt)")]
+    WrongTokenType,
+    /// A required claim is absent.
+    #[error("The access token lacks the {0} claim")]
+    MissingClaim(&'static str),
+    /// `iss` is not a trusted issuer.
+    #[error("The access token was issued by an untrusted issuer")]
+    InvalidIssuer,
+    /// `aud` does not name this resource server.
+    #[error("The access token is not meant for this audience")]
+    InvalidAudience,
+    /// `nbf` is still in the future, beyond the leeway.
+    #[error("The access token is not valid yet")]
+    NotYetValid,
+    /// `exp` has passed, beyond the leeway. Reported only for a token that passed every other check, so a
+    /// client may refresh on it.
+    #[error("The access token expired")]
+    Expired,
+    /// The revocation check reports the token revoked.
+    #[error("The access token has been revoked")]
+    Revoked,
+    /// The token lacks a scope the route requires.
+    #[error("The access token lacks a required scope")]
+    InsufficientScope {
+        /// Every scope the route requires, space-separated: the `scope` of the challenge.
+        scope: Arc<str>,
+    },
+    /// The token's subject lacks a role the route requires.
+    #[error("The access token lacks the required role {role}")]
+    MissingRole {
+        /// The role that is missing.
+        role: Arc<str>,
+    },
+    /// The claims verified but do not deserialize into the type a handler asked for.
+    #[error("The access token's claims do not have the shape this API expects")]
+    UnexpectedClaims,
+    /// A remote key set has never been fetched successfully, so no token can be checked yet.
+    #[error("No verification key is available yet; the issuer's key set could not be fetched")]
+    KeysUnavailable,
+    /// The revocation check failed, so the token's status is unknown.
+    #[error("The token's revocation status could not be checked")]
+    RevocationUnavailable,
+    /// A [`Claims`](crate::Claims) extractor ran on a route that no `JwtAuthLayer` protects.
+    #[error("No JwtAuthLayer protects this route")]
+    LayerMissing,
+}
+
+impl AuthRejection {
+    /// How this rejection is answered, apart from its body: the only place that decides it, one arm per
+    /// variant and no catch-all, so a new variant has to be classified here before anything compiles.
+    fn class(&self) -> Class<'_> {
+        use ChallengeKind::{Absent, Error, Realm};
+        use StatusCode as S;
+        let invalid_token =
+            Class::new(S::UNAUTHORIZED, ErrorCode::InvalidToken, Error, Level::Info);
+        match self {
+            AuthRejection::MissingCredentials => Class::new(
+                S::UNAUTHORIZED,
+                ErrorCode::Unauthorized,
+                Realm,
+                Level::Debug,
+            ),
+            AuthRejection::MalformedAuthorization(_) | AuthRejection::MultipleTokens => Class::new(
+                S::BAD_REQUEST,
+                ErrorCode::InvalidRequest,
+                Error,
+                Level::Info,
+            ),
+            AuthRejection::TokenTooLong { .. }
+            | AuthRejection::MalformedToken(_)
+            | AuthRejection::AlgorithmMismatch
+            | AuthRejection::UnknownKey
+            | AuthRejection::InvalidSignature
+            | AuthRejection::WrongTokenType
+            | AuthRejection::MissingClaim(_)
+            | AuthRejection::InvalidIssuer
+            | AuthRejection::InvalidAudience
+            | AuthRejection::NotYetValid
+            | AuthRejection::Revoked
+            | AuthRejection::UnexpectedClaims => invalid_token,
+            // The one answer a client refreshes on: flagged, and logged quietly since it is routine.
+            AuthRejection::Expired => Class {
+                token_expired: true,
+                level: Level::Debug,
+                ..invalid_token
+            },
+            AuthRejection::InsufficientScope { scope } => Class {
+                scope: Some(scope),
+                ..Class::new(
+                    S::FORBIDDEN,
+                    ErrorCode::InsufficientScope,
+                    Error,
+                    Level::Info,
+                )
+            },
+            AuthRejection::MissingRole { .. } => Class::new(
+                S::FORBIDDEN,
+                ErrorCode::InsufficientScope,
+                Error,
+                Level::Info,
+            ),
+            AuthRejection::KeysUnavailable | AuthRejection::RevocationUnavailable => Class::new(
+                S::SERVICE_UNAVAILABLE,
+                ErrorCode::TemporarilyUnavailable,
+                Absent,
+                Level::Warn,
+            ),
+            AuthRejection::LayerMissing => Class::new(
+                S::INTERNAL_SERVER_ERROR,
+                ErrorCode::ServerError,
+                Absent,
+                Level::Warn,
+            ),
+        }
+    }
+
+    /// The HTTP status of the answer.
+    pub fn status(&self) -> StatusCode {
+        self.class().status
+    }
+
+    /// The OAuth `error` code of the body (and of the challenge, where there is one).
+    pub fn error_code(&self) -> ErrorCode {
+        self.class().code
+    }
+
+    /// Whether the only fault is expiry: the answer carries `Token-Expired: true`.
+    pub fn is_expired(&self) -> bool {
+        self.class().token_expired
+    }
+
+    /// The JSON body of the default rendering.
+    pub fn error_response(&self) -> ErrorResponse {
+        let class = self.class();
+        ErrorResponse {
+            error: class.code,
+            error_description: Some(self.to_string()),
+            scope: class.scope.map(str::to_owned),
+        }
+    }
+
+    /// The `WWW-Authenticate` challenge (RFC 6750 §3), or `None` for answers that are not about the
+    /// credentials (503, 500).
+    pub fn www_authenticate(&self, realm: &str) -> Option<HeaderValue> {
+        let class = self.class();
+        let challenge = Challenge::new(BEARER);
+        let challenge = match class.challenge {
+            ChallengeKind::Absent => return None,
+            ChallengeKind::Realm => challenge.param("realm", realm),
+            ChallengeKind::Error => {
+                let challenge = challenge
+                    .param("error", class.code.as_str())
+                    .param("error_description", self.to_string());
+                match class.scope {
+                    Some(scope) => challenge.param("scope", scope),
+                    None => challenge,
+                }
+            }
+        };
+        HeaderValue::try_from(challenge.to_string()).ok()
+    }
+
+    /// The full answer with the default JSON body and realm `api`, as a route without a layer answers.
+    /// [`JwtAuth`](crate::JwtAuth) and the extractors behind it use their layer's realm and
+    /// [`RejectionBody`] instead.
+    pub fn render_default<B: From<Bytes>>(&self) -> Response<B> {
+        self.render("api", &JsonErrorBody)
+    }
+
+    /// The full answer: status and headers fixed by the wire contract, body from `body`.
+    pub fn render<B: From<Bytes>>(&self, realm: &str, body: &dyn RejectionBody) -> Response<B> {
+        self.respond(self.www_authenticate(realm), body.render(self))
+    }
+
+    /// The answers a server gives routinely, and whose headers never change: a layer prepares them once
+    /// (see `Responder`).
+    pub(crate) const ROUTINE: [AuthRejection; 5] = [
+        AuthRejection::MissingCredentials,
+        AuthRejection::Expired,
+        AuthRejection::InvalidSignature,
+        AuthRejection::UnknownKey,
+        AuthRejection::Revoked,
+    ];
+
+    /// The answer with `challenge` (this rejection's [`www_authenticate`](Self::www_authenticate)) and
+    /// `body`: the status and the other headers follow from the classification.
+    pub(crate) fn respond<B: From<Bytes>>(
+        &self,
+        challenge: Option<HeaderValue>,
+        body: RenderedBody,
+    ) -> Response<B> {
+        let class = self.class();
+        let mut response = Response::new(B::from(body.body));
+        *response.status_mut() = class.status;
+        let headers = response.headers_mut();
+        headers.insert(CONTENT_TYPE, body.content_type);
+        if let Some(challenge) = challenge {
+            headers.insert(WWW_AUTHENTICATE, challenge);
+        }
+        if class.token_expired {
+            headers.insert(
+                HeaderName::from_static(TOKEN_EXPIRED),
+                HeaderValue::from_static(TOKEN_EXPIRED_VALUE),
+            );
+        }
+        response
+    }
+
+    /// Emits the `tracing` event for this rejection: the reason and status, never the token.
+    pub(crate) fn trace(&self) {
+        let class = self.class();
+        let status = class.status.as_u16();
+        match class.level {
+            Level::Debug => {
+                tracing::debug!(status, reason = %self, "bearer authentication rejected");
+            }
+            Level::Info => tracing::info!(status, reason = %self, "bearer authentication rejected"),
+            Level::Warn => {
+                tracing::warn!(status, reason = %self, "bearer authentication could not complete");
+            }
+        }
+    }
+}
+
+/// Everything about an answer but its body, as [`AuthRejection::class`] decides it.
+struct Class<'a> {
+    status: StatusCode,
+    code: ErrorCode,
+    challenge: ChallengeKind,
+    /// The `scope` of an `insufficient_scope` challenge and body.
+    scope: Option<&'a str>,
+    /// Whether the answer carries `Token-Expired: true`.
+    token_expired: bool,
+    level: Level,
+}
+
+impl Class<'_> {
+    fn new(status: StatusCode, code: ErrorCode, challenge: ChallengeKind, level: Level) -> Self {
+        Class {
+            status,
+            code,
+            challenge,
+            scope: None,
+            token_expired: false,
+            level,
+        }
+    }
+}
+
+/// Which `WWW-Authenticate` challenge an answer carries.
+#[derive(Clone, Copy)]
+enum ChallengeKind {
+    /// No challenge: the answer is not about the credentials (503, 500).
+    Absent,
+    /// `realm` only: no credentials were presented (RFC 6750 §3.1).
+    Realm,
+    /// `error` and `error_description` (and `scope`, where the class has one).
+    Error,
+}
+
+/// The level of a rejection's `tracing` event.
+#[derive(Clone, Copy)]
+enum Level {
+    /// Routine: no credentials, or an expired token a client will refresh.
+    Debug,
+    /// A client error worth seeing: a bad token, a missing scope.
+    Info,
+    /// The server could not decide (keys or revocation list unavailable, no layer).
+    Warn,
+}
+
+impl axum::response::IntoResponse for AuthRejection {
+    fn into_response(self) -> axum::response::Response {
+        self.render_default()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tessera_core::header::EXPIRED_DESCRIPTION;
+
+    use super::*;
+
+    #[test]
+    fn expired_description_is_the_contract_one() {
+        assert_eq!(AuthRejection::Expired.to_string(), EXPIRED_DESCRIPTION);
+    }
+
+    #[test]
+    fn missing_credentials_challenge_has_no_error() {
+        let challenge = AuthRejection::MissingCredentials
+            .www_authenticate("api")
+            .unwrap();
+        assert_eq!(challenge, r#"Bearer realm="api""#);
+    }
+}
