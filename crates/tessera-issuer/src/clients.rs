@@ -11,8 +11,10 @@ use serde::Deserialize;
 use tessera_core::GrantType;
 use tessera_core::jose::{Jws, JwtKey};
 
+use crate::credentials::CredentialChecks;
 use crate::error::TokenError;
 use crate::events::{AuthEvent, Events};
+use crate::grants::OVERLOADED_RETRY_AFTER;
 use crate::params::{Params, form_decode};
 use crate::password::{self, PasswordError, PasswordHashing};
 
@@ -22,6 +24,13 @@ pub const JWT_BEARER_ASSERTION_TYPE: &str =
 
 /// The longest a client assertion may still be valid when presented; bounds the `jti` replay cache.
 const MAX_ASSERTION_LIFETIME: i64 = 600;
+
+/// The `invalid_client` description of every failed client authentication whose cause could tell an
+/// unknown client from a registered one: unknown id, another method, wrong secret, foreign signature.
+const AUTHENTICATION_FAILED: &str = "client authentication failed";
+
+/// The `invalid_client` description of a bare `client_id` that names no public client.
+const NOT_A_PUBLIC_CLIENT: &str = "client authentication failed: `client_id` alone identifies public clients only; confidential clients must authenticate";
 
 /// Past this many remembered assertion `jti`s, expired ones are swept on insert.
 const JTI_SWEEP_THRESHOLD: usize = 10_000;
@@ -189,6 +198,8 @@ enum ClientError {
     Malformed(String),
     /// `invalid_client`: unknown client, wrong secret, bad assertion, missing authentication.
     Rejected(String),
+    /// Too many credential checks are running and waiting.
+    Overloaded,
 }
 
 /// The registered clients, the replay cache of their assertions, and the rules on who may act for whom.
@@ -197,6 +208,8 @@ pub(crate) struct ClientDirectory {
     /// The audiences a client assertion may name: the token endpoint URL and the issuer.
     assertion_audiences: Vec<String>,
     seen_assertions: Mutex<HashMap<(String, String), i64>>,
+    /// The gate client secrets are checked behind, shared with the password grant.
+    checks: Arc<CredentialChecks>,
     events: Events,
 }
 
@@ -229,12 +242,14 @@ impl ClientDirectory {
     pub(crate) fn new(
         clients: HashMap<String, Arc<ClientRegistration>>,
         assertion_audiences: Vec<String>,
+        checks: Arc<CredentialChecks>,
         events: Events,
     ) -> Self {
         ClientDirectory {
             clients,
             assertion_audiences,
             seen_assertions: Mutex::new(HashMap::new()),
+            checks,
             events,
         }
     }
@@ -255,6 +270,9 @@ impl ClientDirectory {
             Err(ClientError::Malformed(description)) => {
                 Err(TokenError::InvalidRequest(description))
             }
+            Err(ClientError::Overloaded) => Err(TokenError::Overloaded {
+                retry_after: OVERLOADED_RETRY_AFTER,
+            }),
             Err(ClientError::Rejected(description)) => {
                 self.events.emit(AuthEvent::ClientAuthenticationFailed {
                     client_id: presented.claimed_id(),
@@ -278,12 +296,18 @@ impl ClientDirectory {
             Some(_) => Err(TokenError::InvalidClient(
                 "the token was issued to another client".into(),
             )),
-            None => match self.clients.get(owner) {
-                Some(owner) if !owner.is_confidential() => Ok(()),
-                _ => Err(TokenError::InvalidClient(
-                    "the token belongs to a confidential client, which must authenticate".into(),
-                )),
-            },
+            None => self.public_owner(owner).map(drop),
+        }
+    }
+
+    /// The registration of `owner`, for a request that named no client: it must be a registered public
+    /// client (a confidential client always authenticates).
+    pub(crate) fn public_owner(&self, owner: &str) -> Result<Arc<ClientRegistration>, TokenError> {
+        match self.clients.get(owner) {
+            Some(owner) if !owner.is_confidential() => Ok(Arc::clone(owner)),
+            _ => Err(TokenError::InvalidClient(
+                "the token belongs to a confidential client, which must authenticate".into(),
+            )),
         }
     }
 
@@ -340,23 +364,26 @@ impl ClientDirectory {
         }
         match presented.client_id {
             None => Ok(None),
-            Some(id) => {
-                let client = self.lookup(id)?;
-                if client.is_confidential() {
-                    return Err(ClientError::Rejected(format!(
-                        "client `{id}` is confidential and must authenticate"
-                    )));
-                }
-                Ok(Some(client))
-            }
+            // One answer for an unknown client and a confidential one, so it tells nobody which ids exist.
+            Some(id) => match self.clients.get(id) {
+                Some(client) if !client.is_confidential() => Ok(Some(Arc::clone(client))),
+                _ => Err(ClientError::Rejected(NOT_A_PUBLIC_CLIENT.into())),
+            },
         }
     }
 
-    fn lookup(&self, id: &str) -> Result<Arc<ClientRegistration>, ClientError> {
+    /// The registration of `id` if it authenticates with `method`; otherwise the one answer for an
+    /// unknown client, another method and (later) a wrong credential, so that none tells which ids exist.
+    fn lookup(
+        &self,
+        id: &str,
+        method: fn(&ClientAuthentication) -> bool,
+    ) -> Result<Arc<ClientRegistration>, ClientError> {
         self.clients
             .get(id)
+            .filter(|client| method(&client.authentication))
             .cloned()
-            .ok_or_else(|| ClientError::Rejected(format!("unknown client `{id}`")))
+            .ok_or_else(|| ClientError::Rejected(AUTHENTICATION_FAILED.into()))
     }
 
     async fn check_secret(
@@ -364,20 +391,25 @@ impl ClientDirectory {
         id: &str,
         secret: &str,
     ) -> Result<Arc<ClientRegistration>, ClientError> {
-        let client = self.lookup(id)?;
+        let client = self.lookup(id, |method| {
+            matches!(method, ClientAuthentication::Secret { .. })
+        })?;
         let ClientAuthentication::Secret { hash } = &client.authentication else {
-            return Err(ClientError::Rejected(format!(
-                "client `{id}` does not authenticate with a secret"
-            )));
+            return Err(ClientError::Rejected(AUTHENTICATION_FAILED.into()));
         };
         let (hash, secret) = (hash.clone(), secret.to_owned());
+        let _turn = self
+            .checks
+            .admit()
+            .await
+            .map_err(|_| ClientError::Overloaded)?;
         let matches = password::verify_blocking(secret, hash)
             .await
-            .map_err(|_| ClientError::Rejected("client authentication failed".into()))?;
+            .map_err(|_| ClientError::Rejected(AUTHENTICATION_FAILED.into()))?;
         if matches {
             Ok(client)
         } else {
-            Err(ClientError::Rejected("client authentication failed".into()))
+            Err(ClientError::Rejected(AUTHENTICATION_FAILED.into()))
         }
     }
 
@@ -399,16 +431,18 @@ impl ClientDirectory {
                 .and_then(|claims| claims.sub)
                 .ok_or_else(|| rejected("it is not a JWT with a `sub` claim"))?,
         };
-        let client = self.lookup(&id)?;
+        let client = self.lookup(&id, |method| {
+            matches!(method, ClientAuthentication::PrivateKeyJwt { .. })
+        })?;
         let ClientAuthentication::PrivateKeyJwt { key } = &client.authentication else {
-            return Err(ClientError::Rejected(format!(
-                "client `{id}` does not authenticate with private_key_jwt"
-            )));
+            return Err(ClientError::Rejected(AUTHENTICATION_FAILED.into()));
         };
+        // Until the signature holds, the answer is the one for an unknown client: only the key's holder
+        // learns what else is wrong with an assertion.
         let claims: AssertionClaims = jws
             .verify_with(key)
             .and_then(|verified| verified.claims())
-            .map_err(|error| rejected(&error.to_string()))?;
+            .map_err(|_| ClientError::Rejected(AUTHENTICATION_FAILED.into()))?;
         // RFC 7523 §3: `iss` and `sub` are the client, `aud` names this service, `exp` is required.
         if claims.iss.as_deref() != Some(id.as_str()) {
             return Err(rejected("its `iss` is not the client id"));

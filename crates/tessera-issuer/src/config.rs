@@ -26,6 +26,9 @@ use crate::throttle::ThrottlePolicy;
 /// The longest grace window accepted.
 pub const MAX_GRACE: Duration = Duration::from_secs(300);
 
+/// The default grace window.
+pub const DEFAULT_GRACE: Duration = Duration::from_secs(30);
+
 /// The file in the key directory holding the refresh-token secret.
 pub const REFRESH_SECRET_FILE: &str = "refresh-token.secret";
 
@@ -56,6 +59,11 @@ pub enum BuildError {
     /// The family cap is zero.
     #[error("the session cap per user and client must be at least 1")]
     ZeroFamilyCap,
+    /// No credential check may run.
+    #[error(
+        "at least one credential check must be allowed to run; call .credential_checks(1, ...) or more"
+    )]
+    ZeroCredentialChecks,
     /// No client is registered, so no request could ever succeed.
     #[error("no client is registered; call .public_client(\"my-app\") or .client(...)")]
     NoClients,
@@ -102,6 +110,7 @@ pub struct IssuerBuilder {
     clients: Vec<ClientRegistration>,
     token_endpoint: Option<String>,
     throttle: ThrottlePolicy,
+    credential_checks: (usize, usize),
     max_body_bytes: usize,
     purge_interval: Duration,
     purge_batch: usize,
@@ -135,7 +144,7 @@ impl Default for IssuerBuilder {
             access_ttl: Duration::from_secs(15 * 60),
             refresh_ttl: Duration::from_secs(30 * 86_400),
             idle_ttl: Duration::from_secs(14 * 86_400),
-            grace: Duration::from_secs(30),
+            grace: DEFAULT_GRACE,
             family_cap: 50,
             algorithm: Algorithm::EdDsa,
             keys: None,
@@ -148,6 +157,10 @@ impl Default for IssuerBuilder {
             clients: Vec::new(),
             token_endpoint: None,
             throttle: ThrottlePolicy::default(),
+            credential_checks: {
+                let cpus = std::thread::available_parallelism().map_or(2, usize::from);
+                (2 * cpus, 32 * cpus)
+            },
             max_body_bytes: 16 * 1024,
             purge_interval: Duration::from_secs(600),
             purge_batch: 500,
@@ -279,6 +292,15 @@ impl IssuerBuilder {
         self
     }
 
+    /// How many credential checks (password-grant logins with the [`CredentialVerifier`], client
+    /// secrets) run at once, and how many more may wait their turn (default: twice the CPUs, and 16
+    /// times that waiting). A request beyond both is answered at once with `503 temporarily_unavailable`
+    /// and `Retry-After: 1` instead of queueing without bound.
+    pub fn credential_checks(mut self, concurrent: usize, queued: usize) -> Self {
+        self.credential_checks = (concurrent, queued);
+        self
+    }
+
     /// How repeated failed logins are slowed down.
     pub fn login_throttle(mut self, policy: ThrottlePolicy) -> Self {
         self.throttle = policy;
@@ -346,6 +368,9 @@ impl IssuerBuilder {
         if self.clients.is_empty() {
             return Err(BuildError::NoClients);
         }
+        if self.credential_checks.0 == 0 {
+            return Err(BuildError::ZeroCredentialChecks);
+        }
         let mut clients = HashMap::new();
         for client in self.clients {
             let id = client.id().to_owned();
@@ -394,6 +419,7 @@ impl IssuerBuilder {
             clients,
             assertion_audiences: vec![token_endpoint, issuer],
             verifier,
+            credential_checks: self.credential_checks,
             throttle: self.throttle,
             secret: RefreshSecret::from_master(&master),
             families: FamilyPolicy {
@@ -421,6 +447,8 @@ pub(crate) struct Settings {
     /// The audiences a client assertion may name: the token endpoint URL and the issuer.
     pub(crate) assertion_audiences: Vec<String>,
     pub(crate) verifier: Arc<dyn CredentialVerifier>,
+    /// How many credential checks run at once, and how many wait.
+    pub(crate) credential_checks: (usize, usize),
     pub(crate) throttle: ThrottlePolicy,
     pub(crate) secret: RefreshSecret,
     pub(crate) families: FamilyPolicy,

@@ -31,12 +31,24 @@ pub(crate) enum TokenError {
     /// 400 `invalid_scope`.
     #[error("{0}")]
     InvalidScope(String),
-    /// 429 with `Retry-After`: too many failed logins for this username.
+    /// 429 `slow_down` with `Retry-After`: too many failed logins for this username.
     #[error("too many failed logins for this username; retry in {retry_after} s")]
     Throttled {
         /// Seconds until the next attempt is accepted.
         retry_after: u64,
     },
+    /// 503 `temporarily_unavailable` with `Retry-After`: every credential check is busy and the queue
+    /// in front of them is full.
+    #[error("too many logins are being checked at once; retry in {retry_after} s")]
+    Overloaded {
+        /// Seconds to wait before retrying.
+        retry_after: u64,
+    },
+    /// 403 `insufficient_scope`: a client-credentials token on an endpoint that acts for a signed-in user.
+    #[error(
+        "this endpoint acts for a signed-in user; a client-credentials token speaks for no user"
+    )]
+    NotAUser,
     /// 413: the body exceeds the configured limit.
     #[error("the request body exceeds {limit} bytes")]
     PayloadTooLarge {

@@ -5,10 +5,10 @@ use std::sync::Arc;
 use tessera_core::{BEARER, Clock, GrantType, TokenResponse};
 
 use crate::clients::{ClientDirectory, ClientRegistration};
-use crate::credentials::CredentialVerifier;
+use crate::credentials::{CredentialChecks, CredentialVerifier};
 use crate::error::TokenError;
 use crate::events::{AuthEvent, Events, LoginFailure};
-use crate::minting::{MintedToken, Minter, TokenContext};
+use crate::minting::{MintedToken, Minter, TokenContext, client_subject, is_client_subject};
 use crate::params::Params;
 use crate::refresh::{Login, RefreshToken, RefreshTokens, UNKNOWN_REFRESH};
 use crate::store::RefreshStore;
@@ -16,15 +16,30 @@ use crate::throttle::LoginThrottle;
 
 const BAD_CREDENTIALS: &str = "The username or password is incorrect";
 
+/// The longest username the password grant accepts, in bytes. Longer ones are refused before any
+/// credential check or throttle entry, so a flood of distinct huge usernames costs neither hashing nor
+/// memory.
+pub const MAX_USERNAME_LEN: usize = 256;
+
+/// How long a client shed by a full credential-check queue is asked to wait, seconds.
+pub(crate) const OVERLOADED_RETRY_AFTER: u64 = 1;
+
 /// The token endpoint: authenticates the client, checks the grant and its scope, and answers with tokens.
 pub(crate) struct Grants<S> {
     clients: Arc<ClientDirectory>,
-    verifier: Arc<dyn CredentialVerifier>,
-    throttle: LoginThrottle,
+    logins: Logins,
     refresh: Arc<RefreshTokens<S>>,
     minter: Arc<Minter>,
     events: Events,
     clock: Arc<dyn Clock>,
+}
+
+/// What the password grant checks logins with: the credential backend, the gate in front of it and the
+/// throttle.
+pub(crate) struct Logins {
+    pub(crate) verifier: Arc<dyn CredentialVerifier>,
+    pub(crate) checks: Arc<CredentialChecks>,
+    pub(crate) throttle: LoginThrottle,
 }
 
 /// What [`Grants`] answers a token request with, before it is a [`TokenResponse`].
@@ -49,8 +64,7 @@ impl From<Issued> for TokenResponse {
 impl<S: RefreshStore> Grants<S> {
     pub(crate) fn new(
         clients: Arc<ClientDirectory>,
-        verifier: Arc<dyn CredentialVerifier>,
-        throttle: LoginThrottle,
+        logins: Logins,
         refresh: Arc<RefreshTokens<S>>,
         minter: Arc<Minter>,
         events: Events,
@@ -58,8 +72,7 @@ impl<S: RefreshStore> Grants<S> {
     ) -> Self {
         Grants {
             clients,
-            verifier,
-            throttle,
+            logins,
             refresh,
             minter,
             events,
@@ -75,6 +88,10 @@ impl<S: RefreshStore> Grants<S> {
         user_agent: Option<&str>,
     ) -> Result<TokenResponse, TokenError> {
         let grant_type = params.grant_type()?;
+        if grant_type == GrantType::Password {
+            // Malformed logins are refused before anything costly: client secrets, throttle entries.
+            Credentials::of(params)?;
+        }
         let now = self.clock.unix_seconds();
         let client = self
             .clients
@@ -84,8 +101,7 @@ impl<S: RefreshStore> Grants<S> {
             && !client.allows(grant_type)
         {
             return Err(TokenError::UnauthorizedClient(format!(
-                "the client `{}` may not use the {} grant",
-                client.id(),
+                "this client may not use the {} grant",
                 grant_type.as_str()
             )));
         }
@@ -118,33 +134,58 @@ impl<S: RefreshStore> Grants<S> {
         user_agent: Option<&str>,
         now: i64,
     ) -> Result<Issued, TokenError> {
-        let username = params.require("username")?;
-        let password = params.require("password")?;
+        let Credentials { username, password } = Credentials::of(params)?;
         let scope = grant_scope(client, params.get("scope")?)?;
         let failed = |reason| AuthEvent::LoginFailed {
             username: username.to_owned(),
             client_id: client.id().to_owned(),
             reason,
         };
-        if let Err(retry_after) = self.throttle.check(username, now) {
+        let Logins {
+            verifier,
+            checks,
+            throttle,
+        } = &self.logins;
+        if let Err(retry_after) = throttle.check(username, now) {
             self.events.emit(failed(LoginFailure::Throttled));
             return Err(TokenError::Throttled { retry_after });
         }
-        let Some(user) = self.verifier.verify(username, password).await? else {
-            self.throttle.record_failure(username, now);
+        let verified = {
+            let _turn = checks.admit().await.map_err(|_| TokenError::Overloaded {
+                retry_after: OVERLOADED_RETRY_AFTER,
+            })?;
+            verifier.verify(username, password).await?
+        };
+        let user = match verified {
+            Some(user) if is_client_subject(&user.subject) => {
+                tracing::error!(
+                    "the credential verifier answered a subject in the client namespace (`client:`), \
+                     which the password grant refuses; rename the user"
+                );
+                None
+            }
+            other => other,
+        };
+        let Some(user) = user else {
+            throttle.record_failure(username, now);
             self.events.emit(failed(LoginFailure::BadCredentials));
             return Err(TokenError::InvalidGrant(BAD_CREDENTIALS));
         };
-        self.throttle.record_success(username);
+        throttle.record_success(username);
 
-        let login = Login {
-            user_id: &user.subject,
-            client_id: client.id(),
-            scope: scope.as_deref(),
-            roles: &user.roles,
-            user_agent,
+        // A session (and its refresh token) only for a client that may refresh it.
+        let session = if client.allows(GrantType::RefreshToken) {
+            let login = Login {
+                user_id: &user.subject,
+                client_id: client.id(),
+                scope: scope.as_deref(),
+                roles: &user.roles,
+                user_agent,
+            };
+            Some(self.refresh.start(login, now).await?)
+        } else {
+            None
         };
-        let (family_id, refresh_token) = self.refresh.start(login, now).await?;
         let context = TokenContext {
             subject: &user.subject,
             client_id: client.id(),
@@ -152,7 +193,9 @@ impl<S: RefreshStore> Grants<S> {
             roles: &user.roles,
             grant_type: GrantType::Password,
         };
-        let access = self.minter.mint(&context, Some(family_id.as_str()), now)?;
+        let family_id = session.as_ref().map(|(id, _)| id.as_str());
+        let access = self.minter.mint(&context, family_id, now)?;
+        let (family_id, refresh_token) = session.unzip();
         self.events.emit(AuthEvent::LoginSucceeded {
             user_id: user.subject.clone(),
             client_id: client.id().to_owned(),
@@ -160,7 +203,7 @@ impl<S: RefreshStore> Grants<S> {
         });
         Ok(Issued {
             access,
-            refresh_token: Some(refresh_token),
+            refresh_token,
             scope,
         })
     }
@@ -222,9 +265,14 @@ impl<S: RefreshStore> Grants<S> {
         match client {
             Some(client) => Ok(client.id().to_owned()),
             // No client named: the family says which client it belongs to, and that client must be a
-            // public one (a confidential client always authenticates).
+            // public one (a confidential client always authenticates) still allowed to refresh.
             None => {
-                self.clients.check_owner(&family.client_id, None)?;
+                let owner = self.clients.public_owner(&family.client_id)?;
+                if !owner.allows(GrantType::RefreshToken) {
+                    return Err(TokenError::UnauthorizedClient(
+                        "this client may not use the refresh_token grant".into(),
+                    ));
+                }
                 Ok(family.client_id)
             }
         }
@@ -242,8 +290,9 @@ impl<S: RefreshStore> Grants<S> {
             ));
         }
         let scope = grant_scope(client, params.get("scope")?)?;
+        let subject = client_subject(client.id());
         let context = TokenContext {
-            subject: client.id(),
+            subject: &subject,
             client_id: client.id(),
             scope: scope.as_deref(),
             roles: &[],
@@ -258,6 +307,26 @@ impl<S: RefreshStore> Grants<S> {
             refresh_token: None,
             scope,
         })
+    }
+}
+
+/// The username and password of a password grant.
+struct Credentials<'a> {
+    username: &'a str,
+    password: &'a str,
+}
+
+impl<'a> Credentials<'a> {
+    /// Both parameters, the username at most [`MAX_USERNAME_LEN`] bytes.
+    fn of(params: &'a Params) -> Result<Self, TokenError> {
+        let username = params.require("username")?;
+        let password = params.require("password")?;
+        if username.len() > MAX_USERNAME_LEN {
+            return Err(TokenError::InvalidRequest(format!(
+                "the username is longer than {MAX_USERNAME_LEN} bytes"
+            )));
+        }
+        Ok(Credentials { username, password })
     }
 }
 
@@ -279,10 +348,9 @@ fn grant_scope(
             .iter()
             .any(|allowed| allowed == scope)
         {
-            return Err(TokenError::InvalidScope(format!(
-                "the scope `{scope}` is not allowed for the client `{}`",
-                client.id()
-            )));
+            return Err(TokenError::InvalidScope(
+                "the requested scope includes a scope this client may not ask for".into(),
+            ));
         }
         if !granted.contains(&scope) {
             granted.push(scope);
@@ -303,9 +371,10 @@ fn narrow_scope(
     let mut granted: Vec<&str> = Vec::new();
     for scope in requested.split(' ').filter(|scope| !scope.is_empty()) {
         if !original.contains(&scope) {
-            return Err(TokenError::InvalidScope(format!(
-                "the scope `{scope}` was not granted at login; a refresh can only narrow the scope"
-            )));
+            return Err(TokenError::InvalidScope(
+                "the requested scope includes a scope not granted at login; a refresh can only narrow the scope"
+                    .into(),
+            ));
         }
         if !granted.contains(&scope) {
             granted.push(scope);

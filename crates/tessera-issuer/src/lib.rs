@@ -89,14 +89,15 @@ pub mod store;
 mod throttle;
 
 pub use clients::{ClientRegistration, JWT_BEARER_ASSERTION_TYPE};
-pub use config::{BuildError, IssuerBuilder, MAX_GRACE, REFRESH_SECRET_FILE};
+pub use config::{BuildError, DEFAULT_GRACE, IssuerBuilder, MAX_GRACE, REFRESH_SECRET_FILE};
 pub use credentials::{CredentialError, CredentialVerifier, UserTable, VerifiedUser, VerifyFuture};
 pub use denylist::AccessTokenDenylist;
 pub use events::{AuthEvent, AuthEventHook, LoginFailure};
+pub use grants::MAX_USERNAME_LEN;
 pub use http::JWKS_PATH;
 pub use issuer::Issuer;
 pub use keys::SigningKeys;
-pub use minting::{ClaimsHook, TokenContext};
+pub use minting::{CLIENT_SUBJECT_PREFIX, ClaimsHook, TokenContext};
 pub use password::{PasswordError, PasswordHashing};
 pub use store::{MemoryStore, SqliteStore};
 pub use tessera_core::jose::{self, Algorithm};

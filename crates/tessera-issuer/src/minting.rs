@@ -25,10 +25,33 @@ const REGISTERED: [&str; 11] = [
     "sid",
 ];
 
+/// The `sub` of a client-credentials token is this prefix followed by the client id, so it can never be
+/// a user's `sub` (RFC 9068 §5): the password grant refuses users whose subject starts with it. An API
+/// tells a token that acts for a user from one that acts for a client by this prefix.
+///
+/// ```
+/// use tessera_issuer::CLIENT_SUBJECT_PREFIX;
+///
+/// let sub = "client:reporting";
+/// assert_eq!(sub.strip_prefix(CLIENT_SUBJECT_PREFIX), Some("reporting"));
+/// ```
+pub const CLIENT_SUBJECT_PREFIX: &str = "client:";
+
+/// The `sub` of the client-credentials tokens of `client_id`.
+pub(crate) fn client_subject(client_id: &str) -> String {
+    format!("{CLIENT_SUBJECT_PREFIX}{client_id}")
+}
+
+/// Whether `subject` is a client's (see [`CLIENT_SUBJECT_PREFIX`]).
+pub(crate) fn is_client_subject(subject: &str) -> bool {
+    subject.starts_with(CLIENT_SUBJECT_PREFIX)
+}
+
 /// What an access token is being minted for, handed to a [`ClaimsHook`].
 #[derive(Debug, Clone, Copy)]
 pub struct TokenContext<'a> {
-    /// The token's `sub`: the user, or the client itself for client credentials.
+    /// The token's `sub`: the user, or for client credentials the client id behind
+    /// [`CLIENT_SUBJECT_PREFIX`].
     pub subject: &'a str,
     /// The client the token is issued to.
     pub client_id: &'a str,

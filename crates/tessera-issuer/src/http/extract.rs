@@ -1,16 +1,21 @@
 //! What the handlers take from a request, as axum extractors: its [`Params`] (a form or JSON body within
-//! the size limit), its `Authorization: Basic` credentials and its `User-Agent`. A bad body is rejected
-//! with the [`TokenError`] that says why.
+//! the size limit), its `Authorization: Basic` credentials, its `User-Agent`, and on the user endpoints
+//! the signed-in user's claims. A bad request is rejected with the [`TokenError`] that says why.
 
 use std::convert::Infallible;
 
 use axum::extract::{FromRef, FromRequest, FromRequestParts, Request};
+use axum::response::{IntoResponse as _, Response};
 use http::header::{AUTHORIZATION, CONTENT_TYPE, USER_AGENT};
 use http::request::Parts;
 use http::{HeaderMap, HeaderName};
 
+use tessera_core::AccessTokenClaims;
+use tessera_server::Claims;
+
 use crate::error::TokenError;
 use crate::issuer::Issuer;
+use crate::minting::is_client_subject;
 use crate::params::Params;
 
 /// The longest `User-Agent` kept for the session list.
@@ -85,6 +90,25 @@ impl<St: Send + Sync> FromRequestParts<St> for UserAgent {
         let agent =
             header(parts, USER_AGENT).map(|agent| agent.chars().take(MAX_USER_AGENT).collect());
         Ok(UserAgent(agent))
+    }
+}
+
+/// The claims of the signed-in user's access token, as the `JwtAuthLayer` in front verified them. A
+/// client-credentials token acts for no user: refused with 403 `insufficient_scope`.
+#[derive(Debug)]
+pub(super) struct UserClaims(pub(super) AccessTokenClaims);
+
+impl<St: Send + Sync> FromRequestParts<St> for UserClaims {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &St) -> Result<Self, Response> {
+        let Claims(claims) = Claims::<AccessTokenClaims>::from_request_parts(parts, state)
+            .await
+            .map_err(axum::response::IntoResponse::into_response)?;
+        if is_client_subject(&claims.sub) {
+            return Err(TokenError::NotAUser.into_response());
+        }
+        Ok(UserClaims(claims))
     }
 }
 

@@ -14,9 +14,9 @@ use axum::{Json, Router};
 use http::StatusCode;
 use http::header::CACHE_CONTROL;
 use serde_json::json;
-use tessera_server::{Claims, JwtAuthLayer};
+use tessera_server::JwtAuthLayer;
 
-use self::extract::{BasicCredentials, UserAgent};
+use self::extract::{BasicCredentials, UserAgent, UserClaims};
 use self::response::NoStore;
 use crate::error::TokenError;
 use crate::issuer::Issuer;
@@ -83,7 +83,7 @@ async fn logout<S: RefreshStore>(
 
 async fn logout_all<S: RefreshStore>(
     State(issuer): State<Issuer<S>>,
-    Claims(claims): Claims,
+    UserClaims(claims): UserClaims,
 ) -> Answer<impl IntoResponse> {
     let ended = issuer.sessions().logout_all(&claims).await?;
     Ok(NoStore(Json(json!({ "sessions_ended": ended }))))
@@ -91,7 +91,7 @@ async fn logout_all<S: RefreshStore>(
 
 async fn sessions<S: RefreshStore>(
     State(issuer): State<Issuer<S>>,
-    Claims(claims): Claims,
+    UserClaims(claims): UserClaims,
 ) -> Answer<impl IntoResponse> {
     let sessions = issuer.sessions().list(&claims).await?;
     Ok(NoStore(Json(sessions)))
@@ -99,7 +99,7 @@ async fn sessions<S: RefreshStore>(
 
 async fn end_session<S: RefreshStore>(
     State(issuer): State<Issuer<S>>,
-    Claims(claims): Claims,
+    UserClaims(claims): UserClaims,
     Path(id): Path<String>,
 ) -> Answer<impl IntoResponse> {
     issuer.sessions().end(&claims, id).await?;

@@ -65,6 +65,32 @@ pub fn harness_on<S: RefreshStore>(
     clock: ManualClock,
     configure: impl FnOnce(tessera_issuer::IssuerBuilder) -> tessera_issuer::IssuerBuilder,
 ) -> Harness<S> {
+    assemble(store, clock, |builder| {
+        configure(builder.user("alice", "wonderland", ["admin"]).user(
+            "bob",
+            "builder",
+            Vec::<String>::new(),
+        ))
+    })
+}
+
+/// [`harness_with`], checking passwords with `verifier` instead of the built-in users.
+pub fn harness_with_verifier<S: RefreshStore>(
+    store: S,
+    verifier: impl tessera_issuer::CredentialVerifier,
+    configure: impl FnOnce(tessera_issuer::IssuerBuilder) -> tessera_issuer::IssuerBuilder,
+) -> Harness<S> {
+    assemble(store, ManualClock::at_unix(START), |builder| {
+        configure(builder.credential_verifier(verifier))
+    })
+}
+
+/// The token service with the clients of [`harness_on`], its users left to `configure`.
+fn assemble<S: RefreshStore>(
+    store: S,
+    clock: ManualClock,
+    configure: impl FnOnce(tessera_issuer::IssuerBuilder) -> tessera_issuer::IssuerBuilder,
+) -> Harness<S> {
     let events = Arc::new(Mutex::new(Vec::new()));
     let client_key = SigningKey::generate(Algorithm::Es256).unwrap();
     let secret_hash = cheap_hashing().hash(CLIENT_SECRET).unwrap();
@@ -75,8 +101,6 @@ pub fn harness_on<S: RefreshStore>(
         .grace(Duration::from_secs(30))
         .clock(clock.clone())
         .password_hashing(cheap_hashing())
-        .user("alice", "wonderland", ["admin"])
-        .user("bob", "builder", Vec::<String>::new())
         .client(ClientRegistration::public("demo").scopes(["profile", "email"]))
         .client(ClientRegistration::public("other"))
         .client(
