@@ -22,9 +22,10 @@ use tessera_server::JwtAuthLayer;
 
 use crate::clients::ClientDirectory;
 use crate::config::{IssuerBuilder, Settings};
+use crate::credentials::CredentialChecks;
 use crate::denylist::AccessTokenDenylist;
 use crate::events::Events;
-use crate::grants::Grants;
+use crate::grants::{Grants, Logins};
 use crate::http;
 use crate::keys::SigningKeys;
 use crate::maintenance::Maintenance;
@@ -88,9 +89,12 @@ impl<S: RefreshStore> Issuer<S> {
         let events = Events::new(settings.events);
         let denylist = AccessTokenDenylist::new(Arc::clone(&clock));
         let minter = Arc::new(settings.minter);
+        let (concurrent, queued) = settings.credential_checks;
+        let checks = Arc::new(CredentialChecks::new(concurrent, queued));
         let clients = Arc::new(ClientDirectory::new(
             settings.clients,
             settings.assertion_audiences,
+            Arc::clone(&checks),
             events.clone(),
         ));
         let refresh = Arc::new(RefreshTokens::new(
@@ -101,8 +105,11 @@ impl<S: RefreshStore> Issuer<S> {
         ));
         let grants = Grants::new(
             Arc::clone(&clients),
-            settings.verifier,
-            LoginThrottle::new(settings.throttle),
+            Logins {
+                verifier: settings.verifier,
+                checks,
+                throttle: LoginThrottle::new(settings.throttle),
+            },
             Arc::clone(&refresh),
             Arc::clone(&minter),
             events.clone(),
