@@ -26,8 +26,15 @@ use crate::throttle::ThrottlePolicy;
 /// The longest grace window accepted.
 pub const MAX_GRACE: Duration = Duration::from_secs(300);
 
-/// The default grace window.
-pub const DEFAULT_GRACE: Duration = Duration::from_secs(30);
+/// The default grace window: 15 s. Long enough for a client whose refresh answer got lost to notice (a
+/// 5 s timeout) and retry once (another 5 s) inside it, with room for the service counting whole seconds
+/// and for latency; every second beyond that is a second in which a stolen previous token still buys the
+/// live successor (when the thief also matches the rotating request's client and user agent).
+pub const DEFAULT_GRACE: Duration = Duration::from_secs(15);
+
+/// The default number of retries of one refresh-token generation served within the grace window: a
+/// lost answer retried, plus two concurrent duplicates (say, two tabs). One more is treated as reuse.
+pub const DEFAULT_GRACE_RETRIES: u32 = 3;
 
 /// The file in the key directory holding the refresh-token secret.
 pub const REFRESH_SECRET_FILE: &str = "refresh-token.secret";
@@ -85,7 +92,8 @@ pub enum BuildError {
 
 /// Builds an [`Issuer`]: the token service.
 ///
-/// Defaults: access tokens 15 min, refresh families 30 days absolute and 14 days idle, 30 s grace, 50
+/// Defaults: access tokens 15 min, refresh families 30 days absolute and 14 days idle, 15 s grace (3
+/// retries), 50
 /// sessions per user and client, EdDSA, login throttling per [`ThrottlePolicy::default`], 16 KiB bodies,
 /// a purge every 10 min in batches of 500.
 ///
@@ -98,6 +106,7 @@ pub struct IssuerBuilder {
     refresh_ttl: Duration,
     idle_ttl: Duration,
     grace: Duration,
+    grace_retries: u32,
     family_cap: usize,
     algorithm: Algorithm,
     keys: Option<SigningKeys>,
@@ -128,6 +137,7 @@ impl std::fmt::Debug for IssuerBuilder {
             .field("refresh_ttl", &self.refresh_ttl)
             .field("idle_ttl", &self.idle_ttl)
             .field("grace", &self.grace)
+            .field("grace_retries", &self.grace_retries)
             .field("algorithm", &self.algorithm)
             .field("key_dir", &self.key_dir)
             .field("users", &self.users.len())
@@ -145,6 +155,7 @@ impl Default for IssuerBuilder {
             refresh_ttl: Duration::from_secs(30 * 86_400),
             idle_ttl: Duration::from_secs(14 * 86_400),
             grace: DEFAULT_GRACE,
+            grace_retries: DEFAULT_GRACE_RETRIES,
             family_cap: 50,
             algorithm: Algorithm::EdDsa,
             keys: None,
@@ -203,9 +214,18 @@ impl IssuerBuilder {
     }
 
     /// How long after a rotation the previous refresh token still gets the same successor back (default
-    /// 30 s, at most 300 s; zero turns retries off). Whole seconds.
+    /// [`DEFAULT_GRACE`], 15 s; at most 300 s; zero turns retries off). Whole seconds. Only the request
+    /// that rotated (the same client, `User-Agent` and DPoP key) gets it, and at most
+    /// [`grace_retries`](Self::grace_retries) times; anything else presenting the previous token is reuse.
     pub fn grace(mut self, grace: Duration) -> Self {
         self.grace = grace;
+        self
+    }
+
+    /// How many retries of one refresh-token generation the grace window serves (default
+    /// [`DEFAULT_GRACE_RETRIES`], 3); the next one is reuse and revokes the family.
+    pub fn grace_retries(mut self, retries: u32) -> Self {
+        self.grace_retries = retries;
         self
     }
 
@@ -426,6 +446,7 @@ impl IssuerBuilder {
                 absolute_ttl,
                 idle_ttl,
                 grace: i64::try_from(self.grace.as_secs()).unwrap_or(0),
+                max_retries: self.grace_retries,
                 cap: self.family_cap,
             },
             purge: PurgePolicy {
@@ -516,6 +537,15 @@ mod tests {
                 .credential_verifier(Nobody)
                 .build(MemoryStore::new())
                 .is_ok()
+        );
+    }
+
+    #[test]
+    fn the_grace_window_defaults_to_15_seconds_and_3_retries() {
+        let builder = IssuerBuilder::default();
+        assert_eq!(
+            (builder.grace, builder.grace_retries),
+            (Duration::from_secs(15), 3)
         );
     }
 

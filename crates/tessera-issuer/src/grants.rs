@@ -10,7 +10,7 @@ use crate::error::TokenError;
 use crate::events::{AuthEvent, Events, LoginFailure};
 use crate::minting::{MintedToken, Minter, TokenContext, client_subject, is_client_subject};
 use crate::params::Params;
-use crate::refresh::{Login, RefreshToken, RefreshTokens, UNKNOWN_REFRESH};
+use crate::refresh::{Login, RefreshToken, RefreshTokens, Requester, UNKNOWN_REFRESH};
 use crate::store::RefreshStore;
 use crate::throttle::LoginThrottle;
 
@@ -114,7 +114,10 @@ impl<S: RefreshStore> Grants<S> {
                 })?;
                 self.password(&client, params, user_agent, now).await?
             }
-            GrantType::RefreshToken => self.refresh(client.as_deref(), params, now).await?,
+            GrantType::RefreshToken => {
+                self.refresh(client.as_deref(), params, user_agent, now)
+                    .await?
+            }
             GrantType::ClientCredentials => {
                 let client = client.ok_or_else(|| {
                     TokenError::InvalidClient(
@@ -181,6 +184,7 @@ impl<S: RefreshStore> Grants<S> {
                 scope: scope.as_deref(),
                 roles: &user.roles,
                 user_agent,
+                dpop_jkt: None,
             };
             Some(self.refresh.start(login, now).await?)
         } else {
@@ -212,6 +216,7 @@ impl<S: RefreshStore> Grants<S> {
         &self,
         client: Option<&ClientRegistration>,
         params: &Params,
+        user_agent: Option<&str>,
         now: i64,
     ) -> Result<Issued, TokenError> {
         let presented = params.require("refresh_token")?;
@@ -224,7 +229,12 @@ impl<S: RefreshStore> Grants<S> {
         let client_id = self
             .refresh_client(client, &presented, requested_scope)
             .await?;
-        let (family, refresh_token) = self.refresh.rotate(&presented, client_id, now).await?;
+        let requester = Requester {
+            client_id: &client_id,
+            user_agent,
+            dpop_jkt: None,
+        };
+        let (family, refresh_token) = self.refresh.rotate(&presented, requester, now).await?;
         let scope = narrow_scope(family.scope.as_deref(), requested_scope)?;
         let context = TokenContext {
             subject: &family.user_id,

@@ -89,7 +89,9 @@ pub mod store;
 mod throttle;
 
 pub use clients::{ClientRegistration, JWT_BEARER_ASSERTION_TYPE};
-pub use config::{BuildError, DEFAULT_GRACE, IssuerBuilder, MAX_GRACE, REFRESH_SECRET_FILE};
+pub use config::{
+    BuildError, DEFAULT_GRACE, DEFAULT_GRACE_RETRIES, IssuerBuilder, MAX_GRACE, REFRESH_SECRET_FILE,
+};
 pub use credentials::{CredentialError, CredentialVerifier, UserTable, VerifiedUser, VerifyFuture};
 pub use denylist::AccessTokenDenylist;
 pub use events::{AuthEvent, AuthEventHook, LoginFailure};
