@@ -50,6 +50,8 @@ pub struct ClientRegistration {
     authentication: ClientAuthentication,
     scopes: Vec<String>,
     grant_types: Vec<GrantType>,
+    dpop_required: bool,
+    introspects_any: bool,
 }
 
 #[derive(Clone)]
@@ -68,6 +70,8 @@ impl ClientRegistration {
             authentication: ClientAuthentication::None,
             scopes: Vec::new(),
             grant_types: vec![GrantType::Password, GrantType::RefreshToken],
+            dpop_required: false,
+            introspects_any: false,
         }
     }
 
@@ -95,6 +99,8 @@ impl ClientRegistration {
             authentication: ClientAuthentication::Secret { hash },
             scopes: Vec::new(),
             grant_types: vec![GrantType::ClientCredentials],
+            dpop_required: false,
+            introspects_any: false,
         })
     }
 
@@ -106,6 +112,8 @@ impl ClientRegistration {
             authentication: ClientAuthentication::PrivateKeyJwt { key: key.into() },
             scopes: Vec::new(),
             grant_types: vec![GrantType::ClientCredentials],
+            dpop_required: false,
+            introspects_any: false,
         }
     }
 
@@ -121,6 +129,70 @@ impl ClientRegistration {
     pub fn grant_types(mut self, grant_types: impl IntoIterator<Item = GrantType>) -> Self {
         self.grant_types = grant_types.into_iter().collect();
         self
+    }
+
+    /// Requires a DPoP proof (RFC 9449) with every token request of this client, so every token it gets is
+    /// bound to its key; without this a proof is optional (Bearer tokens without, DPoP tokens with).
+    ///
+    /// ```
+    /// use tessera_issuer::ClientRegistration;
+    ///
+    /// let spa = ClientRegistration::public("spa").require_dpop();
+    /// assert!(spa.requires_dpop());
+    /// ```
+    #[must_use]
+    pub fn require_dpop(mut self) -> Self {
+        self.dpop_required = true;
+        self
+    }
+
+    /// Whether the client must send a DPoP proof with every token request.
+    pub fn requires_dpop(&self) -> bool {
+        self.dpop_required
+    }
+
+    /// Lets this client introspect any access token of this service (RFC 7662), as an API that is not
+    /// written in Rust needs to; without this a client learns only about tokens issued to itself. Only a
+    /// confidential client can introspect at all: the endpoint needs client authentication.
+    ///
+    /// ```
+    /// use tessera_issuer::ClientRegistration;
+    ///
+    /// let api = ClientRegistration::with_secret_hash(
+    ///     "orders-api",
+    ///     "$argon2id$v=19$m=64,t=1,p=1$c2FsdHNhbHRzYWx0$5mYuzdZLcUSMTFNgSW9QXA",
+    /// )?
+    /// .grant_types([])
+    /// .allow_introspection();
+    /// assert!(api.may_introspect());
+    /// # Ok::<(), tessera_issuer::PasswordError>(())
+    /// ```
+    #[must_use]
+    pub fn allow_introspection(mut self) -> Self {
+        self.introspects_any = true;
+        self
+    }
+
+    /// Whether the client may introspect tokens issued to other clients.
+    pub fn may_introspect(&self) -> bool {
+        self.introspects_any
+    }
+
+    /// The client authentication methods this registration stands for, as RFC 8414 names them.
+    pub(crate) fn authentication_methods(&self) -> &'static [&'static str] {
+        match self.authentication {
+            ClientAuthentication::None => &["none"],
+            ClientAuthentication::Secret { .. } => &["client_secret_basic", "client_secret_post"],
+            ClientAuthentication::PrivateKeyJwt { .. } => &["private_key_jwt"],
+        }
+    }
+
+    /// The algorithm of the client's assertions, for a `private_key_jwt` client.
+    pub(crate) fn assertion_algorithm(&self) -> Option<tessera_core::jose::Algorithm> {
+        match &self.authentication {
+            ClientAuthentication::PrivateKeyJwt { key } => Some(key.algorithm()),
+            _ => None,
+        }
     }
 
     /// The client id.
@@ -156,6 +228,8 @@ impl fmt::Debug for ClientRegistration {
             .field("authentication", &method)
             .field("scopes", &self.scopes)
             .field("grant_types", &self.grant_types)
+            .field("dpop_required", &self.dpop_required)
+            .field("introspects_any", &self.introspects_any)
             .finish()
     }
 }

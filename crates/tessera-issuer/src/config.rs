@@ -13,6 +13,8 @@ use tessera_core::{Clock, SystemClock};
 
 use crate::clients::ClientRegistration;
 use crate::credentials::{CredentialVerifier, UserTable};
+use crate::dpop::{DEFAULT_DPOP_ALGORITHMS, DEFAULT_DPOP_PROOF_WINDOW, DpopSettings, Nonces};
+use crate::endpoints::{DEFAULT_ROUTER_PATH, Endpoints, UrlError};
 use crate::events::AuthEventHook;
 use crate::issuer::Issuer;
 use crate::keys::{SigningKeys, load_or_create_secret};
@@ -46,6 +48,22 @@ pub enum BuildError {
     /// No issuer identifier.
     #[error("the issuer (`iss`) is not set; call .issuer(\"https://auth.example\")")]
     MissingIssuer,
+    /// The issuer, the public URL or the router path cannot identify the service (RFC 8414 §2).
+    #[error(transparent)]
+    Url(#[from] UrlError),
+    /// A symmetric algorithm was allowed for DPoP proofs, which need a public key.
+    #[error(
+        "DPoP proofs are signed with asymmetric keys; {0} cannot be among .dpop_algorithms(...)"
+    )]
+    SymmetricDpopAlgorithm(Algorithm),
+    /// No algorithm is allowed for DPoP proofs.
+    #[error(
+        "allow at least one algorithm for DPoP proofs, e.g. .dpop_algorithms([Algorithm::EdDsa, Algorithm::Es256])"
+    )]
+    NoDpopAlgorithms,
+    /// A DPoP setting of zero.
+    #[error("the {0} must be at least one second")]
+    ZeroDpopSetting(&'static str),
     /// No audience.
     #[error("no audience (`aud`) is set; call .audience(\"api\")")]
     MissingAudience,
@@ -117,7 +135,11 @@ pub struct IssuerBuilder {
     verifier: Option<Arc<dyn CredentialVerifier>>,
     hashing: PasswordHashing,
     clients: Vec<ClientRegistration>,
-    token_endpoint: Option<String>,
+    public_url: Option<String>,
+    router_path: String,
+    dpop_algorithms: Vec<Algorithm>,
+    dpop_proof_window: Duration,
+    dpop_nonce_period: Option<Duration>,
     throttle: ThrottlePolicy,
     credential_checks: (usize, usize),
     max_body_bytes: usize,
@@ -166,7 +188,11 @@ impl Default for IssuerBuilder {
             verifier: None,
             hashing: PasswordHashing::default(),
             clients: Vec::new(),
-            token_endpoint: None,
+            public_url: None,
+            router_path: DEFAULT_ROUTER_PATH.to_owned(),
+            dpop_algorithms: DEFAULT_DPOP_ALGORITHMS.to_vec(),
+            dpop_proof_window: DEFAULT_DPOP_PROOF_WINDOW,
+            dpop_nonce_period: None,
             throttle: ThrottlePolicy::default(),
             credential_checks: {
                 let cpus = std::thread::available_parallelism().map_or(2, usize::from);
@@ -183,7 +209,10 @@ impl Default for IssuerBuilder {
 }
 
 impl IssuerBuilder {
-    /// The `iss` of every access token: this service's URL, e.g. `https://auth.example`.
+    /// The issuer identifier: the `iss` of every access token and the `issuer` of the RFC 8414 metadata,
+    /// exactly as given. A URL: `https` (plain `http` only on `127.0.0.1`, `[::1]` or `localhost`), with
+    /// no query or fragment, e.g. `https://auth.example`; clients find the metadata by inserting
+    /// `/.well-known/oauth-authorization-server` after its host.
     pub fn issuer(mut self, issuer: impl Into<String>) -> Self {
         self.issuer = Some(issuer.into());
         self
@@ -305,10 +334,44 @@ impl IssuerBuilder {
         self
     }
 
-    /// The token endpoint's absolute URL, accepted as `aud` of `private_key_jwt` assertions besides the
-    /// issuer (default: the issuer followed by `/auth/token`).
-    pub fn token_endpoint(mut self, url: impl Into<String>) -> Self {
-        self.token_endpoint = Some(url.into());
+    /// The URL clients reach this service at, where [`Issuer::well_known_router`] is merged and
+    /// [`Issuer::router`] nested (default: the issuer). Set it when the service sits behind a proxy under
+    /// another origin or path. The endpoints' public URLs follow from it: the token endpoint is
+    /// `{public_url}{router_path}/token` (what DPoP proofs' `htu` and `private_key_jwt` assertions' `aud`
+    /// must name), then `/revoke` and `/introspect`, and the JWKS `{public_url}/.well-known/jwks.json`.
+    pub fn public_url(mut self, url: impl Into<String>) -> Self {
+        self.public_url = Some(url.into());
+        self
+    }
+
+    /// Where [`Issuer::router`] is nested under the public URL (default `/auth`; empty when merged at
+    /// the root).
+    pub fn router_path(mut self, path: impl Into<String>) -> Self {
+        self.router_path = path.into();
+        self
+    }
+
+    /// The algorithms DPoP proofs may be signed with (default [`DEFAULT_DPOP_ALGORITHMS`]: EdDSA, ES256,
+    /// ES384, PS256, RS256); published as the metadata's `dpop_signing_alg_values_supported`.
+    pub fn dpop_algorithms(mut self, algorithms: impl IntoIterator<Item = Algorithm>) -> Self {
+        self.dpop_algorithms = algorithms.into_iter().collect();
+        self
+    }
+
+    /// How far a DPoP proof's `iat` may be from this service's clock, either way (default 60 s, whole
+    /// seconds). Each proof's `jti` is remembered for this long so that it is accepted once.
+    pub fn dpop_proof_window(mut self, window: Duration) -> Self {
+        self.dpop_proof_window = window;
+        self
+    }
+
+    /// Requires server-provided nonces in DPoP proofs (RFC 9449 §8), a new one every `period` (each is
+    /// accepted for one to two periods). A proof without the current nonce is answered `400
+    /// use_dpop_nonce`, and every token endpoint answer carries the nonce in `DPoP-Nonce`. Nonces derive
+    /// from the refresh-token secret, so instances sharing it agree on them without talking. Off by
+    /// default.
+    pub fn dpop_nonces(mut self, period: Duration) -> Self {
+        self.dpop_nonce_period = Some(period);
         self
     }
 
@@ -365,6 +428,26 @@ impl IssuerBuilder {
     /// A [`BuildError`] naming the setting to fix.
     pub fn build<S: RefreshStore>(self, store: S) -> Result<Issuer<S>, BuildError> {
         let issuer = self.issuer.ok_or(BuildError::MissingIssuer)?;
+        let endpoints = Endpoints::new(&issuer, self.public_url.as_deref(), &self.router_path)?;
+        if let Some(symmetric) = self
+            .dpop_algorithms
+            .iter()
+            .find(|algorithm| algorithm.is_symmetric())
+        {
+            return Err(BuildError::SymmetricDpopAlgorithm(*symmetric));
+        }
+        if self.dpop_algorithms.is_empty() {
+            return Err(BuildError::NoDpopAlgorithms);
+        }
+        let dpop_window = positive(self.dpop_proof_window, "DPoP proof window")
+            .map_err(|_| BuildError::ZeroDpopSetting("DPoP proof window"))?;
+        let nonce_period = self
+            .dpop_nonce_period
+            .map(|period| {
+                positive(period, "DPoP nonce period")
+                    .map_err(|_| BuildError::ZeroDpopSetting("DPoP nonce period"))
+            })
+            .transpose()?;
         let audience = match self.audience.len() {
             0 => return Err(BuildError::MissingAudience),
             1 => Audience::One(self.audience[0].clone()),
@@ -431,13 +514,16 @@ impl IssuerBuilder {
             }
             (None, None) => random::bytes().map_err(KeyError::from)?,
         };
-        let token_endpoint = self
-            .token_endpoint
-            .unwrap_or_else(|| format!("{}/auth/token", issuer.trim_end_matches('/')));
         let settings = Settings {
             minter: Minter::new(keys, issuer.clone(), audience, access_ttl, self.claims),
             clients,
-            assertion_audiences: vec![token_endpoint, issuer],
+            assertion_audiences: vec![endpoints.token.clone(), issuer],
+            dpop: DpopSettings {
+                algorithms: self.dpop_algorithms,
+                window: dpop_window,
+                nonces: nonce_period.map(|period| Nonces::new(&master, period)),
+            },
+            endpoints,
             verifier,
             credential_checks: self.credential_checks,
             throttle: self.throttle,
@@ -467,6 +553,9 @@ pub(crate) struct Settings {
     pub(crate) clients: HashMap<String, Arc<ClientRegistration>>,
     /// The audiences a client assertion may name: the token endpoint URL and the issuer.
     pub(crate) assertion_audiences: Vec<String>,
+    /// The issuer identifier and the endpoints' public URLs.
+    pub(crate) endpoints: Endpoints,
+    pub(crate) dpop: DpopSettings,
     pub(crate) verifier: Arc<dyn CredentialVerifier>,
     /// How many credential checks run at once, and how many wait.
     pub(crate) credential_checks: (usize, usize),
@@ -517,8 +606,18 @@ mod tests {
         assert!(valid().build(MemoryStore::new()).is_ok());
         let cheap = || Issuer::builder().password_hashing(PasswordHashing::new(64, 1).unwrap());
         assert!(error(cheap().audience("api").public_client("d")).contains(".issuer("));
-        assert!(error(cheap().issuer("i").public_client("d")).contains(".audience("));
-        assert!(error(cheap().issuer("i").audience("a")).contains(".public_client("));
+        assert!(error(cheap().issuer("https://i.test").public_client("d")).contains(".audience("));
+        assert!(error(cheap().issuer("https://i.test").audience("a")).contains(".public_client("));
+        assert!(error(valid().issuer("tessera-demo")).contains("absolute URL"));
+        assert!(error(valid().issuer("http://auth.test")).contains("must use https"));
+        assert!(error(valid().public_url("https://edge.test/?x")).contains("no query"));
+        assert!(error(valid().router_path("auth")).contains("router path"));
+        assert!(error(valid().dpop_algorithms([Algorithm::Hs256])).contains("asymmetric"));
+        assert!(error(valid().dpop_algorithms([])).contains("at least one algorithm"));
+        assert!(
+            error(valid().dpop_nonces(Duration::from_millis(10))).contains("DPoP nonce period")
+        );
+        assert!(error(valid().dpop_proof_window(Duration::ZERO)).contains("DPoP proof window"));
         assert!(
             error(valid().access_ttl(Duration::from_millis(500))).contains("access-token lifetime")
         );

@@ -7,6 +7,7 @@
 use tessera_core::random::RandomError;
 
 use crate::credentials::CredentialError;
+use crate::dpop::ProofError;
 use crate::minting::MintError;
 use crate::store::StoreError;
 
@@ -44,6 +45,14 @@ pub(crate) enum TokenError {
         /// Seconds to wait before retrying.
         retry_after: u64,
     },
+    /// 400 `invalid_dpop_proof` (RFC 9449 §5): the token request's DPoP proof failed a check, or the client
+    /// must send one and did not.
+    #[error("{}", .0.description())]
+    InvalidDpopProof(ProofError),
+    /// 400 `use_dpop_nonce` (RFC 9449 §8): the proof lacks the server's current nonce, which the answer
+    /// carries in `DPoP-Nonce`.
+    #[error("the DPoP proof must carry the nonce of the DPoP-Nonce header")]
+    UseDpopNonce,
     /// 403 `insufficient_scope`: a client-credentials token on an endpoint that acts for a signed-in user.
     #[error(
         "this endpoint acts for a signed-in user; a client-credentials token speaks for no user"

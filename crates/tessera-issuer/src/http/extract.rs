@@ -13,6 +13,7 @@ use http::{HeaderMap, HeaderName};
 use tessera_core::AccessTokenClaims;
 use tessera_server::Claims;
 
+use crate::dpop::{DPOP, ProofError};
 use crate::error::TokenError;
 use crate::issuer::Issuer;
 use crate::minting::is_client_subject;
@@ -76,6 +77,30 @@ impl<St: Send + Sync> FromRequestParts<St> for BasicCredentials {
             .filter(|(scheme, _)| scheme.eq_ignore_ascii_case("basic"))
             .map(|(_, credentials)| credentials.trim().to_owned());
         Ok(BasicCredentials(credentials))
+    }
+}
+
+/// The request's DPoP proof (RFC 9449 §4.1): `Ok(None)` without a `DPoP` header, an error if there are
+/// several or the value is not visible ASCII. Never a rejection, so that the token route answers every
+/// failure itself (with its `DPoP-Nonce`).
+#[derive(Debug)]
+pub(super) struct DpopHeader(pub(super) Result<Option<String>, TokenError>);
+
+impl<St: Send + Sync> FromRequestParts<St> for DpopHeader {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &St) -> Result<Self, Infallible> {
+        let malformed = || TokenError::InvalidDpopProof(ProofError::Header);
+        let mut values = parts.headers.get_all(DPOP).iter();
+        let proof = match (values.next(), values.next()) {
+            (None, _) => Ok(None),
+            (Some(value), None) => value
+                .to_str()
+                .map(|proof| Some(proof.trim().to_owned()))
+                .map_err(|_| malformed()),
+            (Some(_), Some(_)) => Err(malformed()),
+        };
+        Ok(DpopHeader(proof))
     }
 }
 
