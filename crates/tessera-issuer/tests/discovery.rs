@@ -24,6 +24,16 @@ async fn metadata_at<S>(h: &Harness<S>, path: &str) -> Value {
     answer.json()
 }
 
+/// The JSON body `router` answers `request` with.
+#[cfg(test)]
+async fn json_from(router: axum::Router, request: Request<Body>) -> Value {
+    let answer = tower::ServiceExt::oneshot(router, request).await.unwrap();
+    let body = axum::body::to_bytes(answer.into_body(), 1 << 16)
+        .await
+        .unwrap();
+    serde_json::from_slice(&body).unwrap()
+}
+
 #[cfg(test)]
 fn assert_url(value: &Value, member: &str) {
     let url = value[member]
@@ -164,20 +174,13 @@ async fn the_metadata_follows_the_configured_dpop_algorithms_and_clients() {
         .keys(SigningKeys::generate(Algorithm::EdDsa).unwrap())
         .build(MemoryStore::new())
         .unwrap();
-    let answer = tower::ServiceExt::oneshot(
+    let metadata = json_from(
         only_public.well_known_router(),
         Request::get("/.well-known/oauth-authorization-server")
             .body(Body::empty())
             .unwrap(),
     )
-    .await
-    .unwrap();
-    let metadata: Value = serde_json::from_slice(
-        &axum::body::to_bytes(answer.into_body(), 1 << 16)
-            .await
-            .unwrap(),
-    )
-    .unwrap();
+    .await;
     assert_eq!(metadata["issuer"], "http://127.0.0.1:8080");
     assert_eq!(
         metadata["grant_types_supported"],
@@ -289,7 +292,7 @@ async fn expired_revoked_foreign_refresh_and_garbage_tokens_are_inactive() {
         .unwrap();
     let auth = stranger.auth_layer().unwrap();
     let foreign_app = axum::Router::new().nest("/auth", stranger.router(&auth));
-    let foreign = tower::ServiceExt::oneshot(
+    let foreign = json_from(
         foreign_app,
         Request::post("/auth/token")
             .header("content-type", "application/x-www-form-urlencoded")
@@ -298,14 +301,7 @@ async fn expired_revoked_foreign_refresh_and_garbage_tokens_are_inactive() {
             ))
             .unwrap(),
     )
-    .await
-    .unwrap();
-    let foreign: Value = serde_json::from_slice(
-        &axum::body::to_bytes(foreign.into_body(), 1 << 16)
-            .await
-            .unwrap(),
-    )
-    .unwrap();
+    .await;
     let foreign = foreign["access_token"].as_str().unwrap().to_owned();
 
     for (token, why) in [

@@ -57,38 +57,61 @@ impl fmt::Debug for RefreshToken {
     }
 }
 
-/// The keyed hash of a refresh token: what a [`RefreshStore`](crate::store::RefreshStore) keys records by.
-///
-/// Not a credential (the token cannot be recovered from it), but `Debug` still prints only a prefix.
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub struct TokenHash([u8; TOKEN_LEN]);
+/// A 32-byte keyed hash the store keeps: built from stored bytes, read back, compared in constant time,
+/// and shown by `Debug` as a prefix only.
+macro_rules! stored_hash {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, PartialEq, Eq, Hash)]
+        pub struct $name([u8; TOKEN_LEN]);
 
-impl TokenHash {
-    /// A hash from its stored bytes; `None` unless there are exactly 32.
-    pub fn from_slice(bytes: &[u8]) -> Option<Self> {
-        bytes.try_into().ok().map(TokenHash)
-    }
+        impl $name {
+            /// A value from its stored bytes; `None` unless there are exactly 32.
+            pub fn from_slice(bytes: &[u8]) -> Option<Self> {
+                bytes.try_into().ok().map($name)
+            }
 
-    /// The stored bytes.
-    pub fn as_bytes(&self) -> &[u8; TOKEN_LEN] {
-        &self.0
-    }
+            /// The stored bytes.
+            pub fn as_bytes(&self) -> &[u8; TOKEN_LEN] {
+                &self.0
+            }
 
-    /// Constant-time equality, for comparing a recomputed hash against a stored one.
-    pub fn ct_eq(&self, other: &TokenHash) -> bool {
-        self.0.ct_eq(&other.0).into()
-    }
+            /// Constant-time equality, for comparing a recomputed value against a stored one.
+            pub fn ct_eq(&self, other: &$name) -> bool {
+                self.0.ct_eq(&other.0).into()
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(
+                    f,
+                    "{}({:02x}{:02x}{:02x}{:02x}..)",
+                    stringify!($name),
+                    self.0[0],
+                    self.0[1],
+                    self.0[2],
+                    self.0[3]
+                )
+            }
+        }
+    };
 }
 
-impl fmt::Debug for TokenHash {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "TokenHash({:02x}{:02x}{:02x}{:02x}..)",
-            self.0[0], self.0[1], self.0[2], self.0[3]
-        )
-    }
-}
+stored_hash!(
+    /// The keyed hash of a refresh token: what a [`RefreshStore`](crate::store::RefreshStore) keys records
+    /// by.
+    ///
+    /// Not a credential (the token cannot be recovered from it), but `Debug` still prints only a prefix.
+    TokenHash
+);
+
+stored_hash!(
+    /// The keyed hash of what identifies the request that rotated a refresh token: its client, its
+    /// `User-Agent` and its DPoP key. A store serves a retry within the grace window only to a request
+    /// with the same fingerprint.
+    RequestFingerprint
+);
 
 /// The 32 random bytes drawn for one rotation; with the presented token and the server secret it
 /// determines the successor token.
@@ -115,39 +138,6 @@ impl RotationSalt {
 impl fmt::Debug for RotationSalt {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("RotationSalt(..)")
-    }
-}
-
-/// The keyed hash of what identifies the request that rotated a refresh token: its client, its
-/// `User-Agent` and its DPoP key. A store serves a retry within the grace window only to a request with
-/// the same fingerprint.
-#[derive(Clone, Copy, PartialEq, Eq)]
-pub struct RequestFingerprint([u8; TOKEN_LEN]);
-
-impl RequestFingerprint {
-    /// A fingerprint from its stored bytes; `None` unless there are exactly 32.
-    pub fn from_slice(bytes: &[u8]) -> Option<Self> {
-        bytes.try_into().ok().map(RequestFingerprint)
-    }
-
-    /// The stored bytes.
-    pub fn as_bytes(&self) -> &[u8; TOKEN_LEN] {
-        &self.0
-    }
-
-    /// Constant-time equality.
-    pub fn ct_eq(&self, other: &RequestFingerprint) -> bool {
-        self.0.ct_eq(&other.0).into()
-    }
-}
-
-impl fmt::Debug for RequestFingerprint {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "RequestFingerprint({:02x}{:02x}{:02x}{:02x}..)",
-            self.0[0], self.0[1], self.0[2], self.0[3]
-        )
     }
 }
 
