@@ -18,6 +18,7 @@ use tessera_issuer::{
     AuthEvent, ClientRegistration, CredentialVerifier, MemoryStore, SqliteStore, VerifiedUser,
     VerifyFuture,
 };
+use tokio::sync::Semaphore;
 
 use support::*;
 
@@ -164,7 +165,7 @@ async fn over_long_usernames_are_refused_before_any_password_check_or_throttle_e
     let checks = Arc::new(AtomicUsize::new(0));
     let verifier = Counting {
         checks: Arc::clone(&checks),
-        delay: Duration::ZERO,
+        gate: None,
     };
     let h = harness_with_verifier(MemoryStore::new(), verifier, |builder| builder);
     let long = "a".repeat(257);
@@ -190,17 +191,21 @@ async fn over_long_usernames_are_refused_before_any_password_check_or_throttle_e
     assert_eq!(checks.load(Ordering::SeqCst), 1);
 }
 
-/// A credential backend that counts its checks and takes `delay` for each; it knows nobody.
+/// A credential backend that counts its checks and, with a gate, holds each until the gate lets it
+/// through; it knows nobody.
 struct Counting {
     checks: Arc<AtomicUsize>,
-    delay: Duration,
+    gate: Option<Arc<Semaphore>>,
 }
 
 impl CredentialVerifier for Counting {
     fn verify<'a>(&'a self, _: &'a str, _: &'a str) -> VerifyFuture<'a> {
         Box::pin(async move {
             self.checks.fetch_add(1, Ordering::SeqCst);
-            tokio::time::sleep(self.delay).await;
+            if let Some(gate) = &self.gate {
+                // A permit lets one check through and comes back for the next.
+                drop(gate.acquire().await);
+            }
             Ok(None::<VerifiedUser>)
         })
     }
@@ -209,42 +214,49 @@ impl CredentialVerifier for Counting {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_full_password_check_queue_sheds_logins_with_503_and_retry_after() {
     let checks = Arc::new(AtomicUsize::new(0));
+    let gate = Arc::new(Semaphore::new(0));
     let verifier = Counting {
         checks: Arc::clone(&checks),
-        delay: Duration::from_millis(500),
+        gate: Some(Arc::clone(&gate)),
     };
     let h = harness_with_verifier(
         SqliteStore::in_memory().await.unwrap(),
         verifier,
         |builder| builder.credential_checks(1, 2),
     );
-    let logins: Vec<_> = (0..8)
-        .map(|i| {
-            let h = h.clone();
-            tokio::spawn(async move { h.login(&format!("user{i}"), "pw").await })
-        })
-        .collect();
-    let mut shed = 0;
-    let mut checked = 0;
-    for login in logins {
-        let answer = login.await.unwrap();
-        match answer.status {
-            StatusCode::SERVICE_UNAVAILABLE => {
-                assert_eq!(answer.error(), "temporarily_unavailable");
-                assert_eq!(answer.headers[RETRY_AFTER], "1");
-                assert_description_is_rfc6749(&answer);
-                shed += 1;
-            }
-            StatusCode::BAD_REQUEST => checked += 1,
-            other => panic!("{other}: {}", answer.text()),
-        }
+    let (answers, mut answered) = tokio::sync::mpsc::unbounded_channel();
+    for i in 0..8 {
+        let (h, answers) = (h.clone(), answers.clone());
+        tokio::spawn(async move { answers.send(h.login(&format!("user{i}"), "pw").await) });
+    }
+    // The gate holds the one running check and the two queued behind it: whenever the other five
+    // arrive, they find the queue full and are answered at once.
+    for _ in 0..5 {
+        let answer = tokio::time::timeout(Duration::from_secs(10), answered.recv())
+            .await
+            .expect("the logins beyond the queue are shed at once, not queued")
+            .unwrap();
+        assert_eq!(
+            answer.status,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "{}",
+            answer.text()
+        );
+        assert_eq!(answer.error(), "temporarily_unavailable");
+        assert_eq!(answer.headers[RETRY_AFTER], "1");
+        assert_description_is_rfc6749(&answer);
+    }
+    assert_eq!(checks.load(Ordering::SeqCst), 1, "one check runs at a time");
+    gate.add_permits(1);
+    for _ in 0..3 {
+        let answer = answered.recv().await.unwrap();
+        assert_eq!(answer.error(), "invalid_grant", "{}", answer.text());
     }
     assert_eq!(
-        (checked, shed),
-        (3, 5),
-        "one check runs, two wait, the rest are shed"
+        checks.load(Ordering::SeqCst),
+        3,
+        "the queued ones were checked in turn"
     );
-    assert_eq!(checks.load(Ordering::SeqCst), 3);
 }
 
 /// A harness with a user named like the confidential client `svc`.
