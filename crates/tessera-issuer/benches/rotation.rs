@@ -17,7 +17,8 @@ use axum::body::Body;
 use http::header::CONTENT_TYPE;
 use http::{Request, StatusCode};
 use tessera_issuer::store::{
-    FamilyId, NewFamily, RefreshStore as _, Rotation, RotationOutcome, RotationSalt, TokenHash,
+    FamilyId, NewFamily, RefreshStore as _, RequestFingerprint, Rotation, RotationOutcome,
+    RotationSalt, TokenHash,
 };
 use tessera_issuer::{Issuer, PasswordHashing, SqliteStore};
 use tower::ServiceExt as _;
@@ -144,6 +145,7 @@ async fn run_store(clients: usize, measure: Duration) -> Row {
             scope: None,
             roles: Vec::new(),
             user_agent: None,
+            dpop_jkt: None,
             token: TokenHash::from_slice(&bytes32(client, 0)).unwrap(),
             created_at: now,
             absolute_expires_at: now + 86_400,
@@ -168,6 +170,9 @@ async fn run_store(clients: usize, measure: Duration) -> Row {
                         now,
                         idle_ttl: 86_400,
                         grace: 30,
+                        fingerprint: RequestFingerprint::from_slice(&[1; 32]).unwrap(),
+                        max_retries: 3,
+                        dpop_jkt: None,
                     };
                     let sent = Instant::now();
                     let outcome = store.rotate(rotation).await.unwrap();

@@ -11,6 +11,9 @@
 //! | `Minter` (`minting.rs`) | signing access tokens and recognising them again |
 //! | `Maintenance` (`maintenance.rs`) | reloading the denylist, purging, the background task |
 //! | `ClientDirectory` (`clients.rs`) | registered clients, their authentication, who may act for whom |
+//! | `ProofChecker` (`dpop/`) | DPoP proofs at the token endpoint, nonces, replayed `jti`s |
+//! | `Introspection` (`introspection.rs`) | RFC 7662 answers about access tokens |
+//! | `Metadata` (`metadata.rs`) | the RFC 8414 document, built once |
 
 use std::fmt;
 use std::sync::Arc;
@@ -22,12 +25,16 @@ use tessera_server::JwtAuthLayer;
 
 use crate::clients::ClientDirectory;
 use crate::config::{IssuerBuilder, Settings};
+use crate::credentials::CredentialChecks;
 use crate::denylist::AccessTokenDenylist;
+use crate::dpop::ProofChecker;
 use crate::events::Events;
-use crate::grants::Grants;
+use crate::grants::{Grants, Logins};
 use crate::http;
+use crate::introspection::Introspection;
 use crate::keys::SigningKeys;
 use crate::maintenance::Maintenance;
+use crate::metadata::Metadata;
 use crate::minting::Minter;
 use crate::refresh::RefreshTokens;
 use crate::sessions::Sessions;
@@ -36,9 +43,9 @@ use crate::throttle::LoginThrottle;
 
 /// The token service: grants, rotation, revocation, on a [`RefreshStore`].
 ///
-/// Build it with [`Issuer::builder`]; mount [`Issuer::router`] under `/auth` and [`Issuer::jwks_router`] at
-/// the root, run [`Issuer::spawn_purge_task`], and [`Issuer::close`] it on shutdown. Clones share
-/// everything.
+/// Build it with [`Issuer::builder`]; mount [`Issuer::router`] under `/auth` and
+/// [`Issuer::well_known_router`] at the root, run [`Issuer::spawn_purge_task`], and [`Issuer::close`] it on
+/// shutdown. Clones share everything.
 pub struct Issuer<S> {
     pub(crate) inner: Arc<Inner<S>>,
 }
@@ -67,6 +74,8 @@ pub(crate) struct Inner<S> {
     grants: Grants<S>,
     sessions: Sessions<S>,
     maintenance: Maintenance<S>,
+    introspection: Introspection,
+    metadata: Metadata,
     denylist: AccessTokenDenylist,
     /// The clock every part reads; also the `JwtAuthLayer`'s (`auth.rs`).
     pub(crate) clock: Arc<dyn Clock>,
@@ -88,9 +97,17 @@ impl<S: RefreshStore> Issuer<S> {
         let events = Events::new(settings.events);
         let denylist = AccessTokenDenylist::new(Arc::clone(&clock));
         let minter = Arc::new(settings.minter);
+        let metadata = Metadata::new(
+            &settings.endpoints,
+            settings.clients.values().map(Arc::as_ref),
+            &settings.dpop.algorithms,
+        );
+        let (concurrent, queued) = settings.credential_checks;
+        let checks = Arc::new(CredentialChecks::new(concurrent, queued));
         let clients = Arc::new(ClientDirectory::new(
             settings.clients,
             settings.assertion_audiences,
+            Arc::clone(&checks),
             events.clone(),
         ));
         let refresh = Arc::new(RefreshTokens::new(
@@ -101,11 +118,21 @@ impl<S: RefreshStore> Issuer<S> {
         ));
         let grants = Grants::new(
             Arc::clone(&clients),
-            settings.verifier,
-            LoginThrottle::new(settings.throttle),
+            Logins {
+                verifier: settings.verifier,
+                checks,
+                throttle: LoginThrottle::new(settings.throttle),
+            },
             Arc::clone(&refresh),
             Arc::clone(&minter),
+            ProofChecker::new(settings.dpop, settings.endpoints.token),
             events.clone(),
+            Arc::clone(&clock),
+        );
+        let introspection = Introspection::new(
+            Arc::clone(&clients),
+            Arc::clone(&minter),
+            denylist.clone(),
             Arc::clone(&clock),
         );
         let sessions = Sessions::new(
@@ -130,6 +157,8 @@ impl<S: RefreshStore> Issuer<S> {
                 grants,
                 sessions,
                 maintenance,
+                introspection,
+                metadata,
                 denylist,
                 clock,
                 max_body_bytes: settings.max_body_bytes,
@@ -177,6 +206,14 @@ impl<S> Issuer<S> {
         &self.inner.sessions
     }
 
+    pub(crate) fn introspection(&self) -> &Introspection {
+        &self.inner.introspection
+    }
+
+    pub(crate) fn metadata(&self) -> &Metadata {
+        &self.inner.metadata
+    }
+
     /// The largest request body the endpoints read.
     pub(crate) fn max_body_bytes(&self) -> usize {
         self.inner.max_body_bytes
@@ -184,12 +221,14 @@ impl<S> Issuer<S> {
 }
 
 impl<S: RefreshStore> Issuer<S> {
-    /// The token service's routes, to mount with `.nest("/auth", issuer.router(&auth))`:
+    /// The token service's routes, to mount with `.nest("/auth", issuer.router(&auth))` (or under the
+    /// [`router_path`](crate::IssuerBuilder::router_path) you configured):
     ///
     /// | route | |
     /// |---|---|
-    /// | `POST /token` | RFC 6749 grants `password`, `refresh_token`, `client_credentials` |
+    /// | `POST /token` | RFC 6749 grants `password`, `refresh_token`, `client_credentials`; DPoP proofs (RFC 9449) |
     /// | `POST /revoke` | RFC 7009 revocation of a refresh token's family or an access token |
+    /// | `POST /introspect` | RFC 7662 introspection of access tokens, for authenticated confidential clients |
     /// | `POST /logout` | ends the session of the `refresh_token` in the body |
     /// | `POST /logout-all` | ends every session of the signed-in user (bearer access token) |
     /// | `GET /sessions` | the signed-in user's live sessions |
@@ -202,9 +241,20 @@ impl<S: RefreshStore> Issuer<S> {
     }
 
     /// `GET /.well-known/jwks.json` ([`JWKS_PATH`](crate::JWKS_PATH)): the public verification keys
-    /// (RFC 7517), to mount at the root.
+    /// (RFC 7517), to mount at the root. [`Issuer::well_known_router`] serves the metadata besides.
     pub fn jwks_router(&self) -> Router {
         http::jwks_router(self.clone())
+    }
+
+    /// The public documents, to merge at the root of the [public URL](crate::IssuerBuilder::public_url),
+    /// outside any authentication:
+    ///
+    /// | route | |
+    /// |---|---|
+    /// | `GET /.well-known/jwks.json` | the public verification keys (RFC 7517) |
+    /// | `GET /.well-known/oauth-authorization-server` | RFC 8414 metadata (followed by the issuer's path, if it has one) |
+    pub fn well_known_router(&self) -> Router {
+        http::well_known_router(self.clone())
     }
 
     /// Ends every session of a user (for a password change or an administrator): revokes all their

@@ -5,9 +5,9 @@ use std::collections::HashMap;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use super::{
-    AccessDenials, Family, FamilyId, NewFamily, PurgeReport, RefreshStore, Revocation,
-    RevokeReason, Rotation, RotationOutcome, RotationSalt, StoreError, TokenHash, UserDenial,
-    Verdict,
+    AccessDenials, Family, FamilyId, LastRotation, NewFamily, PurgeReport, RefreshStore,
+    RequestFingerprint, Revocation, RevokeReason, Rotation, RotationOutcome, RotationSalt,
+    StoreError, TokenHash, UserDenial, Verdict, key_matches,
 };
 
 /// A [`RefreshStore`] in memory. Every operation takes one short lock and never awaits while holding it.
@@ -38,6 +38,10 @@ struct Entry {
     family: Family,
     current: TokenHash,
     salt: Option<RotationSalt>,
+    /// The fingerprint of the request that last rotated the family.
+    fingerprint: Option<RequestFingerprint>,
+    /// Retries served since the last rotation.
+    retries: u32,
     /// Every token hash of the family, so purging can find them without scanning all tokens.
     tokens: Vec<TokenHash>,
 }
@@ -100,6 +104,8 @@ impl RefreshStore for MemoryStore {
                 family,
                 current: new.token,
                 salt: None,
+                fingerprint: None,
+                retries: 0,
                 tokens: vec![new.token],
             },
         );
@@ -119,12 +125,14 @@ impl RefreshStore for MemoryStore {
         if entry.family.client_id != rotation.client_id {
             return Ok(RotationOutcome::WrongClient(entry.family.clone()));
         }
-        let outcome = match Verdict::of(
-            &entry.family,
-            presented_generation,
-            rotation.now,
-            rotation.grace,
-        ) {
+        if !key_matches(&entry.family, &rotation) {
+            return Ok(RotationOutcome::KeyMismatch(entry.family.clone()));
+        }
+        let last = LastRotation {
+            fingerprint: entry.fingerprint.as_ref(),
+            retries: entry.retries,
+        };
+        let outcome = match Verdict::of(&entry.family, presented_generation, &rotation, last) {
             Verdict::Rotate => {
                 let family = &mut entry.family;
                 family.generation += 1;
@@ -135,6 +143,8 @@ impl RefreshStore for MemoryStore {
                     .min(family.absolute_expires_at);
                 entry.current = rotation.successor;
                 entry.salt = Some(rotation.salt);
+                entry.fingerprint = Some(rotation.fingerprint);
+                entry.retries = 0;
                 entry.tokens.push(rotation.successor);
                 let generation = family.generation;
                 let outcome = RotationOutcome::Rotated(family.clone());
@@ -144,11 +154,14 @@ impl RefreshStore for MemoryStore {
                 outcome
             }
             Verdict::Retry => match entry.salt {
-                Some(salt) => RotationOutcome::Retry {
-                    family: entry.family.clone(),
-                    salt,
-                    successor: entry.current,
-                },
+                Some(salt) => {
+                    entry.retries += 1;
+                    RotationOutcome::Retry {
+                        family: entry.family.clone(),
+                        salt,
+                        successor: entry.current,
+                    }
+                }
                 None => {
                     return Err(StoreError::Corrupt(format!(
                         "family {family_id} was rotated without a salt"

@@ -21,10 +21,10 @@ use std::future::Future;
 pub use self::denials::{AccessDenials, UserDenial};
 pub use self::family::{Family, FamilyId, NewFamily, Revocation, RevokeReason};
 pub use self::memory::MemoryStore;
-pub(crate) use self::rotation::Verdict;
+pub(crate) use self::rotation::{LastRotation, Verdict, key_matches};
 pub use self::rotation::{Rotation, RotationOutcome};
 pub use self::sqlite::{SqliteStore, SqliteStoreOptions};
-pub use crate::refresh::{RotationSalt, TokenHash};
+pub use crate::refresh::{RequestFingerprint, RotationSalt, TokenHash};
 
 /// A store failure. The token endpoint answers these with `500 server_error` and logs them.
 #[derive(Debug, thiserror::Error)]

@@ -2,7 +2,7 @@
 //! turned out to be.
 
 use super::Family;
-use crate::refresh::{RotationSalt, TokenHash};
+use crate::refresh::{RequestFingerprint, RotationSalt, TokenHash};
 
 /// One refresh: consume `presented`, install `successor`. Times and durations in seconds.
 #[derive(Debug, Clone)]
@@ -21,6 +21,14 @@ pub struct Rotation {
     pub idle_ttl: i64,
     /// The grace window after a rotation during which the previous token is an idempotent retry.
     pub grace: i64,
+    /// Who presents the token. A rotation keeps it with the family; a retry within the grace window is
+    /// served only to the same fingerprint.
+    pub fingerprint: RequestFingerprint,
+    /// How many retries of one generation are served; the next one is a replay.
+    pub max_retries: u32,
+    /// The RFC 7638 thumbprint of the DPoP key the request proved possession of, if any. A family bound
+    /// to a key ([`Family::dpop_jkt`]) is rotated or retried only with a proof of that key.
+    pub dpop_jkt: Option<String>,
 }
 
 /// What a presented refresh token turned out to be.
@@ -28,8 +36,10 @@ pub struct Rotation {
 pub enum RotationOutcome {
     /// It was current: the successor is installed. Holds the family after the rotation.
     Rotated(Family),
-    /// It was the previous generation, within the grace window: nothing changed; the caller re-derives the
-    /// successor from `salt` and checks it against `successor` (the current token's hash).
+    /// It was the previous generation, within the grace window, presented with the fingerprint of the
+    /// rotation that consumed it, and fewer than `max_retries` retries were served before: only the retry
+    /// count changed. The caller re-derives the successor from `salt` and checks it against `successor`
+    /// (the current token's hash).
     Retry {
         /// The family, unchanged.
         family: Family,
@@ -38,8 +48,9 @@ pub enum RotationOutcome {
         /// Hash of the current token.
         successor: TokenHash,
     },
-    /// It was consumed earlier (or the previous generation after the grace window): the family is now
-    /// revoked for [`RevokeReason::ReuseDetected`](super::RevokeReason::ReuseDetected).
+    /// It was consumed earlier, or it is the previous generation presented after the grace window, with
+    /// another fingerprint, or once more than `max_retries` allow: the family is now revoked for
+    /// [`RevokeReason::ReuseDetected`](super::RevokeReason::ReuseDetected).
     Replay {
         /// The family, now revoked; `generation` is the current one.
         family: Family,
@@ -48,6 +59,10 @@ pub enum RotationOutcome {
     },
     /// The token belongs to another client's family; nothing changed.
     WrongClient(Family),
+    /// The family is bound to a DPoP key and the request did not prove possession of it; nothing changed.
+    /// Decided before anything else about the token, so a stolen token without the key neither rotates
+    /// nor trips reuse detection, whatever the grace window says.
+    KeyMismatch(Family),
     /// The family was already revoked.
     Revoked(Family),
     /// The family outlived its idle or absolute lifetime.
@@ -66,9 +81,44 @@ pub(crate) enum Verdict {
     Expired,
 }
 
+/// What a store keeps about the last rotation of a family, for deciding on a retry.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct LastRotation<'a> {
+    /// The fingerprint of the request that rotated; `None` before the first rotation, or in a record
+    /// rotated before fingerprints were kept.
+    pub(crate) fingerprint: Option<&'a RequestFingerprint>,
+    /// Retries served since that rotation.
+    pub(crate) retries: u32,
+}
+
+impl LastRotation<'_> {
+    /// Whether `rotation` may be served as a retry: the same fingerprint (or none kept: a rotation
+    /// stored before fingerprints were), and the budget not spent.
+    pub(crate) fn serves_retry(&self, rotation: &Rotation) -> bool {
+        self.fingerprint
+            .is_none_or(|stored| stored.ct_eq(&rotation.fingerprint))
+            && self.retries < rotation.max_retries
+    }
+}
+
+/// Whether `rotation` may touch `family`: a family bound to a DPoP key only with a proof of that key.
+pub(crate) fn key_matches(family: &Family, rotation: &Rotation) -> bool {
+    family
+        .dpop_jkt
+        .as_deref()
+        .is_none_or(|bound| rotation.dpop_jkt.as_deref() == Some(bound))
+}
+
 impl Verdict {
-    /// Classifies a token of generation `presented_generation` of `family`, presented at `now`.
-    pub(crate) fn of(family: &Family, presented_generation: u64, now: i64, grace: i64) -> Verdict {
+    /// Classifies a token of generation `presented_generation` of `family`, presented at `now`, given the
+    /// family's last rotation.
+    pub(crate) fn of(
+        family: &Family,
+        presented_generation: u64,
+        rotation: &Rotation,
+        last: LastRotation<'_>,
+    ) -> Verdict {
+        let (now, grace) = (rotation.now, rotation.grace);
         if family.revoked.is_some() {
             Verdict::Revoked
         } else if now >= family.expires_at() {
@@ -77,6 +127,7 @@ impl Verdict {
             Verdict::Rotate
         } else if presented_generation.checked_add(1) == Some(family.generation)
             && now.saturating_sub(family.last_used_at) < grace
+            && last.serves_retry(rotation)
         {
             Verdict::Retry
         } else {

@@ -79,9 +79,9 @@ impl From<GroupCommitError> for StoreError {
 
 /// What the writer task is asked to do.
 enum Message {
-    /// Run a swap and answer it.
+    /// Run a swap and answer it (boxed: a rotation is several times the size of a close).
     Swap {
-        rotation: Rotation,
+        rotation: Box<Rotation>,
         reply: oneshot::Sender<Answer>,
     },
     /// Answer everything queued, then stop and acknowledge.
@@ -113,7 +113,10 @@ impl GroupCommit {
         let (reply, answer) = oneshot::channel();
         if self
             .queue
-            .send(Message::Swap { rotation, reply })
+            .send(Message::Swap {
+                rotation: Box::new(rotation),
+                reply,
+            })
             .await
             .is_err()
         {
@@ -151,7 +154,10 @@ async fn run(pool: SqlitePool, mut queue: mpsc::Receiver<Message>) {
     while queue.recv_many(&mut messages, MAX_BATCH).await > 0 {
         for message in messages.drain(..) {
             match message {
-                Message::Swap { rotation, reply } => batch.push(Job { rotation, reply }),
+                Message::Swap { rotation, reply } => batch.push(Job {
+                    rotation: *rotation,
+                    reply,
+                }),
                 Message::Close(done) => {
                     // What is queued behind still gets answered: `recv_many` drains the closed queue.
                     queue.close();
@@ -278,8 +284,8 @@ mod tests {
     use std::sync::atomic::Ordering;
 
     use crate::store::{
-        FamilyId, NewFamily, RefreshStore as _, Rotation, RotationOutcome, RotationSalt,
-        SqliteStore, StoreError, TokenHash,
+        FamilyId, NewFamily, RefreshStore as _, RequestFingerprint, Rotation, RotationOutcome,
+        RotationSalt, SqliteStore, StoreError, TokenHash,
     };
 
     const NOW: i64 = 1_800_000_000;
@@ -297,6 +303,9 @@ mod tests {
             now: NOW,
             idle_ttl: 3_600,
             grace: 30,
+            fingerprint: RequestFingerprint::from_slice(&[1; 32]).unwrap(),
+            max_retries: 3,
+            dpop_jkt: None,
         }
     }
 
@@ -308,6 +317,7 @@ mod tests {
             scope: None,
             roles: Vec::new(),
             user_agent: None,
+            dpop_jkt: None,
             token: hash(family, 0),
             created_at: NOW,
             absolute_expires_at: NOW + 86_400,

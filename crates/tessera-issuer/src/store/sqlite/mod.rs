@@ -27,8 +27,9 @@ use sqlx::sqlite::{
 use self::group_commit::GroupCommit;
 use self::queries::Revoke;
 use super::{
-    AccessDenials, Family, FamilyId, NewFamily, PurgeReport, RefreshStore, RevokeReason, Rotation,
-    RotationOutcome, StoreError, TokenHash, UserDenial, Verdict,
+    AccessDenials, Family, FamilyId, LastRotation, NewFamily, PurgeReport, RefreshStore,
+    RevokeReason, Rotation, RotationOutcome, StoreError, TokenHash, UserDenial, Verdict,
+    key_matches,
 };
 
 /// The schema, checked against `migrations/` at compile time.
@@ -199,11 +200,19 @@ impl RefreshStore for SqliteStore {
             let Some(state) = queries::family_state(&self.reader, &token.family_id).await? else {
                 return Ok(RotationOutcome::Unknown);
             };
+            let last = LastRotation {
+                fingerprint: state.fingerprint.as_ref(),
+                retries: state.retries,
+            };
+            let verdict = Verdict::of(&state.family, presented_generation, &rotation, last);
             let family = state.family;
             if token.client_id != rotation.client_id {
                 return Ok(RotationOutcome::WrongClient(family));
             }
-            match Verdict::of(&family, presented_generation, rotation.now, rotation.grace) {
+            if !key_matches(&family, &rotation) {
+                return Ok(RotationOutcome::KeyMismatch(family));
+            }
+            match verdict {
                 // Only reachable if the database changed underneath (generations only grow,
                 // revocation and expiry are final): swap again rather than guess.
                 Verdict::Rotate => {
@@ -211,15 +220,26 @@ impl RefreshStore for SqliteStore {
                         return Ok(RotationOutcome::Rotated(family));
                     }
                 }
+                // Served only if the budget still allows and no rotation got there first; otherwise the
+                // family is read again (and a spent budget is then a replay).
                 Verdict::Retry => {
                     let salt = state
                         .salt
                         .ok_or_else(|| rows::corrupt(&token.family_id, "rotation_salt"))?;
-                    return Ok(RotationOutcome::Retry {
-                        family,
-                        salt,
-                        successor: state.current,
-                    });
+                    let counted = queries::count_retry(
+                        &self.writer,
+                        &token.family_id,
+                        family.generation,
+                        rotation.max_retries,
+                    )
+                    .await?;
+                    if counted {
+                        return Ok(RotationOutcome::Retry {
+                            family,
+                            salt,
+                            successor: state.current,
+                        });
+                    }
                 }
                 Verdict::Replay => {
                     let which = Revoke::Family(&token.family_id);

@@ -6,13 +6,15 @@ use tessera_core::{Clock as _, ManualClock};
 
 use super::START;
 use crate::store::{
-    AccessDenials, Family, FamilyId, NewFamily, PurgeReport, RefreshStore, RevokeReason, Rotation,
-    RotationOutcome, RotationSalt, StoreError, TokenHash, UserDenial,
+    AccessDenials, Family, FamilyId, NewFamily, PurgeReport, RefreshStore, RequestFingerprint,
+    RevokeReason, Rotation, RotationOutcome, RotationSalt, StoreError, TokenHash, UserDenial,
 };
 
 const ABSOLUTE: i64 = 30 * 86_400;
 const IDLE: i64 = 14 * 86_400;
 const GRACE: i64 = 30;
+/// The retries of one generation the cases allow, unless a case says otherwise.
+const MAX_RETRIES: u32 = 3;
 /// A cap no case reaches unless it means to.
 const CAP: usize = 50;
 
@@ -22,6 +24,11 @@ fn hash(n: u8) -> TokenHash {
 
 fn salt(n: u8) -> RotationSalt {
     RotationSalt::from_slice(&[n; 32]).unwrap()
+}
+
+/// The fingerprint of requester `n`.
+fn fingerprint(n: u8) -> RequestFingerprint {
+    RequestFingerprint::from_slice(&[n; 32]).unwrap()
 }
 
 fn id(text: &str) -> FamilyId {
@@ -37,6 +44,7 @@ fn new_family(id: &str, user: &str, client: &str, token: u8, now: i64) -> NewFam
         scope: Some("read write".into()),
         roles: vec!["admin".into()],
         user_agent: Some("contract-test".into()),
+        dpop_jkt: None,
         token: hash(token),
         created_at: now,
         absolute_expires_at: now + ABSOLUTE,
@@ -44,7 +52,7 @@ fn new_family(id: &str, user: &str, client: &str, token: u8, now: i64) -> NewFam
     }
 }
 
-/// The rotation of `hash(presented)` into `hash(successor)` by the client `web`.
+/// The rotation of `hash(presented)` into `hash(successor)` by the client `web`, requester 1, no DPoP key.
 fn rotation(presented: u8, successor: u8, now: i64) -> Rotation {
     Rotation {
         presented: hash(presented),
@@ -54,6 +62,9 @@ fn rotation(presented: u8, successor: u8, now: i64) -> Rotation {
         now,
         idle_ttl: IDLE,
         grace: GRACE,
+        fingerprint: fingerprint(1),
+        max_retries: MAX_RETRIES,
+        dpop_jkt: None,
     }
 }
 
@@ -221,11 +232,14 @@ pub(super) async fn concurrent_rotations_of_one_token_install_one_successor<S: R
     alice_on_web(store, clock).await;
     let candidates = 10..26;
     let now = clock.unix_seconds();
-    let outcomes = join_all(
-        candidates
-            .clone()
-            .map(|successor| rotate(store, rotation(1, successor, now))),
-    )
+    // A budget for every loser, so that each is a retry of the winner's rotation.
+    let outcomes = join_all(candidates.clone().map(|successor| {
+        let rotation = Rotation {
+            max_retries: 100,
+            ..rotation(1, successor, now)
+        };
+        rotate(store, rotation)
+    }))
     .await;
     let mut installed = Vec::new();
     for candidate in candidates {
@@ -611,4 +625,118 @@ pub(super) async fn a_closed_store_refuses_every_call<S: RefreshStore>(
     );
     // Closing again is harmless (the suite closes every store once more after its case).
     store.close().await;
+}
+
+pub(super) async fn a_retry_is_served_only_to_the_rotating_requester<S: RefreshStore>(
+    store: &S,
+    clock: &ManualClock,
+) {
+    alice_on_web(store, clock).await;
+    rotated(store, 1, 2, clock).await;
+    clock.advance_secs(1);
+    let elsewhere = Rotation {
+        fingerprint: fingerprint(2),
+        ..rotation(1, 9, clock.unix_seconds())
+    };
+    match rotate(store, elsewhere).await {
+        RotationOutcome::Replay {
+            family,
+            presented_generation,
+        } => {
+            assert_eq!((presented_generation, family.generation), (0, 1));
+            assert_eq!(
+                family.revoked.map(|revocation| revocation.reason),
+                Some(RevokeReason::ReuseDetected)
+            );
+        }
+        other => panic!("a retry from another requester is a replay, got {other:?}"),
+    }
+}
+
+pub(super) async fn retries_of_one_generation_are_capped<S: RefreshStore>(
+    store: &S,
+    clock: &ManualClock,
+) {
+    alice_on_web(store, clock).await;
+    // Each rotation starts a new budget.
+    for (previous, current) in [(1, 2), (2, 3)] {
+        rotated(store, previous, current, clock).await;
+        for _ in 0..MAX_RETRIES {
+            assert!(
+                matches!(
+                    rotate(store, rotation(previous, 9, clock.unix_seconds())).await,
+                    RotationOutcome::Retry { .. }
+                ),
+                "within the budget of generation {previous}"
+            );
+        }
+    }
+    assert!(matches!(
+        rotate(store, rotation(2, 9, clock.unix_seconds())).await,
+        RotationOutcome::Replay { .. }
+    ));
+    assert!(find(store, "f1").await.unwrap().revoked.is_some());
+}
+
+pub(super) async fn a_family_bound_to_a_dpop_key_needs_that_key<S: RefreshStore>(
+    store: &S,
+    clock: &ManualClock,
+) {
+    let bound = NewFamily {
+        dpop_jkt: Some("key-1".into()),
+        ..new_family("f1", "alice", "web", 1, clock.unix_seconds())
+    };
+    create(store, bound, CAP).await;
+    let with_key = |presented, successor, key: Option<&str>| Rotation {
+        dpop_jkt: key.map(str::to_owned),
+        ..rotation(presented, successor, clock.unix_seconds())
+    };
+    for key in [None, Some("key-2")] {
+        assert!(
+            matches!(
+                rotate(store, with_key(1, 2, key)).await,
+                RotationOutcome::KeyMismatch(_)
+            ),
+            "{key:?}"
+        );
+    }
+    assert!(
+        store.find_by_token(hash(2)).await.unwrap().is_none(),
+        "nothing was installed"
+    );
+    let family = match rotate(store, with_key(1, 3, Some("key-1"))).await {
+        RotationOutcome::Rotated(family) => family,
+        other => panic!("the key's holder rotates, got {other:?}"),
+    };
+    assert_eq!(family.dpop_jkt.as_deref(), Some("key-1"));
+    assert_eq!(
+        find(store, "f1").await.unwrap().dpop_jkt.as_deref(),
+        Some("key-1")
+    );
+    // Within the grace window and after it, a token without the key changes nothing, not even by
+    // revoking the family as a replay would.
+    for wait in [1, GRACE] {
+        clock.advance_secs(wait);
+        assert!(matches!(
+            rotate(store, with_key(1, 9, None)).await,
+            RotationOutcome::KeyMismatch(_)
+        ));
+    }
+    assert!(find(store, "f1").await.unwrap().revoked.is_none());
+    assert!(matches!(
+        rotate(store, with_key(3, 4, Some("key-1"))).await,
+        RotationOutcome::Rotated(_)
+    ));
+    // An unbound family is rotated whatever key the request proved.
+    alice_on_web_as(store, clock, "f2", 20).await;
+    assert!(matches!(
+        rotate(store, with_key(20, 21, Some("key-9"))).await,
+        RotationOutcome::Rotated(_)
+    ));
+}
+
+/// Creates the family `id` of alice on `web` with the token `hash(token)`, now.
+async fn alice_on_web_as<S: RefreshStore>(store: &S, clock: &ManualClock, id: &str, token: u8) {
+    let family = new_family(id, "alice", "web", token, clock.unix_seconds());
+    create(store, family, CAP).await;
 }

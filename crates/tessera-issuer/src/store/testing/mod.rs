@@ -126,6 +126,9 @@ where
         purge_deletes_expired_families_in_batches,
         access_denials_are_kept_until_their_tokens_expire,
         a_closed_store_refuses_every_call,
+        a_retry_is_served_only_to_the_rotating_requester,
+        retries_of_one_generation_are_capped,
+        a_family_bound_to_a_dpop_key_needs_that_key,
     );
     if !failures.is_empty() {
         let list: Vec<String> = failures
