@@ -109,7 +109,7 @@ impl AuthMiddlewareBuilder {
         self
     }
 
-    /// The token service's grace window (default 30 s, Tessera's token service default): how long after
+    /// The token service's grace window (default 15 s, Tessera's token service default): how long after
     /// rotating a refresh token it still answers the previous one with the same successor instead of
     /// treating it as reuse. `Duration::ZERO` for a service without one (node's `oidc-provider`, for
     /// instance).

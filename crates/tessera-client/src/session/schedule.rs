@@ -50,7 +50,7 @@ impl Default for RefreshPolicy {
             backoff_max: Duration::from_secs(60),
             max_lifetime: None,
             background: false,
-            grace: Duration::from_secs(30),
+            grace: Duration::from_secs(15),
         }
     }
 }
@@ -539,7 +539,7 @@ mod tests {
     #[test]
     fn the_grace_window_must_fit_a_timeout_and_a_retry() {
         let mut policy = policy();
-        assert!(policy.validate().is_ok(), "30 s grace, 5 s timeout");
+        assert!(policy.validate().is_ok(), "15 s grace, 5 s timeout");
         policy.grace = secs(10);
         let error = policy.validate().unwrap_err().to_string();
         assert!(
@@ -564,8 +564,8 @@ mod tests {
         let policy = policy();
         assert_eq!(
             policy.retry_by(sent),
-            Some(sent + secs(24)),
-            "30 s - 5 s - 1 s"
+            Some(sent + secs(9)),
+            "15 s - 5 s - 1 s"
         );
         let none = RefreshPolicy {
             grace: Duration::ZERO,
