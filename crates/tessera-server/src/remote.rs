@@ -21,6 +21,18 @@ pub enum JwksFetchError {
     /// The issuer answered with a non-success status.
     #[error("the JWKS endpoint answered {0}")]
     Status(http::StatusCode),
+    /// The issuer answered with a redirect. Redirects are never followed: a redirect to another origin
+    /// would let whoever controls that origin publish the keys this server trusts.
+    #[error(
+        "the JWKS endpoint answered {status} to {location}; redirects are not followed: configure the \
+         final JWKS URL"
+    )]
+    Redirect {
+        /// The 3xx status.
+        status: http::StatusCode,
+        /// The `Location` it pointed to, as sent (lossily decoded), or `(none)`.
+        location: String,
+    },
     /// The document exceeds the size limit.
     #[error("the JWKS document is larger than {limit} bytes")]
     TooLarge {
@@ -58,6 +70,9 @@ pub enum RemoteJwksError {
 /// - The keys are refreshed in the background after `Cache-Control: max-age`, clamped to
 ///   [`RemoteJwksBuilder::refresh_bounds`] (default 1 min to 1 day; 15 min without the header).
 /// - A failed fetch (timeout 5 s) keeps the last good keys; until one fetch succeeds, requests get 503.
+/// - Redirects are not followed: a 3xx answer is a failed fetch ([`JwksFetchError::Redirect`]).
+/// - The document is read chunk by chunk and refused once it exceeds 256 KiB
+///   ([`RemoteJwksBuilder::max_document_len`]), so an endless body costs at most that much memory.
 /// - Shared secrets (`kty: oct`) in a published set are ignored.
 /// - The URL must be `https`; plain `http` is accepted only to a loopback address (tests, sidecars).
 ///
@@ -289,8 +304,16 @@ impl Shared {
             .header(ACCEPT, "application/jwk-set+json, application/json")
             .send()
             .await?;
-        if !response.status().is_success() {
-            return Err(JwksFetchError::Status(response.status()));
+        let status = response.status();
+        if status.is_redirection() {
+            let location = response.headers().get(http::header::LOCATION).map_or_else(
+                || "(none)".to_owned(),
+                |value| String::from_utf8_lossy(value.as_bytes()).into_owned(),
+            );
+            return Err(JwksFetchError::Redirect { status, location });
+        }
+        if !status.is_success() {
+            return Err(JwksFetchError::Status(status));
         }
         let max_age = response
             .headers()
@@ -415,6 +438,8 @@ impl RemoteJwksBuilder {
         }
         let client = reqwest::Client::builder()
             .https_only(https)
+            // A 3xx is a failed fetch (`JwksFetchError::Redirect`), never a hop to wherever it points.
+            .redirect(reqwest::redirect::Policy::none())
             .timeout(self.timeout)
             .connect_timeout(self.timeout)
             .user_agent(concat!("tessera-server/", env!("CARGO_PKG_VERSION")))
