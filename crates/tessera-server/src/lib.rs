@@ -60,6 +60,7 @@
 //! | bad signature, algorithm, `kid`, issuer, audience, `nbf`, malformed or revoked token | 401 | `error="invalid_token"` | |
 //! | expired (and otherwise valid) | 401 | `error="invalid_token"`, `error_description="The access token expired"` | `Token-Expired: true` |
 //! | lacks scope or role | 403 | `error="insufficient_scope", scope="..."` | |
+//! | token cookie on an unsafe method, not same-origin (see [`JwtAuthBuilder::token_cookie`]) | 403 | none | `invalid_request` |
 //! | remote keys never fetched, revocation list down | 503 | none | `temporarily_unavailable` |
 //!
 //! Every answer is an [`AuthRejection`] rendering itself; bodies are [`tessera_core::ErrorResponse`] JSON
@@ -107,6 +108,7 @@
 
 mod auth;
 mod cache;
+mod cross_origin;
 mod extract;
 mod keyring;
 mod rejection;

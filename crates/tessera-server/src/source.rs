@@ -21,12 +21,13 @@ pub(crate) struct TokenSources {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Candidate<'r> {
     bytes: &'r [u8],
-    origin: Origin,
+    place: Place,
 }
 
-/// Where a [`Candidate`] came from, which picks the message of a failed charset check.
+/// Where a [`Candidate`] came from: it picks the message of a failed charset check, and a cookie needs the
+/// cross-origin check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Origin {
+enum Place {
     Header,
     Cookie,
     Query,
@@ -39,7 +40,7 @@ impl<'r> Candidate<'r> {
     pub(crate) fn direct(token: &'r str) -> Candidate<'r> {
         Candidate {
             bytes: token.as_bytes(),
-            origin: Origin::Direct,
+            place: Place::Direct,
         }
     }
 
@@ -47,9 +48,14 @@ impl<'r> Candidate<'r> {
         self.bytes
     }
 
+    /// Whether the browser attached it on its own: the token cookie.
+    pub(crate) fn is_ambient(&self) -> bool {
+        self.place == Place::Cookie
+    }
+
     /// The token as text, once it passed the RFC 6750 charset check of where it came from.
     pub(crate) fn checked(&self) -> Result<&'r str, AuthRejection> {
-        let allowed = self.origin == Origin::Direct || is_b64token(self.bytes);
+        let allowed = self.place == Place::Direct || is_b64token(self.bytes);
         // Checked bytes are ASCII, and `Direct` ones came from a `&str`: `from_utf8` cannot fail, but the
         // bytes are not trusted to say so.
         let text = if allowed {
@@ -61,14 +67,14 @@ impl<'r> Candidate<'r> {
     }
 
     fn problem(&self) -> &'static str {
-        match self.origin {
-            Origin::Header if !self.bytes.iter().all(|&byte| is_visible(byte)) => {
+        match self.place {
+            Place::Header if !self.bytes.iter().all(|&byte| is_visible(byte)) => {
                 "the header value is not visible ASCII"
             }
-            Origin::Header => "the token has characters RFC 6750 does not allow",
-            Origin::Cookie => "the token cookie has characters a JWT cannot contain",
-            Origin::Query => "the access_token parameter is not a bare JWT",
-            Origin::Direct => "the token is not UTF-8",
+            Place::Header => "the token has characters RFC 6750 does not allow",
+            Place::Cookie => "the token cookie has characters a JWT cannot contain",
+            Place::Query => "the access_token parameter is not a bare JWT",
+            Place::Direct => "the token is not UTF-8",
         }
     }
 }
@@ -133,7 +139,7 @@ impl TokenSources {
                 "the Bearer scheme has no token",
             ));
         }
-        self.bounded(token, Origin::Header).map(Some)
+        self.bounded(token, Place::Header).map(Some)
     }
 
     fn in_cookie<'r>(
@@ -168,7 +174,7 @@ impl TokenSources {
             }
         }
         let Some(token) = found else { return Ok(None) };
-        self.bounded(token.as_bytes(), Origin::Cookie).map(Some)
+        self.bounded(token.as_bytes(), Place::Cookie).map(Some)
     }
 
     fn in_query<'r>(&self, uri: &'r Uri) -> Result<Option<Candidate<'r>>, AuthRejection> {
@@ -187,10 +193,10 @@ impl TokenSources {
         }
         // A JWT needs no percent-encoding; anything encoded fails the charset check as not one of ours.
         let Some(token) = found else { return Ok(None) };
-        self.bounded(token.as_bytes(), Origin::Query).map(Some)
+        self.bounded(token.as_bytes(), Place::Query).map(Some)
     }
 
-    fn bounded<'r>(&self, token: &'r [u8], origin: Origin) -> Result<Candidate<'r>, AuthRejection> {
+    fn bounded<'r>(&self, token: &'r [u8], place: Place) -> Result<Candidate<'r>, AuthRejection> {
         if token.len() > self.max_len {
             return Err(AuthRejection::TokenTooLong {
                 limit: self.max_len,
@@ -198,7 +204,7 @@ impl TokenSources {
         }
         Ok(Candidate {
             bytes: token,
-            origin,
+            place,
         })
     }
 }

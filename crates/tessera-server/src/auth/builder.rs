@@ -7,6 +7,7 @@ use std::time::Duration;
 use super::pipeline::{KeySource, Pipeline};
 use super::policy::Policy;
 use crate::cache::TokenCache;
+use crate::cross_origin::{CrossOriginCheck, normalise_origin};
 use crate::rejection::{RendererName, Responder};
 use crate::source::{DEFAULT_MAX_TOKEN_LEN, TokenSources};
 use crate::verify::{Lifetime, Validator};
@@ -53,6 +54,9 @@ pub enum BuildError {
         "no audience configured: call audience(...), or allow_any_audience() if tokens are never shared across APIs"
     )]
     AudienceRequired,
+    /// A trusted origin is not `http(s)://host[:port]`.
+    #[error("{0:?} is not an origin: write scheme://host[:port], without a path")]
+    InvalidOrigin(String),
     /// The token cookie's name is not a valid cookie name.
     #[error("{0:?} is not a valid cookie name")]
     InvalidCookieName(String),
@@ -81,6 +85,8 @@ pub struct JwtAuthBuilder {
     leeway: Duration,
     strict_rfc9068: bool,
     cookie: Option<String>,
+    cross_origin_check: bool,
+    trusted_origins: Vec<String>,
     query: bool,
     max_token_len: usize,
     cache_capacity: Option<usize>,
@@ -107,6 +113,8 @@ impl Default for JwtAuthBuilder {
             leeway: DEFAULT_LEEWAY,
             strict_rfc9068: false,
             cookie: None,
+            cross_origin_check: true,
+            trusted_origins: Vec::new(),
             query: false,
             max_token_len: DEFAULT_MAX_TOKEN_LEN,
             cache_capacity: Some(DEFAULT_CACHE_CAPACITY),
@@ -208,8 +216,31 @@ impl JwtAuthBuilder {
 
     /// Also reads the token from the cookie `name` (for browser apps behind a backend-for-frontend). A token
     /// in both the header and the cookie is refused.
+    ///
+    /// A browser attaches the cookie to requests other sites make too, so a request with an unsafe method
+    /// (anything but `GET`, `HEAD`, `OPTIONS`, `TRACE`) authenticated by the cookie must come from the
+    /// API's own origin (`Sec-Fetch-Site: same-origin`, or an `Origin` naming the `Host`) or from an origin
+    /// added with [`cookie_trusted_origin`](Self::cookie_trusted_origin); otherwise it is answered 403
+    /// `invalid_request` ([`AuthRejection::CrossOriginRequest`](crate::AuthRejection::CrossOriginRequest)),
+    /// including when it carries neither header. Tokens in the `Authorization` header are not affected.
     pub fn token_cookie(mut self, name: impl Into<String>) -> Self {
         self.cookie = Some(name.into());
+        self
+    }
+
+    /// Lets requests from `origin` (`https://app.example`, as browsers send it in `Origin`) use the token
+    /// cookie with unsafe methods: a front end served from another origin than the API. Call again for
+    /// several. A bad origin makes [`build`](Self::build) fail.
+    pub fn cookie_trusted_origin(mut self, origin: impl Into<String>) -> Self {
+        self.trusted_origins.push(origin.into());
+        self
+    }
+
+    /// Turns the cross-origin check of cookie-borne tokens (see [`token_cookie`](Self::token_cookie)) off.
+    /// Only for applications that defend against request forgery themselves (a CSRF token on every form);
+    /// `SameSite` cookies alone do not, since sibling subdomains are the same site. Default on.
+    pub fn cookie_cross_origin_check(mut self, enabled: bool) -> Self {
+        self.cross_origin_check = enabled;
         self
     }
 
@@ -299,6 +330,13 @@ impl JwtAuthBuilder {
         {
             return Err(BuildError::InvalidCookieName(name.clone()));
         }
+        let trusted_origins = self
+            .trusted_origins
+            .iter()
+            .map(|origin| {
+                normalise_origin(origin).ok_or_else(|| BuildError::InvalidOrigin(origin.clone()))
+            })
+            .collect::<Result<_, _>>()?;
         if self.max_token_len == 0 {
             return Err(BuildError::Zero("the maximum token length"));
         }
@@ -307,6 +345,10 @@ impl JwtAuthBuilder {
         }
         let seconds = |duration: Duration| i64::try_from(duration.as_secs()).unwrap_or(i64::MAX);
         let pipeline = Pipeline {
+            cross_origin: CrossOriginCheck {
+                enabled: self.cookie.is_some() && self.cross_origin_check,
+                trusted: trusted_origins,
+            },
             sources: TokenSources {
                 cookie: self.cookie.map(String::into_boxed_str),
                 query: self.query,
@@ -388,6 +430,8 @@ impl fmt::Debug for JwtAuthBuilder {
             .field("leeway", &self.leeway)
             .field("strict_rfc9068", &self.strict_rfc9068)
             .field("cookie", &self.cookie)
+            .field("cross_origin_check", &self.cross_origin_check)
+            .field("trusted_origins", &self.trusted_origins)
             .field("query", &self.query)
             .field("max_token_len", &self.max_token_len)
             .field("cache_capacity", &self.cache_capacity)

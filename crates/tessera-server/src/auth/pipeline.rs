@@ -14,10 +14,11 @@
 use std::fmt;
 use std::sync::Arc;
 
-use http::{Extensions, HeaderMap, Uri};
+use http::{Extensions, HeaderMap, Method, Uri};
 
 use super::policy::Policy;
 use crate::cache::{Cached, TokenCache};
+use crate::cross_origin::CrossOriginCheck;
 use crate::rejection::Responder;
 use crate::source::{Candidate, TokenSources};
 use crate::stats::Counters;
@@ -30,6 +31,7 @@ use crate::{
 /// What every clone and derived variant of one built layer shares.
 pub(crate) struct Pipeline {
     pub(crate) sources: TokenSources,
+    pub(crate) cross_origin: CrossOriginCheck,
     pub(crate) validator: Validator,
     pub(crate) keys: KeySource,
     pub(crate) cache: Option<TokenCache>,
@@ -114,6 +116,7 @@ impl Pipeline {
     pub(crate) fn request(
         &self,
         policy: &Policy,
+        method: &Method,
         headers: &HeaderMap,
         uri: &Uri,
         extensions: &Extensions,
@@ -129,6 +132,12 @@ impl Pipeline {
             };
         }
         match self.sources.extract(headers, uri) {
+            Ok(Some(token)) if token.is_ambient() => {
+                match self.cross_origin.check(method, headers) {
+                    Ok(()) => self.token(policy, token).into(),
+                    Err(rejection) => Step::Refuse(rejection),
+                }
+            }
             Ok(Some(token)) => self.token(policy, token).into(),
             Ok(None) if policy.anonymous => Step::Anonymous,
             Ok(None) => Step::Refuse(AuthRejection::MissingCredentials),
@@ -305,6 +314,7 @@ impl fmt::Debug for Pipeline {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Pipeline")
             .field("sources", &self.sources)
+            .field("cross_origin", &self.cross_origin)
             .field("validator", &self.validator)
             .field("keys", &self.keys)
             .field("cache", &self.cache)

@@ -50,6 +50,7 @@ where
         let pipeline = &self.layer.pipeline;
         let step = pipeline.request(
             &self.layer.policy,
+            request.method(),
             request.headers(),
             request.uri(),
             request.extensions(),

@@ -96,6 +96,15 @@ pub enum AuthRejection {
     /// The revocation check failed, so the token's status is unknown.
     #[error("The token's revocation status could not be checked")]
     RevocationUnavailable,
+    /// The token came from the token cookie, the method is unsafe (`POST`, `PUT`, `PATCH`, `DELETE`, ...),
+    /// and the request did not show it comes from the API's own origin or a trusted one: 403
+    /// `invalid_request`, without a challenge (the credentials are not at fault). See
+    /// [`JwtAuthBuilder::token_cookie`](crate::JwtAuthBuilder::token_cookie).
+    #[error(
+        "The request is not same-origin, and a token cookie authorizes only same-origin requests with \
+         unsafe methods"
+    )]
+    CrossOriginRequest,
     /// A [`Claims`](crate::Claims) extractor ran on a route that no `JwtAuthLayer` protects.
     #[error("No JwtAuthLayer protects this route")]
     LayerMissing,
@@ -155,6 +164,10 @@ impl AuthRejection {
                 Error,
                 Level::Info,
             ),
+            // Not the credentials' fault, so no challenge: the request itself may not use them.
+            AuthRejection::CrossOriginRequest => {
+                Class::new(S::FORBIDDEN, ErrorCode::InvalidRequest, Absent, Level::Info)
+            }
             AuthRejection::KeysUnavailable | AuthRejection::RevocationUnavailable => Class::new(
                 S::SERVICE_UNAVAILABLE,
                 ErrorCode::TemporarilyUnavailable,
@@ -458,6 +471,12 @@ mod tests {
                 401,
                 "invalid_token",
                 Some("Bearer error=\"invalid_token\""),
+            ),
+            (
+                AuthRejection::CrossOriginRequest,
+                403,
+                "invalid_request",
+                None,
             ),
             (
                 AuthRejection::KeysUnavailable,
