@@ -134,16 +134,20 @@ impl<'t> Jws<'t> {
         decode_claims(&decode_payload(self.payload)?)
     }
 
-    /// Checks the signature with `key`, whose algorithm must be the header's.
+    /// Checks the signature with `key`, which must [accept](JwtKey::accepts) the header's algorithm.
     ///
     /// # Errors
     /// [`JwsError::AlgorithmMismatch`] or [`JwsError::InvalidSignature`]; [`JwsError::Malformed`] when the
     /// payload is not base64url.
     pub fn verify_with(self, key: &JwtKey) -> Result<VerifiedJws, JwsError> {
-        if key.algorithm() != self.algorithm {
+        if !key.accepts(self.algorithm) {
             return Err(JwsError::AlgorithmMismatch);
         }
-        if !key.verify(self.signing_input.as_bytes(), &self.signature) {
+        if !key.verify(
+            self.algorithm,
+            self.signing_input.as_bytes(),
+            &self.signature,
+        ) {
             return Err(JwsError::InvalidSignature);
         }
         Ok(VerifiedJws {
@@ -153,8 +157,8 @@ impl<'t> Jws<'t> {
         })
     }
 
-    /// Checks the signature with the key of `keys` the header selects (by `kid`, or the only key of the
-    /// header's algorithm).
+    /// Checks the signature with the key of `keys` the header selects (by `kid`, or the only key accepting
+    /// the header's algorithm), as [`KeySet::select`] picks it for an access token.
     ///
     /// # Errors
     /// [`JwsError::UnknownKey`], [`JwsError::AlgorithmMismatch`], [`JwsError::InvalidSignature`].
@@ -168,7 +172,7 @@ impl<'t> Jws<'t> {
                 let message = self.signing_input.as_bytes();
                 let key = keys
                     .candidates(self.algorithm)
-                    .find(|key| key.verify(message, &self.signature))
+                    .find(|key| key.verify(self.algorithm, message, &self.signature))
                     .cloned()
                     .ok_or(JwsError::InvalidSignature)?;
                 self.verify_with(&key)
