@@ -109,6 +109,7 @@
 mod auth;
 mod cache;
 mod cross_origin;
+mod dpop;
 mod extract;
 mod keyring;
 mod rejection;
@@ -124,6 +125,7 @@ pub use auth::{
     BuildError, DEFAULT_CACHE_CAPACITY, DEFAULT_EXPIRED_TOKEN_RETENTION, DEFAULT_LEEWAY, JwtAuth,
     JwtAuthBuilder, JwtAuthLayer, ResponseFuture,
 };
+pub use dpop::{DEFAULT_NONCE_ROTATION, DEFAULT_PROOF_WINDOW, DEFAULT_REPLAY_CAPACITY, Dpop};
 pub use extract::{Claims, ClaimsRejection};
 pub use keyring::KeyRing;
 pub use rejection::{AuthRejection, JsonErrorBody, RejectionBody, RenderedBody};
@@ -134,6 +136,8 @@ pub use revocation::{
 };
 pub use source::DEFAULT_MAX_TOKEN_LEN;
 pub use stats::AuthStats;
-pub use tessera_core::jose::{Algorithm, JwtKey, KeyError, KeySet, MIN_HMAC_SECRET_LEN};
+pub use tessera_core::jose::{
+    Algorithm, JwtKey, KeyError, KeySet, MIN_HMAC_SECRET_LEN, ProofError,
+};
 pub use tessera_core::{Clock, ManualClock, SystemClock};
 pub use token::VerifiedToken;

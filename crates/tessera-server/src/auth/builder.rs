@@ -6,13 +6,16 @@ use std::time::Duration;
 
 use super::pipeline::{KeySource, Pipeline};
 use super::policy::Policy;
+use tessera_core::random::RandomError;
+
 use crate::cache::TokenCache;
 use crate::cross_origin::{CrossOriginCheck, normalise_origin};
-use crate::rejection::{RendererName, Responder};
+use crate::dpop::DpopCheck;
+use crate::rejection::{Challenges, RendererName, Responder};
 use crate::source::{DEFAULT_MAX_TOKEN_LEN, TokenSources};
-use crate::verify::{Lifetime, Validator};
+use crate::verify::{Lifetime, RoleClaims, Validator};
 use crate::{
-    Algorithm, Clock, JwtAuthLayer, JwtKey, KeyError, KeyRing, KeySet, RejectionBody,
+    Algorithm, Clock, Dpop, JwtAuthLayer, JwtKey, KeyError, KeyRing, KeySet, RejectionBody,
     RevocationCheck, SystemClock,
 };
 
@@ -60,9 +63,28 @@ pub enum BuildError {
     /// The token cookie's name is not a valid cookie name.
     #[error("{0:?} is not a valid cookie name")]
     InvalidCookieName(String),
-    /// The maximum token length or the cache capacity is zero.
+    /// The maximum token length, the cache capacity or a DPoP setting is zero.
     #[error("{0} must be greater than zero")]
     Zero(&'static str),
+    /// The algorithm allow-list is empty, or a configured key accepts none of its algorithms.
+    #[error("{0}")]
+    Algorithms(String),
+    /// A role claim is not a JSON pointer (RFC 6901).
+    #[error(
+        "{0:?} is not a JSON pointer: write /claim or /claim/member/..., with ~0 for ~ and ~1 for /"
+    )]
+    InvalidRolePointer(String),
+    /// The DPoP public URL is not `http(s)://host[:port][/path]` without query, fragment or user.
+    #[error(
+        "{0:?} is not the API's public URL: write https://host[:port] with an optional path prefix"
+    )]
+    InvalidDpopUrl(String),
+    /// A DPoP setting cannot work.
+    #[error("DPoP: {0}")]
+    InvalidDpop(&'static str),
+    /// The OS random generator failed while making the DPoP nonce secret.
+    #[error(transparent)]
+    Random(#[from] RandomError),
 }
 
 /// Configures a [`JwtAuthLayer`]; start with [`JwtAuthLayer::builder`].
@@ -84,6 +106,9 @@ pub struct JwtAuthBuilder {
     any_audience: bool,
     leeway: Duration,
     strict_rfc9068: bool,
+    algorithms: Option<Vec<Algorithm>>,
+    role_pointers: Option<Vec<String>>,
+    dpop: Option<Dpop>,
     cookie: Option<String>,
     cross_origin_check: bool,
     trusted_origins: Vec<String>,
@@ -112,6 +137,9 @@ impl Default for JwtAuthBuilder {
             any_audience: false,
             leeway: DEFAULT_LEEWAY,
             strict_rfc9068: false,
+            algorithms: None,
+            role_pointers: None,
+            dpop: None,
             cookie: None,
             cross_origin_check: true,
             trusted_origins: Vec::new(),
@@ -211,6 +239,36 @@ impl JwtAuthBuilder {
     /// required. Default off.
     pub fn strict_rfc9068(mut self, strict: bool) -> Self {
         self.strict_rfc9068 = strict;
+        self
+    }
+
+    /// Accepts tokens signed with these algorithms only (whatever the keys would verify). Default: every
+    /// algorithm a key accepts. A key loaded for one algorithm accepts that one; a JWK without `alg` its
+    /// key type's family (RS256 and PS256 for RSA, EdDSA and Ed25519 for Ed25519), so this is how to keep
+    /// PS256 out, say. An empty list, or a configured key accepting none of them, makes
+    /// [`build`](Self::build) fail.
+    pub fn algorithms(mut self, algorithms: impl IntoIterator<Item = Algorithm>) -> Self {
+        self.algorithms = Some(algorithms.into_iter().collect());
+        self
+    }
+
+    /// Reads the subject's roles (for [`JwtAuthLayer::require_role`] and [`VerifiedToken::roles`]) from
+    /// these JSON pointers (RFC 6901) into the claims instead of the top-level `roles` claim: each names an
+    /// array of strings or one string, and the roles are all of them. For Keycloak,
+    /// `["/realm_access/roles", "/resource_access/my-api/roles"]`; Entra ID and RFC 9068 use `roles`, the
+    /// default (`["/roles"]`), read without a second pass over the claims.
+    ///
+    /// [`VerifiedToken::roles`]: crate::VerifiedToken::roles
+    pub fn role_claims(mut self, pointers: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.role_pointers = Some(pointers.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Accepts DPoP-bound tokens (RFC 9449): `Authorization: DPoP <token>` with a `DPoP` proof, checked as
+    /// [`Dpop`] describes. Tokens bound to a key (`cnf.jkt`) are refused as bearer tokens with or without
+    /// this; [`Dpop::required`] refuses bearer tokens altogether.
+    pub fn dpop(mut self, dpop: Dpop) -> Self {
+        self.dpop = Some(dpop);
         self
     }
 
@@ -343,6 +401,32 @@ impl JwtAuthBuilder {
         if self.cache_capacity == Some(0) {
             return Err(BuildError::Zero("the cache capacity"));
         }
+        let algorithms = match self.algorithms {
+            Some(algorithms) => Some(allow_list(algorithms, &keys)?),
+            None => None,
+        };
+        let roles = match self.role_pointers {
+            None => RoleClaims::Roles,
+            Some(pointers) => RoleClaims::Pointers(
+                pointers
+                    .into_iter()
+                    .map(|pointer| {
+                        if is_json_pointer(&pointer) {
+                            Ok(pointer.into_boxed_str())
+                        } else {
+                            Err(BuildError::InvalidRolePointer(pointer))
+                        }
+                    })
+                    .collect::<Result<_, _>>()?,
+            ),
+        };
+        let dpop = self.dpop.map(DpopCheck::new).transpose()?;
+        let challenges = Challenges {
+            realm: self.realm.into_boxed_str(),
+            dpop_algs: dpop.as_ref().map(|dpop| dpop.algs.clone()),
+            dpop_only: dpop.as_ref().is_some_and(|dpop| dpop.required),
+            resource_metadata: None,
+        };
         let seconds = |duration: Duration| i64::try_from(duration.as_secs()).unwrap_or(i64::MAX);
         let pipeline = Pipeline {
             cross_origin: CrossOriginCheck {
@@ -352,8 +436,10 @@ impl JwtAuthBuilder {
             sources: TokenSources {
                 cookie: self.cookie.map(String::into_boxed_str),
                 query: self.query,
+                dpop: dpop.is_some(),
                 max_len: self.max_token_len,
             },
+            dpop,
             validator: Validator {
                 issuers: if self.any_issuer {
                     Box::default()
@@ -369,13 +455,15 @@ impl JwtAuthBuilder {
                     leeway: seconds(self.leeway),
                 },
                 strict_rfc9068: self.strict_rfc9068,
+                algorithms,
+                roles,
             },
             keys,
             cache: self
                 .cache_capacity
                 .map(|capacity| TokenCache::new(capacity, seconds(self.expired_retention))),
             revocation: self.revocation,
-            responder: Responder::new(self.realm.into_boxed_str(), self.body),
+            responder: Responder::new(challenges, self.body),
             clock: self.clock,
         };
         Ok(JwtAuthLayer {
@@ -393,6 +481,47 @@ impl JwtAuthBuilder {
         }
         self
     }
+}
+
+/// The allow-list, checked against the static keys: each must accept one of its algorithms (a remote key
+/// set is checked per token, as its keys change).
+fn allow_list(
+    algorithms: Vec<Algorithm>,
+    keys: &KeySource,
+) -> Result<Box<[Algorithm]>, BuildError> {
+    if algorithms.is_empty() {
+        return Err(BuildError::Algorithms(
+            "the algorithm allow-list is empty: no token could verify".to_owned(),
+        ));
+    }
+    if let KeySource::Ring(ring) = keys
+        && let Some(key) = ring.current().iter().find(|key| {
+            !key.algorithms()
+                .any(|accepted| algorithms.contains(&accepted))
+        })
+    {
+        return Err(BuildError::Algorithms(format!(
+            "the key {} accepts {:?}, none of the allowed {algorithms:?}",
+            key.kid().unwrap_or("without kid"),
+            key.algorithms().collect::<Vec<_>>(),
+        )));
+    }
+    Ok(algorithms.into_boxed_slice())
+}
+
+/// RFC 6901: empty (the whole document) or `/`-separated tokens where `~` only starts `~0` or `~1`.
+fn is_json_pointer(pointer: &str) -> bool {
+    let mut rest = pointer;
+    if !rest.starts_with('/') {
+        return false;
+    }
+    while let Some(at) = rest.find('~') {
+        if !matches!(rest.as_bytes().get(at + 1), Some(b'0' | b'1')) {
+            return false;
+        }
+        rest = &rest[at + 2..];
+    }
+    true
 }
 
 fn key_source(
@@ -429,6 +558,9 @@ impl fmt::Debug for JwtAuthBuilder {
             .field("audiences", &self.audiences)
             .field("leeway", &self.leeway)
             .field("strict_rfc9068", &self.strict_rfc9068)
+            .field("algorithms", &self.algorithms)
+            .field("role_pointers", &self.role_pointers)
+            .field("dpop", &self.dpop)
             .field("cookie", &self.cookie)
             .field("cross_origin_check", &self.cross_origin_check)
             .field("trusted_origins", &self.trusted_origins)

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use tower::Layer;
 
-use super::pipeline::{Flow, KeySource, Pipeline};
+use super::pipeline::{Flow, KeySource, Pipeline, Presentation};
 use super::policy::Policy;
 use crate::cache::TokenCache;
 use crate::source::Candidate;
@@ -77,6 +77,8 @@ impl JwtAuthLayer {
     /// Runs a token that did not arrive in an HTTP request (a WebSocket message, a gRPC metadata value, a
     /// job payload) through everything a request goes through: length limit, cache, verification, a remote
     /// key refetch for an unknown `kid`, the revocation check, and this layer's scope and role requirements.
+    /// It comes as a bearer token: one bound to a DPoP key is refused
+    /// ([`AuthRejection::BoundTokenAsBearer`]), since there is no request to prove possession in.
     ///
     /// ```
     /// use tessera_server::{AuthRejection, JwtAuthLayer};
@@ -94,10 +96,11 @@ impl JwtAuthLayer {
     /// The [`AuthRejection`] a request with this token would have been answered with.
     pub async fn verify(&self, token: &str) -> Result<VerifiedToken, AuthRejection> {
         let pipeline = &self.pipeline;
-        let outcome = match pipeline.token(&self.policy, Candidate::direct(token)) {
-            Flow::Done(outcome) => outcome,
-            Flow::Wait(pending) => pipeline.resume(&self.policy, pending).await,
-        };
+        let outcome =
+            match pipeline.token(&self.policy, Candidate::direct(token), Presentation::Bearer) {
+                Flow::Done(outcome) => outcome,
+                Flow::Wait(pending) => pipeline.resume(&self.policy, pending).await,
+            };
         pipeline.record(&outcome);
         outcome
     }

@@ -11,6 +11,7 @@ use super::future::ResponseFuture;
 use super::pipeline::{Pending, Step};
 use crate::JwtAuthLayer;
 use crate::extract::Anonymous;
+use crate::rejection::DPOP_NONCE;
 
 /// The middleware [`JwtAuthLayer`] wraps a service in. See the [crate documentation](crate).
 #[derive(Clone)]
@@ -61,6 +62,11 @@ where
                 request.extensions_mut().insert(token);
                 ResponseFuture::inner(self.inner.call(request))
             }
+            Step::AdmitWithNonce(token, nonce) => {
+                pipeline.responder.admitted();
+                request.extensions_mut().insert(token);
+                ResponseFuture::with_nonce(self.inner.call(request), nonce)
+            }
             Step::AlreadyVerified => ResponseFuture::inner(self.inner.call(request)),
             Step::Anonymous => {
                 request
@@ -68,8 +74,8 @@ where
                     .insert(Anonymous(pipeline.responder.clone()));
                 ResponseFuture::inner(self.inner.call(request))
             }
-            Step::Refuse(rejection) => {
-                ResponseFuture::ready(Ok(pipeline.responder.reject(&rejection)))
+            Step::Refuse(rejection, scheme) => {
+                ResponseFuture::ready(Ok(pipeline.responder.reject(&rejection, scheme)))
             }
             Step::Wait(pending) => self.deferred(request, pending),
         }
@@ -93,15 +99,20 @@ impl<S> JwtAuth<S> {
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let layer = self.layer.clone();
+        let (scheme, nonce) = (pending.scheme(), pending.fresh_nonce());
         ResponseFuture::deferred(Box::pin(async move {
             let pipeline = &layer.pipeline;
             match pipeline.resume(&layer.policy, pending).await {
                 Ok(token) => {
                     pipeline.responder.admitted();
                     request.extensions_mut().insert(token);
-                    inner.call(request).await
+                    let mut response = inner.call(request).await?;
+                    if let Some(nonce) = nonce {
+                        response.headers_mut().insert(DPOP_NONCE, nonce);
+                    }
+                    Ok(response)
                 }
-                Err(rejection) => Ok(pipeline.responder.reject(&rejection)),
+                Err(rejection) => Ok(pipeline.responder.reject(&rejection, scheme)),
             }
         }))
     }
