@@ -109,12 +109,17 @@
 mod auth;
 mod cache;
 mod cross_origin;
+#[cfg(feature = "remote-jwks")]
+mod discovery;
 mod dpop;
 mod extract;
+#[cfg(feature = "remote-jwks")]
+mod fetch;
 mod keyring;
 mod rejection;
 #[cfg(feature = "remote-jwks")]
 mod remote;
+mod resource_metadata;
 mod revocation;
 mod source;
 mod stats;
@@ -125,12 +130,15 @@ pub use auth::{
     BuildError, DEFAULT_CACHE_CAPACITY, DEFAULT_EXPIRED_TOKEN_RETENTION, DEFAULT_LEEWAY, JwtAuth,
     JwtAuthBuilder, JwtAuthLayer, ResponseFuture,
 };
+#[cfg(feature = "remote-jwks")]
+pub use discovery::DiscoveryError;
 pub use dpop::{DEFAULT_NONCE_ROTATION, DEFAULT_PROOF_WINDOW, DEFAULT_REPLAY_CAPACITY, Dpop};
 pub use extract::{Claims, ClaimsRejection};
 pub use keyring::KeyRing;
 pub use rejection::{AuthRejection, JsonErrorBody, RejectionBody, RenderedBody};
 #[cfg(feature = "remote-jwks")]
 pub use remote::{JwksFetchError, RemoteJwks, RemoteJwksBuilder, RemoteJwksError};
+pub use resource_metadata::ResourceMetadata;
 pub use revocation::{
     RevocationAnswer, RevocationCheck, RevocationError, RevocationFuture, TokenStatus,
 };

@@ -131,9 +131,7 @@ fn get_dpop(path: &str, token: &str, proof: &str) -> Request<Body> {
 }
 
 fn invalid_proof(description: &str) -> String {
-    format!(
-        r#"DPoP error="invalid_dpop_proof", error_description="{description}", algs="{ALGS}""#
-    )
+    format!(r#"DPoP error="invalid_dpop_proof", error_description="{description}", algs="{ALGS}""#)
 }
 
 /// The answer for `request` is 401 `invalid_dpop_proof` with `reason`, and no expiry signal.
@@ -158,7 +156,12 @@ async fn a_bound_token_with_a_proof_of_its_key_passes_for_each_proof_algorithm()
         let token = fixture.token();
         let proof = fixture.proof("GET", "https://api.example/thumbprint", &token);
         let answer = send(&app, get_dpop("/thumbprint", &token, &proof)).await;
-        assert_eq!(answer.status, StatusCode::OK, "{algorithm}: {}", answer.body);
+        assert_eq!(
+            answer.status,
+            StatusCode::OK,
+            "{algorithm}: {}",
+            answer.body
+        );
         assert_eq!(
             answer.body,
             fixture.client.public_jwk().unwrap().thumbprint().unwrap()
@@ -271,14 +274,13 @@ async fn every_rule_of_a_proof_is_checked() {
         send(&app, get_dpop("/me", &token, &proof)).await.status,
         StatusCode::OK
     );
-    assert_invalid_proof(
+    assert_invalid_proof(&app, get_dpop("/me", &token, &proof), ProofError::Replayed).await;
+    // Still good with a fresh one: the proof is checked per request, the token comes from the cache.
+    let answer = send(
         &app,
-        get_dpop("/me", &token, &proof),
-        ProofError::Replayed,
+        get_dpop("/me", &token, &fixture.proof("GET", me, &token)),
     )
     .await;
-    // Still good with a fresh one: the proof is checked per request, the token comes from the cache.
-    let answer = send(&app, get_dpop("/me", &token, &fixture.proof("GET", me, &token))).await;
     assert_eq!(answer.status, StatusCode::OK);
 }
 
@@ -390,11 +392,17 @@ async fn modes_and_their_challenges() {
     );
     // A bad bearer token gets the Bearer challenge; a bad DPoP token the DPoP one.
     let answer = send(&both, get_with_token("/me", "a.b.c")).await;
-    assert!(answer.challenge().starts_with("Bearer error=\"invalid_token\""));
+    assert!(
+        answer
+            .challenge()
+            .starts_with("Bearer error=\"invalid_token\"")
+    );
     let proof = fixture.proof("GET", "https://api.example/me", "a.b.c");
     let answer = send(&both, get_dpop("/me", "a.b.c", &proof)).await;
     assert!(
-        answer.challenge().starts_with("DPoP error=\"invalid_token\"")
+        answer
+            .challenge()
+            .starts_with("DPoP error=\"invalid_token\"")
             && answer.challenge().ends_with(&format!(r#"algs="{ALGS}""#)),
         "{}",
         answer.challenge()
@@ -423,7 +431,9 @@ async fn modes_and_their_challenges() {
     let token = fixture.token();
     let proof = fixture.proof("GET", "https://api.example/me", &token);
     assert_eq!(
-        send(&required, get_dpop("/me", &token, &proof)).await.status,
+        send(&required, get_dpop("/me", &token, &proof))
+            .await
+            .status,
         StatusCode::OK
     );
 
@@ -441,7 +451,11 @@ async fn an_expired_bound_token_with_a_valid_proof_gets_the_expiry_signal() {
     let app = fixture.app(Dpop::new(API));
     let me = "https://api.example/me";
     let expired = fixture.token_bound_to(&fixture.client, json!({"exp": NOW - 60}));
-    let answer = send(&app, get_dpop("/me", &expired, &fixture.proof("GET", me, &expired))).await;
+    let answer = send(
+        &app,
+        get_dpop("/me", &expired, &fixture.proof("GET", me, &expired)),
+    )
+    .await;
     assert_eq!(answer.status, StatusCode::UNAUTHORIZED);
     assert!(answer.token_expired());
     assert_eq!(
@@ -462,14 +476,26 @@ async fn an_expired_bound_token_with_a_valid_proof_gets_the_expiry_signal() {
         assert_eq!(answer.status, StatusCode::UNAUTHORIZED);
         assert!(!answer.token_expired(), "{}", answer.challenge());
     }
-    assert!(!send(&app, get_with_token("/me", &expired)).await.token_expired());
+    assert!(
+        !send(&app, get_with_token("/me", &expired))
+            .await
+            .token_expired()
+    );
 
     // Seen valid, then expired: answered from the cache, with the proof still checked.
     let token = fixture.token();
-    let answer = send(&app, get_dpop("/me", &token, &fixture.proof("GET", me, &token))).await;
+    let answer = send(
+        &app,
+        get_dpop("/me", &token, &fixture.proof("GET", me, &token)),
+    )
+    .await;
     assert_eq!(answer.status, StatusCode::OK);
     fixture.clock.advance(Duration::from_secs(300 + 30));
-    let answer = send(&app, get_dpop("/me", &token, &fixture.proof("GET", me, &token))).await;
+    let answer = send(
+        &app,
+        get_dpop("/me", &token, &fixture.proof("GET", me, &token)),
+    )
+    .await;
     assert_eq!(answer.status, StatusCode::UNAUTHORIZED);
     assert!(answer.token_expired());
     let answer = send(
@@ -502,7 +528,11 @@ async fn server_nonces_round_trip_and_rotate() {
     };
 
     // No nonce yet: 401 use_dpop_nonce with one to use.
-    let answer = send(&app, get_dpop("/me", &token, &fixture.proof("GET", me, &token))).await;
+    let answer = send(
+        &app,
+        get_dpop("/me", &token, &fixture.proof("GET", me, &token)),
+    )
+    .await;
     assert_eq!(answer.status, StatusCode::UNAUTHORIZED);
     assert_eq!(
         answer.challenge(),
@@ -566,7 +596,12 @@ async fn htu_is_the_public_url_of_the_original_request() {
 fn settings_are_checked_when_the_layer_is_built() {
     let fixture = Fixture::new(Algorithm::Es256);
     let build = |dpop: Dpop| fixture.builder().dpop(dpop).build().unwrap_err();
-    for url in ["api.example", "https://", "https://api.example?x", "ftp://api.example"] {
+    for url in [
+        "api.example",
+        "https://",
+        "https://api.example?x",
+        "ftp://api.example",
+    ] {
         assert!(
             matches!(build(Dpop::new(url)), BuildError::InvalidDpopUrl(_)),
             "{url}"

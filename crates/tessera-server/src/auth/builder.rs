@@ -12,11 +12,12 @@ use crate::cache::TokenCache;
 use crate::cross_origin::{CrossOriginCheck, normalise_origin};
 use crate::dpop::DpopCheck;
 use crate::rejection::{Challenges, RendererName, Responder};
+use crate::resource_metadata::{LayerFacts, PublishedMetadata};
 use crate::source::{DEFAULT_MAX_TOKEN_LEN, TokenSources};
 use crate::verify::{Lifetime, RoleClaims, Validator};
 use crate::{
     Algorithm, Clock, Dpop, JwtAuthLayer, JwtKey, KeyError, KeyRing, KeySet, RejectionBody,
-    RevocationCheck, SystemClock,
+    ResourceMetadata, RevocationCheck, SystemClock,
 };
 
 /// The default clock-skew allowance for `exp` and `nbf`.
@@ -82,6 +83,12 @@ pub enum BuildError {
     /// A DPoP setting cannot work.
     #[error("DPoP: {0}")]
     InvalidDpop(&'static str),
+    /// The resource identifier of the protected-resource metadata is not an `http(s)` URL without query,
+    /// fragment or user.
+    #[error(
+        "{0:?} is not a resource identifier: write https://host[/path], without query or fragment"
+    )]
+    InvalidResource(String),
     /// The OS random generator failed while making the DPoP nonce secret.
     #[error(transparent)]
     Random(#[from] RandomError),
@@ -109,6 +116,7 @@ pub struct JwtAuthBuilder {
     algorithms: Option<Vec<Algorithm>>,
     role_pointers: Option<Vec<String>>,
     dpop: Option<Dpop>,
+    resource_metadata: Option<ResourceMetadata>,
     cookie: Option<String>,
     cross_origin_check: bool,
     trusted_origins: Vec<String>,
@@ -140,6 +148,7 @@ impl Default for JwtAuthBuilder {
             algorithms: None,
             role_pointers: None,
             dpop: None,
+            resource_metadata: None,
             cookie: None,
             cross_origin_check: true,
             trusted_origins: Vec::new(),
@@ -269,6 +278,13 @@ impl JwtAuthBuilder {
     /// this; [`Dpop::required`] refuses bearer tokens altogether.
     pub fn dpop(mut self, dpop: Dpop) -> Self {
         self.dpop = Some(dpop);
+        self
+    }
+
+    /// Publishes RFC 9728 protected-resource metadata: every challenge then carries
+    /// `resource_metadata="<its URL>"`, and [`JwtAuthLayer::resource_metadata_router`] serves the document.
+    pub fn resource_metadata(mut self, metadata: ResourceMetadata) -> Self {
+        self.resource_metadata = Some(metadata);
         self
     }
 
@@ -421,11 +437,28 @@ impl JwtAuthBuilder {
             ),
         };
         let dpop = self.dpop.map(DpopCheck::new).transpose()?;
+        let issuers: Box<[Box<str>]> = if self.any_issuer {
+            Box::default()
+        } else {
+            self.issuers.into()
+        };
+        let metadata = match self.resource_metadata {
+            None => None,
+            Some(metadata) => Some(PublishedMetadata::new(
+                metadata,
+                &LayerFacts {
+                    issuers: &issuers,
+                    query_tokens: self.query,
+                    dpop_algorithms: dpop.as_ref().map(|dpop| &*dpop.algs),
+                    dpop_required: dpop.as_ref().is_some_and(|dpop| dpop.required),
+                },
+            )?),
+        };
         let challenges = Challenges {
             realm: self.realm.into_boxed_str(),
             dpop_algs: dpop.as_ref().map(|dpop| dpop.algs.clone()),
             dpop_only: dpop.as_ref().is_some_and(|dpop| dpop.required),
-            resource_metadata: None,
+            resource_metadata: metadata.as_ref().map(|metadata| metadata.url.clone()),
         };
         let seconds = |duration: Duration| i64::try_from(duration.as_secs()).unwrap_or(i64::MAX);
         let pipeline = Pipeline {
@@ -440,12 +473,9 @@ impl JwtAuthBuilder {
                 max_len: self.max_token_len,
             },
             dpop,
+            metadata,
             validator: Validator {
-                issuers: if self.any_issuer {
-                    Box::default()
-                } else {
-                    self.issuers.into()
-                },
+                issuers,
                 audiences: if self.any_audience {
                     Box::default()
                 } else {
@@ -561,6 +591,7 @@ impl fmt::Debug for JwtAuthBuilder {
             .field("algorithms", &self.algorithms)
             .field("role_pointers", &self.role_pointers)
             .field("dpop", &self.dpop)
+            .field("resource_metadata", &self.resource_metadata)
             .field("cookie", &self.cookie)
             .field("cross_origin_check", &self.cross_origin_check)
             .field("trusted_origins", &self.trusted_origins)

@@ -105,6 +105,18 @@ impl JwtAuthLayer {
         outcome
     }
 
+    /// A router serving the RFC 9728 metadata document configured with
+    /// [`JwtAuthBuilder::resource_metadata`] at its well-known path; without one, a router with no route.
+    /// The document is public: merge the router outside this layer (see [`ResourceMetadata`]).
+    ///
+    /// [`ResourceMetadata`]: crate::ResourceMetadata
+    pub fn resource_metadata_router(&self) -> axum::Router {
+        self.pipeline
+            .metadata
+            .as_ref()
+            .map_or_else(axum::Router::new, |metadata| metadata.router())
+    }
+
     /// The keys in use right now.
     pub fn current_keys(&self) -> Arc<KeySet> {
         match &self.pipeline.keys {

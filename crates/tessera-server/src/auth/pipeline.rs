@@ -26,6 +26,7 @@ use crate::cache::{Cached, TokenCache};
 use crate::cross_origin::CrossOriginCheck;
 use crate::dpop::{DpopCheck, Proof};
 use crate::rejection::{Responder, Scheme};
+use crate::resource_metadata::PublishedMetadata;
 use crate::source::{Candidate, TokenSources};
 use crate::stats::Counters;
 use crate::verify::Validator;
@@ -39,6 +40,7 @@ pub(crate) struct Pipeline {
     pub(crate) sources: TokenSources,
     pub(crate) cross_origin: CrossOriginCheck,
     pub(crate) dpop: Option<DpopCheck>,
+    pub(crate) metadata: Option<PublishedMetadata>,
     pub(crate) validator: Validator,
     pub(crate) keys: KeySource,
     pub(crate) cache: Option<TokenCache>,
@@ -443,6 +445,7 @@ impl fmt::Debug for Pipeline {
             .field("sources", &self.sources)
             .field("cross_origin", &self.cross_origin)
             .field("dpop", &self.dpop)
+            .field("metadata", &self.metadata)
             .field("validator", &self.validator)
             .field("keys", &self.keys)
             .field("cache", &self.cache)

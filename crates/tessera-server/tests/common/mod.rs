@@ -32,6 +32,10 @@ pub const P384_PRIVATE: &str = include_str!("../keys/p384.key");
 pub const P384_PUBLIC: &str = include_str!("../keys/p384.pub");
 pub const ED25519_PRIVATE: &str = include_str!("../keys/ed25519.key");
 pub const ED25519_PUBLIC: &str = include_str!("../keys/ed25519.pub");
+/// Self-signed certificates of `rsa.key`, `p256.key` and `ed25519.key`, for keys published as `x5c`.
+pub const RSA_CERT: &str = include_str!("../keys/rsa.crt");
+pub const P256_CERT: &str = include_str!("../keys/p256.crt");
+pub const ED25519_CERT: &str = include_str!("../keys/ed25519.crt");
 
 pub use tessera_server::ManualClock as TestClock;
 
