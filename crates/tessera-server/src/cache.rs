@@ -16,8 +16,8 @@
 //! # What a hit answers
 //! An entry is a token that passed every check but its lifetime, which depends on the time of the request.
 //! A hit answers exactly what a full verification of the same bytes would answer now, without the
-//! signature: the token while it is within its lifetime, [`AuthRejection::NotYetValid`] before its `nbf`
-//! (a host clock stepped back), and [`AuthRejection::Expired`] after its `exp`. So the 401 that tells a
+//! signature: the token while it is within its lifetime, [`AuthRejection::NotYetValid`](crate::AuthRejection::NotYetValid) before its `nbf`
+//! (a host clock stepped back), and [`AuthRejection::Expired`](crate::AuthRejection::Expired) after its `exp`. So the 401 that tells a
 //! client to refresh costs a hit, not a signature verification, for a retention window after expiry
 //! (default [`DEFAULT_EXPIRED_TOKEN_RETENTION`](crate::DEFAULT_EXPIRED_TOKEN_RETENTION)): clients whose
 //! token just expired, or a replayed one, are answered from memory. Past the window the entry is dropped,
@@ -93,7 +93,7 @@ pub(crate) struct TokenCache {
     entries: quick_cache::sync::Cache<StoredKey, VerifiedToken>,
     /// Seeded at random per cache: hashes the signature characters before the digested ones.
     rest_hasher: DefaultHashBuilder,
-    /// How long after its `exp` (plus leeway) an entry still answers [`AuthRejection::Expired`], in seconds.
+    /// How long after its `exp` (plus leeway) an entry still answers [`AuthRejection::Expired`](crate::AuthRejection::Expired), in seconds.
     retention: i64,
     sweep_every: usize,
     inserts: AtomicUsize,
