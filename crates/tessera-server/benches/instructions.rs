@@ -54,7 +54,10 @@ fn measure() {
         assert!(output.status.success(), "callgrind failed:\n{stderr}");
         let collected: f64 = stderr
             .lines()
-            .find_map(|line| line.split_once("Collected :").map(|(_, count)| count.trim().to_owned()))
+            .find_map(|line| {
+                line.split_once("Collected :")
+                    .map(|(_, count)| count.trim().to_owned())
+            })
             .unwrap_or_else(|| panic!("no `Collected :` line from callgrind:\n{stderr}"))
             .parse()
             .expect("a count");

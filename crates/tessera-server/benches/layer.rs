@@ -204,7 +204,11 @@ fn dpop_vs_bearer(c: &mut Criterion) {
         let (token, layer) = dpop_fixture(Some(&client), true);
         let mut service = layer.layer(service_fn(presence));
         let answer = ready(service.call(dpop_request(&client, &token))).expect("ok");
-        assert_eq!(answer.body(), b"alice", "the bench token and proof must pass");
+        assert_eq!(
+            answer.body(),
+            b"alice",
+            "the bench token and proof must pass"
+        );
         group.bench_function(format!("dpop_{name}_proof_cache_on_no_claims"), |b| {
             b.iter_batched(
                 || dpop_request(&client, &token),

@@ -88,20 +88,7 @@ impl Fixture {
 }
 
 fn proof_by(key: &SigningKey, claims: Value) -> String {
-    key.sign_jwt(
-        JwsHeader {
-            typ: Some("dpop+jwt"),
-            embed_jwk: true,
-        },
-        &claims,
-    )
-    .unwrap()
-}
-
-fn ath(token: &str) -> String {
-    use base64::Engine;
-    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes());
-    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest)
+    dpop_proof(key, &claims)
 }
 
 fn app(layer: JwtAuthLayer) -> Router {

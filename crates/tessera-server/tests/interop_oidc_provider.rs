@@ -9,6 +9,8 @@
 #![cfg(feature = "remote-jwks")]
 #![allow(clippy::unwrap_used)] // helpers outside #[test] fns unwrap too: a failure is a failed test
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::path::PathBuf;
 use std::process::{Child, ChildStdin, Command, Stdio};
@@ -20,7 +22,7 @@ use axum::routing::get;
 use http::{Request, StatusCode};
 use http_body_util::BodyExt;
 use serde_json::{Value, json};
-use tessera_core::jose::{Algorithm, Jws, JwsHeader, SigningKey};
+use tessera_core::jose::{Algorithm, Jws, SigningKey};
 use tessera_server::{AuthRejection, Dpop, JwtAuthLayer, ManualClock, RemoteJwks, VerifiedToken};
 use tower::ServiceExt;
 
@@ -164,20 +166,9 @@ fn proof(key: &SigningKey, method: &str, url: &str, token: Option<&str>) -> Stri
         "jti": tessera_core::random::id::<12>().unwrap(), "htm": method, "htu": url, "iat": now(),
     });
     if let Some(token) = token {
-        use base64::Engine;
-        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes());
-        claims["ath"] = base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .encode(digest)
-            .into();
+        claims["ath"] = common::ath(token).into();
     }
-    key.sign_jwt(
-        JwsHeader {
-            typ: Some("dpop+jwt"),
-            embed_jwk: true,
-        },
-        &claims,
-    )
-    .unwrap()
+    common::dpop_proof(key, &claims)
 }
 
 async fn call(app: &Router, request: Request<Body>) -> (StatusCode, String, String) {

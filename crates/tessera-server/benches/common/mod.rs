@@ -25,7 +25,11 @@ pub fn dpop_fixture(client: Option<&SigningKey>, dpop: bool) -> (String, JwtAuth
         "scope": "read write", "roles": ["editor"],
     });
     if let Some(client) = client {
-        let jkt = client.public_jwk().expect("public").thumbprint().expect("jkt");
+        let jkt = client
+            .public_jwk()
+            .expect("public")
+            .thumbprint()
+            .expect("jkt");
         claims["cnf"] = serde_json::json!({ "jkt": jkt });
     }
     let token = issuer
@@ -69,7 +73,6 @@ pub fn dpop_request(client: &SigningKey, token: &str) -> Request<String> {
         .body(String::new())
         .expect("request")
 }
-
 
 /// The output of a future that is ready at its first poll, as every bench service is.
 pub fn ready<F: Future>(future: F) -> F::Output {
