@@ -137,6 +137,7 @@ impl TokenCache {
     /// the entry exists, its key is still live, and it has not expired longer than the retention window
     /// ago. An entry failing either of the last two is removed. The caller checks the lifetime, as after a
     /// full verification.
+    #[inline]
     pub(crate) fn get(
         &self,
         key: &CacheKey<'_>,

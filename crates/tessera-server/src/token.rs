@@ -184,6 +184,11 @@ impl VerifiedToken {
         self.text(&self.parts.jkt)
     }
 
+    /// Whether the token is bound to a DPoP key (has `cnf.jkt`).
+    pub(crate) fn is_bound(&self) -> bool {
+        self.parts.jkt.is_some()
+    }
+
     /// Whether the layer `responder` answers for verified this token.
     pub(crate) fn verified_by(&self, responder: &Responder) -> bool {
         self.parts.responder.is(responder)

@@ -525,9 +525,7 @@ async fn server_nonces_round_trip_and_rotate() {
         answer.challenge(),
         format!(
             r#"DPoP error="use_dpop_nonce", error_description="{}", algs="{ALGS}""#,
-            AuthRejection::UseDpopNonce {
-                nonce: http::HeaderValue::from_static("")
-            }
+            AuthRejection::UseDpopNonce { nonce: "".into() }
         )
     );
     assert_eq!(answer.json()["error"], "use_dpop_nonce");

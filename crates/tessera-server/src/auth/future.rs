@@ -5,10 +5,7 @@ use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
-use http::{HeaderValue, Response};
 use pin_project::pin_project;
-
-use crate::rejection::DPOP_NONCE;
 
 type Deferred<O> = Pin<Box<dyn Future<Output = O> + Send>>;
 
@@ -28,13 +25,6 @@ enum State<F: Future> {
         #[pin]
         future: F,
     },
-    /// Authenticated synchronously with a DPoP proof that used the previous server nonce: the inner
-    /// service's future, whose answer gets the current nonce.
-    Nonce {
-        #[pin]
-        future: F,
-        nonce: Option<HeaderValue>,
-    },
     /// Refused synchronously: the rendered rejection.
     Ready { output: Option<F::Output> },
     /// Waiting on a key refetch or the revocation check, then on the inner service.
@@ -45,15 +35,6 @@ impl<F: Future> ResponseFuture<F> {
     pub(super) fn inner(future: F) -> Self {
         ResponseFuture {
             state: State::Inner { future },
-        }
-    }
-
-    pub(super) fn with_nonce(future: F, nonce: HeaderValue) -> Self {
-        ResponseFuture {
-            state: State::Nonce {
-                future,
-                nonce: Some(nonce),
-            },
         }
     }
 
@@ -72,22 +53,12 @@ impl<F: Future> ResponseFuture<F> {
     }
 }
 
-impl<F, B, E> Future for ResponseFuture<F>
-where
-    F: Future<Output = Result<Response<B>, E>>,
-{
+impl<F: Future> Future for ResponseFuture<F> {
     type Output = F::Output;
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         match self.project().state.project() {
             StateProj::Inner { future } => future.poll(cx),
-            StateProj::Nonce { future, nonce } => {
-                let mut output = std::task::ready!(future.poll(cx));
-                if let (Ok(response), Some(nonce)) = (&mut output, nonce.take()) {
-                    response.headers_mut().insert(DPOP_NONCE, nonce);
-                }
-                Poll::Ready(output)
-            }
             StateProj::Ready { output } => {
                 Poll::Ready(output.take().expect("future polled after completion"))
             }
@@ -100,7 +71,6 @@ impl<F: Future> fmt::Debug for ResponseFuture<F> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let state = match &self.state {
             State::Inner { .. } => "Inner",
-            State::Nonce { .. } => "Nonce",
             State::Ready { .. } => "Ready",
             State::Deferred { .. } => "Deferred",
         };

@@ -67,8 +67,8 @@ pub(crate) enum Step {
     /// Verified, and let through.
     Admit(VerifiedToken),
     /// Verified with a DPoP proof that used the previous server nonce: let through, and the answer hands
-    /// over the current one.
-    AdmitWithNonce(VerifiedToken, HeaderValue),
+    /// over the current one. (Boxed: the common steps should not make room for it.)
+    AdmitWithNonce(VerifiedToken, Box<HeaderValue>),
     /// Refused; the challenge uses the scheme the token came with.
     Refuse(AuthRejection, Scheme),
     /// Something has to be awaited first.
@@ -88,7 +88,8 @@ pub(crate) enum Flow {
 #[derive(Debug)]
 pub(crate) enum Presentation {
     Bearer,
-    Dpop(Proof),
+    /// Boxed: the bearer path moves this value around and should not pay for a proof's size.
+    Dpop(Box<Proof>),
 }
 
 /// What [`Pipeline::resume`] has to wait for.
@@ -129,7 +130,7 @@ impl Pending {
     pub(crate) fn scheme(&self) -> Scheme {
         match self {
             // Verified already: a bound token only gets this far with a proof.
-            Pending::Lookup(Lookup { token, .. }) if token.jkt().is_some() => Scheme::Dpop,
+            Pending::Lookup(Lookup { token, .. }) if token.is_bound() => Scheme::Dpop,
             Pending::Lookup(_) => Scheme::Bearer,
             #[cfg(feature = "remote-jwks")]
             Pending::Refetch { presentation, .. } => presentation.scheme(),
@@ -194,27 +195,33 @@ impl Pipeline {
         {
             return Step::Refuse(rejection, scheme);
         }
-        let presentation = match (&self.dpop, scheme) {
-            (Some(dpop), Scheme::Dpop) => {
-                let proven = token.checked().and_then(|text| {
-                    let now = self.clock.unix_seconds();
-                    dpop.proof(method, headers, uri, extensions, text, now)
-                });
-                match proven {
-                    Ok(proof) => Presentation::Dpop(proof),
-                    Err(rejection) => return Step::Refuse(rejection, scheme),
+        let (presentation, fresh_nonce) = match &self.dpop {
+            // Without DPoP the sources never find a DPoP token: this is a bearer token.
+            None => (Presentation::Bearer, None),
+            Some(dpop) => match scheme {
+                Scheme::Dpop => {
+                    let proven = token.checked().and_then(|text| {
+                        let now = self.clock.unix_seconds();
+                        dpop.proof(method, headers, uri, extensions, text, now)
+                    });
+                    match proven {
+                        Ok(proof) => {
+                            let nonce = proof.fresh_nonce.clone().map(Box::new);
+                            (Presentation::Dpop(Box::new(proof)), nonce)
+                        }
+                        Err(rejection) => return Step::Refuse(rejection, scheme),
+                    }
                 }
-            }
-            (Some(dpop), Scheme::Bearer) if dpop.required => {
-                return Step::Refuse(AuthRejection::DpopRequired, scheme);
-            }
-            _ => Presentation::Bearer,
+                Scheme::Bearer if dpop.required => {
+                    return Step::Refuse(AuthRejection::DpopRequired, scheme);
+                }
+                Scheme::Bearer => (Presentation::Bearer, None),
+            },
         };
-        let fresh_nonce = presentation.fresh_nonce();
         match self.token(policy, token, presentation) {
             Flow::Done(Ok(token)) => match fresh_nonce {
-                Some(nonce) => Step::AdmitWithNonce(token, nonce),
                 None => Step::Admit(token),
+                Some(nonce) => Step::AdmitWithNonce(token, nonce),
             },
             Flow::Done(Err(rejection)) => Step::Refuse(rejection, scheme),
             Flow::Wait(pending) => Step::Wait(pending),
@@ -316,17 +323,16 @@ impl Pipeline {
         presentation: &Presentation,
         now: i64,
     ) -> Screened {
-        let presented = match presentation {
-            Presentation::Bearer if token.jkt().is_some() => Err(AuthRejection::BoundTokenAsBearer),
-            Presentation::Bearer => Ok(()),
-            Presentation::Dpop(proof) => DpopCheck::bound(proof, &token),
+        let checked = match presentation {
+            Presentation::Bearer if token.is_bound() => Err(AuthRejection::BoundTokenAsBearer),
+            Presentation::Bearer => self.within_lifetime(&token, now),
+            Presentation::Dpop(proof) => DpopCheck::bound(proof, &token)
+                .and_then(|()| self.within_lifetime(&token, now))
+                .and_then(|()| match &self.dpop {
+                    Some(dpop) => dpop.first_use(proof, now),
+                    None => Ok(()),
+                }),
         };
-        let checked = presented
-            .and_then(|()| self.within_lifetime(&token, now))
-            .and_then(|()| match (presentation, &self.dpop) {
-                (Presentation::Dpop(proof), Some(dpop)) => dpop.first_use(proof, now),
-                _ => Ok(()),
-            });
         match checked {
             Ok(()) => self.screen(policy, token),
             Err(rejection) => Screened::Done(Err(rejection)),
@@ -415,7 +421,7 @@ impl Pipeline {
 
 /// The scheme a verified token came with: a bound token is only ever accepted with a proof.
 pub(crate) fn scheme_of(token: &VerifiedToken) -> Scheme {
-    if token.jkt().is_some() {
+    if token.is_bound() {
         Scheme::Dpop
     } else {
         Scheme::Bearer

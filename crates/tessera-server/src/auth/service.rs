@@ -62,10 +62,16 @@ where
                 request.extensions_mut().insert(token);
                 ResponseFuture::inner(self.inner.call(request))
             }
+            // Once per nonce rotation for a client: boxed, so that the common answers need no room for it.
             Step::AdmitWithNonce(token, nonce) => {
                 pipeline.responder.admitted();
                 request.extensions_mut().insert(token);
-                ResponseFuture::with_nonce(self.inner.call(request), nonce)
+                let answer = self.inner.call(request);
+                ResponseFuture::deferred(Box::pin(async move {
+                    let mut response = answer.await?;
+                    response.headers_mut().insert(DPOP_NONCE, *nonce);
+                    Ok(response)
+                }))
             }
             Step::AlreadyVerified => ResponseFuture::inner(self.inner.call(request)),
             Step::Anonymous => {

@@ -116,8 +116,8 @@ pub enum AuthRejection {
     /// with a `DPoP` challenge and the nonce to use in `DPoP-Nonce` (RFC 9449 §9).
     #[error("The resource server requires a current nonce in the DPoP proof")]
     UseDpopNonce {
-        /// The nonce to put in the next proof, sent as `DPoP-Nonce`.
-        nonce: HeaderValue,
+        /// The nonce to put in the next proof, sent as `DPoP-Nonce` (visible ASCII, as nonces are).
+        nonce: Arc<str>,
     },
     /// A token bound to a DPoP key (`cnf.jkt`) came as a bearer token: whoever sends it has to prove
     /// possession of the key. 401 `invalid_token` with a `DPoP` challenge.
@@ -358,8 +358,11 @@ impl AuthRejection {
                 HeaderValue::from_static(TOKEN_EXPIRED_VALUE),
             );
         }
-        if let Some(nonce) = class.nonce {
-            headers.insert(DPOP_NONCE, nonce.clone());
+        if let Some(nonce) = class
+            .nonce
+            .and_then(|nonce| HeaderValue::from_str(nonce).ok())
+        {
+            headers.insert(DPOP_NONCE, nonce);
         }
         response
     }
@@ -392,7 +395,7 @@ struct Class<'a> {
     /// Whether the challenge is `DPoP` whatever scheme the request used: the answer is about DPoP itself.
     dpop: bool,
     /// The `DPoP-Nonce` of a `use_dpop_nonce` answer.
-    nonce: Option<&'a HeaderValue>,
+    nonce: Option<&'a str>,
     level: Level,
 }
 
