@@ -96,8 +96,10 @@
 //! [`Dpop::required`] refuses bearer tokens; [`Dpop::require_nonce`] hands out rotating server nonces.
 //! A token bound to a key is refused as a bearer token whatever the mode, so a stolen one is worth nothing
 //! without the key. The verified-token cache still serves the access token; the proof costs one signature
-//! verification per request (`cargo bench -p tessera-server --bench layer -- dpop` and
-//! `--bench instructions` measure it).
+//! verification per request, about 90% of its price: on the machine this was written on, a cached
+//! bearer request took 0.56 µs (5.6k instructions), a DPoP one 45 µs with an EdDSA proof (547k) and 65 µs
+//! with an ES256 proof (814k). `cargo bench -p tessera-server --bench layer -- dpop` and
+//! `--bench instructions` (callgrind) measure it.
 //!
 //! ```
 //! use tessera_server::{Dpop, JwtAuthLayer, RemoteJwks, ResourceMetadata};

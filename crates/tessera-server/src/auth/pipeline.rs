@@ -147,6 +147,8 @@ impl Pending {
     }
 }
 
+/// What a request waiting on a key refetch keeps of how its token came.
+#[cfg(feature = "remote-jwks")]
 impl Presentation {
     fn scheme(&self) -> Scheme {
         match self {
