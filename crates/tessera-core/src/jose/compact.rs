@@ -60,6 +60,31 @@ pub struct VerifiedJws {
     algorithm: Algorithm,
 }
 
+/// The three parts of a compact JWS (RFC 7515 §7.1), not decoded.
+pub(super) struct CompactParts<'t> {
+    /// `header.payload`, what the signature signs.
+    pub(super) signing_input: &'t str,
+    pub(super) header: &'t str,
+    pub(super) payload: &'t str,
+    pub(super) signature: &'t str,
+}
+
+impl<'t> CompactParts<'t> {
+    /// `token` split at its two dots; `None` unless there are exactly two.
+    pub(super) fn of(token: &'t str) -> Option<CompactParts<'t>> {
+        let (signing_input, signature) = token.rsplit_once('.')?;
+        let (header, payload) = signing_input
+            .split_once('.')
+            .filter(|(_, payload)| !payload.contains('.'))?;
+        Some(CompactParts {
+            signing_input,
+            header,
+            payload,
+            signature,
+        })
+    }
+}
+
 impl<'t> Jws<'t> {
     /// Splits `token` and decodes its header.
     ///
@@ -70,12 +95,13 @@ impl<'t> Jws<'t> {
         if token.len() > MAX_JWS_LEN {
             return Err(JwsError::Malformed("longer than 16 KiB"));
         }
-        let three_parts = JwsError::Malformed("a JWS has three dot-separated parts");
-        let (signing_input, signature) = token.rsplit_once('.').ok_or(three_parts.clone())?;
-        let (header, payload) = signing_input
-            .split_once('.')
-            .filter(|(_, payload)| !payload.contains('.'))
-            .ok_or(three_parts)?;
+        let CompactParts {
+            signing_input,
+            header,
+            payload,
+            signature,
+        } = CompactParts::of(token)
+            .ok_or(JwsError::Malformed("a JWS has three dot-separated parts"))?;
         let header = URL_SAFE_NO_PAD
             .decode(header)
             .map_err(|_| JwsError::Malformed("the header is not base64url"))?;

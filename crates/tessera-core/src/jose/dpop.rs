@@ -12,6 +12,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 
+use super::compact::CompactParts;
 use super::jwk::thumbprint_of;
 use super::{Algorithm, JwtKey, der};
 use crate::NumericDate;
@@ -215,12 +216,13 @@ impl ProofRequirements<'_> {
         if proof.len() > MAX_PROOF_LEN {
             return Err(ProofError::Malformed("the proof is longer than 8 KiB"));
         }
-        let three_parts = ProofError::Malformed("a JWS has three dot-separated parts");
-        let (signing_input, signature) = proof.rsplit_once('.').ok_or(three_parts.clone())?;
-        let (header, payload) = signing_input
-            .split_once('.')
-            .filter(|(_, payload)| !payload.contains('.'))
-            .ok_or(three_parts)?;
+        let CompactParts {
+            signing_input,
+            header,
+            payload,
+            signature,
+        } = CompactParts::of(proof)
+            .ok_or(ProofError::Malformed("a JWS has three dot-separated parts"))?;
 
         let mut header_bytes = [0; MAX_HEADER_LEN];
         let header_len = decode_into(header, &mut header_bytes).ok_or(ProofError::Malformed(
