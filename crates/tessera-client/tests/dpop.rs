@@ -78,7 +78,7 @@ impl Verifier {
         }
         let jwk: Jwk = serde_json::from_value(embedded).map_err(|error| error.to_string())?;
         let key = jwk.to_key().map_err(|error| error.to_string())?;
-        if key.algorithm() == Algorithm::Hs256 {
+        if key.accepts(Algorithm::Hs256) {
             return Err("symmetric".into());
         }
         let claims: serde_json::Value = jws

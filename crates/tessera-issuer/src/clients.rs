@@ -187,11 +187,11 @@ impl ClientRegistration {
         }
     }
 
-    /// The algorithm of the client's assertions, for a `private_key_jwt` client.
-    pub(crate) fn assertion_algorithm(&self) -> Option<tessera_core::jose::Algorithm> {
+    /// The algorithms the client's assertions may use, for a `private_key_jwt` client (its key's family).
+    pub(crate) fn assertion_algorithms(&self) -> Vec<tessera_core::jose::Algorithm> {
         match &self.authentication {
-            ClientAuthentication::PrivateKeyJwt { key } => Some(key.algorithm()),
-            _ => None,
+            ClientAuthentication::PrivateKeyJwt { key } => key.algorithms().collect(),
+            _ => Vec::new(),
         }
     }
 

@@ -78,7 +78,7 @@ impl Metadata {
             .collect();
         let mut assertion_algorithms: Vec<&'static str> = registrations
             .iter()
-            .filter_map(|client| client.assertion_algorithm())
+            .flat_map(|client| client.assertion_algorithms())
             .map(Algorithm::as_str)
             .collect();
         assertion_algorithms.sort_unstable();
