@@ -31,8 +31,9 @@ mod users;
 
 pub(crate) use users::UserSpec;
 
-/// The `iss` of the demo's access tokens.
-pub(crate) const ISSUER: &str = "tessera-demo";
+/// The `iss` of the demo's access tokens: the token service's identifier, a URL (RFC 8414 §2), here the
+/// server example's default address.
+pub(crate) const ISSUER: &str = "http://127.0.0.1:8080";
 /// The `aud` of the demo's access tokens: the API below.
 pub(crate) const AUDIENCE: &str = "tessera-demo-api";
 /// The public client the examples log in as.
@@ -221,7 +222,7 @@ async fn build(config: &AppConfig) -> anyhow::Result<App> {
         ));
     let router = Router::new()
         .nest("/auth", issuer.router(&auth))
-        .merge(issuer.jwks_router())
+        .merge(issuer.well_known_router())
         .merge(api);
     Ok(App {
         router,

@@ -204,9 +204,7 @@ pub(crate) fn instructions(args: &InstructionsArgs) -> Result<()> {
         for (library, path) in rows {
             let label = match path {
                 Path::Valid | Path::Expired => library.label().to_owned(),
-                Path::SeenValid => {
-                    format!("{}, token seen valid before it expired", library.label())
-                }
+                Path::SeenValid => library.seen_valid_label(),
             };
             let mut row = vec![label];
             for &alg in &algs {

@@ -383,9 +383,7 @@ impl Report<'_> {
         for (library, path) in rows {
             let label = match path {
                 TokenPath::Valid | TokenPath::Expired => library.label().to_owned(),
-                TokenPath::SeenValid => {
-                    format!("{}, token seen valid before it expired", library.label())
-                }
+                TokenPath::SeenValid => library.seen_valid_label(),
             };
             let mut row = vec![label];
             for &alg in self.algs {

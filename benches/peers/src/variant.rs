@@ -86,6 +86,11 @@ impl Library {
         }
     }
 
+    /// The row label of the 401 measured with a token this variant saw valid before it expired.
+    pub fn seen_valid_label(self) -> String {
+        format!("{}, token seen valid before it expired", self.label())
+    }
+
     /// The command-line spelling.
     pub fn slug(self) -> &'static str {
         match self {

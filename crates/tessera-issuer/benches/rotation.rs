@@ -32,7 +32,8 @@ use axum::body::Body;
 use http::header::CONTENT_TYPE;
 use http::{Request, StatusCode};
 use tessera_issuer::store::{
-    FamilyId, NewFamily, RefreshStore, Rotation, RotationOutcome, RotationSalt, TokenHash,
+    FamilyId, NewFamily, RefreshStore, RequestFingerprint, Rotation, RotationOutcome, RotationSalt,
+    TokenHash,
 };
 use tessera_issuer::{Issuer, PasswordHashing, SqliteStore};
 use tower::ServiceExt as _;
@@ -211,6 +212,7 @@ async fn create_clients<S: RefreshStore>(store: &S, clients: usize) {
             scope: None,
             roles: Vec::new(),
             user_agent: None,
+            dpop_jkt: None,
             token: TokenHash::from_slice(&bytes32(client, 0)).unwrap(),
             created_at: NOW,
             absolute_expires_at: NOW + 86_400,
@@ -244,6 +246,9 @@ async fn store_only<S: RefreshStore + Clone>(
                     now: NOW,
                     idle_ttl: 86_400,
                     grace: 30,
+                    fingerprint: RequestFingerprint::from_slice(&[1; 32]).unwrap(),
+                    max_retries: 3,
+                    dpop_jkt: None,
                     deny_access_for: 1_200,
                 };
                 let outcome = store.rotate(rotation).await.unwrap();

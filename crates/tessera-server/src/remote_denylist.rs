@@ -10,7 +10,7 @@ use http::HeaderValue;
 use http::header::{ACCEPT, AUTHORIZATION};
 
 use crate::denylist::{Availability, DenialPage, Denylist};
-use crate::remote_url::{self, UrlError};
+use crate::fetch::{self, GetError};
 use crate::{Clock, RevocationAnswer, RevocationCheck, SystemClock, VerifiedToken};
 
 /// Why one poll of the denials feed failed. The denials loaded so far stay in use.
@@ -23,6 +23,15 @@ pub enum DenialsFetchError {
     /// The token service answered with a non-success status (401: the bearer token is wrong).
     #[error("the denials feed answered {0}")]
     Status(http::StatusCode),
+    /// The token service answered with a redirect, which is not followed (the bearer token would go
+    /// wherever it points).
+    #[error("the denials feed answered {status} to {location}; redirects are not followed")]
+    Redirect {
+        /// The status.
+        status: http::StatusCode,
+        /// Where it pointed.
+        location: String,
+    },
     /// A page exceeds the size limit.
     #[error("a denials feed page is larger than {limit} bytes")]
     TooLarge {
@@ -62,11 +71,15 @@ pub enum RemoteDenylistError {
     NoRuntime,
 }
 
-impl From<UrlError> for RemoteDenylistError {
-    fn from(error: UrlError) -> Self {
+impl From<GetError> for DenialsFetchError {
+    fn from(error: GetError) -> DenialsFetchError {
         match error {
-            UrlError::Invalid(detail) => RemoteDenylistError::InvalidUrl(detail),
-            UrlError::Insecure(url) => RemoteDenylistError::InsecureUrl(url),
+            GetError::Request(error) => DenialsFetchError::Request(error),
+            GetError::Status(status) => DenialsFetchError::Status(status),
+            GetError::Redirect { status, location } => {
+                DenialsFetchError::Redirect { status, location }
+            }
+            GetError::TooLarge { limit } => DenialsFetchError::TooLarge { limit },
         }
     }
 }
@@ -271,24 +284,12 @@ impl Shared {
                 query.append_pair("after", after);
             }
         }
-        let mut response = self
+        let request = self
             .client
             .get(url)
             .header(ACCEPT, "application/json")
-            .header(AUTHORIZATION, self.authorization.clone())
-            .send()
-            .await?;
-        if !response.status().is_success() {
-            return Err(DenialsFetchError::Status(response.status()));
-        }
-        let limit = self.config.max_page_len;
-        let mut body = Vec::new();
-        while let Some(chunk) = response.chunk().await? {
-            if body.len() + chunk.len() > limit {
-                return Err(DenialsFetchError::TooLarge { limit });
-            }
-            body.extend_from_slice(&chunk);
-        }
+            .header(AUTHORIZATION, self.authorization.clone());
+        let (body, _) = fetch::send(request, self.config.max_page_len).await?;
         Ok(serde_json::from_slice(&body)?)
     }
 }
@@ -364,20 +365,17 @@ impl RemoteDenylistBuilder {
     pub fn spawn(self) -> Result<RemoteDenylist, RemoteDenylistError> {
         let runtime =
             tokio::runtime::Handle::try_current().map_err(|_| RemoteDenylistError::NoRuntime)?;
-        let url = remote_url::parse_fetch_url(&self.url)?;
+        let url = reqwest::Url::parse(&self.url)
+            .map_err(|error| RemoteDenylistError::InvalidUrl(error.to_string()))?;
+        let https = fetch::trusted_url(&url)
+            .ok_or_else(|| RemoteDenylistError::InsecureUrl(url.to_string()))?;
         let mut authorization = self
             .token
             .filter(|token| !token.is_empty())
             .and_then(|token| HeaderValue::try_from(format!("Bearer {token}")).ok())
             .ok_or(RemoteDenylistError::InvalidToken)?;
         authorization.set_sensitive(true);
-        let client = reqwest::Client::builder()
-            .https_only(url.scheme() == "https")
-            .timeout(self.timeout)
-            .connect_timeout(self.timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("tessera-server/", env!("CARGO_PKG_VERSION")))
-            .build()?;
+        let client = fetch::client(https, self.timeout)?;
         let shared = Arc::new(Shared {
             url,
             client,

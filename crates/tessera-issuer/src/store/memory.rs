@@ -6,10 +6,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use super::{
-    ChangeNotifier, Denial, DenialBatch, DenialKind, Family, FamilyId, LoginAttempt, NewFamily,
-    OnceKey, PurgeReport, RefreshStore, Revocation, Revoke, RevokeReason, Rotation,
-    RotationOutcome, RotationSalt, StoreChanges, StoreError, StoredKey, ThrottleEntry, ThrottleKey,
-    ThrottleRule, TokenHash, Verdict,
+    ChangeNotifier, Denial, DenialBatch, DenialKind, Family, FamilyId, LastRotation, LoginAttempt,
+    NewFamily, OnceKey, PurgeReport, RefreshStore, RequestFingerprint, Revocation, Revoke,
+    RevokeReason, Rotation, RotationOutcome, RotationSalt, StoreChanges, StoreError, StoredKey,
+    ThrottleEntry, ThrottleKey, ThrottleRule, TokenHash, Verdict, key_matches,
 };
 
 /// How many login-throttle entries a [`MemoryStore`] keeps by default; past it, the least recently
@@ -64,6 +64,10 @@ struct Entry {
     family: Family,
     current: TokenHash,
     salt: Option<RotationSalt>,
+    /// The fingerprint of the request that last rotated the family.
+    fingerprint: Option<RequestFingerprint>,
+    /// Retries served since the last rotation.
+    retries: u32,
     /// Every token hash of the family, so purging can find them without scanning all tokens.
     tokens: Vec<TokenHash>,
 }
@@ -291,6 +295,8 @@ impl RefreshStore for MemoryStore {
                 family,
                 current: new.token,
                 salt: None,
+                fingerprint: None,
+                retries: 0,
                 tokens: vec![new.token],
             },
         );
@@ -310,12 +316,14 @@ impl RefreshStore for MemoryStore {
         if entry.family.client_id != rotation.client_id {
             return Ok(RotationOutcome::WrongClient(entry.family.clone()));
         }
-        let outcome = match Verdict::of(
-            &entry.family,
-            presented_generation,
-            rotation.now,
-            rotation.grace,
-        ) {
+        if !key_matches(&entry.family, &rotation) {
+            return Ok(RotationOutcome::KeyMismatch(entry.family.clone()));
+        }
+        let last = LastRotation {
+            fingerprint: entry.fingerprint.as_ref(),
+            retries: entry.retries,
+        };
+        let outcome = match Verdict::of(&entry.family, presented_generation, &rotation, last) {
             Verdict::Rotate => {
                 let family = &mut entry.family;
                 family.generation += 1;
@@ -326,6 +334,8 @@ impl RefreshStore for MemoryStore {
                     .min(family.absolute_expires_at);
                 entry.current = rotation.successor;
                 entry.salt = Some(rotation.salt);
+                entry.fingerprint = Some(rotation.fingerprint);
+                entry.retries = 0;
                 entry.tokens.push(rotation.successor);
                 let generation = family.generation;
                 let outcome = RotationOutcome::Rotated(family.clone());
@@ -335,11 +345,14 @@ impl RefreshStore for MemoryStore {
                 outcome
             }
             Verdict::Retry => match entry.salt {
-                Some(salt) => RotationOutcome::Retry {
-                    family: entry.family.clone(),
-                    salt,
-                    successor: entry.current,
-                },
+                Some(salt) => {
+                    entry.retries += 1;
+                    RotationOutcome::Retry {
+                        family: entry.family.clone(),
+                        salt,
+                        successor: entry.current,
+                    }
+                }
                 None => {
                     return Err(StoreError::Corrupt(format!(
                         "family {family_id} was rotated without a salt"

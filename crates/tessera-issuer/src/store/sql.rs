@@ -26,7 +26,8 @@ macro_rules! shared_statements {
             const SQL: &str = concat!(
                 "SELECT ",
                 family_columns!(),
-                ", rotation_salt, current_hash FROM token_families WHERE id = $1"
+                ", rotation_salt, rotation_fingerprint, retries, current_hash \
+                 FROM token_families WHERE id = $1"
             );
             sqlx::query_as::<_, FamilyStateRow>(SQL)
                 .bind(id)
@@ -35,6 +36,30 @@ macro_rules! shared_statements {
                 .map_err(backend)?
                 .map(FamilyState::try_from)
                 .transpose()
+        }
+
+        /// Counts one more retry served for the family at `generation`, if it is still at that
+        /// generation, not revoked, and below `max_retries`; `false` otherwise (the caller reads the
+        /// family again).
+        pub(super) async fn count_retry(
+            db: impl sqlx::Executor<'_, Database = $db>,
+            id: &str,
+            generation: u64,
+            max_retries: u32,
+        ) -> Result<bool, StoreError> {
+            let generation = i64::try_from(generation).unwrap_or(i64::MAX);
+            let counted: Option<i64> = sqlx::query_scalar(
+                "UPDATE token_families SET retries = retries + 1 \
+                 WHERE id = $1 AND generation = $2 AND retries < $3 AND revoked_at IS NULL \
+                 RETURNING retries",
+            )
+            .bind(id)
+            .bind(generation)
+            .bind(i64::from(max_retries))
+            .fetch_optional(db)
+            .await
+            .map_err(backend)?;
+            Ok(counted.is_some())
         }
 
         /// The family, generation and client of a recorded token.

@@ -314,6 +314,15 @@ impl RotationSteps for PostgresStore {
         queries::family_state(&self.pool, family_id).await
     }
 
+    async fn count_retry(
+        &self,
+        family_id: &str,
+        generation: u64,
+        max_retries: u32,
+    ) -> Result<bool, StoreError> {
+        queries::count_retry(&self.pool, family_id, generation, max_retries).await
+    }
+
     async fn revoke_replayed(
         &self,
         family_id: &str,

@@ -32,21 +32,27 @@ use crate::store::rows::{FamilyRow, family_columns};
 use crate::store::{Family, Rotation, StoreError, sqlx_error as backend};
 
 /// The swaps of a batch, as one statement (parameters: arrays of presented hash, successor hash, salt,
-/// client, now, idle lifetime).
+/// client, now, idle lifetime, request fingerprint, DPoP key thumbprint). A swap also keeps the rotating
+/// request's fingerprint and resets the retry count, and applies to a family bound to a DPoP key only with
+/// that key.
 const SWAPS: &str = concat!(
     "WITH batch AS (\
-       SELECT * FROM unnest($1::bytea[], $2::bytea[], $3::bytea[], $4::text[], $5::int8[], $6::int8[]) \
-       WITH ORDINALITY AS b (presented, successor, salt, presenting_client, now, idle_ttl, place)), \
+       SELECT * FROM unnest($1::bytea[], $2::bytea[], $3::bytea[], $4::text[], $5::int8[], $6::int8[], \
+         $7::bytea[], $8::text[]) \
+       WITH ORDINALITY AS b (presented, successor, salt, presenting_client, now, idle_ttl, fingerprint, \
+         presented_jkt, place)), \
      presented AS MATERIALIZED (\
        SELECT b.*, t.family_id, t.generation AS presented_generation \
        FROM batch b JOIN refresh_tokens t ON t.hash = b.presented), \
      swapped AS (\
        UPDATE token_families f SET generation = f.generation + 1, last_used_at = p.now, \
          idle_expires_at = LEAST(p.now + p.idle_ttl, f.absolute_expires_at), \
-         current_hash = p.successor, rotation_salt = p.salt \
+         current_hash = p.successor, rotation_salt = p.salt, rotation_fingerprint = p.fingerprint, \
+         retries = 0 \
        FROM presented p \
        WHERE f.id = p.family_id AND f.generation = p.presented_generation AND f.client_id = p.presenting_client \
          AND f.revoked_at IS NULL AND p.now < f.idle_expires_at AND p.now < f.absolute_expires_at \
+         AND (f.dpop_jkt IS NULL OR f.dpop_jkt = p.presented_jkt) \
        RETURNING p.place, f.current_hash, ",
     family_columns!(),
     "), \
@@ -120,6 +126,13 @@ impl PgWriter {
                     .iter()
                     .map(|rotation| rotation.idle_ttl)
                     .collect::<Vec<i64>>(),
+            )
+            .bind(bytes(|rotation| rotation.fingerprint.as_bytes()))
+            .bind(
+                rotations
+                    .iter()
+                    .map(|rotation| rotation.dpop_jkt.clone())
+                    .collect::<Vec<Option<String>>>(),
             )
             .fetch_all(&mut **connection)
             .await;

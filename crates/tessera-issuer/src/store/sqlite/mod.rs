@@ -226,6 +226,15 @@ impl RotationSteps for SqliteStore {
         queries::family_state(&self.reader, family_id).await
     }
 
+    async fn count_retry(
+        &self,
+        family_id: &str,
+        generation: u64,
+        max_retries: u32,
+    ) -> Result<bool, StoreError> {
+        queries::count_retry(&self.writer, family_id, generation, max_retries).await
+    }
+
     async fn revoke_replayed(
         &self,
         family_id: &str,

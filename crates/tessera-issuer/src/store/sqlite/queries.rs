@@ -59,17 +59,20 @@ async fn lock_logins(_: &mut SqliteConnection, _: &NewFamily) -> Result<(), Stor
 }
 
 /// The compare-and-swap of a rotation, one statement (see [`bind_swap`] for its parameters): installs the
-/// successor if the presented token is its family's current one, the family belongs to the client and is
-/// live, and returns the rotated family's row. The trigger records the successor's hash in the same
+/// successor (and the rotating request's fingerprint, resetting the retry count) if the presented token is
+/// its family's current one, the family belongs to the client, is live and is bound to no DPoP key or to
+/// the request's, and returns the rotated family's row. The trigger records the successor's hash in the same
 /// statement.
 ///
 /// The parameters are anonymous (`?`), so that several swaps can share one query string, and so one trip
 /// to the connection's thread: sqlx numbers anonymous parameters on from the previous statement's.
 pub(super) const SWAP: &str = concat!(
     "UPDATE token_families SET generation = generation + 1, last_used_at = ?, \
-     idle_expires_at = MIN(? + ?, absolute_expires_at), current_hash = ?, rotation_salt = ? \
+     idle_expires_at = MIN(? + ?, absolute_expires_at), current_hash = ?, rotation_salt = ?, \
+     rotation_fingerprint = ?, retries = 0 \
      WHERE (id, generation) = (SELECT family_id, generation FROM refresh_tokens WHERE hash = ?) \
      AND client_id = ? AND revoked_at IS NULL AND ? < idle_expires_at AND ? < absolute_expires_at \
+     AND (dpop_jkt IS NULL OR dpop_jkt = ?) \
      RETURNING ",
     family_columns!(),
     ";"
@@ -86,10 +89,12 @@ pub(super) fn bind_swap<'q>(
         .bind(rotation.idle_ttl)
         .bind(rotation.successor.as_bytes().as_slice())
         .bind(rotation.salt.as_bytes().as_slice())
+        .bind(rotation.fingerprint.as_bytes().as_slice())
         .bind(rotation.presented.as_bytes().as_slice())
         .bind(rotation.client_id.as_str())
         .bind(rotation.now)
         .bind(rotation.now)
+        .bind(rotation.dpop_jkt.as_deref())
 }
 
 /// Inserts a family at generation 0; its trigger records the first token.
@@ -101,8 +106,8 @@ async fn insert_family(
         serde_json::to_string(&new.roles).map_err(|error| StoreError::Backend(Box::new(error)))?;
     sqlx::query(
         "INSERT INTO token_families (id, user_id, client_id, scope, roles, user_agent, generation, \
-         current_hash, created_at, last_used_at, absolute_expires_at, idle_expires_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, ?7, ?8, ?8, ?9, MIN(?10, ?9))",
+         current_hash, created_at, last_used_at, absolute_expires_at, idle_expires_at, dpop_jkt) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, ?7, ?8, ?8, ?9, MIN(?10, ?9), ?11)",
     )
     .bind(new.id.as_str())
     .bind(new.user_id.as_str())
@@ -114,6 +119,7 @@ async fn insert_family(
     .bind(new.created_at)
     .bind(new.absolute_expires_at)
     .bind(new.idle_expires_at)
+    .bind(new.dpop_jkt.as_deref())
     .execute(db)
     .await
     .map_err(backend)?;
