@@ -45,6 +45,11 @@ struct Args {
     /// Address to listen on.
     #[arg(long, default_value = "127.0.0.1:8080")]
     addr: SocketAddr,
+    /// The token service's public URL: the `iss` of its tokens and the issuer clients discover it from
+    /// (/.well-known/oauth-authorization-server). Default: http://<ADDR>. Set it behind a proxy, and to the
+    /// same value on every instance.
+    #[arg(long, value_name = "URL", value_parser = issuer_url)]
+    issuer_url: Option<String>,
     /// Where sessions live: a SQLite file (signing keys kept in <DB>.keys/ beside it; `sqlite:PATH` works
     /// too), or a postgres://user:password@host:port/db URL shared by several instances (keys kept in it).
     #[arg(long, default_value = "tessera-demo.db")]
@@ -100,6 +105,15 @@ fn origin(input: &str) -> Result<HeaderValue, String> {
     HeaderValue::from_str(&origin).map_err(|error| error.to_string())
 }
 
+fn issuer_url(input: &str) -> Result<String, String> {
+    let url = reqwest::Url::parse(input)
+        .map_err(|error| format!("{error} (write e.g. https://auth.example)"))?;
+    if !matches!(url.scheme(), "https" | "http") || url.query().is_some() || url.fragment().is_some() {
+        return Err("an http(s) URL without query or fragment (RFC 8414 §2)".into());
+    }
+    Ok(input.trim_end_matches('/').to_owned())
+}
+
 fn positive_duration(input: &str) -> Result<Duration, String> {
     match humantime::parse_duration(input) {
         Ok(duration) if duration.is_zero() => Err("must be longer than zero".into()),
@@ -121,6 +135,10 @@ fn grace_duration(input: &str) -> Result<Duration, String> {
 impl Args {
     fn config(self, key_encryption_secret: Option<KeyEncryptionSecret>) -> AppConfig {
         AppConfig {
+            issuer: Some(
+                self.issuer_url
+                    .unwrap_or_else(|| format!("http://{}", self.addr)),
+            ),
             db: self.db,
             access_ttl: self.access_ttl,
             refresh_ttl: self.refresh_ttl,

@@ -16,7 +16,7 @@ seconds="${1:-600}"
 shift || true
 targets=("$@")
 if [ "${#targets[@]}" -eq 0 ]; then
-    targets=(bearer jwt jwks jws token_endpoint challenge)
+    targets=(bearer jwt jwks jws token_endpoint challenge dpop_proof)
 fi
 
 if ! rustup toolchain list | grep -q '^nightly'; then

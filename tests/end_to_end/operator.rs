@@ -23,12 +23,11 @@ async fn get_json(url: reqwest::Url) -> anyhow::Result<(StatusCode, Value)> {
 async fn liveness_and_readiness_answer_without_a_token_and_readiness_follows_the_database()
 -> anyhow::Result<()> {
     let dir = tempfile::tempdir()?;
-    let config = AppConfig::for_tests(dir.path().join("tessera.db"), Duration::from_secs(60))?;
+    let mut config = AppConfig::for_tests(dir.path().join("tessera.db"), Duration::from_secs(60))?;
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await?;
+    config.issuer = Some(format!("http://{}", listener.local_addr()?));
     let (store, faults) = FaultyStore::new(config.db.open_sqlite().await?);
-    let server = App::start(&config, store)
-        .await?
-        .serve_on("127.0.0.1:0".parse()?)
-        .await?;
+    let server = App::start(&config, store).await?.serve(listener)?;
 
     assert_eq!(
         get_json(server.url("/healthz")).await?,

@@ -195,6 +195,8 @@ pub async fn issuer_layer(alg: Alg, key: &VerifyKey) -> Result<JwtAuthLayer> {
         .keys(SigningKeys::generate(own)?)
         .public_client("bench-client")
         .build(MemoryStore::new())?;
+    // The layer refuses every token (503) until the revocations are loaded.
+    issuer.load_denylist().await?;
     for index in 0..100 {
         issuer.revoke_user(&format!("revoked-{index}")).await?;
     }

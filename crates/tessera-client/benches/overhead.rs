@@ -4,6 +4,9 @@
 //!
 //! Run: `cargo bench -p tessera-client --bench overhead`. The target is a median ratio of at most 1.05; the
 //! run ends with a paired measurement of that ratio (both clients timed in the same windows).
+//!
+//! `dpop_proof` measures what DPoP adds to each request on the client: signing one proof (EdDSA, ES256),
+//! `ath` included. Run it alone with `cargo bench -p tessera-client --bench overhead -- dpop_proof`.
 
 // A benchmark binary: it reports on stdout and may panic on a broken fixture.
 #![allow(missing_docs, clippy::unwrap_used, clippy::print_stdout)]
@@ -16,7 +19,9 @@ use axum::routing::get;
 use criterion::{Criterion, criterion_group, criterion_main};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use reqwest_middleware::ClientBuilder;
-use tessera_client::{AuthMiddleware, RefreshContext, RefreshError, TokenSet};
+use tessera_client::{
+    AuthMiddleware, Dpop, DpopKey, RefreshContext, RefreshError, SystemClock, TokenSet,
+};
 use tessera_core::TokenResponse;
 use tessera_server::{Claims, JwtAuthLayer};
 
@@ -165,10 +170,34 @@ fn overhead(c: &mut Criterion) {
     );
 }
 
+fn dpop_proof(c: &mut Criterion) {
+    let url: reqwest::Url = "https://api.example/v1/items?page=2".parse().unwrap();
+    let token = token();
+    let mut group = c.benchmark_group("dpop_proof");
+    for algorithm in [
+        tessera_core::jose::Algorithm::EdDsa,
+        tessera_core::jose::Algorithm::Es256,
+    ] {
+        let dpop = Dpop::new(
+            DpopKey::generate(algorithm).unwrap(),
+            std::sync::Arc::new(SystemClock),
+        );
+        group.bench_function(algorithm.as_str(), |b| {
+            b.iter(|| {
+                black_box(
+                    dpop.proof(&reqwest::Method::GET, &url, Some(&token))
+                        .unwrap(),
+                )
+            });
+        });
+    }
+    group.finish();
+}
+
 fn median(values: &mut [f64]) -> f64 {
     values.sort_by(f64::total_cmp);
     values[values.len() / 2]
 }
 
-criterion_group!(benches, overhead);
+criterion_group!(benches, overhead, dpop_proof);
 criterion_main!(benches);

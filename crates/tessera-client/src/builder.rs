@@ -9,8 +9,8 @@ use crate::error::BuildError;
 use crate::origin::Origin;
 use crate::session::{Persistence, RefreshPolicy, Session, SessionExpiredHook, TokensChangedHook};
 use crate::{
-    AuthMiddleware, Clock, MemoryTokenStore, RefreshError, Refresher, StoreError, SystemClock,
-    TokenSet, TokenStore,
+    AuthMiddleware, Clock, DpopKey, MemoryTokenStore, RefreshError, Refresher, StoreError,
+    SystemClock, TokenSet, TokenStore,
 };
 
 /// Configures an [`AuthMiddleware`]; made by [`AuthMiddleware::builder`].
@@ -22,6 +22,7 @@ pub struct AuthMiddlewareBuilder {
     on_session_expired: Option<SessionExpiredHook>,
     clock: Option<Arc<dyn Clock>>,
     policy: RefreshPolicy,
+    dpop: Option<DpopKey>,
 }
 
 impl AuthMiddlewareBuilder {
@@ -34,6 +35,7 @@ impl AuthMiddlewareBuilder {
             on_session_expired: None,
             clock: None,
             policy: RefreshPolicy::default(),
+            dpop: None,
         }
     }
 
@@ -98,10 +100,57 @@ impl AuthMiddlewareBuilder {
         self
     }
 
-    /// How long one refresh may take before it counts as a transient failure (default 5 s).
+    /// How long one refresh may take before it counts as a transient failure (default 5 s). A request that
+    /// presented a refresh token is not abandoned at the timeout: see
+    /// [`server_grace`](AuthMiddlewareBuilder::server_grace).
     #[must_use]
     pub fn refresh_timeout(mut self, timeout: Duration) -> Self {
         self.policy.timeout = timeout;
+        self
+    }
+
+    /// The token service's grace window (default 15 s, Tessera's token service default): how long after
+    /// rotating a refresh token it still answers the previous one with the same successor instead of
+    /// treating it as reuse. `Duration::ZERO` for a service without one (node's `oidc-provider`, for
+    /// instance).
+    ///
+    /// When a refresh gets no usable answer (a timeout, a broken connection, a gateway error), the service
+    /// may have rotated the refresh token, so the middleware keeps waiting for the late answer, presents
+    /// the token once more only while that retry still reaches the service inside this window, and never
+    /// after (the session then ends with [`RefreshError::OutcomeUnknown`] rather than trip reuse
+    /// detection). [`build`](AuthMiddlewareBuilder::build) checks that the window holds a timed-out
+    /// request and its retry: at least twice the
+    /// [`refresh_timeout`](AuthMiddlewareBuilder::refresh_timeout) plus one second. The backoff needs no
+    /// such check: the retry after a lost answer waits the first backoff step
+    /// but never past the window. With `Duration::ZERO` there is no retry: a lost answer is awaited (for a
+    /// minute) and the session ends if it never comes.
+    #[must_use]
+    pub fn server_grace(mut self, grace: Duration) -> Self {
+        self.policy.grace = grace;
+        self
+    }
+
+    /// Binds tokens to `key` with DPoP (RFC 9449): token requests of the built-in grants carry a proof
+    /// signed with it (the token endpoint then issues `token_type: DPoP` tokens bound to the key's
+    /// thumbprint), and every API request presenting such a token gets `Authorization: DPoP` and a fresh
+    /// proof. The key is saved with the tokens it bound, so a restart that loads them keeps the binding;
+    /// `key` only serves tokens bound to no key yet. See the crate documentation's DPoP section.
+    ///
+    /// ```
+    /// use tessera_client::{AuthMiddleware, DpopKey, RefreshTokenGrant};
+    /// use tessera_core::jose::Algorithm;
+    ///
+    /// let grant = RefreshTokenGrant::new(reqwest::Client::new(), "https://auth.example/token".parse()?);
+    /// let auth = AuthMiddleware::builder(grant)
+    ///     .allow_origin("https://api.example")
+    ///     .dpop(DpopKey::generate(Algorithm::EdDsa)?)
+    ///     .build()?;
+    /// # let _ = auth;
+    /// # Ok::<(), Box<dyn std::error::Error>>(())
+    /// ```
+    #[must_use]
+    pub fn dpop(mut self, key: DpopKey) -> Self {
+        self.dpop = Some(key);
         self
     }
 
@@ -138,11 +187,13 @@ impl AuthMiddlewareBuilder {
         self
     }
 
-    /// Builds the middleware; fails if no origin, or an invalid one, was given.
+    /// Builds the middleware; fails if no origin, or an invalid one, was given, or if the
+    /// [`server_grace`](AuthMiddlewareBuilder::server_grace) window is too short for the refresh timeout.
     pub fn build(self) -> Result<AuthMiddleware, BuildError> {
         if self.origins.is_empty() {
             return Err(BuildError::NoAllowedOrigin);
         }
+        self.policy.validate()?;
         let origins = self
             .origins
             .iter()
@@ -158,6 +209,7 @@ impl AuthMiddlewareBuilder {
             self.on_session_expired,
             clock,
             self.policy,
+            self.dpop,
         );
         Ok(AuthMiddleware::new(session, origins))
     }
@@ -169,6 +221,7 @@ impl fmt::Debug for AuthMiddlewareBuilder {
             .field("origins", &self.origins)
             .field("store", &self.store)
             .field("policy", &self.policy)
+            .field("dpop", &self.dpop)
             .finish_non_exhaustive()
     }
 }

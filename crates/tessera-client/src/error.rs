@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::{RefreshError, StoreError};
+use crate::{DpopError, RefreshError, StoreError};
 
 /// Why the middleware could not complete a request (or [`AuthMiddleware::set_tokens`] could not take
 /// tokens).
@@ -55,9 +55,15 @@ pub enum Error {
         /// The server's 401 answer.
         response: Box<reqwest::Response>,
     },
-    /// The access token contains characters that cannot go into an HTTP header.
-    #[error("the access token contains characters that are not allowed in an HTTP header")]
+    /// The access token contains characters that cannot go into an HTTP header, or it is DPoP-bound and
+    /// no DPoP key is known for it.
+    #[error(
+        "the access token cannot be presented: it contains characters not allowed in an HTTP header, or it is DPoP-bound without a DPoP key"
+    )]
     UnusableAccessToken,
+    /// The DPoP proof for the request could not be signed.
+    #[error("the DPoP proof could not be made: {0}")]
+    Dpop(#[source] DpopError),
     /// A refresh was needed outside a tokio runtime; the middleware runs refreshes as tokio tasks.
     #[error("no tokio runtime is running, so the access token cannot be refreshed")]
     NoRuntime,
@@ -105,6 +111,20 @@ pub enum BuildError {
     /// No origin was allowed, so the middleware would never attach a token; call `allow_origin`.
     #[error("no origin is allowed to receive the access token; call allow_origin")]
     NoAllowedOrigin,
+    /// The token service's grace window (see
+    /// [`AuthMiddlewareBuilder::server_grace`](crate::AuthMiddlewareBuilder::server_grace)) cannot hold a
+    /// timed-out refresh and its retry.
+    #[error(
+        "the server's grace window ({grace:?}) cannot hold a timed-out refresh and its retry with a refresh_timeout of {timeout:?} (it needs 2 × refresh_timeout + 1 s): lower refresh_timeout to at most {longest_timeout:?}, declare the token service's real grace window with server_grace, or server_grace(Duration::ZERO) if it has none"
+    )]
+    GraceTooShort {
+        /// The configured grace window.
+        grace: Duration,
+        /// The configured refresh timeout.
+        timeout: Duration,
+        /// The longest refresh timeout that fits.
+        longest_timeout: Duration,
+    },
     /// An allowed origin is not of the form `https://host[:port]`.
     #[error("{origin:?} is not a valid origin: {reason}")]
     InvalidOrigin {

@@ -1,6 +1,6 @@
 //! The reqwest-middleware: attach, refresh once, replay once. Control flow only: which requests get a token
-//! is [`Origin`]'s and [`SkipAuth`]'s call, which answers ask for a new one is
-//! [`asks_for_new_token`]'s, and when and how tokens are refreshed is the [`Session`]'s.
+//! is [`Origin`]'s and [`SkipAuth`]'s call, what an answer says about the token is [`verdict`]'s, and when
+//! and how tokens are refreshed is the [`Session`]'s.
 
 use std::fmt;
 use std::sync::Arc;
@@ -12,15 +12,16 @@ use reqwest::{Request, Response, Url};
 use reqwest_middleware::{Middleware, Next};
 use tracing::debug;
 
-use crate::challenge::asks_for_new_token;
+use crate::challenge::{Verdict, verdict};
+use crate::dpop::{DPOP, DPOP_SCHEME};
 use crate::extensions::{AuthOutcome, SkipAuth, TokenGeneration};
 use crate::origin::Origin;
-use crate::session::{self, Session};
+use crate::session::{self, Lease, Session};
 use crate::{AuthMiddlewareBuilder, Error, Refresher, StoreError, TokenSet};
 
-/// A reqwest-middleware that sends a bearer access token to the allowed origins, refreshes it before it
-/// expires or when the API says it expired (one token request for all concurrent callers), and replays the
-/// rejected request once.
+/// A reqwest-middleware that sends an access token to the allowed origins (as a bearer token, or DPoP-bound
+/// with a fresh proof per request), refreshes it before it expires or when the API says it expired (one
+/// token request for all concurrent callers), and replays the rejected request once.
 ///
 /// Cloning is cheap and shares the tokens: keep a clone to call [`set_tokens`](AuthMiddleware::set_tokens)
 /// after a login. See the [crate documentation](crate) for the full behaviour and an example.
@@ -44,7 +45,9 @@ impl AuthMiddleware {
     }
 
     /// Replaces the tokens, e.g. with a login answer. They are saved to the store and passed to
-    /// `on_tokens_changed` before any request uses them; a session that had ended starts again.
+    /// `on_tokens_changed` before any request uses them; a session that had ended starts again, and a
+    /// refresh in flight is abandoned. With DPoP on, tokens not bound to a key are bound to the configured
+    /// one: sign the login's proof with it (see [`AuthMiddleware::dpop`]).
     pub async fn set_tokens(&self, tokens: TokenSet) -> Result<TokenGeneration, Error> {
         self.session.set_tokens(tokens).await
     }
@@ -66,6 +69,13 @@ impl AuthMiddleware {
         self.session.tokens()
     }
 
+    /// With DPoP on, what signs proofs: the key the current tokens are bound to (or the configured key),
+    /// sharing the nonces this middleware learnt. Use it for requests the middleware does not make, such as
+    /// the login that obtains the first tokens (see the crate documentation's DPoP section).
+    pub fn dpop(&self) -> Option<crate::Dpop> {
+        self.session.dpop()
+    }
+
     fn allows(&self, url: &Url) -> bool {
         self.origins.iter().any(|origin| origin.matches(url))
     }
@@ -77,6 +87,66 @@ impl AuthMiddleware {
             && !session::inside_refresh()
             && !request.headers().contains_key(AUTHORIZATION)
             && self.allows(request.url())
+    }
+
+    /// Sends `request` with `lease`'s token (and, DPoP-bound, a fresh proof). An answer asking for a DPoP
+    /// nonce is retried once, with a new proof carrying it, if the body can be sent again. Also hands back
+    /// a copy of the request for a replay, if the body allows one.
+    async fn send(
+        &self,
+        mut request: Request,
+        lease: &Lease,
+        extensions: &mut Extensions,
+        next: Next<'_>,
+    ) -> reqwest_middleware::Result<(Response, Option<Request>)> {
+        let spare = request.try_clone();
+        self.authorize(&mut request, lease)
+            .map_err(reqwest_middleware::Error::middleware)?;
+        let response = next.clone().run(request, extensions).await?;
+        let Some(bound) = &lease.dpop else {
+            return Ok((response, spare));
+        };
+        if !self.allows(response.url()) {
+            return Ok((response, spare));
+        }
+        let fresh_nonce = bound.remember_nonce(response.url(), response.headers());
+        let asks_for_nonce =
+            verdict(response.status(), response.headers(), DPOP_SCHEME) == Verdict::UseDpopNonce;
+        if !(fresh_nonce && asks_for_nonce) {
+            return Ok((response, spare));
+        }
+        let Some(mut again) = spare else {
+            return Ok((response, None));
+        };
+        debug!("the resource server asked for a DPoP nonce; sending again with it");
+        let spare = again.try_clone();
+        self.authorize(&mut again, lease)
+            .map_err(reqwest_middleware::Error::middleware)?;
+        let response = next.run(again, extensions).await?;
+        bound.remember_nonce(response.url(), response.headers());
+        Ok((response, spare))
+    }
+
+    /// Puts `lease`'s `Authorization` (and `DPoP` proof) on `request`.
+    fn authorize(&self, request: &mut Request, lease: &Lease) -> Result<(), Error> {
+        if let Some(bound) = &lease.dpop {
+            let proof = bound
+                .proof(request.method(), request.url())
+                .map_err(Error::Dpop)?;
+            request.headers_mut().insert(DPOP, proof);
+        }
+        request
+            .headers_mut()
+            .insert(AUTHORIZATION, lease.authorization.clone());
+        Ok(())
+    }
+
+    fn scheme(lease: &Lease) -> &'static str {
+        if lease.dpop.is_some() {
+            DPOP_SCHEME
+        } else {
+            tessera_core::BEARER
+        }
     }
 }
 
@@ -95,7 +165,7 @@ impl fmt::Debug for AuthMiddleware {
 impl Middleware for AuthMiddleware {
     async fn handle(
         &self,
-        mut request: Request,
+        request: Request,
         extensions: &mut Extensions,
         next: Next<'_>,
     ) -> reqwest_middleware::Result<Response> {
@@ -110,32 +180,37 @@ impl Middleware for AuthMiddleware {
             .lease()
             .await
             .map_err(reqwest_middleware::Error::middleware)?;
-        request
-            .headers_mut()
-            .insert(AUTHORIZATION, lease.authorization.clone());
-        let replay = request.try_clone();
-        let mut response = next.clone().run(request, extensions).await?;
+        let (mut response, replay) = self.send(request, &lease, extensions, next.clone()).await?;
+        let outcome = AuthOutcome {
+            generation: Some(lease.generation),
+            refreshed: lease.refreshed,
+            replayed: false,
+        };
 
-        // Only an answer from an origin that received the token can say the token expired: after a redirect
-        // elsewhere, reqwest has already dropped the header.
-        if !asks_for_new_token(response.status(), response.headers())
-            || !self.allows(response.url())
-        {
-            response.extensions_mut().insert(AuthOutcome {
-                generation: Some(lease.generation),
-                refreshed: lease.refreshed,
-                replayed: false,
-            });
-            return Ok(response);
-        }
+        // Only an answer from an origin that received the token can refuse it: after a redirect elsewhere,
+        // reqwest has already dropped the header.
+        let refused = match verdict(response.status(), response.headers(), Self::scheme(&lease)) {
+            Verdict::Refused(why) if self.allows(response.url()) => why,
+            _ => {
+                if lease.suspect && response.status() != http::StatusCode::UNAUTHORIZED {
+                    self.session.vouch(lease.generation);
+                }
+                response.extensions_mut().insert(outcome);
+                return Ok(response);
+            }
+        };
 
         // At most one replay per request: the renewed lease is used whatever the replay's answer.
         let renewed = self
             .session
-            .renew(lease.generation)
+            .renew(lease.generation, refused)
             .await
             .map_err(reqwest_middleware::Error::middleware)?;
-        let Some(mut replay) = replay else {
+        let Some(renewed) = renewed else {
+            response.extensions_mut().insert(outcome);
+            return Ok(response);
+        };
+        let Some(replay) = replay else {
             debug!(
                 generation = renewed.generation.get(),
                 "token renewed, but a streaming body cannot be replayed"
@@ -151,10 +226,10 @@ impl Middleware for AuthMiddleware {
             to = renewed.generation.get(),
             "replaying the request with a newer token"
         );
-        replay
-            .headers_mut()
-            .insert(AUTHORIZATION, renewed.authorization.clone());
-        let mut response = next.run(replay, extensions).await?;
+        let (mut response, _) = self.send(replay, &renewed, extensions, next).await?;
+        if renewed.suspect && response.status() != http::StatusCode::UNAUTHORIZED {
+            self.session.vouch(renewed.generation);
+        }
         response.extensions_mut().insert(AuthOutcome {
             generation: Some(renewed.generation),
             refreshed: lease.refreshed || renewed.refreshed,

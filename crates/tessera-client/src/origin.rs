@@ -45,6 +45,15 @@ impl Origin {
         })
     }
 
+    /// The origin `url` belongs to; `None` for URLs without a host or port (not http or https).
+    pub(crate) fn of(url: &Url) -> Option<Origin> {
+        Some(Origin {
+            scheme: url.scheme().to_owned(),
+            host: url.host_str()?.to_owned(),
+            port: url.port_or_known_default()?,
+        })
+    }
+
     /// Whether `url` belongs to this origin. Allocation-free: it runs on every request.
     pub(crate) fn matches(&self, url: &Url) -> bool {
         url.scheme() == self.scheme

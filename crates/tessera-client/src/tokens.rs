@@ -4,7 +4,9 @@ use std::fmt;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
-use tessera_core::TokenResponse;
+use tessera_core::{BEARER, TokenResponse};
+
+use crate::dpop::{DPOP_SCHEME, DpopKey, PersistedDpopKey};
 
 /// A refresh token: an opaque credential. Its `Debug` output is redacted; read it with
 /// [`RefreshToken::as_str`] only to send it to the token endpoint.
@@ -30,7 +32,8 @@ impl fmt::Debug for RefreshToken {
     }
 }
 
-/// The tokens a client holds: an access token, usually a refresh token, and when the access token expires.
+/// The tokens a client holds: an access token, usually a refresh token, when the access token expires, and
+/// with DPoP the key the tokens are bound to.
 ///
 /// Built from a login answer with [`TokenSet::from_response`], or by hand. This is what a
 /// [`TokenStore`](crate::TokenStore) persists and what the `on_tokens_changed` hook receives. `Debug` never
@@ -54,19 +57,24 @@ impl fmt::Debug for RefreshToken {
 #[derive(Clone, PartialEq, Eq)]
 pub struct TokenSet {
     access_token: String,
+    /// `Bearer` or `DPoP` (RFC 9449 §5), as the token endpoint said.
+    token_type: String,
     refresh_token: Option<RefreshToken>,
     expires_at: Option<SystemTime>,
     scope: Option<String>,
+    dpop_key: Option<DpopKey>,
 }
 
 impl TokenSet {
-    /// An access token with no refresh token and no known expiry.
+    /// A `Bearer` access token with no refresh token and no known expiry.
     pub fn new(access_token: impl Into<String>) -> Self {
         TokenSet {
             access_token: access_token.into(),
+            token_type: BEARER.to_owned(),
             refresh_token: None,
             expires_at: None,
             scope: None,
+            dpop_key: None,
         }
     }
 
@@ -83,10 +91,27 @@ impl TokenSet {
         };
         TokenSet {
             access_token: response.access_token,
+            token_type: response.token_type,
             refresh_token: response.refresh_token.map(RefreshToken),
             expires_at,
             scope: response.scope,
+            dpop_key: None,
         }
+    }
+
+    /// Sets the token type: `DPoP` for a DPoP-bound access token (RFC 9449 §5), `Bearer` otherwise.
+    #[must_use]
+    pub fn with_token_type(mut self, token_type: impl Into<String>) -> Self {
+        self.token_type = token_type.into();
+        self
+    }
+
+    /// Sets the DPoP key the tokens are bound to: the key that signed the proof of the token request that
+    /// obtained them.
+    #[must_use]
+    pub fn with_dpop_key(mut self, key: DpopKey) -> Self {
+        self.dpop_key = Some(key);
+        self
     }
 
     /// Sets the refresh token.
@@ -130,6 +155,28 @@ impl TokenSet {
         self.scope.as_deref()
     }
 
+    /// The token type, `Bearer` unless the token endpoint said otherwise.
+    pub fn token_type(&self) -> &str {
+        &self.token_type
+    }
+
+    /// Whether the access token is DPoP-bound (token type `DPoP`): it is sent as `Authorization: DPoP`
+    /// with a proof from [`TokenSet::dpop_key`].
+    pub fn is_dpop_bound(&self) -> bool {
+        self.token_type.eq_ignore_ascii_case(DPOP_SCHEME)
+    }
+
+    /// The DPoP key these tokens are bound to, if they were obtained with DPoP proofs.
+    pub fn dpop_key(&self) -> Option<&DpopKey> {
+        self.dpop_key.as_ref()
+    }
+
+    /// Whether `other` holds the same access and refresh token (whatever else was rounded on the way
+    /// through a store).
+    pub(crate) fn same_tokens(&self, other: &TokenSet) -> bool {
+        self.access_token == other.access_token && self.refresh_token == other.refresh_token
+    }
+
     /// Keeps `previous` as the refresh token when this answer carried none (RFC 6749 §6: the server may keep
     /// the old one in service).
     pub(crate) fn keep_refresh_token_from(&mut self, previous: Option<&RefreshToken>) {
@@ -143,35 +190,51 @@ impl fmt::Debug for TokenSet {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("TokenSet")
             .field("access_token", &"<redacted>")
+            .field("token_type", &self.token_type)
             .field("refresh_token", &self.refresh_token)
             .field("expires_at", &self.expires_at)
             .field("scope", &self.scope)
+            .field("dpop_key", &self.dpop_key)
             .finish()
     }
 }
 
 /// The persisted form: expiry as Unix seconds, because an `Instant` means nothing to another process.
+/// `token_type` and `dpop_key` came later: a file without them holds `Bearer` tokens, and a `Bearer` pair
+/// without a key is written as before.
 #[derive(Serialize, Deserialize)]
 struct PersistedTokenSet {
     access_token: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    token_type: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     refresh_token: Option<RefreshToken>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     expires_at: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     scope: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    dpop_key: Option<PersistedDpopKey>,
 }
 
 impl Serialize for TokenSet {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let dpop_key = self
+            .dpop_key
+            .as_ref()
+            .map(DpopKey::to_persisted)
+            .transpose()
+            .map_err(serde::ser::Error::custom)?;
         PersistedTokenSet {
             access_token: self.access_token.clone(),
+            token_type: (self.token_type != BEARER).then(|| self.token_type.clone()),
             refresh_token: self.refresh_token.clone(),
             expires_at: self.expires_at.map(|at| {
                 at.duration_since(UNIX_EPOCH)
                     .map_or(0, |since| since.as_secs())
             }),
             scope: self.scope.clone(),
+            dpop_key,
         }
         .serialize(serializer)
     }
@@ -180,13 +243,21 @@ impl Serialize for TokenSet {
 impl<'de> Deserialize<'de> for TokenSet {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         let persisted = PersistedTokenSet::deserialize(deserializer)?;
+        let dpop_key = persisted
+            .dpop_key
+            .as_ref()
+            .map(DpopKey::from_persisted)
+            .transpose()
+            .map_err(serde::de::Error::custom)?;
         Ok(TokenSet {
             access_token: persisted.access_token,
+            token_type: persisted.token_type.unwrap_or_else(|| BEARER.to_owned()),
             refresh_token: persisted.refresh_token,
             expires_at: persisted
                 .expires_at
                 .and_then(|secs| UNIX_EPOCH.checked_add(Duration::from_secs(secs))),
             scope: persisted.scope,
+            dpop_key,
         })
     }
 }
@@ -289,5 +360,30 @@ mod tests {
         assert_eq!(serde_json::from_str::<TokenSet>(&json).unwrap(), tokens);
         let debug = format!("{tokens:?}");
         assert!(!debug.contains("secret"), "{debug}");
+    }
+
+    #[test]
+    fn a_dpop_bound_pair_keeps_its_key_through_the_store() {
+        let key = DpopKey::generate(tessera_core::jose::Algorithm::EdDsa).unwrap();
+        let tokens = TokenSet::new("a1")
+            .with_token_type("DPoP")
+            .with_refresh_token("r1")
+            .with_dpop_key(key.clone());
+        assert!(tokens.is_dpop_bound());
+        let json = serde_json::to_string(&tokens).unwrap();
+        assert!(json.contains(r#""token_type":"DPoP""#), "{json}");
+        let back: TokenSet = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, tokens);
+        assert_eq!(back.dpop_key().unwrap().thumbprint(), key.thumbprint());
+        assert!(!format!("{tokens:?}").contains("PRIVATE KEY"));
+    }
+
+    #[test]
+    fn a_token_file_written_before_dpop_still_loads() {
+        let old = r#"{"access_token":"a","refresh_token":"r","expires_at":42}"#;
+        let tokens: TokenSet = serde_json::from_str(old).unwrap();
+        assert_eq!(tokens.token_type(), "Bearer");
+        assert!(!tokens.is_dpop_bound() && tokens.dpop_key().is_none());
+        assert_eq!(tokens.refresh_token().map(RefreshToken::as_str), Some("r"));
     }
 }

@@ -241,3 +241,160 @@ async fn without_a_refresh_token_the_session_needs_a_login() {
         "nothing to refresh with, nothing sent"
     );
 }
+
+#[tokio::test]
+async fn expires_in_sent_as_a_string_is_understood() {
+    let server = TestServer::start().await;
+    server.issuer.set_expires_in_as_text(true);
+    let clock = ManualClock::new();
+    let middleware = client_credentials(
+        &server,
+        ClientAuth::secret_basic(CLIENT_ID, CLIENT_SECRET),
+        &clock,
+    );
+    let client = client(&middleware);
+    let response = server.get(&client, "/data").await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let expires_at = middleware.tokens().unwrap().expires_at().unwrap();
+    assert_eq!(
+        expires_at,
+        tessera_client::Clock::now(&clock) + Duration::from_secs(300),
+        "\"expires_in\": \"300\" is 300 s"
+    );
+}
+
+#[tokio::test]
+async fn a_refresh_answer_without_a_refresh_token_keeps_the_old_one() {
+    let server = TestServer::start().await;
+    server.issuer.set_rotate(false);
+    let middleware = AuthMiddleware::builder(RefreshTokenGrant::new(
+        reqwest::Client::new(),
+        server.token_url(),
+    ))
+    .allow_origin(&server.url)
+    .build()
+    .unwrap();
+    log_in_expired(&server, &middleware).await;
+    let client = client(&middleware);
+    assert_eq!(
+        server.get(&client, "/data").await.unwrap().status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        middleware
+            .tokens()
+            .unwrap()
+            .refresh_token()
+            .unwrap()
+            .as_str(),
+        "rt-login"
+    );
+    // And it is presented again next time.
+    let expired = tessera_client::TokenSet::new(common::mint(-120)).with_refresh_token("rt-login");
+    middleware.set_tokens(expired).await.unwrap();
+    assert_eq!(
+        server.get(&client, "/data").await.unwrap().status(),
+        StatusCode::OK
+    );
+    let forms = server.issuer.forms.lock().unwrap().clone();
+    assert_eq!(forms.len(), 2);
+    assert!(forms.iter().all(|form| form["refresh_token"] == "rt-login"));
+}
+
+#[tokio::test]
+async fn invalid_grant_answered_with_403_ends_the_session_too() {
+    let server = TestServer::start().await;
+    server.issuer.set_behaviour(common::Behaviour::Forbidden);
+    let middleware = server.auth().build().unwrap();
+    log_in_expired(&server, &middleware).await;
+    let error = server.get(&client(&middleware), "/data").await.unwrap_err();
+    let Some(Error::ReauthenticationRequired { source }) = Error::from_middleware(&error) else {
+        panic!("expected ReauthenticationRequired, got {error:?}");
+    };
+    assert!(source.to_string().contains("invalid_grant"), "{source}");
+    assert!(middleware.tokens().is_none());
+}
+
+#[tokio::test]
+async fn challenges_of_several_schemes_are_read_through_the_middleware() {
+    for path in ["/several-challenges", "/several-challenges?lines"] {
+        let server = TestServer::start().await;
+        let middleware = server.auth().build().unwrap();
+        log_in_expired(&server, &middleware).await;
+        let response = server.get(&client(&middleware), path).await.unwrap();
+        assert_eq!(response.status(), StatusCode::OK, "{path}");
+        assert!(outcome(&response).replayed(), "{path}");
+        assert_eq!(response.text().await.unwrap(), "accepted");
+        assert_eq!(server.issuer.calls(), 1);
+    }
+}
+
+#[tokio::test]
+async fn both_grants_send_resources_audience_and_extra_parameters() {
+    let server = TestServer::start().await;
+    server.issuer.set_rotate(false);
+    let grant = ClientCredentialsGrant::new(
+        reqwest::Client::new(),
+        server.token_url(),
+        ClientAuth::secret_post(CLIENT_ID, CLIENT_SECRET),
+    )
+    .resource("https://a.example/api")
+    .resource("https://b.example/api")
+    .audience("api")
+    .param("tenant", "blue")
+    .unwrap();
+    let middleware = AuthMiddleware::builder(grant)
+        .allow_origin(&server.url)
+        .build()
+        .unwrap();
+    assert_eq!(
+        server
+            .get(&client(&middleware), "/data")
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK
+    );
+
+    let grant = RefreshTokenGrant::new(reqwest::Client::new(), server.token_url())
+        .resource("https://a.example/api")
+        .audience("api")
+        .param("tenant", "green")
+        .unwrap();
+    let middleware = AuthMiddleware::builder(grant)
+        .allow_origin(&server.url)
+        .build()
+        .unwrap();
+    log_in_expired(&server, &middleware).await;
+    assert_eq!(
+        server
+            .get(&client(&middleware), "/data")
+            .await
+            .unwrap()
+            .status(),
+        StatusCode::OK
+    );
+
+    let raw = server.issuer.raw_forms.lock().unwrap().clone();
+    let resources = |form: &[(String, String)]| -> Vec<String> {
+        form.iter()
+            .filter(|(name, _)| name == "resource")
+            .map(|(_, value)| value.clone())
+            .collect()
+    };
+    assert_eq!(
+        resources(&raw[0]),
+        ["https://a.example/api", "https://b.example/api"],
+        "repeated, in order"
+    );
+    assert!(raw[0].contains(&("audience".into(), "api".into())));
+    assert!(raw[0].contains(&("tenant".into(), "blue".into())));
+    assert_eq!(resources(&raw[1]), ["https://a.example/api"]);
+    assert!(raw[1].contains(&("tenant".into(), "green".into())));
+    assert!(raw[1].contains(&("grant_type".into(), "refresh_token".into())));
+
+    let refused = RefreshTokenGrant::new(reqwest::Client::new(), server.token_url())
+        .param("client_secret", "sneaky")
+        .unwrap_err();
+    assert!(refused.to_string().contains("client_secret"), "{refused}");
+}

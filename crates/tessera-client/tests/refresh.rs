@@ -354,3 +354,40 @@ async fn an_expiry_401_from_another_origin_after_a_redirect_is_not_acted_on() {
     );
     assert_eq!(other_api.authorizations("/expired"), [None]);
 }
+
+#[tokio::test]
+async fn an_api_refusing_every_token_without_an_expiry_signal_costs_one_refresh_not_one_per_request()
+ {
+    let server = TestServer::start().await;
+    server.issuer.accept_refresh_token("rt-login");
+    let auth = server.auth().build().unwrap();
+    auth.set_tokens(TokenSet::new(mint(300)).with_refresh_token("rt-login"))
+        .await
+        .unwrap();
+    let client = client(&auth);
+
+    for attempt in 0..5 {
+        let response = server.get(&client, "/refuses").await.unwrap();
+        assert_eq!(response.status(), StatusCode::UNAUTHORIZED, "handed back");
+        assert_eq!(
+            outcome(&response).replayed(),
+            attempt == 0,
+            "attempt {attempt}"
+        );
+    }
+    assert_eq!(
+        server.issuer.calls(),
+        1,
+        "one refresh in case the token was the trouble; not one rotation per request"
+    );
+
+    // The new token is fine elsewhere: once an API accepted it, an unexplained refusal may refresh again.
+    let response = server.get(&client, "/data").await.unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let response = server.get(&client, "/refuses").await.unwrap();
+    assert!(outcome(&response).replayed());
+    assert_eq!(server.issuer.calls(), 2);
+    let response = server.get(&client, "/refuses").await.unwrap();
+    assert!(!outcome(&response).replayed());
+    assert_eq!(server.issuer.calls(), 2);
+}

@@ -1,4 +1,7 @@
-use serde::{Deserialize, Serialize};
+use std::fmt;
+
+use serde::de::{self, Visitor};
+use serde::{Deserialize, Deserializer, Serialize};
 
 /// The claims of a Tessera access token: a JWT profiled by RFC 9068.
 ///
@@ -104,6 +107,43 @@ impl From<&str> for Audience {
 impl From<String> for Audience {
     fn from(audience: String) -> Self {
         Audience::One(audience)
+    }
+}
+
+/// A JSON number of seconds since the Unix epoch (RFC 7519 §2: `exp`, `nbf`, `iat`), read as an integer or a
+/// fraction, which is truncated toward the past. A string is not a `NumericDate`.
+///
+/// ```
+/// use tessera_core::NumericDate;
+///
+/// let NumericDate(seconds) = serde_json::from_str("1700000000.9")?;
+/// assert_eq!(seconds, 1_700_000_000);
+/// assert!(serde_json::from_str::<NumericDate>("\"1700000000\"").is_err());
+/// # Ok::<(), serde_json::Error>(())
+/// ```
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct NumericDate(pub i64);
+
+impl<'de> Deserialize<'de> for NumericDate {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct NumericDateVisitor;
+        impl Visitor<'_> for NumericDateVisitor {
+            type Value = NumericDate;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a number of seconds since the Unix epoch")
+            }
+            fn visit_i64<E: de::Error>(self, value: i64) -> Result<NumericDate, E> {
+                Ok(NumericDate(value))
+            }
+            fn visit_u64<E: de::Error>(self, value: u64) -> Result<NumericDate, E> {
+                Ok(NumericDate(i64::try_from(value).unwrap_or(i64::MAX)))
+            }
+            fn visit_f64<E: de::Error>(self, value: f64) -> Result<NumericDate, E> {
+                // `as` saturates; JSON cannot carry NaN or infinities.
+                Ok(NumericDate(value.floor() as i64))
+            }
+        }
+        deserializer.deserialize_any(NumericDateVisitor)
     }
 }
 

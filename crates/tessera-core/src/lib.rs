@@ -33,7 +33,7 @@ pub mod jose;
 pub mod random;
 mod token;
 
-pub use claims::{AccessTokenClaims, Audience};
+pub use claims::{AccessTokenClaims, Audience, NumericDate};
 pub use clock::{Clock, ManualClock, Sleep, SystemClock, from_unix_seconds, unix_seconds};
 pub use error::{ErrorCode, ErrorResponse};
 pub use token::{GrantType, TokenResponse, TokenTypeHint};

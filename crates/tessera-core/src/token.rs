@@ -1,4 +1,4 @@
-use serde::{Deserialize, Serialize};
+use serde::{Deserialize, Deserializer, Serialize};
 
 /// A successful token endpoint answer (RFC 6749 §5.1).
 ///
@@ -10,8 +10,13 @@ pub struct TokenResponse {
     pub access_token: String,
     /// Always `Bearer` from Tessera; compared case-insensitively by clients (RFC 6749 §7.1).
     pub token_type: String,
-    /// Lifetime of the access token in seconds from the moment the response was produced.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
+    /// Lifetime of the access token in seconds from the moment the response was produced. Read from a JSON
+    /// number or, as some providers send it, a string of digits; always written as a number.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        deserialize_with = "seconds"
+    )]
     pub expires_in: Option<u64>,
     /// The refresh token, when one was issued or rotated.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -20,6 +25,28 @@ pub struct TokenResponse {
     /// choice.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub scope: Option<String>,
+}
+
+/// A number of seconds as a JSON number or a string of ASCII digits; `null` is none.
+fn seconds<'de, D: Deserializer<'de>>(deserializer: D) -> Result<Option<u64>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum Seconds {
+        Number(u64),
+        Text(String),
+    }
+    match Option::<Seconds>::deserialize(deserializer)? {
+        None => Ok(None),
+        Some(Seconds::Number(seconds)) => Ok(Some(seconds)),
+        Some(Seconds::Text(text))
+            if !text.is_empty() && text.bytes().all(|b| b.is_ascii_digit()) =>
+        {
+            text.parse().map(Some).map_err(serde::de::Error::custom)
+        }
+        Some(Seconds::Text(_)) => Err(serde::de::Error::custom(
+            "expires_in must be a number of seconds",
+        )),
+    }
 }
 
 impl std::fmt::Debug for TokenResponse {
@@ -91,6 +118,40 @@ mod tests {
         );
         let debug = format!("{response:?}");
         assert!(!debug.contains("secret"), "{debug}");
+    }
+
+    #[test]
+    fn expires_in_may_come_as_a_numeric_string() {
+        for body in [
+            r#"{"access_token":"a","token_type":"Bearer","expires_in":"3600"}"#,
+            r#"{"access_token":"a","token_type":"Bearer","expires_in":3600}"#,
+        ] {
+            let response: TokenResponse = serde_json::from_str(body).unwrap();
+            assert_eq!(response.expires_in, Some(3600), "{body}");
+        }
+        let none: TokenResponse =
+            serde_json::from_str(r#"{"access_token":"a","token_type":"Bearer","expires_in":null}"#)
+                .unwrap();
+        assert_eq!(none.expires_in, None);
+        for bad in ["\"soon\"", "\"-5\"", "-5", "1.5", "\"\"", "\" 5\""] {
+            let body =
+                format!(r#"{{"access_token":"a","token_type":"Bearer","expires_in":{bad}}}"#);
+            assert!(
+                serde_json::from_str::<TokenResponse>(&body).is_err(),
+                "{bad}"
+            );
+        }
+        let written = serde_json::to_string(
+            &serde_json::from_str::<TokenResponse>(
+                r#"{"access_token":"a","token_type":"Bearer","expires_in":"60"}"#,
+            )
+            .unwrap(),
+        )
+        .unwrap();
+        assert!(
+            written.contains(r#""expires_in":60"#),
+            "written as a number: {written}"
+        );
     }
 
     #[test]

@@ -11,8 +11,10 @@ use serde::Deserialize;
 use tessera_core::GrantType;
 use tessera_core::jose::{Jws, JwtKey};
 
+use crate::credentials::CredentialChecks;
 use crate::error::TokenError;
 use crate::events::{AuthEvent, Events};
+use crate::grants::OVERLOADED_RETRY_AFTER;
 use crate::params::{Params, form_decode};
 use crate::password::{self, PasswordError, PasswordHashing};
 use crate::store::{OnceKey, OneTimeValues};
@@ -26,6 +28,13 @@ const MAX_ASSERTION_LIFETIME: i64 = 600;
 
 /// The purpose under which assertion `jti`s are recorded as one-time values in the store.
 const CLIENT_ASSERTION: &str = "client_assertion";
+
+/// The `invalid_client` description of every failed client authentication whose cause could tell an
+/// unknown client from a registered one: unknown id, another method, wrong secret, foreign signature.
+const AUTHENTICATION_FAILED: &str = "client authentication failed";
+
+/// The `invalid_client` description of a bare `client_id` that names no public client.
+const NOT_A_PUBLIC_CLIENT: &str = "client authentication failed: `client_id` alone identifies public clients only; confidential clients must authenticate";
 
 /// A client the token service knows.
 ///
@@ -42,6 +51,8 @@ pub struct ClientRegistration {
     authentication: ClientAuthentication,
     scopes: Vec<String>,
     grant_types: Vec<GrantType>,
+    dpop_required: bool,
+    introspects_any: bool,
 }
 
 #[derive(Clone)]
@@ -60,6 +71,8 @@ impl ClientRegistration {
             authentication: ClientAuthentication::None,
             scopes: Vec::new(),
             grant_types: vec![GrantType::Password, GrantType::RefreshToken],
+            dpop_required: false,
+            introspects_any: false,
         }
     }
 
@@ -87,6 +100,8 @@ impl ClientRegistration {
             authentication: ClientAuthentication::Secret { hash },
             scopes: Vec::new(),
             grant_types: vec![GrantType::ClientCredentials],
+            dpop_required: false,
+            introspects_any: false,
         })
     }
 
@@ -98,6 +113,8 @@ impl ClientRegistration {
             authentication: ClientAuthentication::PrivateKeyJwt { key: key.into() },
             scopes: Vec::new(),
             grant_types: vec![GrantType::ClientCredentials],
+            dpop_required: false,
+            introspects_any: false,
         }
     }
 
@@ -113,6 +130,70 @@ impl ClientRegistration {
     pub fn grant_types(mut self, grant_types: impl IntoIterator<Item = GrantType>) -> Self {
         self.grant_types = grant_types.into_iter().collect();
         self
+    }
+
+    /// Requires a DPoP proof (RFC 9449) with every token request of this client, so every token it gets is
+    /// bound to its key; without this a proof is optional (Bearer tokens without, DPoP tokens with).
+    ///
+    /// ```
+    /// use tessera_issuer::ClientRegistration;
+    ///
+    /// let spa = ClientRegistration::public("spa").require_dpop();
+    /// assert!(spa.requires_dpop());
+    /// ```
+    #[must_use]
+    pub fn require_dpop(mut self) -> Self {
+        self.dpop_required = true;
+        self
+    }
+
+    /// Whether the client must send a DPoP proof with every token request.
+    pub fn requires_dpop(&self) -> bool {
+        self.dpop_required
+    }
+
+    /// Lets this client introspect any access token of this service (RFC 7662), as an API that is not
+    /// written in Rust needs to; without this a client learns only about tokens issued to itself. Only a
+    /// confidential client can introspect at all: the endpoint needs client authentication.
+    ///
+    /// ```
+    /// use tessera_issuer::ClientRegistration;
+    ///
+    /// let api = ClientRegistration::with_secret_hash(
+    ///     "orders-api",
+    ///     "$argon2id$v=19$m=64,t=1,p=1$c2FsdHNhbHRzYWx0$5mYuzdZLcUSMTFNgSW9QXA",
+    /// )?
+    /// .grant_types([])
+    /// .allow_introspection();
+    /// assert!(api.may_introspect());
+    /// # Ok::<(), tessera_issuer::PasswordError>(())
+    /// ```
+    #[must_use]
+    pub fn allow_introspection(mut self) -> Self {
+        self.introspects_any = true;
+        self
+    }
+
+    /// Whether the client may introspect tokens issued to other clients.
+    pub fn may_introspect(&self) -> bool {
+        self.introspects_any
+    }
+
+    /// The client authentication methods this registration stands for, as RFC 8414 names them.
+    pub(crate) fn authentication_methods(&self) -> &'static [&'static str] {
+        match self.authentication {
+            ClientAuthentication::None => &["none"],
+            ClientAuthentication::Secret { .. } => &["client_secret_basic", "client_secret_post"],
+            ClientAuthentication::PrivateKeyJwt { .. } => &["private_key_jwt"],
+        }
+    }
+
+    /// The algorithms the client's assertions may use, for a `private_key_jwt` client (its key's family).
+    pub(crate) fn assertion_algorithms(&self) -> Vec<tessera_core::jose::Algorithm> {
+        match &self.authentication {
+            ClientAuthentication::PrivateKeyJwt { key } => key.algorithms().collect(),
+            _ => Vec::new(),
+        }
     }
 
     /// The client id.
@@ -148,6 +229,8 @@ impl fmt::Debug for ClientRegistration {
             .field("authentication", &method)
             .field("scopes", &self.scopes)
             .field("grant_types", &self.grant_types)
+            .field("dpop_required", &self.dpop_required)
+            .field("introspects_any", &self.introspects_any)
             .finish()
     }
 }
@@ -190,6 +273,8 @@ enum ClientError {
     Malformed(String),
     /// `invalid_client`: unknown client, wrong secret, bad assertion, missing authentication.
     Rejected(String),
+    /// Too many credential checks are running and waiting.
+    Overloaded,
     /// `server_error`: the store of used assertions failed.
     Internal(String),
 }
@@ -201,6 +286,8 @@ pub(crate) struct ClientDirectory {
     /// The audiences a client assertion may name: the token endpoint URL and the issuer.
     assertion_audiences: Vec<String>,
     used_assertions: Arc<dyn OneTimeValues>,
+    /// The gate client secrets are checked behind, shared with the password grant.
+    checks: Arc<CredentialChecks>,
     events: Events,
 }
 
@@ -234,12 +321,14 @@ impl ClientDirectory {
         clients: HashMap<String, Arc<ClientRegistration>>,
         assertion_audiences: Vec<String>,
         used_assertions: Arc<dyn OneTimeValues>,
+        checks: Arc<CredentialChecks>,
         events: Events,
     ) -> Self {
         ClientDirectory {
             clients,
             assertion_audiences,
             used_assertions,
+            checks,
             events,
         }
     }
@@ -260,6 +349,9 @@ impl ClientDirectory {
             Err(ClientError::Malformed(description)) => {
                 Err(TokenError::InvalidRequest(description))
             }
+            Err(ClientError::Overloaded) => Err(TokenError::Overloaded {
+                retry_after: OVERLOADED_RETRY_AFTER,
+            }),
             Err(ClientError::Internal(detail)) => Err(TokenError::Internal(detail)),
             Err(ClientError::Rejected(description)) => {
                 self.events.emit(AuthEvent::ClientAuthenticationFailed {
@@ -284,12 +376,18 @@ impl ClientDirectory {
             Some(_) => Err(TokenError::InvalidClient(
                 "the token was issued to another client".into(),
             )),
-            None => match self.clients.get(owner) {
-                Some(owner) if !owner.is_confidential() => Ok(()),
-                _ => Err(TokenError::InvalidClient(
-                    "the token belongs to a confidential client, which must authenticate".into(),
-                )),
-            },
+            None => self.public_owner(owner).map(drop),
+        }
+    }
+
+    /// The registration of `owner`, for a request that named no client: it must be a registered public
+    /// client (a confidential client always authenticates).
+    pub(crate) fn public_owner(&self, owner: &str) -> Result<Arc<ClientRegistration>, TokenError> {
+        match self.clients.get(owner) {
+            Some(owner) if !owner.is_confidential() => Ok(Arc::clone(owner)),
+            _ => Err(TokenError::InvalidClient(
+                "the token belongs to a confidential client, which must authenticate".into(),
+            )),
         }
     }
 
@@ -347,23 +445,26 @@ impl ClientDirectory {
         }
         match presented.client_id {
             None => Ok(None),
-            Some(id) => {
-                let client = self.lookup(id)?;
-                if client.is_confidential() {
-                    return Err(ClientError::Rejected(format!(
-                        "client `{id}` is confidential and must authenticate"
-                    )));
-                }
-                Ok(Some(client))
-            }
+            // One answer for an unknown client and a confidential one, so it tells nobody which ids exist.
+            Some(id) => match self.clients.get(id) {
+                Some(client) if !client.is_confidential() => Ok(Some(Arc::clone(client))),
+                _ => Err(ClientError::Rejected(NOT_A_PUBLIC_CLIENT.into())),
+            },
         }
     }
 
-    fn lookup(&self, id: &str) -> Result<Arc<ClientRegistration>, ClientError> {
+    /// The registration of `id` if it authenticates with `method`; otherwise the one answer for an
+    /// unknown client, another method and (later) a wrong credential, so that none tells which ids exist.
+    fn lookup(
+        &self,
+        id: &str,
+        method: fn(&ClientAuthentication) -> bool,
+    ) -> Result<Arc<ClientRegistration>, ClientError> {
         self.clients
             .get(id)
+            .filter(|client| method(&client.authentication))
             .cloned()
-            .ok_or_else(|| ClientError::Rejected(format!("unknown client `{id}`")))
+            .ok_or_else(|| ClientError::Rejected(AUTHENTICATION_FAILED.into()))
     }
 
     async fn check_secret(
@@ -371,20 +472,25 @@ impl ClientDirectory {
         id: &str,
         secret: &str,
     ) -> Result<Arc<ClientRegistration>, ClientError> {
-        let client = self.lookup(id)?;
+        let client = self.lookup(id, |method| {
+            matches!(method, ClientAuthentication::Secret { .. })
+        })?;
         let ClientAuthentication::Secret { hash } = &client.authentication else {
-            return Err(ClientError::Rejected(format!(
-                "client `{id}` does not authenticate with a secret"
-            )));
+            return Err(ClientError::Rejected(AUTHENTICATION_FAILED.into()));
         };
         let (hash, secret) = (hash.clone(), secret.to_owned());
+        let _turn = self
+            .checks
+            .admit()
+            .await
+            .map_err(|_| ClientError::Overloaded)?;
         let matches = password::verify_blocking(secret, hash)
             .await
-            .map_err(|_| ClientError::Rejected("client authentication failed".into()))?;
+            .map_err(|_| ClientError::Rejected(AUTHENTICATION_FAILED.into()))?;
         if matches {
             Ok(client)
         } else {
-            Err(ClientError::Rejected("client authentication failed".into()))
+            Err(ClientError::Rejected(AUTHENTICATION_FAILED.into()))
         }
     }
 
@@ -406,16 +512,18 @@ impl ClientDirectory {
                 .and_then(|claims| claims.sub)
                 .ok_or_else(|| rejected("it is not a JWT with a `sub` claim"))?,
         };
-        let client = self.lookup(&id)?;
+        let client = self.lookup(&id, |method| {
+            matches!(method, ClientAuthentication::PrivateKeyJwt { .. })
+        })?;
         let ClientAuthentication::PrivateKeyJwt { key } = &client.authentication else {
-            return Err(ClientError::Rejected(format!(
-                "client `{id}` does not authenticate with private_key_jwt"
-            )));
+            return Err(ClientError::Rejected(AUTHENTICATION_FAILED.into()));
         };
+        // Until the signature holds, the answer is the one for an unknown client: only the key's holder
+        // learns what else is wrong with an assertion.
         let claims: AssertionClaims = jws
             .verify_with(key)
             .and_then(|verified| verified.claims())
-            .map_err(|error| rejected(&error.to_string()))?;
+            .map_err(|_| ClientError::Rejected(AUTHENTICATION_FAILED.into()))?;
         // RFC 7523 §3: `iss` and `sub` are the client, `aud` names this service, `exp` is required.
         if claims.iss.as_deref() != Some(id.as_str()) {
             return Err(rejected("its `iss` is not the client id"));

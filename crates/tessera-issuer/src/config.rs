@@ -16,6 +16,8 @@ use tessera_core::{Clock, SystemClock};
 use crate::clients::ClientRegistration;
 use crate::credentials::{CredentialVerifier, UserTable};
 use crate::denylist::DEFAULT_STALE_AFTER;
+use crate::dpop::{DEFAULT_DPOP_ALGORITHMS, DEFAULT_DPOP_PROOF_WINDOW, DpopSettings, Nonces};
+use crate::endpoints::{DEFAULT_ROUTER_PATH, Endpoints, UrlError};
 use crate::events::AuthEventHook;
 use crate::issuer::Issuer;
 use crate::keys::{
@@ -33,6 +35,16 @@ use crate::throttle::ThrottlePolicy;
 /// The longest grace window accepted.
 pub const MAX_GRACE: Duration = Duration::from_secs(300);
 
+/// The default grace window: 15 s. Long enough for a client whose refresh answer got lost to notice (a
+/// 5 s timeout) and retry once (another 5 s) inside it, with room for the service counting whole seconds
+/// and for latency; every second beyond that is a second in which a stolen previous token still buys the
+/// live successor (when the thief also matches the rotating request's client and user agent).
+pub const DEFAULT_GRACE: Duration = Duration::from_secs(15);
+
+/// The default number of retries of one refresh-token generation served within the grace window: a
+/// lost answer retried, plus two concurrent duplicates (say, two tabs). One more is treated as reuse.
+pub const DEFAULT_GRACE_RETRIES: u32 = 3;
+
 /// The file in the key directory holding the refresh-token secret.
 pub const REFRESH_SECRET_FILE: &str = "refresh-token.secret";
 
@@ -49,6 +61,22 @@ pub enum BuildError {
     /// No issuer identifier.
     #[error("the issuer (`iss`) is not set; call .issuer(\"https://auth.example\")")]
     MissingIssuer,
+    /// The issuer, the public URL or the router path cannot identify the service (RFC 8414 §2).
+    #[error(transparent)]
+    Url(#[from] UrlError),
+    /// A symmetric algorithm was allowed for DPoP proofs, which need a public key.
+    #[error(
+        "DPoP proofs are signed with asymmetric keys; {0} cannot be among .dpop_algorithms(...)"
+    )]
+    SymmetricDpopAlgorithm(Algorithm),
+    /// No algorithm is allowed for DPoP proofs.
+    #[error(
+        "allow at least one algorithm for DPoP proofs, e.g. .dpop_algorithms([Algorithm::EdDsa, Algorithm::Es256])"
+    )]
+    NoDpopAlgorithms,
+    /// A DPoP setting of zero.
+    #[error("the {0} must be at least one second")]
+    ZeroDpopSetting(&'static str),
     /// No audience.
     #[error("no audience (`aud`) is set; call .audience(\"api\")")]
     MissingAudience,
@@ -69,6 +97,11 @@ pub enum BuildError {
     /// The family cap is zero.
     #[error("the session cap per user and client must be at least 1")]
     ZeroFamilyCap,
+    /// No credential check may run.
+    #[error(
+        "at least one credential check must be allowed to run; call .credential_checks(1, ...) or more"
+    )]
+    ZeroCredentialChecks,
     /// No client is registered, so no request could ever succeed.
     #[error("no client is registered; call .public_client(\"my-app\") or .client(...)")]
     NoClients,
@@ -110,7 +143,8 @@ pub enum StartError {
 
 /// Builds an [`Issuer`]: the token service.
 ///
-/// Defaults: access tokens 15 min, refresh families 30 days absolute and 14 days idle, 30 s grace, 50
+/// Defaults: access tokens 15 min, refresh families 30 days absolute and 14 days idle, 15 s grace (3
+/// retries), 50
 /// sessions per user and client, EdDSA, login throttling per [`ThrottlePolicy::default`], 16 KiB bodies,
 /// a purge every 10 min in batches of 500.
 ///
@@ -123,6 +157,7 @@ pub struct IssuerBuilder {
     refresh_ttl: Duration,
     idle_ttl: Duration,
     grace: Duration,
+    grace_retries: u32,
     family_cap: usize,
     algorithm: Algorithm,
     keys: Option<SigningKeys>,
@@ -133,8 +168,13 @@ pub struct IssuerBuilder {
     verifier: Option<Arc<dyn CredentialVerifier>>,
     hashing: PasswordHashing,
     clients: Vec<ClientRegistration>,
-    token_endpoint: Option<String>,
+    public_url: Option<String>,
+    router_path: String,
+    dpop_algorithms: Vec<Algorithm>,
+    dpop_proof_window: Duration,
+    dpop_nonce_period: Option<Duration>,
     throttle: ThrottlePolicy,
+    credential_checks: (usize, usize),
     max_body_bytes: usize,
     purge_interval: Duration,
     purge_batch: usize,
@@ -157,6 +197,7 @@ impl std::fmt::Debug for IssuerBuilder {
             .field("refresh_ttl", &self.refresh_ttl)
             .field("idle_ttl", &self.idle_ttl)
             .field("grace", &self.grace)
+            .field("grace_retries", &self.grace_retries)
             .field("algorithm", &self.algorithm)
             .field("key_dir", &self.key_dir)
             .field("users", &self.users.len())
@@ -173,7 +214,8 @@ impl Default for IssuerBuilder {
             access_ttl: Duration::from_secs(15 * 60),
             refresh_ttl: Duration::from_secs(30 * 86_400),
             idle_ttl: Duration::from_secs(14 * 86_400),
-            grace: Duration::from_secs(30),
+            grace: DEFAULT_GRACE,
+            grace_retries: DEFAULT_GRACE_RETRIES,
             family_cap: 50,
             algorithm: Algorithm::EdDsa,
             keys: None,
@@ -184,8 +226,16 @@ impl Default for IssuerBuilder {
             verifier: None,
             hashing: PasswordHashing::default(),
             clients: Vec::new(),
-            token_endpoint: None,
+            public_url: None,
+            router_path: DEFAULT_ROUTER_PATH.to_owned(),
+            dpop_algorithms: DEFAULT_DPOP_ALGORITHMS.to_vec(),
+            dpop_proof_window: DEFAULT_DPOP_PROOF_WINDOW,
+            dpop_nonce_period: None,
             throttle: ThrottlePolicy::default(),
+            credential_checks: {
+                let cpus = std::thread::available_parallelism().map_or(2, usize::from);
+                (2 * cpus, 32 * cpus)
+            },
             max_body_bytes: 16 * 1024,
             purge_interval: Duration::from_secs(600),
             purge_batch: 500,
@@ -202,7 +252,10 @@ impl Default for IssuerBuilder {
 }
 
 impl IssuerBuilder {
-    /// The `iss` of every access token: this service's URL, e.g. `https://auth.example`.
+    /// The issuer identifier: the `iss` of every access token and the `issuer` of the RFC 8414 metadata,
+    /// exactly as given. A URL: `https` (plain `http` only on `127.0.0.1`, `[::1]` or `localhost`), with
+    /// no query or fragment, e.g. `https://auth.example`; clients find the metadata by inserting
+    /// `/.well-known/oauth-authorization-server` after its host.
     pub fn issuer(mut self, issuer: impl Into<String>) -> Self {
         self.issuer = Some(issuer.into());
         self
@@ -233,9 +286,18 @@ impl IssuerBuilder {
     }
 
     /// How long after a rotation the previous refresh token still gets the same successor back (default
-    /// 30 s, at most 300 s; zero turns retries off). Whole seconds.
+    /// [`DEFAULT_GRACE`], 15 s; at most 300 s; zero turns retries off). Whole seconds. Only the request
+    /// that rotated (the same client, `User-Agent` and DPoP key) gets it, and at most
+    /// [`grace_retries`](Self::grace_retries) times; anything else presenting the previous token is reuse.
     pub fn grace(mut self, grace: Duration) -> Self {
         self.grace = grace;
+        self
+    }
+
+    /// How many retries of one refresh-token generation the grace window serves (default
+    /// [`DEFAULT_GRACE_RETRIES`], 3); the next one is reuse and revokes the family.
+    pub fn grace_retries(mut self, retries: u32) -> Self {
+        self.grace_retries = retries;
         self
     }
 
@@ -325,10 +387,53 @@ impl IssuerBuilder {
         self
     }
 
-    /// The token endpoint's absolute URL, accepted as `aud` of `private_key_jwt` assertions besides the
-    /// issuer (default: the issuer followed by `/auth/token`).
-    pub fn token_endpoint(mut self, url: impl Into<String>) -> Self {
-        self.token_endpoint = Some(url.into());
+    /// The URL clients reach this service at, where [`Issuer::well_known_router`] is merged and
+    /// [`Issuer::router`] nested (default: the issuer). Set it when the service sits behind a proxy under
+    /// another origin or path. The endpoints' public URLs follow from it: the token endpoint is
+    /// `{public_url}{router_path}/token` (what DPoP proofs' `htu` and `private_key_jwt` assertions' `aud`
+    /// must name), then `/revoke` and `/introspect`, and the JWKS `{public_url}/.well-known/jwks.json`.
+    pub fn public_url(mut self, url: impl Into<String>) -> Self {
+        self.public_url = Some(url.into());
+        self
+    }
+
+    /// Where [`Issuer::router`] is nested under the public URL (default `/auth`; empty when merged at
+    /// the root).
+    pub fn router_path(mut self, path: impl Into<String>) -> Self {
+        self.router_path = path.into();
+        self
+    }
+
+    /// The algorithms DPoP proofs may be signed with (default [`DEFAULT_DPOP_ALGORITHMS`]: EdDSA, ES256,
+    /// ES384, PS256, RS256); published as the metadata's `dpop_signing_alg_values_supported`.
+    pub fn dpop_algorithms(mut self, algorithms: impl IntoIterator<Item = Algorithm>) -> Self {
+        self.dpop_algorithms = algorithms.into_iter().collect();
+        self
+    }
+
+    /// How far a DPoP proof's `iat` may be from this service's clock, either way (default 60 s, whole
+    /// seconds). Each proof's `jti` is remembered for this long so that it is accepted once.
+    pub fn dpop_proof_window(mut self, window: Duration) -> Self {
+        self.dpop_proof_window = window;
+        self
+    }
+
+    /// Requires server-provided nonces in DPoP proofs (RFC 9449 §8), a new one every `period` (each is
+    /// accepted for one to two periods). A proof without the current nonce is answered `400
+    /// use_dpop_nonce`, and every token endpoint answer carries the nonce in `DPoP-Nonce`. Nonces derive
+    /// from the refresh-token secret, so instances sharing it agree on them without talking. Off by
+    /// default.
+    pub fn dpop_nonces(mut self, period: Duration) -> Self {
+        self.dpop_nonce_period = Some(period);
+        self
+    }
+
+    /// How many credential checks (password-grant logins with the [`CredentialVerifier`], client
+    /// secrets) run at once, and how many more may wait their turn (default: twice the CPUs, and 16
+    /// times that waiting). A request beyond both is answered at once with `503 temporarily_unavailable`
+    /// and `Retry-After: 1` instead of queueing without bound.
+    pub fn credential_checks(mut self, concurrent: usize, queued: usize) -> Self {
+        self.credential_checks = (concurrent, queued);
         self
     }
 
@@ -415,7 +520,7 @@ impl IssuerBuilder {
     pub fn build<S: RefreshStore>(self, store: S) -> Result<Issuer<S>, BuildError> {
         let (validated, sources) = self.validate()?;
         let keys = match sources.keys {
-            KeySource::Fixed(keys) => keys,
+            KeySource::Fixed(keys) => *keys,
             KeySource::Dir(dir) => SigningKeys::load_or_generate(dir, sources.algorithm)?,
             KeySource::Store => {
                 tracing::warn!(
@@ -458,7 +563,7 @@ impl IssuerBuilder {
             validated.denial_policy.deny_access_for,
         );
         let (keys, stored) = match sources.keys {
-            KeySource::Fixed(keys) => (keys, None),
+            KeySource::Fixed(keys) => (*keys, None),
             KeySource::Dir(dir) => (
                 SigningKeys::load_or_generate(dir, sources.algorithm).map_err(BuildError::from)?,
                 None,
@@ -499,6 +604,26 @@ impl IssuerBuilder {
     /// Checks every setting and hashes the users' passwords; what is left to load is in [`Sources`].
     fn validate(self) -> Result<(Validated, Sources), BuildError> {
         let issuer = self.issuer.ok_or(BuildError::MissingIssuer)?;
+        let endpoints = Endpoints::new(&issuer, self.public_url.as_deref(), &self.router_path)?;
+        if let Some(symmetric) = self
+            .dpop_algorithms
+            .iter()
+            .find(|algorithm| algorithm.is_symmetric())
+        {
+            return Err(BuildError::SymmetricDpopAlgorithm(*symmetric));
+        }
+        if self.dpop_algorithms.is_empty() {
+            return Err(BuildError::NoDpopAlgorithms);
+        }
+        let dpop_window = positive(self.dpop_proof_window, "DPoP proof window")
+            .map_err(|_| BuildError::ZeroDpopSetting("DPoP proof window"))?;
+        let nonce_period = self
+            .dpop_nonce_period
+            .map(|period| {
+                positive(period, "DPoP nonce period")
+                    .map_err(|_| BuildError::ZeroDpopSetting("DPoP nonce period"))
+            })
+            .transpose()?;
         let audience = match self.audience.len() {
             0 => return Err(BuildError::MissingAudience),
             1 => Audience::One(self.audience[0].clone()),
@@ -521,6 +646,9 @@ impl IssuerBuilder {
         }
         if self.clients.is_empty() {
             return Err(BuildError::NoClients);
+        }
+        if self.credential_checks.0 == 0 {
+            return Err(BuildError::ZeroCredentialChecks);
         }
         if self
             .feed_tokens
@@ -553,7 +681,7 @@ impl IssuerBuilder {
             }
         };
         let keys = match (self.keys, &self.key_dir) {
-            (Some(keys), _) => KeySource::Fixed(keys),
+            (Some(keys), _) => KeySource::Fixed(Box::new(keys)),
             (None, Some(dir)) => KeySource::Dir(dir.clone()),
             (None, None) => KeySource::Store,
         };
@@ -562,9 +690,6 @@ impl IssuerBuilder {
             (None, Some(dir)) => SecretSource::File(dir.join(REFRESH_SECRET_FILE)),
             (None, None) => SecretSource::Store,
         };
-        let token_endpoint = self
-            .token_endpoint
-            .unwrap_or_else(|| format!("{}/auth/token", issuer.trim_end_matches('/')));
         let leeway = i64::try_from(self.max_leeway.as_secs()).unwrap_or(i64::MAX);
         let validated = Validated {
             issuer: issuer.clone(),
@@ -572,13 +697,19 @@ impl IssuerBuilder {
             access_ttl,
             claims: self.claims,
             clients,
-            assertion_audiences: vec![token_endpoint, issuer],
+            assertion_audiences: vec![endpoints.token.clone(), issuer],
+            dpop_algorithms: self.dpop_algorithms,
+            dpop_window,
+            nonce_period,
+            endpoints,
             verifier,
+            credential_checks: self.credential_checks,
             throttle: self.throttle,
             families: FamilyPolicy {
                 absolute_ttl,
                 idle_ttl,
                 grace: i64::try_from(self.grace.as_secs()).unwrap_or(0),
+                max_retries: self.grace_retries,
                 cap: self.family_cap,
                 deny_access_for: access_ttl.saturating_add(leeway),
             },
@@ -609,7 +740,7 @@ impl IssuerBuilder {
 
 /// Where the signing keys come from.
 enum KeySource {
-    Fixed(SigningKeys),
+    Fixed(Box<SigningKeys>),
     Dir(PathBuf),
     /// The store with [`IssuerBuilder::start`]; memory with [`IssuerBuilder::build`].
     Store,
@@ -639,7 +770,12 @@ struct Validated {
     claims: Option<Arc<dyn ClaimsHook>>,
     clients: HashMap<String, Arc<ClientRegistration>>,
     assertion_audiences: Vec<String>,
+    dpop_algorithms: Vec<Algorithm>,
+    dpop_window: i64,
+    nonce_period: Option<i64>,
+    endpoints: Endpoints,
     verifier: Arc<dyn CredentialVerifier>,
+    credential_checks: (usize, usize),
     throttle: ThrottlePolicy,
     families: FamilyPolicy,
     denial_policy: DenialPolicy,
@@ -668,7 +804,14 @@ impl Validated {
             ),
             clients: self.clients,
             assertion_audiences: self.assertion_audiences,
+            dpop: DpopSettings {
+                algorithms: self.dpop_algorithms,
+                window: self.dpop_window,
+                nonces: self.nonce_period.map(|period| Nonces::new(&master, period)),
+            },
+            endpoints: self.endpoints,
             verifier: self.verifier,
+            credential_checks: self.credential_checks,
             throttle: self.throttle,
             secret: RefreshSecret::from_master(&master),
             families: self.families,
@@ -697,7 +840,12 @@ pub(crate) struct Settings {
     pub(crate) clients: HashMap<String, Arc<ClientRegistration>>,
     /// The audiences a client assertion may name: the token endpoint URL and the issuer.
     pub(crate) assertion_audiences: Vec<String>,
+    /// The issuer identifier and the endpoints' public URLs.
+    pub(crate) endpoints: Endpoints,
+    pub(crate) dpop: DpopSettings,
     pub(crate) verifier: Arc<dyn CredentialVerifier>,
+    /// How many credential checks run at once, and how many wait.
+    pub(crate) credential_checks: (usize, usize),
     pub(crate) throttle: ThrottlePolicy,
     pub(crate) secret: RefreshSecret,
     pub(crate) families: FamilyPolicy,
@@ -749,8 +897,18 @@ mod tests {
         assert!(valid().build(MemoryStore::new()).is_ok());
         let cheap = || Issuer::builder().password_hashing(PasswordHashing::new(64, 1).unwrap());
         assert!(error(cheap().audience("api").public_client("d")).contains(".issuer("));
-        assert!(error(cheap().issuer("i").public_client("d")).contains(".audience("));
-        assert!(error(cheap().issuer("i").audience("a")).contains(".public_client("));
+        assert!(error(cheap().issuer("https://i.test").public_client("d")).contains(".audience("));
+        assert!(error(cheap().issuer("https://i.test").audience("a")).contains(".public_client("));
+        assert!(error(valid().issuer("tessera-demo")).contains("absolute URL"));
+        assert!(error(valid().issuer("http://auth.test")).contains("must use https"));
+        assert!(error(valid().public_url("https://edge.test/?x")).contains("no query"));
+        assert!(error(valid().router_path("auth")).contains("router path"));
+        assert!(error(valid().dpop_algorithms([Algorithm::Hs256])).contains("asymmetric"));
+        assert!(error(valid().dpop_algorithms([])).contains("at least one algorithm"));
+        assert!(
+            error(valid().dpop_nonces(Duration::from_millis(10))).contains("DPoP nonce period")
+        );
+        assert!(error(valid().dpop_proof_window(Duration::ZERO)).contains("DPoP proof window"));
         assert!(
             error(valid().access_ttl(Duration::from_millis(500))).contains("access-token lifetime")
         );
@@ -769,6 +927,15 @@ mod tests {
                 .credential_verifier(Nobody)
                 .build(MemoryStore::new())
                 .is_ok()
+        );
+    }
+
+    #[test]
+    fn the_grace_window_defaults_to_15_seconds_and_3_retries() {
+        let builder = IssuerBuilder::default();
+        assert_eq!(
+            (builder.grace, builder.grace_retries),
+            (Duration::from_secs(15), 3)
         );
     }
 

@@ -5,6 +5,9 @@ use std::fmt;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use tokio::sync::{Semaphore, SemaphorePermit};
 
 use crate::password::{self, PasswordError, PasswordHashing};
 
@@ -198,5 +201,95 @@ impl CredentialVerifier for UserTable {
                 _ => None,
             })
         })
+    }
+}
+
+/// The gate in front of every credential check (the password grant's [`CredentialVerifier`] and client
+/// secrets): at most `concurrent` checks run at once and at most `queued` wait their turn, first come
+/// first served; any request beyond that is shed at once instead of queueing without bound, so a flood
+/// of logins costs neither unbounded memory nor unbounded latency.
+#[derive(Debug)]
+pub(crate) struct CredentialChecks {
+    running: Semaphore,
+    waiting: AtomicUsize,
+    max_waiting: usize,
+}
+
+/// Every check is running and the queue is full.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct Overloaded;
+
+impl CredentialChecks {
+    /// `concurrent` must be at least 1 (the builder checks it).
+    pub(crate) fn new(concurrent: usize, queued: usize) -> Self {
+        CredentialChecks {
+            running: Semaphore::new(concurrent),
+            waiting: AtomicUsize::new(0),
+            max_waiting: queued,
+        }
+    }
+
+    /// Waits for a turn to check a credential; [`Overloaded`] at once if the queue is full. The check
+    /// runs while the returned permit is held.
+    pub(crate) async fn admit(&self) -> Result<SemaphorePermit<'_>, Overloaded> {
+        if let Ok(permit) = self.running.try_acquire() {
+            return Ok(permit);
+        }
+        self.waiting
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |waiting| {
+                (waiting < self.max_waiting).then_some(waiting + 1)
+            })
+            .map_err(|_| Overloaded)?;
+        // Leaves the queue however the wait ends, including when the request is dropped while waiting.
+        let _place = QueuePlace(&self.waiting);
+        // The semaphore is never closed, so acquiring only fails if it were.
+        self.running.acquire().await.map_err(|_| Overloaded)
+    }
+}
+
+/// A place in [`CredentialChecks`]' queue, given up on drop.
+struct QueuePlace<'a>(&'a AtomicUsize);
+
+impl Drop for QueuePlace<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use futures_util::FutureExt as _;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn checks_beyond_the_running_and_queued_ones_are_shed() {
+        let checks = CredentialChecks::new(1, 1);
+        let running = checks.admit().await.unwrap();
+        let mut queued = Box::pin(checks.admit());
+        assert!(
+            queued.as_mut().now_or_never().is_none(),
+            "the second waits its turn"
+        );
+        assert_eq!(
+            checks.admit().await.unwrap_err(),
+            Overloaded,
+            "the third is shed"
+        );
+        drop(running);
+        let second = queued.await.unwrap();
+        let mut third = Box::pin(checks.admit());
+        assert!(
+            third.as_mut().now_or_never().is_none(),
+            "the queue has room again"
+        );
+        drop(third);
+        drop(second);
+        assert_eq!(
+            checks.waiting.load(Ordering::Acquire),
+            0,
+            "a dropped waiter leaves the queue"
+        );
+        assert!(checks.admit().await.is_ok());
     }
 }

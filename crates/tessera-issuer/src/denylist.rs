@@ -10,11 +10,10 @@
 //! at once, before the request that made it is answered (`observed.rs`).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use tessera_core::Clock;
-use tessera_server::{Availability, Denylist};
+use tessera_server::Denylist;
 
 use crate::store::{RefreshStore, StoreError};
 
@@ -27,48 +26,40 @@ pub(crate) const DEFAULT_STALE_AFTER: Duration = Duration::from_secs(120);
 /// The store-to-denylist synchronisation of one [`Issuer`](crate::Issuer).
 pub(crate) struct DenialSync<S> {
     store: Arc<S>,
+    /// Kept fresh: it fails closed when catch-ups fail for longer than the configured limit.
     denylist: Denylist,
     clock: Arc<dyn Clock>,
     /// The single-flight gate of catch-ups, holding the sequence number to resume after.
     cursor: tokio::sync::Mutex<u64>,
-    /// How long the list may go without a successful catch-up before its checks fail (503).
-    stale_after: Option<Duration>,
-    started: Instant,
-    /// Milliseconds since `started` of the last successful catch-up; 0 before the first.
-    last_success_ms: AtomicU64,
 }
 
 impl<S: RefreshStore> DenialSync<S> {
-    /// Keeps `denylist` in step with `store`.
-    pub(crate) fn new(
-        store: Arc<S>,
-        denylist: Denylist,
-        clock: Arc<dyn Clock>,
-        stale_after: Option<Duration>,
-    ) -> Self {
+    /// Keeps `denylist` (built with [`Denylist::kept_fresh`]) in step with `store`.
+    pub(crate) fn new(store: Arc<S>, denylist: Denylist, clock: Arc<dyn Clock>) -> Self {
         DenialSync {
             store,
             denylist,
-            started: clock.monotonic(),
             clock,
             cursor: tokio::sync::Mutex::new(0),
-            stale_after,
-            last_success_ms: AtomicU64::new(0),
         }
     }
 
     /// Reads every denial written since the last catch-up (the first reads them all) onto the list, then
     /// marks it available; returns how many it read. On failure the list keeps what it has, and fails
-    /// closed once the last success is older than the configured limit.
+    /// closed once the last success is older than its limit.
     pub(crate) async fn catch_up(&self) -> Result<usize, StoreError> {
         let mut cursor = self.cursor.lock().await;
         let result = self.read_after(&mut cursor).await;
         match &result {
-            Ok(_) => {
-                self.last_success_ms.store(self.now_ms(), Ordering::Release);
-                self.denylist.set_availability(Availability::Available);
+            Ok(_) => self.denylist.synced(),
+            Err(_) => {
+                if self.denylist.sync_failed() {
+                    tracing::error!(
+                        "the store's denials could not be read for too long; refusing tokens (503) \
+                         until they can"
+                    );
+                }
             }
-            Err(_) => self.check_staleness(),
         }
         result
     }
@@ -98,41 +89,6 @@ impl<S> DenialSync<S> {
     pub(crate) fn expire(&self) -> usize {
         self.denylist.expire(self.clock.unix_seconds())
     }
-
-    /// Seconds since the last successful catch-up; `None` before the first.
-    pub(crate) fn seconds_since_sync(&self) -> Option<u64> {
-        let last = self.last_success_ms.load(Ordering::Acquire);
-        (last > 0).then(|| self.now_ms().saturating_sub(last) / 1_000)
-    }
-
-    fn check_staleness(&self) {
-        let Some(limit) = self.stale_after else {
-            return;
-        };
-        let last = self.last_success_ms.load(Ordering::Acquire);
-        let limit_ms = u64::try_from(limit.as_millis()).unwrap_or(u64::MAX);
-        if last > 0
-            && self.now_ms().saturating_sub(last) > limit_ms
-            && self.denylist.availability() == Availability::Available
-        {
-            tracing::error!(
-                limit_secs = limit.as_secs(),
-                "the store's denials could not be read for too long; refusing tokens (503) until they can"
-            );
-            self.denylist.set_availability(Availability::Stale);
-        }
-    }
-
-    /// Milliseconds since the sync was built, on the clock's monotonic time; at least 1.
-    fn now_ms(&self) -> u64 {
-        let elapsed = self
-            .clock
-            .monotonic()
-            .saturating_duration_since(self.started);
-        u64::try_from(elapsed.as_millis())
-            .unwrap_or(u64::MAX)
-            .max(1)
-    }
 }
 
 #[cfg(test)]
@@ -140,19 +96,14 @@ mod tests {
     use super::*;
     use crate::MemoryStore;
     use tessera_core::ManualClock;
-    use tessera_server::Denial;
+    use tessera_server::{Availability, Denial};
 
     #[tokio::test]
     async fn the_list_is_unavailable_until_loaded_then_follows_the_store() {
         let store = Arc::new(MemoryStore::new());
         store.deny(Denial::token("before", 2_000)).await.unwrap();
         let clock = ManualClock::at_unix(1_000);
-        let sync = DenialSync::new(
-            Arc::clone(&store),
-            Denylist::new(),
-            Arc::new(clock.clone()),
-            None,
-        );
+        let sync = DenialSync::new(Arc::clone(&store), Denylist::new(), Arc::new(clock.clone()));
         assert_eq!(sync.denylist().availability(), Availability::NotLoaded);
         assert_eq!(sync.catch_up().await.unwrap(), 1);
         assert_eq!(sync.denylist().availability(), Availability::Available);
@@ -169,12 +120,10 @@ mod tests {
     async fn a_store_that_stays_unreadable_fails_the_list_closed() {
         let store = Arc::new(MemoryStore::new());
         let clock = ManualClock::at_unix(1_000);
-        let sync = DenialSync::new(
-            Arc::clone(&store),
-            Denylist::new(),
-            Arc::new(clock.clone()),
-            Some(Duration::from_secs(60)),
-        );
+        let clock_handle: Arc<dyn Clock> = Arc::new(clock.clone());
+        let denylist =
+            Denylist::kept_fresh(Arc::clone(&clock_handle), Some(Duration::from_secs(60)));
+        let sync = DenialSync::new(Arc::clone(&store), denylist, clock_handle);
         sync.catch_up().await.unwrap();
         store.close().await;
         clock.advance_secs(60);

@@ -7,6 +7,7 @@
 use tessera_core::random::RandomError;
 
 use crate::credentials::CredentialError;
+use crate::dpop::ProofError;
 use crate::minting::MintError;
 use crate::store::StoreError;
 
@@ -31,12 +32,32 @@ pub(crate) enum TokenError {
     /// 400 `invalid_scope`.
     #[error("{0}")]
     InvalidScope(String),
-    /// 429 with `Retry-After`: too many failed logins for this username.
+    /// 429 `slow_down` with `Retry-After`: too many failed logins for this username.
     #[error("too many failed logins for this username; retry in {retry_after} s")]
     Throttled {
         /// Seconds until the next attempt is accepted.
         retry_after: u64,
     },
+    /// 503 `temporarily_unavailable` with `Retry-After`: every credential check is busy and the queue
+    /// in front of them is full.
+    #[error("too many logins are being checked at once; retry in {retry_after} s")]
+    Overloaded {
+        /// Seconds to wait before retrying.
+        retry_after: u64,
+    },
+    /// 400 `invalid_dpop_proof` (RFC 9449 §5): the token request's DPoP proof failed a check, or the client
+    /// must send one and did not.
+    #[error("{}", .0.description())]
+    InvalidDpopProof(ProofError),
+    /// 400 `use_dpop_nonce` (RFC 9449 §8): the proof lacks the server's current nonce, which the answer
+    /// carries in `DPoP-Nonce`.
+    #[error("the DPoP proof must carry the nonce of the DPoP-Nonce header")]
+    UseDpopNonce,
+    /// 403 `insufficient_scope`: a client-credentials token on an endpoint that acts for a signed-in user.
+    #[error(
+        "this endpoint acts for a signed-in user; a client-credentials token speaks for no user"
+    )]
+    NotAUser,
     /// 413: the body exceeds the configured limit.
     #[error("the request body exceeds {limit} bytes")]
     PayloadTooLarge {

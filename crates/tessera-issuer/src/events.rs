@@ -13,14 +13,15 @@ use crate::store::{FamilyId, RevokeReason};
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum AuthEvent {
-    /// A user logged in (password grant): a new family started.
+    /// A user logged in (password grant): a new family started, unless the client may not refresh.
     LoginSucceeded {
         /// The user.
         user_id: String,
         /// The client.
         client_id: String,
-        /// The new family.
-        family_id: FamilyId,
+        /// The new family; `None` for a client not allowed the refresh grant, which gets an access
+        /// token only.
+        family_id: Option<FamilyId>,
     },
     /// A login was refused.
     LoginFailed {
@@ -196,7 +197,12 @@ fn trace(event: &AuthEvent) {
             client_id,
             family_id,
         } => {
-            tracing::info!(user_id, client_id, family_id = %family_id, "login succeeded");
+            tracing::info!(
+                user_id,
+                client_id,
+                family_id = family_id.as_ref().map(FamilyId::as_str),
+                "login succeeded"
+            );
         }
         AuthEvent::LoginFailed {
             username,

@@ -5,26 +5,55 @@ use std::sync::Arc;
 use tessera_core::{BEARER, Clock, GrantType, TokenResponse};
 
 use crate::clients::{ClientDirectory, ClientRegistration};
-use crate::credentials::CredentialVerifier;
+use crate::credentials::{CredentialChecks, CredentialVerifier};
+use crate::dpop::{DPOP, Proof, ProofChecker, ProofError};
 use crate::error::TokenError;
 use crate::events::{AuthEvent, Events, LoginFailure};
-use crate::minting::{MintedToken, Minter, TokenContext};
+use crate::minting::{MintedToken, Minter, TokenContext, client_subject, is_client_subject};
 use crate::params::Params;
-use crate::refresh::{Login, RefreshToken, RefreshTokens, UNKNOWN_REFRESH};
+use crate::refresh::{Login, RefreshToken, RefreshTokens, Requester, UNKNOWN_REFRESH};
 use crate::store::RefreshStore;
 use crate::throttle::LoginThrottle;
 
 const BAD_CREDENTIALS: &str = "The username or password is incorrect";
 
-/// The token endpoint: authenticates the client, checks the grant and its scope, and answers with tokens.
+/// The longest username the password grant accepts, in bytes. Longer ones are refused before any
+/// credential check or throttle entry, so a flood of distinct huge usernames costs neither hashing nor
+/// memory.
+pub const MAX_USERNAME_LEN: usize = 256;
+
+/// How long a client shed by a full credential-check queue is asked to wait, seconds.
+pub(crate) const OVERLOADED_RETRY_AFTER: u64 = 1;
+
+/// The token endpoint: authenticates the client, checks the grant, its scope and its DPoP proof, and
+/// answers with tokens.
 pub(crate) struct Grants<S> {
     clients: Arc<ClientDirectory>,
-    verifier: Arc<dyn CredentialVerifier>,
-    throttle: LoginThrottle<S>,
+    logins: Logins<S>,
     refresh: Arc<RefreshTokens<S>>,
     minter: Arc<Minter>,
+    dpop: ProofChecker,
     events: Events,
     clock: Arc<dyn Clock>,
+}
+
+/// What the password grant checks logins with: the credential backend, the gate in front of it and the
+/// throttle.
+pub(crate) struct Logins<S> {
+    pub(crate) verifier: Arc<dyn CredentialVerifier>,
+    pub(crate) checks: Arc<CredentialChecks>,
+    pub(crate) throttle: LoginThrottle<S>,
+}
+
+/// One token request, as the endpoint read it.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct TokenRequest<'a> {
+    pub(crate) params: &'a Params,
+    /// The `Authorization: Basic` credentials, still encoded.
+    pub(crate) basic: Option<&'a str>,
+    pub(crate) user_agent: Option<&'a str>,
+    /// The `DPoP` header: the proof, if the request carried one.
+    pub(crate) dpop: Option<&'a str>,
 }
 
 /// What [`Grants`] answers a token request with, before it is a [`TokenResponse`].
@@ -32,13 +61,15 @@ struct Issued {
     access: MintedToken,
     refresh_token: Option<RefreshToken>,
     scope: Option<String>,
+    /// Whether the access token is bound to a DPoP key.
+    dpop_bound: bool,
 }
 
 impl From<Issued> for TokenResponse {
     fn from(issued: Issued) -> TokenResponse {
         TokenResponse {
             access_token: issued.access.token,
-            token_type: BEARER.to_owned(),
+            token_type: if issued.dpop_bound { DPOP } else { BEARER }.to_owned(),
             expires_in: Some(issued.access.expires_in),
             refresh_token: issued.refresh_token.map(|token| token.encode()),
             scope: issued.scope,
@@ -49,33 +80,48 @@ impl From<Issued> for TokenResponse {
 impl<S: RefreshStore> Grants<S> {
     pub(crate) fn new(
         clients: Arc<ClientDirectory>,
-        verifier: Arc<dyn CredentialVerifier>,
-        throttle: LoginThrottle<S>,
+        logins: Logins<S>,
         refresh: Arc<RefreshTokens<S>>,
         minter: Arc<Minter>,
+        dpop: ProofChecker,
         events: Events,
         clock: Arc<dyn Clock>,
     ) -> Self {
         Grants {
             clients,
-            verifier,
-            throttle,
+            logins,
             refresh,
             minter,
+            dpop,
             events,
             clock,
         }
     }
 
+    /// The DPoP nonce to hand out now, if nonces are on.
+    pub(crate) fn dpop_nonce(&self) -> Option<String> {
+        self.dpop.current_nonce(self.clock.unix_seconds())
+    }
+
     /// Serves one token-endpoint request.
     pub(crate) async fn token(
         &self,
-        params: &Params,
-        basic: Option<&str>,
-        user_agent: Option<&str>,
+        request: TokenRequest<'_>,
     ) -> Result<TokenResponse, TokenError> {
+        let TokenRequest {
+            params,
+            basic,
+            user_agent,
+            dpop,
+        } = request;
         let grant_type = params.grant_type()?;
+        if grant_type == GrantType::Password {
+            // Malformed logins are refused before anything costly: client secrets, throttle entries.
+            Credentials::of(params)?;
+        }
         let now = self.clock.unix_seconds();
+        // The proof is checked before the client: it costs one signature, a client secret far more.
+        let proof = dpop.map(|proof| self.dpop.verify(proof, now)).transpose()?;
         let client = self
             .clients
             .identify(params, basic, Some(grant_type), now)
@@ -84,8 +130,7 @@ impl<S: RefreshStore> Grants<S> {
             && !client.allows(grant_type)
         {
             return Err(TokenError::UnauthorizedClient(format!(
-                "the client `{}` may not use the {} grant",
-                client.id(),
+                "this client may not use the {} grant",
                 grant_type.as_str()
             )));
         }
@@ -96,19 +141,42 @@ impl<S: RefreshStore> Grants<S> {
                         "identify the client with `client_id` or client authentication".into(),
                     )
                 })?;
-                self.password(&client, params, user_agent, now).await?
+                let proof = self.spend(&client, proof, now).await?;
+                self.password(&client, params, user_agent, proof, now)
+                    .await?
             }
-            GrantType::RefreshToken => self.refresh(client.as_deref(), params, now).await?,
+            GrantType::RefreshToken => self.refresh(client.as_ref(), request, proof, now).await?,
             GrantType::ClientCredentials => {
                 let client = client.ok_or_else(|| {
                     TokenError::InvalidClient(
                         "the client_credentials grant requires client authentication".into(),
                     )
                 })?;
-                self.client_credentials(&client, params, now)?
+                let proof = self.spend(&client, proof, now).await?;
+                self.client_credentials(&client, params, proof, now)?
             }
         };
         Ok(issued.into())
+    }
+
+    /// Applies `client`'s DPoP policy to the request's checked proof, and records the proof's `jti` as
+    /// used: from here on, the proof is spent whether or not the grant succeeds.
+    async fn spend(
+        &self,
+        client: &ClientRegistration,
+        proof: Option<Proof>,
+        now: i64,
+    ) -> Result<Option<Proof>, TokenError> {
+        match proof {
+            Some(proof) => {
+                self.dpop.record(&proof, now).await?;
+                Ok(Some(proof))
+            }
+            None if client.requires_dpop() => {
+                Err(TokenError::InvalidDpopProof(ProofError::Missing))
+            }
+            None => Ok(None),
+        }
     }
 
     async fn password(
@@ -116,35 +184,66 @@ impl<S: RefreshStore> Grants<S> {
         client: &ClientRegistration,
         params: &Params,
         user_agent: Option<&str>,
+        proof: Option<Proof>,
         now: i64,
     ) -> Result<Issued, TokenError> {
-        let username = params.require("username")?;
-        let password = params.require("password")?;
+        let Credentials { username, password } = Credentials::of(params)?;
         let scope = grant_scope(client, params.get("scope")?)?;
         let failed = |reason| AuthEvent::LoginFailed {
             username: username.to_owned(),
             client_id: client.id().to_owned(),
             reason,
         };
-        // Reserved before the password is checked, so concurrent guesses cannot all be checked.
-        if let Err(retry_after) = self.throttle.reserve(username, now).await? {
+        let Logins {
+            verifier,
+            checks,
+            throttle,
+        } = &self.logins;
+        // Reserved before the password is checked, so concurrent guesses cannot all be checked (an attempt
+        // shed below for overload has counted too).
+        if let Err(retry_after) = throttle.reserve(username, now).await? {
             self.events.emit(failed(LoginFailure::Throttled));
             return Err(TokenError::Throttled { retry_after });
         }
-        let Some(user) = self.verifier.verify(username, password).await? else {
+        let verified = {
+            let _turn = checks.admit().await.map_err(|_| TokenError::Overloaded {
+                retry_after: OVERLOADED_RETRY_AFTER,
+            })?;
+            verifier.verify(username, password).await?
+        };
+        let user = match verified {
+            Some(user) if is_client_subject(&user.subject) => {
+                tracing::error!(
+                    "the credential verifier answered a subject in the client namespace (`client:`), \
+                     which the password grant refuses; rename the user"
+                );
+                None
+            }
+            other => other,
+        };
+        let Some(user) = user else {
             self.events.emit(failed(LoginFailure::BadCredentials));
             return Err(TokenError::InvalidGrant(BAD_CREDENTIALS));
         };
-        self.throttle.record_success(username).await?;
+        throttle.record_success(username).await?;
 
-        let login = Login {
-            user_id: &user.subject,
-            client_id: client.id(),
-            scope: scope.as_deref(),
-            roles: &user.roles,
-            user_agent,
+        let jkt = proof.as_ref().map(|proof| proof.jkt.as_str());
+        // A session (and its refresh token) only for a client that may refresh it. A public client's is
+        // bound to the DPoP key of the login (RFC 9449 §5); a confidential client's is bound to the client
+        // already, by its authentication.
+        let session = if client.allows(GrantType::RefreshToken) {
+            let login = Login {
+                user_id: &user.subject,
+                client_id: client.id(),
+                scope: scope.as_deref(),
+                roles: &user.roles,
+                user_agent,
+                dpop_jkt: jkt.filter(|_| !client.is_confidential()),
+            };
+            Some(self.refresh.start(login, now).await?)
+        } else {
+            None
         };
-        let (family_id, refresh_token) = self.refresh.start(login, now).await?;
         let context = TokenContext {
             subject: &user.subject,
             client_id: client.id(),
@@ -152,7 +251,9 @@ impl<S: RefreshStore> Grants<S> {
             roles: &user.roles,
             grant_type: GrantType::Password,
         };
-        let access = self.minter.mint(&context, Some(family_id.as_str()), now)?;
+        let family_id = session.as_ref().map(|(id, _)| id.as_str());
+        let access = self.minter.mint(&context, family_id, jkt, now)?;
+        let (family_id, refresh_token) = session.unzip();
         self.events.emit(AuthEvent::LoginSucceeded {
             user_id: user.subject.clone(),
             client_id: client.id().to_owned(),
@@ -160,17 +261,20 @@ impl<S: RefreshStore> Grants<S> {
         });
         Ok(Issued {
             access,
-            refresh_token: Some(refresh_token),
+            refresh_token,
             scope,
+            dpop_bound: jkt.is_some(),
         })
     }
 
     async fn refresh(
         &self,
-        client: Option<&ClientRegistration>,
-        params: &Params,
+        client: Option<&Arc<ClientRegistration>>,
+        request: TokenRequest<'_>,
+        proof: Option<Proof>,
         now: i64,
     ) -> Result<Issued, TokenError> {
+        let params = request.params;
         let presented = params.require("refresh_token")?;
         let requested_scope = params.get("scope")?;
         if let Some(requested) = requested_scope {
@@ -178,10 +282,19 @@ impl<S: RefreshStore> Grants<S> {
         }
         let presented =
             RefreshToken::parse(presented).ok_or(TokenError::InvalidGrant(UNKNOWN_REFRESH))?;
-        let client_id = self
+        let client = self
             .refresh_client(client, &presented, requested_scope)
             .await?;
-        let (family, refresh_token) = self.refresh.rotate(&presented, client_id, now).await?;
+        let proof = self.spend(&client, proof, now).await?;
+        let jkt = proof.as_ref().map(|proof| proof.jkt.as_str());
+        // A family bound to a DPoP key is rotated only with a proof of that key: the store decides, before
+        // the grace window or reuse detection have a say.
+        let requester = Requester {
+            client_id: client.id(),
+            user_agent: request.user_agent,
+            dpop_jkt: jkt,
+        };
+        let (family, refresh_token) = self.refresh.rotate(&presented, requester, now).await?;
         let scope = narrow_scope(family.scope.as_deref(), requested_scope)?;
         let context = TokenContext {
             subject: &family.user_id,
@@ -190,11 +303,14 @@ impl<S: RefreshStore> Grants<S> {
             roles: &family.roles,
             grant_type: GrantType::RefreshToken,
         };
-        let access = self.minter.mint(&context, Some(family.id.as_str()), now)?;
+        let access = self
+            .minter
+            .mint(&context, Some(family.id.as_str()), jkt, now)?;
         Ok(Issued {
             access,
             refresh_token: Some(refresh_token),
             scope,
+            dpop_bound: jkt.is_some(),
         })
     }
 
@@ -206,12 +322,12 @@ impl<S: RefreshStore> Grants<S> {
     /// nothing.
     async fn refresh_client(
         &self,
-        client: Option<&ClientRegistration>,
+        client: Option<&Arc<ClientRegistration>>,
         presented: &RefreshToken,
         requested_scope: Option<&str>,
-    ) -> Result<String, TokenError> {
+    ) -> Result<Arc<ClientRegistration>, TokenError> {
         if let (Some(client), None) = (client, requested_scope) {
-            return Ok(client.id().to_owned());
+            return Ok(Arc::clone(client));
         }
         let family = self
             .refresh
@@ -220,12 +336,17 @@ impl<S: RefreshStore> Grants<S> {
             .ok_or(TokenError::InvalidGrant(UNKNOWN_REFRESH))?;
         narrow_scope(family.scope.as_deref(), requested_scope)?;
         match client {
-            Some(client) => Ok(client.id().to_owned()),
+            Some(client) => Ok(Arc::clone(client)),
             // No client named: the family says which client it belongs to, and that client must be a
-            // public one (a confidential client always authenticates).
+            // public one (a confidential client always authenticates) still allowed to refresh.
             None => {
-                self.clients.check_owner(&family.client_id, None)?;
-                Ok(family.client_id)
+                let owner = self.clients.public_owner(&family.client_id)?;
+                if !owner.allows(GrantType::RefreshToken) {
+                    return Err(TokenError::UnauthorizedClient(
+                        "this client may not use the refresh_token grant".into(),
+                    ));
+                }
+                Ok(owner)
             }
         }
     }
@@ -234,6 +355,7 @@ impl<S: RefreshStore> Grants<S> {
         &self,
         client: &ClientRegistration,
         params: &Params,
+        proof: Option<Proof>,
         now: i64,
     ) -> Result<Issued, TokenError> {
         if !client.is_confidential() {
@@ -242,14 +364,16 @@ impl<S: RefreshStore> Grants<S> {
             ));
         }
         let scope = grant_scope(client, params.get("scope")?)?;
+        let subject = client_subject(client.id());
         let context = TokenContext {
-            subject: client.id(),
+            subject: &subject,
             client_id: client.id(),
             scope: scope.as_deref(),
             roles: &[],
             grant_type: GrantType::ClientCredentials,
         };
-        let access = self.minter.mint(&context, None, now)?;
+        let jkt = proof.as_ref().map(|proof| proof.jkt.as_str());
+        let access = self.minter.mint(&context, None, jkt, now)?;
         self.events.emit(AuthEvent::ClientTokenIssued {
             client_id: client.id().to_owned(),
         });
@@ -257,7 +381,28 @@ impl<S: RefreshStore> Grants<S> {
             access,
             refresh_token: None,
             scope,
+            dpop_bound: jkt.is_some(),
         })
+    }
+}
+
+/// The username and password of a password grant.
+struct Credentials<'a> {
+    username: &'a str,
+    password: &'a str,
+}
+
+impl<'a> Credentials<'a> {
+    /// Both parameters, the username at most [`MAX_USERNAME_LEN`] bytes.
+    fn of(params: &'a Params) -> Result<Self, TokenError> {
+        let username = params.require("username")?;
+        let password = params.require("password")?;
+        if username.len() > MAX_USERNAME_LEN {
+            return Err(TokenError::InvalidRequest(format!(
+                "the username is longer than {MAX_USERNAME_LEN} bytes"
+            )));
+        }
+        Ok(Credentials { username, password })
     }
 }
 
@@ -279,10 +424,9 @@ fn grant_scope(
             .iter()
             .any(|allowed| allowed == scope)
         {
-            return Err(TokenError::InvalidScope(format!(
-                "the scope `{scope}` is not allowed for the client `{}`",
-                client.id()
-            )));
+            return Err(TokenError::InvalidScope(
+                "the requested scope includes a scope this client may not ask for".into(),
+            ));
         }
         if !granted.contains(&scope) {
             granted.push(scope);
@@ -303,9 +447,10 @@ fn narrow_scope(
     let mut granted: Vec<&str> = Vec::new();
     for scope in requested.split(' ').filter(|scope| !scope.is_empty()) {
         if !original.contains(&scope) {
-            return Err(TokenError::InvalidScope(format!(
-                "the scope `{scope}` was not granted at login; a refresh can only narrow the scope"
-            )));
+            return Err(TokenError::InvalidScope(
+                "the requested scope includes a scope not granted at login; a refresh can only narrow the scope"
+                    .into(),
+            ));
         }
         if !granted.contains(&scope) {
             granted.push(scope);

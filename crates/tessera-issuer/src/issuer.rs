@@ -11,6 +11,9 @@
 //! | `Minter` (`minting.rs`) | signing access tokens and recognising them again |
 //! | `Maintenance` (`maintenance.rs`) | reloading the denylist, purging, the background task |
 //! | `ClientDirectory` (`clients.rs`) | registered clients, their authentication, who may act for whom |
+//! | `ProofChecker` (`dpop/`) | DPoP proofs at the token endpoint, nonces, replayed `jti`s |
+//! | `Introspection` (`introspection.rs`) | RFC 7662 answers about access tokens |
+//! | `Metadata` (`metadata.rs`) | the RFC 8414 document, built once |
 
 use std::fmt;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -23,12 +26,16 @@ use tessera_server::{Availability, Denylist, JwtAuthLayer};
 
 use crate::clients::ClientDirectory;
 use crate::config::{IssuerBuilder, Settings};
+use crate::credentials::CredentialChecks;
 use crate::denylist::DenialSync;
+use crate::dpop::ProofChecker;
 use crate::events::Events;
-use crate::grants::Grants;
+use crate::grants::{Grants, Logins};
 use crate::http;
+use crate::introspection::Introspection;
 use crate::keys::{LiveKeys, SigningKeyStatus, SigningKeys, StoredKeyError};
 use crate::maintenance::{Maintenance, StoreKeys};
+use crate::metadata::Metadata;
 use crate::metrics::{CountingHook, EventCounters};
 use crate::minting::Minter;
 use crate::observed::Observed;
@@ -40,7 +47,7 @@ use crate::throttle::LoginThrottle;
 /// The token service: grants, rotation, revocation, on a [`RefreshStore`].
 ///
 /// Start it with [`IssuerBuilder::start`] (or build it with [`IssuerBuilder::build`]); mount
-/// [`Issuer::router`] under `/auth` and [`Issuer::jwks_router`] at the root, and [`Issuer::close`] it on
+/// [`Issuer::router`] under `/auth` and [`Issuer::well_known_router`] at the root, and [`Issuer::close`] it on
 /// shutdown. Clones share everything.
 pub struct Issuer<S> {
     pub(crate) inner: Arc<Inner<S>>,
@@ -74,6 +81,8 @@ pub(crate) struct Inner<S> {
     grants: Grants<Store<S>>,
     sessions: Sessions<Store<S>>,
     maintenance: Maintenance<Store<S>>,
+    introspection: Introspection,
+    metadata: Metadata,
     denials: Arc<DenialSync<Store<S>>>,
     keys: Option<Arc<StoreKeys<Store<S>>>>,
     events: Arc<EventCounters>,
@@ -103,9 +112,9 @@ impl<S: RefreshStore> Issuer<S> {
 
     /// Wires the parts together on `store`: the one place that knows which part needs which.
     pub(crate) fn assemble_shared(store: Arc<S>, settings: Settings) -> Self {
-        let denylist = Denylist::new();
-        let store = Arc::new(Observed::new(store, denylist.clone()));
         let clock = settings.clock;
+        let denylist = Denylist::kept_fresh(Arc::clone(&clock), settings.stale_after);
+        let store = Arc::new(Observed::new(store, denylist.clone()));
         let counters = Arc::new(EventCounters::default());
         let events = Events::new(Some(Arc::new(CountingHook::new(
             Arc::clone(&counters),
@@ -113,15 +122,22 @@ impl<S: RefreshStore> Issuer<S> {
         ))));
         let denials = Arc::new(DenialSync::new(
             Arc::clone(&store),
-            denylist,
+            denylist.clone(),
             Arc::clone(&clock),
-            settings.stale_after,
         ));
         let minter = Arc::new(settings.minter);
+        let metadata = Metadata::new(
+            &settings.endpoints,
+            settings.clients.values().map(Arc::as_ref),
+            &settings.dpop.algorithms,
+        );
+        let (concurrent, queued) = settings.credential_checks;
+        let checks = Arc::new(CredentialChecks::new(concurrent, queued));
         let clients = Arc::new(ClientDirectory::new(
             settings.clients,
             settings.assertion_audiences,
             Arc::clone(&store) as Arc<dyn crate::store::OneTimeValues>,
+            Arc::clone(&checks),
             events.clone(),
         ));
         let refresh = Arc::new(RefreshTokens::new(
@@ -132,11 +148,21 @@ impl<S: RefreshStore> Issuer<S> {
         ));
         let grants = Grants::new(
             Arc::clone(&clients),
-            settings.verifier,
-            LoginThrottle::new(Arc::clone(&store), settings.throttle),
+            Logins {
+                verifier: settings.verifier,
+                checks,
+                throttle: LoginThrottle::new(Arc::clone(&store), settings.throttle),
+            },
             Arc::clone(&refresh),
             Arc::clone(&minter),
+            ProofChecker::new(settings.dpop, settings.endpoints.token),
             events.clone(),
+            Arc::clone(&clock),
+        );
+        let introspection = Introspection::new(
+            Arc::clone(&clients),
+            Arc::clone(&minter),
+            denylist.clone(),
             Arc::clone(&clock),
         );
         let sessions = Sessions::new(
@@ -170,6 +196,8 @@ impl<S: RefreshStore> Issuer<S> {
                 grants,
                 sessions,
                 maintenance,
+                introspection,
+                metadata,
                 denials,
                 keys,
                 events: counters,
@@ -251,12 +279,12 @@ impl<S> Issuer<S> {
         &self.inner.sessions
     }
 
-    /// Seconds since the denylist last read the store; `None` before it first did.
-    pub(crate) fn seconds_since_sync(&self) -> Option<u64>
-    where
-        S: RefreshStore,
-    {
-        self.inner.denials.seconds_since_sync()
+    pub(crate) fn introspection(&self) -> &Introspection {
+        &self.inner.introspection
+    }
+
+    pub(crate) fn metadata(&self) -> &Metadata {
+        &self.inner.metadata
     }
 
     /// The largest request body the endpoints read.
@@ -281,12 +309,14 @@ pub enum NotReady {
 }
 
 impl<S: RefreshStore> Issuer<S> {
-    /// The token service's routes, to mount with `.nest("/auth", issuer.router(&auth))`:
+    /// The token service's routes, to mount with `.nest("/auth", issuer.router(&auth))` (or under the
+    /// [`router_path`](crate::IssuerBuilder::router_path) you configured):
     ///
     /// | route | |
     /// |---|---|
-    /// | `POST /token` | RFC 6749 grants `password`, `refresh_token`, `client_credentials` |
+    /// | `POST /token` | RFC 6749 grants `password`, `refresh_token`, `client_credentials`; DPoP proofs (RFC 9449) |
     /// | `POST /revoke` | RFC 7009 revocation of a refresh token's family or an access token |
+    /// | `POST /introspect` | RFC 7662 introspection of access tokens, for authenticated confidential clients |
     /// | `POST /logout` | ends the session of the `refresh_token` in the body |
     /// | `POST /logout-all` | ends every session of the signed-in user (bearer access token) |
     /// | `GET /sessions` | the signed-in user's live sessions |
@@ -300,9 +330,20 @@ impl<S: RefreshStore> Issuer<S> {
     }
 
     /// `GET /.well-known/jwks.json` ([`JWKS_PATH`](crate::JWKS_PATH)): the public verification keys
-    /// (RFC 7517), to mount at the root.
+    /// (RFC 7517), to mount at the root. [`Issuer::well_known_router`] serves the metadata besides.
     pub fn jwks_router(&self) -> Router {
         http::jwks_router(self.clone())
+    }
+
+    /// The public documents, to merge at the root of the [public URL](crate::IssuerBuilder::public_url),
+    /// outside any authentication:
+    ///
+    /// | route | |
+    /// |---|---|
+    /// | `GET /.well-known/jwks.json` | the public verification keys (RFC 7517) |
+    /// | `GET /.well-known/oauth-authorization-server` | RFC 8414 metadata (followed by the issuer's path, if it has one) |
+    pub fn well_known_router(&self) -> Router {
+        http::well_known_router(self.clone())
     }
 
     /// Ends every session of a user (for a password change or an administrator): revokes all their

@@ -11,7 +11,7 @@ use tessera_core::{ACCESS_TOKEN_JWT_TYPE, AccessTokenClaims, Audience, GrantType
 use crate::keys::LiveKeys;
 
 /// Claims the token service always sets itself; a [`ClaimsHook`] cannot override them.
-const REGISTERED: [&str; 11] = [
+const REGISTERED: [&str; 12] = [
     "iss",
     "sub",
     "aud",
@@ -23,12 +23,36 @@ const REGISTERED: [&str; 11] = [
     "scope",
     "roles",
     "sid",
+    "cnf",
 ];
+
+/// The `sub` of a client-credentials token is this prefix followed by the client id, so it can never be
+/// a user's `sub` (RFC 9068 §5): the password grant refuses users whose subject starts with it. An API
+/// tells a token that acts for a user from one that acts for a client by this prefix.
+///
+/// ```
+/// use tessera_issuer::CLIENT_SUBJECT_PREFIX;
+///
+/// let sub = "client:reporting";
+/// assert_eq!(sub.strip_prefix(CLIENT_SUBJECT_PREFIX), Some("reporting"));
+/// ```
+pub const CLIENT_SUBJECT_PREFIX: &str = "client:";
+
+/// The `sub` of the client-credentials tokens of `client_id`.
+pub(crate) fn client_subject(client_id: &str) -> String {
+    format!("{CLIENT_SUBJECT_PREFIX}{client_id}")
+}
+
+/// Whether `subject` is a client's (see [`CLIENT_SUBJECT_PREFIX`]).
+pub(crate) fn is_client_subject(subject: &str) -> bool {
+    subject.starts_with(CLIENT_SUBJECT_PREFIX)
+}
 
 /// What an access token is being minted for, handed to a [`ClaimsHook`].
 #[derive(Debug, Clone, Copy)]
 pub struct TokenContext<'a> {
-    /// The token's `sub`: the user, or the client itself for client credentials.
+    /// The token's `sub`: the user, or for client credentials the client id behind
+    /// [`CLIENT_SUBJECT_PREFIX`].
     pub subject: &'a str,
     /// The client the token is issued to.
     pub client_id: &'a str,
@@ -43,7 +67,7 @@ pub struct TokenContext<'a> {
 /// Adds claims to every access token (tenant ids, feature flags, ...).
 ///
 /// Registered claims (`iss`, `sub`, `aud`, `exp`, `iat`, `nbf`, `jti`, `client_id`, `scope`, `roles`,
-/// `sid`) are the service's own: hook values under those names are dropped with a warning. Any
+/// `sid`, `cnf`) are the service's own: hook values under those names are dropped with a warning. Any
 /// `Fn(&TokenContext) -> Map<String, Value> + Send + Sync` closure is a hook.
 ///
 /// ```
@@ -165,11 +189,13 @@ impl Minter {
     }
 
     /// Signs an access token for `context`, valid from `now` for the configured lifetime. `session` is the
-    /// refresh-token family (`sid`), if the token belongs to one.
+    /// refresh-token family (`sid`), if the token belongs to one; `dpop_jkt` the thumbprint of the DPoP key
+    /// the token is bound to (`cnf.jkt`, RFC 9449 §6.1), if any.
     pub(crate) fn mint(
         &self,
         context: &TokenContext<'_>,
         session: Option<&str>,
+        dpop_jkt: Option<&str>,
         now: i64,
     ) -> Result<MintedToken, MintError> {
         let mut extra = match &self.hook {
@@ -188,6 +214,9 @@ impl Minter {
         });
         if let Some(session) = session {
             extra.insert("sid".into(), Value::String(session.to_owned()));
+        }
+        if let Some(jkt) = dpop_jkt {
+            extra.insert("cnf".into(), serde_json::json!({ "jkt": jkt }));
         }
         let claims = AccessTokenClaims {
             iss: self.issuer.clone(),
@@ -237,6 +266,7 @@ mod tests {
                     Value::from(format!("t-{}", context.subject)),
                 );
                 extra.insert("sub".into(), Value::from("forged"));
+                extra.insert("cnf".into(), Value::from("forged"));
                 extra
             };
             let minter = Minter::new(
@@ -253,7 +283,9 @@ mod tests {
                 roles: &["admin".to_owned()],
                 grant_type: GrantType::Password,
             };
-            let minted = minter.mint(&context, Some("family-1"), 1_000).unwrap();
+            let minted = minter
+                .mint(&context, Some("family-1"), Some("thumbprint"), 1_000)
+                .unwrap();
             let keys = minter.keys.current();
             let signer = keys.signer();
             let jws = Jws::parse(&minted.token).unwrap();
@@ -270,6 +302,10 @@ mod tests {
             );
             assert_eq!(claims.extra["tenant"], "t-alice");
             assert_eq!(claims.extra["sid"], "family-1");
+            assert_eq!(
+                claims.extra["cnf"],
+                serde_json::json!({"jkt": "thumbprint"})
+            );
             assert_eq!(
                 (claims.iat, claims.exp, claims.nbf),
                 (1_000, 1_900, Some(1_000))
@@ -302,7 +338,7 @@ mod tests {
             (minter("https://elsewhere", "api"), "another issuer"),
             (minter("https://auth.test", "billing"), "another audience"),
         ] {
-            let token = other.mint(&context, None, 1_000).unwrap().token;
+            let token = other.mint(&context, None, None, 1_000).unwrap().token;
             assert_eq!(ours.recognise(&token), None, "{why}");
         }
         let stranger = Minter::new(
@@ -312,7 +348,7 @@ mod tests {
             900,
             None,
         );
-        let forged = stranger.mint(&context, None, 1_000).unwrap().token;
+        let forged = stranger.mint(&context, None, None, 1_000).unwrap().token;
         assert_eq!(ours.recognise(&forged), None, "another key");
         assert_eq!(ours.recognise("not a jwt"), None);
     }

@@ -92,7 +92,7 @@ impl<S: RefreshStore> Issuer<S> {
             "1 while tokens are checked against the denials, 0 while every check answers 503.",
             &[(&[], if available { 1.0 } else { 0.0 })],
         );
-        if let Some(seconds) = self.seconds_since_sync() {
+        if let Some(seconds) = denylist.seconds_since_sync() {
             text.metric(
                 "tessera_denylist_seconds_since_sync",
                 MetricKind::Gauge,

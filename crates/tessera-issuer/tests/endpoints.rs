@@ -30,10 +30,16 @@ fn assert_no_store(answer: &Answer) {
 fn assert_error(answer: &Answer, status: StatusCode, code: &str) {
     assert_eq!(answer.status, status, "{}", answer.text());
     assert_eq!(answer.error(), code, "{}", answer.text());
+    let description = answer.json()["error_description"]
+        .as_str()
+        .unwrap_or_default()
+        .to_owned();
+    assert!(!description.is_empty(), "{}", answer.text());
     assert!(
-        answer.json()["error_description"]
-            .as_str()
-            .is_some_and(|text| !text.is_empty())
+        description
+            .bytes()
+            .all(|b| matches!(b, 0x20..=0x21 | 0x23..=0x5b | 0x5d..=0x7e)),
+        "RFC 6749 §5.2 allows no such character in error_description: {description:?}"
     );
     assert_no_store(answer);
 }
@@ -112,11 +118,7 @@ async fn repeated_failures_are_throttled_with_retry_after_for_any_username() {
             );
         }
         let throttled = h.login(username, "wonderland").await;
-        assert_error(
-            &throttled,
-            StatusCode::TOO_MANY_REQUESTS,
-            "temporarily_unavailable",
-        );
+        assert_error(&throttled, StatusCode::TOO_MANY_REQUESTS, "slow_down");
         assert_eq!(throttled.headers[RETRY_AFTER], "1");
     }
     h.clock.advance_secs(1);
@@ -440,7 +442,7 @@ async fn client_credentials_with_client_secret_basic_and_post() {
     let claims = claims_of(&answer.access_token());
     assert_eq!(
         (claims["sub"].as_str(), claims["client_id"].as_str()),
-        (Some("svc"), Some("svc"))
+        (Some("client:svc"), Some("svc"))
     );
 
     let wrong = with_basic(basic("svc", "wrong")).await;
@@ -497,7 +499,7 @@ async fn client_credentials_with_private_key_jwt_and_replay_protection() {
     let first = assertion(&h, &token_endpoint, "a1", 60);
     let answer = h.post_form("/auth/token", &form(first.clone())).await;
     assert_eq!(answer.status, StatusCode::OK, "{}", answer.text());
-    assert_eq!(claims_of(&answer.access_token())["sub"], "jwt-svc");
+    assert_eq!(claims_of(&answer.access_token())["sub"], "client:jwt-svc");
 
     let replayed = h.post_form("/auth/token", &form(first)).await;
     assert_error(&replayed, StatusCode::UNAUTHORIZED, "invalid_client");

@@ -37,18 +37,29 @@ async fn three(configure: impl Fn(IssuerBuilder) -> IssuerBuilder) -> Vec<Instan
     instances
 }
 
+/// `count` concurrent presentations of `token`, spread over the instances in turn.
+#[cfg(test)]
+async fn present_everywhere(
+    instances: &[Instance<PostgresStore>],
+    client: &Client,
+    token: &str,
+    count: usize,
+) -> Vec<Answer> {
+    futures_util::future::join_all((0..count).map(|index| {
+        let client = client.clone();
+        let url = instances[index % instances.len()].url.clone();
+        async move { client.refresh(&url, token).await }
+    }))
+    .await
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sixty_four_presentations_of_one_token_across_three_instances_install_one_successor() {
     let instances = three(|builder| builder).await;
     let client = Client::default();
     let login = client.login(&instances[0].url, "alice", "wonderland").await;
     let token = login.field("refresh_token");
-    let answers = futures_util::future::join_all((0..64).map(|index| {
-        let client = client.clone();
-        let (url, token) = (instances[index % 3].url.clone(), token.clone());
-        async move { client.refresh(&url, &token).await }
-    }))
-    .await;
+    let answers = present_everywhere(&instances, &client, &token, 64).await;
     let mut successors = HashSet::new();
     for answer in &answers {
         assert_eq!(answer.status, 200, "{}", answer.body);
@@ -87,12 +98,7 @@ async fn without_grace_concurrent_presentations_across_instances_end_the_family(
         .unwrap()[0]
         .id
         .clone();
-    let answers = futures_util::future::join_all((0..64).map(|index| {
-        let client = client.clone();
-        let (url, token) = (instances[index % 3].url.clone(), token.clone());
-        async move { client.refresh(&url, &token).await }
-    }))
-    .await;
+    let answers = present_everywhere(&instances, &client, &token, 64).await;
     let mut successors = HashSet::new();
     for answer in &answers {
         match answer.status {

@@ -14,8 +14,8 @@
 
 use tessera_issuer::SqliteStore;
 use tessera_issuer::store::{
-    Denial, FamilyId, RefreshStore as _, Revocation, RevokeReason, Rotation, RotationOutcome,
-    RotationSalt, TokenHash,
+    Denial, FamilyId, RefreshStore as _, RequestFingerprint, Revocation, RevokeReason, Rotation,
+    RotationOutcome, RotationSalt, TokenHash,
 };
 
 const FIXTURE: &[u8] = include_bytes!("fixtures/tokens-v0.1.sqlite");
@@ -36,6 +36,9 @@ fn rotation(presented: u8, successor: u8, now: i64) -> Rotation {
         now,
         idle_ttl: 14 * 86_400,
         grace: 30,
+        fingerprint: RequestFingerprint::from_slice(&[1; 32]).unwrap(),
+        max_retries: 3,
+        dpop_jkt: None,
         deny_access_for: 1_200,
     }
 }
@@ -58,6 +61,11 @@ async fn a_database_of_the_first_schema_opens_and_keeps_working() {
         (Some("read write"), Some("fixture"))
     );
     assert_eq!(family.roles, ["admin"]);
+    assert_eq!(
+        family.dpop_jkt, None,
+        "families from before DPoP are unbound"
+    );
+    // Its rotation kept no request fingerprint: the retry is served as it was before.
     match store.rotate(rotation(1, 9, START + 20)).await.unwrap() {
         RotationOutcome::Retry {
             salt, successor, ..

@@ -8,28 +8,33 @@
 //! `layer_cache_on_revocation_no_claims` adds a revocation check that answers at once (an in-memory
 //! denylist, as the token service's is), and `layer_cache_on_expired_401` is the 401 a token seen valid
 //! gets once it expired, answered from the cache.
+//!
+//! The `dpop` group is the price of DPoP (RFC 9449) on the cached path: an ES256 access token bound to the
+//! client's key, sent with a fresh proof (EdDSA or ES256) per request, against the same token unbound and
+//! sent as a bearer token. The access token comes from the cache either way; the proof is parsed, its key
+//! built and its signature verified on every request, and its `jti` recorded.
 
 use std::collections::HashSet;
 use std::convert::Infallible;
-use std::future::Future;
-use std::pin::pin;
 use std::sync::Arc;
-use std::task::{Context, Poll, Waker};
 use std::time::Duration;
 
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::{BatchSize, Criterion, criterion_group, criterion_main};
 use http::{Request, Response};
 use jsonwebtoken::{Algorithm as JwtAlgorithm, DecodingKey, EncodingKey, Header, Validation};
 use tessera_core::AccessTokenClaims;
+use tessera_core::jose::SigningKey;
 use tessera_server::{
     Algorithm, DEFAULT_LEEWAY, JwtAuthLayer, JwtKey, ManualClock, RevocationAnswer, TokenStatus,
     VerifiedToken,
 };
+
 use tower::{Layer, Service, service_fn};
 
 const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef-bench-secret";
-const P256_PRIVATE: &str = include_str!("../tests/keys/p256.key");
-const P256_PUBLIC: &str = include_str!("../tests/keys/p256.pub");
+mod common;
+
+use common::{P256_PRIVATE, P256_PUBLIC, dpop_fixture, dpop_request, presence, ready};
 
 fn token(alg: JwtAlgorithm, key: &EncodingKey) -> String {
     let now = jsonwebtoken::get_current_timestamp();
@@ -41,26 +46,6 @@ fn token(alg: JwtAlgorithm, key: &EncodingKey) -> String {
     let mut header = Header::new(alg);
     header.typ = Some("at+jwt".into());
     jsonwebtoken::encode(&header, &claims, key).expect("the bench token signs")
-}
-
-fn ready<F: Future>(future: F) -> F::Output {
-    let mut future = pin!(future);
-    match future
-        .as_mut()
-        .poll(&mut Context::from_waker(Waker::noop()))
-    {
-        Poll::Ready(output) => output,
-        Poll::Pending => panic!("the bench services never wait"),
-    }
-}
-
-async fn presence(request: Request<String>) -> Result<Response<Vec<u8>>, Infallible> {
-    let present = request.extensions().get::<VerifiedToken>().is_some();
-    Ok(Response::new(if present {
-        b"alice".to_vec()
-    } else {
-        Vec::new()
-    }))
 }
 
 async fn handler(request: Request<String>) -> Result<Response<Vec<u8>>, Infallible> {
@@ -199,5 +184,41 @@ fn layer_vs_decode(c: &mut Criterion) {
     );
 }
 
-criterion_group!(benches, layer_vs_decode);
+fn dpop_vs_bearer(c: &mut Criterion) {
+    let mut group = c.benchmark_group("dpop");
+    let (bearer_token, layer) = dpop_fixture(None, true);
+    let authorization = format!("Bearer {bearer_token}");
+    let mut service = layer.layer(service_fn(presence));
+    let bearer = || {
+        Request::get("/")
+            .header("authorization", authorization.as_str())
+            .body(String::new())
+            .expect("request")
+    };
+    assert_eq!(ready(service.call(bearer())).expect("ok").body(), b"alice");
+    group.bench_function("bearer_es256_cache_on_no_claims", |b| {
+        b.iter(|| ready(service.call(bearer())).expect("ok"))
+    });
+    for (name, algorithm) in [("eddsa", Algorithm::EdDsa), ("es256", Algorithm::Es256)] {
+        let client = SigningKey::generate(algorithm).expect("client key");
+        let (token, layer) = dpop_fixture(Some(&client), true);
+        let mut service = layer.layer(service_fn(presence));
+        let answer = ready(service.call(dpop_request(&client, &token))).expect("ok");
+        assert_eq!(
+            answer.body(),
+            b"alice",
+            "the bench token and proof must pass"
+        );
+        group.bench_function(format!("dpop_{name}_proof_cache_on_no_claims"), |b| {
+            b.iter_batched(
+                || dpop_request(&client, &token),
+                |request| ready(service.call(request)).expect("ok"),
+                BatchSize::SmallInput,
+            )
+        });
+    }
+    group.finish();
+}
+
+criterion_group!(benches, layer_vs_decode, dpop_vs_bearer);
 criterion_main!(benches);

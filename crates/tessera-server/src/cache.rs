@@ -16,8 +16,8 @@
 //! # What a hit answers
 //! An entry is a token that passed every check but its lifetime, which depends on the time of the request.
 //! A hit answers exactly what a full verification of the same bytes would answer now, without the
-//! signature: the token while it is within its lifetime, [`AuthRejection::NotYetValid`] before its `nbf`
-//! (a host clock stepped back), and [`AuthRejection::Expired`] after its `exp`. So the 401 that tells a
+//! signature: the token while it is within its lifetime, [`AuthRejection::NotYetValid`](crate::AuthRejection::NotYetValid) before its `nbf`
+//! (a host clock stepped back), and [`AuthRejection::Expired`](crate::AuthRejection::Expired) after its `exp`. So the 401 that tells a
 //! client to refresh costs a hit, not a signature verification, for a retention window after expiry
 //! (default [`DEFAULT_EXPIRED_TOKEN_RETENTION`](crate::DEFAULT_EXPIRED_TOKEN_RETENTION)): clients whose
 //! token just expired, or a replayed one, are answered from memory. Past the window the entry is dropped,
@@ -32,7 +32,7 @@ use aws_lc_rs::digest;
 use quick_cache::{DefaultHashBuilder, Equivalent};
 
 use crate::verify::Lifetime;
-use crate::{AuthRejection, KeySet, VerifiedToken};
+use crate::{KeySet, VerifiedToken};
 
 /// How many trailing signature characters are compared by SHA-256 digest: 43 base64url characters are
 /// 258 bits, the whole of an HS256 signature.
@@ -93,7 +93,7 @@ pub(crate) struct TokenCache {
     entries: quick_cache::sync::Cache<StoredKey, VerifiedToken>,
     /// Seeded at random per cache: hashes the signature characters before the digested ones.
     rest_hasher: DefaultHashBuilder,
-    /// How long after its `exp` (plus leeway) an entry still answers [`AuthRejection::Expired`], in seconds.
+    /// How long after its `exp` (plus leeway) an entry still answers [`AuthRejection::Expired`](crate::AuthRejection::Expired), in seconds.
     retention: i64,
     sweep_every: usize,
     inserts: AtomicUsize,
@@ -101,10 +101,8 @@ pub(crate) struct TokenCache {
 
 /// What the cache answers for a presented token.
 pub(crate) enum Cached {
-    /// Verified before, and within its lifetime now.
-    Valid(VerifiedToken),
-    /// Verified before, and outside its lifetime now: what a full verification would answer.
-    Refused(AuthRejection),
+    /// Verified before: what a full verification would hand over, its lifetime still to be checked.
+    Hit(VerifiedToken),
     /// Not held (or no longer answerable): verify in full.
     Miss,
 }
@@ -135,9 +133,11 @@ impl TokenCache {
         })
     }
 
-    /// What a full verification of the token `key` was made of would answer at `now`, if the cache can
-    /// tell: the entry exists, its key is still live, and it has not expired longer than the retention
-    /// window ago. An entry failing either of the last two is removed.
+    /// The verified token `key` was made of, if the cache can stand in for a full verification at `now`:
+    /// the entry exists, its key is still live, and it has not expired longer than the retention window
+    /// ago. An entry failing either of the last two is removed. The caller checks the lifetime, as after a
+    /// full verification.
+    #[inline]
     pub(crate) fn get(
         &self,
         key: &CacheKey<'_>,
@@ -152,14 +152,11 @@ impl TokenCache {
             self.entries.remove(key);
             return Cached::Miss;
         }
-        match lifetime.check(token.not_before(), token.expires_at(), now) {
-            Ok(()) => Cached::Valid(token),
-            Err(AuthRejection::Expired) if !self.retains(&token, lifetime, now) => {
-                self.entries.remove(key);
-                Cached::Miss
-            }
-            Err(rejection) => Cached::Refused(rejection),
+        if !self.retains(&token, lifetime, now) {
+            self.entries.remove(key);
+            return Cached::Miss;
         }
+        Cached::Hit(token)
     }
 
     /// Caches `token`; every `sweep_every` inserts, first drops the entries past their retention window.

@@ -17,12 +17,16 @@
 use std::collections::HashMap;
 use std::fmt;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicU8, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
 use serde::{Deserialize, Serialize};
 
-use crate::{RevocationAnswer, RevocationCheck, RevocationError, TokenStatus, VerifiedToken};
+use crate::{
+    Clock, RevocationAnswer, RevocationCheck, RevocationError, SystemClock, TokenStatus,
+    VerifiedToken,
+};
 
 /// What a [`Denial`] ends.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -41,9 +45,13 @@ pub enum DenialTarget {
     },
 }
 
-/// One access-token denial: what it ends, and until when it must be kept (see the [module](self)).
+/// One access-token denial: what it ends ([`DenialTarget`]: one token by `jti`, a session by `sid`, or a
+/// subject's tokens issued before a time), and `until`, when every token it covers has expired plus the
+/// largest clock leeway of the verifiers (a verifier accepts a token until `exp + leeway`, so a denial
+/// dropped at `exp` would bring the token back).
 ///
-/// Serialized as one flat JSON object, as the token service's feed publishes it:
+/// Serialized as one flat JSON object, as the token service's feed publishes it (`{"jti":"…","until":…}`,
+/// `{"sid":"…","until":…}`, `{"sub":"…","issued_before":…,"until":…}`):
 ///
 /// ```
 /// use tessera_server::Denial;
@@ -314,11 +322,34 @@ pub struct Denylist {
 struct Inner {
     snapshot: ArcSwap<Snapshot>,
     availability: AtomicU8,
+    freshness: Freshness,
 }
 
-/// One immutable state of the denylist.
+/// When the list was last brought up to date, and how long it may go without.
+struct Freshness {
+    clock: Arc<dyn Clock>,
+    started: Instant,
+    /// Milliseconds since `started` of the last successful sync; 0 before the first.
+    last_sync_ms: AtomicU64,
+    stale_after: Option<Duration>,
+}
+
+impl Freshness {
+    /// Milliseconds since the list was built, on the clock's monotonic time; at least 1.
+    fn now_ms(&self) -> u64 {
+        let elapsed = self
+            .clock
+            .monotonic()
+            .saturating_duration_since(self.started);
+        u64::try_from(elapsed.as_millis())
+            .unwrap_or(u64::MAX)
+            .max(1)
+    }
+}
+
+/// Denials by kind and key.
 #[derive(Debug, Clone, Default)]
-struct Snapshot {
+struct Sets {
     /// `jti` -> until.
     tokens: HashMap<Box<str>, i64>,
     /// `sid` -> until.
@@ -327,7 +358,7 @@ struct Snapshot {
     subjects: HashMap<Box<str>, (i64, i64)>,
 }
 
-impl Snapshot {
+impl Sets {
     /// Whether adding `denial` would deny more, or for longer.
     fn extended_by(&self, denial: &Denial) -> bool {
         match &denial.target {
@@ -398,6 +429,84 @@ impl Snapshot {
     fn len(&self) -> usize {
         self.tokens.len() + self.sessions.len() + self.subjects.len()
     }
+
+    /// Adds every entry of `other`, keeping the later bounds.
+    fn merge(&mut self, other: Sets) {
+        for (jti, until) in other.tokens {
+            raise(&mut self.tokens, &jti, until);
+        }
+        for (sid, until) in other.sessions {
+            raise(&mut self.sessions, &sid, until);
+        }
+        for (sub, (issued_before, until)) in other.subjects {
+            let entry = self.subjects.entry(sub).or_insert((issued_before, until));
+            *entry = (entry.0.max(issued_before), entry.1.max(until));
+        }
+    }
+}
+
+/// How many denials a snapshot collects on top of its base before they are merged into a new base.
+const MERGE_AT: usize = 1_024;
+
+/// One immutable state of the denylist: a large base shared by successive snapshots, and the recent
+/// denials on top of it. A write copies only the recent ones (and, every [`MERGE_AT`] denials, the base), so
+/// revoking stays cheap however many denials are in force.
+#[derive(Debug, Clone, Default)]
+struct Snapshot {
+    base: Arc<Sets>,
+    recent: Sets,
+}
+
+impl Snapshot {
+    fn extended_by(&self, denial: &Denial) -> bool {
+        self.recent.extended_by(denial) && self.base.extended_by(denial)
+    }
+
+    /// The next snapshot: this one with `denials` added.
+    fn with(&self, denials: &[Denial]) -> Snapshot {
+        let mut next = self.clone();
+        for denial in denials {
+            next.recent.add(denial);
+        }
+        if next.recent.len() >= MERGE_AT {
+            let mut base = Sets::clone(&next.base);
+            base.merge(std::mem::take(&mut next.recent));
+            next.base = Arc::new(base);
+        }
+        next
+    }
+
+    /// The next snapshot: this one without the entries that ended by `now`, merged into one base.
+    fn without_ended(&self, now: i64) -> Snapshot {
+        let mut base = Sets::clone(&self.base);
+        base.merge(self.recent.clone());
+        base.tokens.retain(|_, until| *until > now);
+        base.sessions.retain(|_, until| *until > now);
+        base.subjects.retain(|_, (_, until)| *until > now);
+        Snapshot {
+            base: Arc::new(base),
+            recent: Sets::default(),
+        }
+    }
+
+    fn denies(
+        &self,
+        jti: Option<&str>,
+        sid: Option<&str>,
+        sub: Option<&str>,
+        iat: Option<i64>,
+    ) -> bool {
+        self.recent.denies(jti, sid, sub, iat) || self.base.denies(jti, sid, sub, iat)
+    }
+
+    fn ended(&self, now: i64) -> usize {
+        self.recent.ended(now) + self.base.ended(now)
+    }
+
+    /// Entries, counting a key in both the base and the recent denials once per place.
+    fn len(&self) -> usize {
+        self.recent.len() + self.base.len()
+    }
 }
 
 fn raise(map: &mut HashMap<Box<str>, i64>, key: &str, until: i64) {
@@ -412,14 +521,62 @@ impl Default for Denylist {
 }
 
 impl Denylist {
-    /// An empty denylist, [`Availability::NotLoaded`] until its owner says otherwise.
+    /// An empty denylist, [`Availability::NotLoaded`] until its owner says otherwise, never going stale by
+    /// itself.
     pub fn new() -> Denylist {
+        Denylist::kept_fresh(Arc::new(SystemClock), None)
+    }
+
+    /// An empty denylist whose owner reports each attempt to bring it up to date
+    /// ([`Denylist::synced`], [`Denylist::sync_failed`]): once the last success is older than
+    /// `stale_after` (on `clock`'s monotonic time), it turns [`Availability::Stale`].
+    pub fn kept_fresh(clock: Arc<dyn Clock>, stale_after: Option<Duration>) -> Denylist {
         Denylist {
             inner: Arc::new(Inner {
                 snapshot: ArcSwap::from_pointee(Snapshot::default()),
                 availability: AtomicU8::new(Availability::NotLoaded.code()),
+                freshness: Freshness {
+                    started: clock.monotonic(),
+                    clock,
+                    last_sync_ms: AtomicU64::new(0),
+                    stale_after,
+                },
             }),
         }
+    }
+
+    /// The list holds every denial its source has: it is [`Availability::Available`].
+    pub fn synced(&self) {
+        let freshness = &self.inner.freshness;
+        freshness
+            .last_sync_ms
+            .store(freshness.now_ms(), Ordering::Release);
+        self.set_availability(Availability::Available);
+    }
+
+    /// Bringing the list up to date failed; it turns [`Availability::Stale`] if the last success is older
+    /// than its limit. Returns whether it just did.
+    pub fn sync_failed(&self) -> bool {
+        let freshness = &self.inner.freshness;
+        let Some(limit) = freshness.stale_after else {
+            return false;
+        };
+        let last = freshness.last_sync_ms.load(Ordering::Acquire);
+        let limit_ms = u64::try_from(limit.as_millis()).unwrap_or(u64::MAX);
+        let stale = last > 0
+            && freshness.now_ms().saturating_sub(last) > limit_ms
+            && self.availability() == Availability::Available;
+        if stale {
+            self.set_availability(Availability::Stale);
+        }
+        stale
+    }
+
+    /// Seconds since the list was last brought up to date; `None` before the first time.
+    pub fn seconds_since_sync(&self) -> Option<u64> {
+        let freshness = &self.inner.freshness;
+        let last = freshness.last_sync_ms.load(Ordering::Acquire);
+        (last > 0).then(|| freshness.now_ms().saturating_sub(last) / 1_000)
     }
 
     /// Adds `denials` (one new snapshot at most, none if they add nothing); returns how many of them
@@ -434,13 +591,7 @@ impl Denylist {
             return 0;
         }
         drop(current);
-        self.inner.snapshot.rcu(|current| {
-            let mut next = Snapshot::clone(current);
-            for denial in denials {
-                next.add(denial);
-            }
-            next
-        });
+        self.inner.snapshot.rcu(|current| current.with(denials));
         news
     }
 
@@ -449,13 +600,10 @@ impl Denylist {
         if self.inner.snapshot.load().ended(now) == 0 {
             return 0;
         }
-        let previous = self.inner.snapshot.rcu(|current| {
-            let mut next = Snapshot::clone(current);
-            next.tokens.retain(|_, until| *until > now);
-            next.sessions.retain(|_, until| *until > now);
-            next.subjects.retain(|_, (_, until)| *until > now);
-            next
-        });
+        let previous = self
+            .inner
+            .snapshot
+            .rcu(|current| current.without_ended(now));
         previous.ended(now)
     }
 
@@ -528,9 +676,8 @@ impl fmt::Debug for Denylist {
         let snapshot = self.inner.snapshot.load();
         f.debug_struct("Denylist")
             .field("availability", &self.availability())
-            .field("tokens", &snapshot.tokens.len())
-            .field("sessions", &snapshot.sessions.len())
-            .field("subjects", &snapshot.subjects.len())
+            .field("entries", &snapshot.len())
+            .field("recent", &snapshot.recent.len())
             .finish()
     }
 }
@@ -593,6 +740,33 @@ mod tests {
             Denial::subject("a", 5, 10).merged(&Denial::subject("a", 3, 20)),
             Denial::subject("a", 5, 20)
         );
+    }
+
+    #[test]
+    fn recent_denials_merge_into_the_base_and_expire_with_it() {
+        let denylist = Denylist::new();
+        let batch = |from: usize, count: usize| -> Vec<Denial> {
+            (from..from + count)
+                .map(|n| Denial::token(format!("j{n}"), 2_000 + n as i64))
+                .collect()
+        };
+        for start in (0..3 * MERGE_AT).step_by(100) {
+            denylist.insert(&batch(start, 100));
+        }
+        let snapshot = denylist.inner.snapshot.load_full();
+        assert!(
+            snapshot.recent.len() < MERGE_AT,
+            "merged into the base as they come"
+        );
+        assert!(denylist.denies(Some("j0"), None, None, None));
+        assert!(denylist.denies(Some(&format!("j{}", 3 * MERGE_AT - 1)), None, None, None));
+        assert_eq!(
+            denylist.insert(&batch(0, 10)),
+            0,
+            "known denials change nothing"
+        );
+        denylist.expire(2_000 + 4 * MERGE_AT as i64);
+        assert!(denylist.is_empty());
     }
 
     #[test]

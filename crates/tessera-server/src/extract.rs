@@ -8,7 +8,8 @@ use http::request::Parts;
 use serde::de::DeserializeOwned;
 use tessera_core::AccessTokenClaims;
 
-use crate::rejection::Responder;
+use crate::auth::scheme_of;
+use crate::rejection::{Responder, Scheme};
 use crate::{AuthRejection, VerifiedToken};
 
 /// The verified token's claims, deserialized into `T` (by default [`AccessTokenClaims`]).
@@ -60,6 +61,8 @@ pub struct ClaimsRejection {
     reason: AuthRejection,
     /// The layer that let the request through; `None` when there is none.
     responder: Option<Responder>,
+    /// How the request presented its token, for the challenge's scheme.
+    scheme: Scheme,
 }
 
 impl ClaimsRejection {
@@ -85,7 +88,7 @@ impl std::error::Error for ClaimsRejection {}
 impl IntoResponse for ClaimsRejection {
     fn into_response(self) -> Response {
         match &self.responder {
-            Some(responder) => responder.reject(&self.reason),
+            Some(responder) => responder.reject(&self.reason, self.scheme),
             None => {
                 self.reason.trace();
                 self.reason.render_default()
@@ -157,10 +160,12 @@ fn required_token(parts: &Parts) -> Result<VerifiedToken, ClaimsRejection> {
         Some(Anonymous(responder)) => ClaimsRejection {
             reason: AuthRejection::MissingCredentials,
             responder: Some(responder.clone()),
+            scheme: Scheme::Bearer,
         },
         None => ClaimsRejection {
             reason: AuthRejection::LayerMissing,
             responder: None,
+            scheme: Scheme::Bearer,
         },
     })
 }
@@ -171,6 +176,7 @@ fn claims_of<T: DeserializeOwned>(token: &VerifiedToken) -> Result<Claims<T>, Cl
         ClaimsRejection {
             reason: AuthRejection::UnexpectedClaims,
             responder: Some(token.responder().clone()),
+            scheme: scheme_of(token),
         }
     })
 }

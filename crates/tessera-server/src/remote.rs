@@ -7,9 +7,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use arc_swap::ArcSwap;
-use http::header::{ACCEPT, CACHE_CONTROL};
+use http::header::CACHE_CONTROL;
 
-use crate::remote_url::{self, UrlError};
+use crate::fetch::{self, GetError};
 use crate::{Clock, KeyError, KeySet, SystemClock};
 
 /// Why fetching a JWKS failed. The keys fetched last stay in use.
@@ -18,10 +18,22 @@ use crate::{Clock, KeyError, KeySet, SystemClock};
 pub enum JwksFetchError {
     /// The request failed or timed out (the issuer is down or unreachable).
     #[error("the JWKS request failed: {0}")]
-    Request(#[from] reqwest::Error),
+    Request(reqwest::Error),
     /// The issuer answered with a non-success status.
     #[error("the JWKS endpoint answered {0}")]
     Status(http::StatusCode),
+    /// The issuer answered with a redirect. Redirects are never followed: a redirect to another origin
+    /// would let whoever controls that origin publish the keys this server trusts.
+    #[error(
+        "the JWKS endpoint answered {status} to {location}; redirects are not followed: configure the \
+         final JWKS URL"
+    )]
+    Redirect {
+        /// The 3xx status.
+        status: http::StatusCode,
+        /// The `Location` it pointed to, as sent (lossily decoded), or `(none)`.
+        location: String,
+    },
     /// The document exceeds the size limit.
     #[error("the JWKS document is larger than {limit} bytes")]
     TooLarge {
@@ -59,6 +71,9 @@ pub enum RemoteJwksError {
 /// - The keys are refreshed in the background after `Cache-Control: max-age`, clamped to
 ///   [`RemoteJwksBuilder::refresh_bounds`] (default 1 min to 1 day; 15 min without the header).
 /// - A failed fetch (timeout 5 s) keeps the last good keys; until one fetch succeeds, requests get 503.
+/// - Redirects are not followed: a 3xx answer is a failed fetch ([`JwksFetchError::Redirect`]).
+/// - The document is read chunk by chunk and refused once it exceeds 256 KiB
+///   ([`RemoteJwksBuilder::max_document_len`]), so an endless body costs at most that much memory.
 /// - Shared secrets (`kty: oct`) in a published set are ignored.
 /// - The URL must be `https`; plain `http` is accepted only to a loopback address (tests, sidecars).
 ///
@@ -284,28 +299,17 @@ impl Shared {
     }
 
     async fn fetch(&self) -> Result<(KeySet, Option<Duration>), JwksFetchError> {
-        let mut response = self
-            .client
-            .get(self.url.clone())
-            .header(ACCEPT, "application/jwk-set+json, application/json")
-            .send()
-            .await?;
-        if !response.status().is_success() {
-            return Err(JwksFetchError::Status(response.status()));
-        }
-        let max_age = response
-            .headers()
+        let (document, headers) = fetch::get(
+            &self.client,
+            &self.url,
+            "application/jwk-set+json, application/json",
+            self.config.max_document_len,
+        )
+        .await?;
+        let max_age = headers
             .get_all(CACHE_CONTROL)
             .iter()
             .find_map(|value| max_age(value.to_str().ok()?));
-        let limit = self.config.max_document_len;
-        let mut document = Vec::new();
-        while let Some(chunk) = response.chunk().await? {
-            if document.len() + chunk.len() > limit {
-                return Err(JwksFetchError::TooLarge { limit });
-            }
-            document.extend_from_slice(&chunk);
-        }
         Ok((KeySet::from_published_jwks(&document)?, max_age))
     }
 }
@@ -394,16 +398,11 @@ impl RemoteJwksBuilder {
     /// # Errors
     /// When the URL does not parse or the HTTP client cannot be built.
     pub fn build(self) -> Result<RemoteJwks, RemoteJwksError> {
-        let url = remote_url::parse_fetch_url(&self.url).map_err(|error| match error {
-            UrlError::Invalid(detail) => RemoteJwksError::InvalidUrl(detail),
-            UrlError::Insecure(url) => RemoteJwksError::InsecureUrl(url),
-        })?;
-        let client = reqwest::Client::builder()
-            .https_only(url.scheme() == "https")
-            .timeout(self.timeout)
-            .connect_timeout(self.timeout)
-            .user_agent(concat!("tessera-server/", env!("CARGO_PKG_VERSION")))
-            .build()?;
+        let url = reqwest::Url::parse(&self.url)
+            .map_err(|error| RemoteJwksError::InvalidUrl(error.to_string()))?;
+        let https = fetch::trusted_url(&url)
+            .ok_or_else(|| RemoteJwksError::InsecureUrl(url.to_string()))?;
+        let client = fetch::client(https, self.timeout)?;
         Ok(RemoteJwks {
             shared: Arc::new(Shared {
                 url,
@@ -422,6 +421,19 @@ impl RemoteJwksBuilder {
                 clock: self.clock,
             }),
         })
+    }
+}
+
+impl From<GetError> for JwksFetchError {
+    fn from(error: GetError) -> JwksFetchError {
+        match error {
+            GetError::Request(error) => JwksFetchError::Request(error),
+            GetError::Status(status) => JwksFetchError::Status(status),
+            GetError::Redirect { status, location } => {
+                JwksFetchError::Redirect { status, location }
+            }
+            GetError::TooLarge { limit } => JwksFetchError::TooLarge { limit },
+        }
     }
 }
 

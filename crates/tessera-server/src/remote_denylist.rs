@@ -4,13 +4,13 @@
 use std::fmt;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Weak};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use http::HeaderValue;
 use http::header::{ACCEPT, AUTHORIZATION};
 
 use crate::denylist::{Availability, DenialPage, Denylist};
-use crate::remote_url::{self, UrlError};
+use crate::fetch::{self, GetError};
 use crate::{Clock, RevocationAnswer, RevocationCheck, SystemClock, VerifiedToken};
 
 /// Why one poll of the denials feed failed. The denials loaded so far stay in use.
@@ -23,6 +23,15 @@ pub enum DenialsFetchError {
     /// The token service answered with a non-success status (401: the bearer token is wrong).
     #[error("the denials feed answered {0}")]
     Status(http::StatusCode),
+    /// The token service answered with a redirect, which is not followed (the bearer token would go
+    /// wherever it points).
+    #[error("the denials feed answered {status} to {location}; redirects are not followed")]
+    Redirect {
+        /// The status.
+        status: http::StatusCode,
+        /// Where it pointed.
+        location: String,
+    },
     /// A page exceeds the size limit.
     #[error("a denials feed page is larger than {limit} bytes")]
     TooLarge {
@@ -62,11 +71,15 @@ pub enum RemoteDenylistError {
     NoRuntime,
 }
 
-impl From<UrlError> for RemoteDenylistError {
-    fn from(error: UrlError) -> Self {
+impl From<GetError> for DenialsFetchError {
+    fn from(error: GetError) -> DenialsFetchError {
         match error {
-            UrlError::Invalid(detail) => RemoteDenylistError::InvalidUrl(detail),
-            UrlError::Insecure(url) => RemoteDenylistError::InsecureUrl(url),
+            GetError::Request(error) => DenialsFetchError::Request(error),
+            GetError::Status(status) => DenialsFetchError::Status(status),
+            GetError::Redirect { status, location } => {
+                DenialsFetchError::Redirect { status, location }
+            }
+            GetError::TooLarge { limit } => DenialsFetchError::TooLarge { limit },
         }
     }
 }
@@ -143,11 +156,8 @@ struct Shared {
     denylist: Denylist,
     config: Config,
     clock: Arc<dyn Clock>,
-    started: Instant,
     /// The single-flight gate of polls, holding the feed's cursor (`None` before the first complete load).
     cursor: tokio::sync::Mutex<Option<String>>,
-    /// Milliseconds since `started` of the last successful poll; 0 before the first.
-    last_success_ms: AtomicU64,
     polls: AtomicU64,
     failures: AtomicU64,
     received: AtomicU64,
@@ -204,14 +214,13 @@ impl RemoteDenylist {
     /// The counters.
     pub fn stats(&self) -> RemoteDenylistStats {
         let shared = &self.shared;
-        let last = shared.last_success_ms.load(Ordering::Acquire);
         RemoteDenylistStats {
             polls: shared.polls.load(Ordering::Relaxed),
             poll_failures: shared.failures.load(Ordering::Relaxed),
             denials_received: shared.received.load(Ordering::Relaxed),
             entries: u64::try_from(shared.denylist.len()).unwrap_or(u64::MAX),
             availability: shared.denylist.availability(),
-            seconds_since_success: (last > 0).then(|| shared.now_ms().saturating_sub(last) / 1_000),
+            seconds_since_success: shared.denylist.seconds_since_sync(),
         }
     }
 }
@@ -223,17 +232,6 @@ impl RevocationCheck for RemoteDenylist {
 }
 
 impl Shared {
-    /// Milliseconds since the list was built, on the clock's monotonic time; at least 1.
-    fn now_ms(&self) -> u64 {
-        let elapsed = self
-            .clock
-            .monotonic()
-            .saturating_duration_since(self.started);
-        u64::try_from(elapsed.as_millis())
-            .unwrap_or(u64::MAX)
-            .max(1)
-    }
-
     /// One poll: every page past the cursor, then the expiry sweep and the availability.
     async fn poll(&self) -> Result<usize, DenialsFetchError> {
         let mut cursor = self.cursor.lock().await;
@@ -246,13 +244,17 @@ impl Shared {
                     u64::try_from(*received).unwrap_or(u64::MAX),
                     Ordering::Relaxed,
                 );
-                self.last_success_ms.store(self.now_ms(), Ordering::Release);
-                self.denylist.set_availability(Availability::Available);
+                self.denylist.synced();
             }
             Err(error) => {
                 self.failures.fetch_add(1, Ordering::Relaxed);
                 tracing::warn!(url = %self.url, %error, "denials feed poll failed; keeping the known denials");
-                self.check_staleness();
+                if self.denylist.sync_failed() {
+                    tracing::error!(
+                        url = %self.url,
+                        "the denials feed has been unreachable too long; refusing tokens (503) until it answers"
+                    );
+                }
             }
         }
         result
@@ -282,45 +284,13 @@ impl Shared {
                 query.append_pair("after", after);
             }
         }
-        let mut response = self
+        let request = self
             .client
             .get(url)
             .header(ACCEPT, "application/json")
-            .header(AUTHORIZATION, self.authorization.clone())
-            .send()
-            .await?;
-        if !response.status().is_success() {
-            return Err(DenialsFetchError::Status(response.status()));
-        }
-        let limit = self.config.max_page_len;
-        let mut body = Vec::new();
-        while let Some(chunk) = response.chunk().await? {
-            if body.len() + chunk.len() > limit {
-                return Err(DenialsFetchError::TooLarge { limit });
-            }
-            body.extend_from_slice(&chunk);
-        }
+            .header(AUTHORIZATION, self.authorization.clone());
+        let (body, _) = fetch::send(request, self.config.max_page_len).await?;
         Ok(serde_json::from_slice(&body)?)
-    }
-
-    /// Fails the checks closed once the last successful poll is older than the configured grace.
-    fn check_staleness(&self) {
-        let Some(grace) = self.config.fail_closed_after else {
-            return;
-        };
-        let last = self.last_success_ms.load(Ordering::Acquire);
-        let grace_ms = u64::try_from(grace.as_millis()).unwrap_or(u64::MAX);
-        if last > 0
-            && self.now_ms().saturating_sub(last) > grace_ms
-            && self.denylist.availability() == Availability::Available
-        {
-            tracing::error!(
-                url = %self.url,
-                grace_secs = grace.as_secs(),
-                "the denials feed has been unreachable too long; refusing tokens (503) until it answers"
-            );
-            self.denylist.set_availability(Availability::Stale);
-        }
     }
 }
 
@@ -395,30 +365,25 @@ impl RemoteDenylistBuilder {
     pub fn spawn(self) -> Result<RemoteDenylist, RemoteDenylistError> {
         let runtime =
             tokio::runtime::Handle::try_current().map_err(|_| RemoteDenylistError::NoRuntime)?;
-        let url = remote_url::parse_fetch_url(&self.url)?;
+        let url = reqwest::Url::parse(&self.url)
+            .map_err(|error| RemoteDenylistError::InvalidUrl(error.to_string()))?;
+        let https = fetch::trusted_url(&url)
+            .ok_or_else(|| RemoteDenylistError::InsecureUrl(url.to_string()))?;
         let mut authorization = self
             .token
             .filter(|token| !token.is_empty())
             .and_then(|token| HeaderValue::try_from(format!("Bearer {token}")).ok())
             .ok_or(RemoteDenylistError::InvalidToken)?;
         authorization.set_sensitive(true);
-        let client = reqwest::Client::builder()
-            .https_only(url.scheme() == "https")
-            .timeout(self.timeout)
-            .connect_timeout(self.timeout)
-            .redirect(reqwest::redirect::Policy::none())
-            .user_agent(concat!("tessera-server/", env!("CARGO_PKG_VERSION")))
-            .build()?;
+        let client = fetch::client(https, self.timeout)?;
         let shared = Arc::new(Shared {
             url,
             client,
             authorization,
-            denylist: Denylist::new(),
+            denylist: Denylist::kept_fresh(Arc::clone(&self.clock), self.config.fail_closed_after),
             config: self.config,
-            started: self.clock.monotonic(),
             clock: self.clock,
             cursor: tokio::sync::Mutex::new(None),
-            last_success_ms: AtomicU64::new(0),
             polls: AtomicU64::new(0),
             failures: AtomicU64::new(0),
             received: AtomicU64::new(0),

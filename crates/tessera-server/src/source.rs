@@ -4,6 +4,7 @@ use http::header::{AUTHORIZATION, COOKIE};
 use http::{HeaderMap, Uri};
 
 use crate::AuthRejection;
+use crate::rejection::Scheme;
 
 /// The default maximum token length: 8 KiB.
 pub const DEFAULT_MAX_TOKEN_LEN: usize = 8 * 1024;
@@ -13,6 +14,8 @@ pub const DEFAULT_MAX_TOKEN_LEN: usize = 8 * 1024;
 pub(crate) struct TokenSources {
     pub(crate) cookie: Option<Box<str>>,
     pub(crate) query: bool,
+    /// `Authorization: DPoP` carries a token too (otherwise it is a scheme this layer ignores).
+    pub(crate) dpop: bool,
     pub(crate) max_len: usize,
 }
 
@@ -21,13 +24,16 @@ pub(crate) struct TokenSources {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct Candidate<'r> {
     bytes: &'r [u8],
-    origin: Origin,
+    place: Place,
 }
 
-/// Where a [`Candidate`] came from, which picks the message of a failed charset check.
+/// Where a [`Candidate`] came from: it picks the message of a failed charset check, and a cookie needs the
+/// cross-origin check.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Origin {
+enum Place {
     Header,
+    /// `Authorization: DPoP`: comes with a proof.
+    DpopHeader,
     Cookie,
     Query,
     /// Handed to [`JwtAuthLayer::verify`](crate::JwtAuthLayer::verify) as text: no transport charset applies.
@@ -39,7 +45,7 @@ impl<'r> Candidate<'r> {
     pub(crate) fn direct(token: &'r str) -> Candidate<'r> {
         Candidate {
             bytes: token.as_bytes(),
-            origin: Origin::Direct,
+            place: Place::Direct,
         }
     }
 
@@ -47,9 +53,23 @@ impl<'r> Candidate<'r> {
         self.bytes
     }
 
+    /// Whether the browser attached it on its own: the token cookie.
+    pub(crate) fn is_ambient(&self) -> bool {
+        self.place == Place::Cookie
+    }
+
+    /// How it was presented.
+    pub(crate) fn scheme(&self) -> Scheme {
+        if self.place == Place::DpopHeader {
+            Scheme::Dpop
+        } else {
+            Scheme::Bearer
+        }
+    }
+
     /// The token as text, once it passed the RFC 6750 charset check of where it came from.
     pub(crate) fn checked(&self) -> Result<&'r str, AuthRejection> {
-        let allowed = self.origin == Origin::Direct || is_b64token(self.bytes);
+        let allowed = self.place == Place::Direct || is_b64token(self.bytes);
         // Checked bytes are ASCII, and `Direct` ones came from a `&str`: `from_utf8` cannot fail, but the
         // bytes are not trusted to say so.
         let text = if allowed {
@@ -61,16 +81,26 @@ impl<'r> Candidate<'r> {
     }
 
     fn problem(&self) -> &'static str {
-        match self.origin {
-            Origin::Header if !self.bytes.iter().all(|&byte| is_visible(byte)) => {
+        match self.place {
+            Place::Header | Place::DpopHeader
+                if !self.bytes.iter().all(|&byte| is_visible(byte)) =>
+            {
                 "the header value is not visible ASCII"
             }
-            Origin::Header => "the token has characters RFC 6750 does not allow",
-            Origin::Cookie => "the token cookie has characters a JWT cannot contain",
-            Origin::Query => "the access_token parameter is not a bare JWT",
-            Origin::Direct => "the token is not UTF-8",
+            Place::Header | Place::DpopHeader => "the token has characters RFC 6750 does not allow",
+            Place::Cookie => "the token cookie has characters a JWT cannot contain",
+            Place::Query => "the access_token parameter is not a bare JWT",
+            Place::Direct => "the token is not UTF-8",
         }
     }
+}
+
+/// Whether the `Authorization` value `raw` is of `scheme` (lower case): the name in any case, then a space
+/// or the end.
+fn has_scheme(raw: &[u8], scheme: &[u8]) -> bool {
+    raw.get(..scheme.len())
+        .is_some_and(|name| name.eq_ignore_ascii_case(scheme))
+        && raw.get(scheme.len()).is_none_or(|&byte| byte == b' ')
 }
 
 /// What `HeaderValue::to_str` accepts: tab and visible ASCII.
@@ -110,30 +140,34 @@ impl TokenSources {
         if values.next().is_some() {
             return Err(AuthRejection::MultipleTokens);
         }
-        // The scheme is read from the raw bytes: another scheme (Basic, DPoP, ...) carries no bearer token,
-        // and RFC 6750 §3 answers as if there were none.
+        // The scheme is read from the raw bytes: another scheme (Basic, or DPoP when this layer does not take
+        // it) carries no token for us, and RFC 6750 §3 answers as if there were none.
         let raw = value.as_bytes();
-        let bearer = raw
-            .get(..6)
-            .is_some_and(|scheme| scheme.eq_ignore_ascii_case(b"bearer"))
-            && raw.get(6).is_none_or(|&byte| byte == b' ');
-        if !bearer {
+        let (scheme, place) = if has_scheme(raw, b"bearer") {
+            ("Bearer", Place::Header)
+        } else if self.dpop && has_scheme(raw, b"dpop") {
+            ("DPoP", Place::DpopHeader)
+        } else {
             return Ok(None);
-        }
+        };
         // The length is checked before anything else looks at the token.
-        if raw.len() > self.max_len + "Bearer ".len() {
+        if raw.len() > self.max_len + scheme.len() + 1 {
             return Err(AuthRejection::TokenTooLong {
                 limit: self.max_len,
             });
         }
-        let rest = &raw["bearer".len()..];
+        let rest = &raw[scheme.len()..];
         let token = &rest[rest.iter().take_while(|&&byte| byte == b' ').count()..];
         if token.is_empty() {
             return Err(AuthRejection::MalformedAuthorization(
-                "the Bearer scheme has no token",
+                if place == Place::Header {
+                    "the Bearer scheme has no token"
+                } else {
+                    "the DPoP scheme has no token"
+                },
             ));
         }
-        self.bounded(token, Origin::Header).map(Some)
+        self.bounded(token, place).map(Some)
     }
 
     fn in_cookie<'r>(
@@ -168,7 +202,7 @@ impl TokenSources {
             }
         }
         let Some(token) = found else { return Ok(None) };
-        self.bounded(token.as_bytes(), Origin::Cookie).map(Some)
+        self.bounded(token.as_bytes(), Place::Cookie).map(Some)
     }
 
     fn in_query<'r>(&self, uri: &'r Uri) -> Result<Option<Candidate<'r>>, AuthRejection> {
@@ -187,10 +221,10 @@ impl TokenSources {
         }
         // A JWT needs no percent-encoding; anything encoded fails the charset check as not one of ours.
         let Some(token) = found else { return Ok(None) };
-        self.bounded(token.as_bytes(), Origin::Query).map(Some)
+        self.bounded(token.as_bytes(), Place::Query).map(Some)
     }
 
-    fn bounded<'r>(&self, token: &'r [u8], origin: Origin) -> Result<Candidate<'r>, AuthRejection> {
+    fn bounded<'r>(&self, token: &'r [u8], place: Place) -> Result<Candidate<'r>, AuthRejection> {
         if token.len() > self.max_len {
             return Err(AuthRejection::TokenTooLong {
                 limit: self.max_len,
@@ -198,7 +232,7 @@ impl TokenSources {
         }
         Ok(Candidate {
             bytes: token,
-            origin,
+            place,
         })
     }
 }
@@ -267,6 +301,7 @@ mod tests {
         TokenSources {
             cookie: Some("at".into()),
             query: true,
+            dpop: true,
             max_len: 64,
         }
     }
@@ -297,6 +332,17 @@ mod tests {
         let map = headers(&[("authorization", "Basic dXNlcjpwdw==")]);
         let found = sources().extract(&map, &uri).unwrap();
         assert_eq!(found, None);
+        let map = headers(&[("authorization", "dpop abc.def")]);
+        let found = sources().extract(&map, &uri).unwrap().unwrap();
+        assert_eq!(
+            (found.bytes(), found.scheme()),
+            (&b"abc.def"[..], Scheme::Dpop)
+        );
+        let bearer_only = TokenSources {
+            dpop: false,
+            ..sources()
+        };
+        assert_eq!(bearer_only.extract(&map, &uri).unwrap(), None);
         let map = headers(&[("authorization", &format!("Basic {}", "a".repeat(200)))]);
         assert_eq!(
             sources().extract(&map, &uri).unwrap(),

@@ -41,11 +41,21 @@ impl Text {
     }
 }
 
+/// The granted scopes, as the token carries them.
+pub(crate) enum Scopes {
+    /// Space-separated: `scope` (RFC 9068, RFC 8693 §4.2), or `scp` as a string (Entra ID).
+    Spaced(Option<Text>),
+    /// One per element: `scp` as an array (Okta).
+    Listed(Vec<Text>),
+}
+
 pub(crate) struct TokenParts {
     /// The layer that verified the token: its identity, and how rejections about the token are answered.
     pub(crate) responder: Responder,
     pub(crate) payload: Box<str>,
     pub(crate) key: Arc<JwtKey>,
+    /// The token's `alg`, one of those its key accepts.
+    pub(crate) algorithm: Algorithm,
     pub(crate) expires_at: i64,
     pub(crate) not_before: Option<i64>,
     pub(crate) issued_at: Option<i64>,
@@ -54,8 +64,10 @@ pub(crate) struct TokenParts {
     pub(crate) jti: Option<Text>,
     pub(crate) session_id: Option<Text>,
     pub(crate) client_id: Option<Text>,
-    pub(crate) scope: Option<Text>,
+    pub(crate) scopes: Scopes,
     pub(crate) roles: Vec<Text>,
+    /// `cnf.jkt`: the thumbprint of the DPoP key the token is bound to.
+    pub(crate) jkt: Option<Text>,
 }
 
 /// An access token that passed verification: its claims, and the key that signed it.
@@ -129,11 +141,18 @@ impl VerifiedToken {
         self.text(&self.parts.client_id)
     }
 
-    /// The granted scopes (`scope`, space-separated), one by one.
+    /// The granted scopes, one by one: from `scope` (space-separated, RFC 9068), or when it is absent from
+    /// `scp`, which Entra ID sends as a space-separated string and Okta as an array.
     pub fn scopes(&self) -> impl Iterator<Item = &str> {
-        self.text(&self.parts.scope)
+        let (spaced, listed) = match &self.parts.scopes {
+            Scopes::Spaced(scope) => (self.text(scope), &[][..]),
+            Scopes::Listed(scopes) => (None, scopes.as_slice()),
+        };
+        let payload = &self.parts.payload;
+        spaced
             .unwrap_or_default()
             .split_ascii_whitespace()
+            .chain(listed.iter().map(|scope| scope.resolve(payload)))
     }
 
     /// Whether `scope` was granted.
@@ -141,7 +160,9 @@ impl VerifiedToken {
         self.scopes().any(|granted| granted == scope)
     }
 
-    /// The subject's roles (`roles`, RFC 9068 §7.2.1.1).
+    /// The subject's roles: the `roles` claim (RFC 9068 §7.2.1.1, Entra ID), or wherever
+    /// [`JwtAuthBuilder::role_claims`](crate::JwtAuthBuilder::role_claims) points (Keycloak's
+    /// `realm_access.roles`, say).
     pub fn roles(&self) -> impl Iterator<Item = &str> {
         self.parts
             .roles
@@ -159,9 +180,20 @@ impl VerifiedToken {
         self.parts.key.kid()
     }
 
-    /// The algorithm of the key that verified the signature.
+    /// The token's `alg`: one of the algorithms of the key that verified it.
     pub fn algorithm(&self) -> Algorithm {
-        self.parts.key.algorithm()
+        self.parts.algorithm
+    }
+
+    /// `cnf.jkt` (RFC 9449 §6.1): the SHA-256 thumbprint of the DPoP key the token is bound to. Such a
+    /// token is only accepted with the DPoP scheme and a proof signed by that key.
+    pub fn jkt(&self) -> Option<&str> {
+        self.text(&self.parts.jkt)
+    }
+
+    /// Whether the token is bound to a DPoP key (has `cnf.jkt`).
+    pub(crate) fn is_bound(&self) -> bool {
+        self.parts.jkt.is_some()
     }
 
     /// Whether the layer `responder` answers for verified this token.
@@ -193,6 +225,7 @@ impl fmt::Debug for VerifiedToken {
             .field("exp", &self.expires_at())
             .field("kid", &self.key_id())
             .field("alg", &self.algorithm())
+            .field("jkt", &self.jkt())
             .finish_non_exhaustive()
     }
 }

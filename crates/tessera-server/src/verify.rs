@@ -9,12 +9,12 @@ use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use serde::de::{self, IgnoredAny, SeqAccess, Visitor};
 use serde::{Deserialize, Deserializer};
-use tessera_core::ACCESS_TOKEN_JWT_TYPE;
+use tessera_core::jose::Selection;
+use tessera_core::{ACCESS_TOKEN_JWT_TYPE, NumericDate};
 
 use crate::rejection::Responder;
-use crate::token::{Text, TokenParts};
+use crate::token::{Scopes, Text, TokenParts};
 use crate::{Algorithm, AuthRejection, JwtKey, KeySet, VerifiedToken};
-use tessera_core::jose::Selection;
 
 /// Largest decoded JOSE header accepted; real headers are under 200 bytes.
 const MAX_HEADER_LEN: usize = 1024;
@@ -30,6 +30,19 @@ pub(crate) struct Validator {
     pub(crate) audiences: Box<[Box<str>]>,
     pub(crate) lifetime: Lifetime,
     pub(crate) strict_rfc9068: bool,
+    /// The `alg`s accepted at all, whatever the keys would verify; `None`: every one a key accepts.
+    pub(crate) algorithms: Option<Box<[Algorithm]>>,
+    pub(crate) roles: RoleClaims,
+}
+
+/// Where the subject's roles are read from.
+#[derive(Debug)]
+pub(crate) enum RoleClaims {
+    /// The top-level `roles` array (RFC 9068 §7.2.1.1, Entra ID), read without parsing the claims twice.
+    Roles,
+    /// JSON pointers (RFC 6901) into the claims, e.g. Keycloak's `/realm_access/roles`: each names an
+    /// array of strings or one string; the roles are all of them, in order.
+    Pointers(Box<[Box<str>]>),
 }
 
 /// When a token is within its lifetime: `nbf` to `exp`, each widened by the leeway (clock skew). A full
@@ -89,7 +102,7 @@ struct RegisteredClaims<'a> {
     #[serde(borrow, default)]
     sub: Option<JsonStr<'a>>,
     #[serde(borrow, default)]
-    aud: Option<AudienceClaim<'a>>,
+    aud: Option<StringOrList<'a>>,
     #[serde(borrow, default)]
     jti: Option<JsonStr<'a>>,
     #[serde(borrow, default)]
@@ -99,21 +112,30 @@ struct RegisteredClaims<'a> {
     #[serde(borrow, default)]
     scope: Option<JsonStr<'a>>,
     #[serde(borrow, default)]
+    scp: Option<StringOrList<'a>>,
+    #[serde(borrow, default)]
     roles: Option<Vec<JsonStr<'a>>>,
+    #[serde(borrow, default)]
+    cnf: Option<Confirmation<'a>>,
+}
+
+/// `cnf` (RFC 7800): of its confirmation methods, only the key thumbprint `jkt` (RFC 9449 §6.1) is read.
+#[derive(Deserialize)]
+struct Confirmation<'a> {
+    #[serde(borrow, default)]
+    jkt: Option<JsonStr<'a>>,
 }
 
 impl Validator {
-    /// Verifies `token` against `keys` at `now` (seconds since the epoch), for the layer `responder`
-    /// answers for.
+    /// Verifies `token` against `keys`, for the layer `responder` answers for.
     ///
-    /// The order is deliberate: structure, key selection, signature, then `iss`, `aud`, the RFC 9068
-    /// requirements and `nbf`, and `exp` last, so [`AuthRejection::Expired`] always means "genuine, ours,
-    /// and only too old".
+    /// The order is deliberate: structure, algorithm, key selection, signature, then `iss`, `aud` and the
+    /// RFC 9068 requirements. The lifetime (`nbf`, `exp`) is left to the caller, who checks it last (with
+    /// [`Lifetime::check`]), so [`AuthRejection::Expired`] always means "genuine, ours, and only too old".
     pub(crate) fn verify(
         &self,
         token: &str,
         keys: &KeySet,
-        now: i64,
         responder: &Responder,
     ) -> Result<VerifiedToken, AuthRejection> {
         let (signing_input, signature) = token.rsplit_once('.').ok_or(
@@ -139,8 +161,13 @@ impl Validator {
                 "critical header extensions are not supported",
             ));
         }
-        let algorithm =
-            Algorithm::from_name(&header.alg).ok_or(AuthRejection::AlgorithmMismatch)?;
+        let algorithm = Algorithm::from_name(&header.alg)
+            .filter(|algorithm| {
+                self.algorithms
+                    .as_deref()
+                    .is_none_or(|allowed| allowed.contains(algorithm))
+            })
+            .ok_or(AuthRejection::AlgorithmMismatch)?;
 
         let mut signature_bytes = [0; MAX_SIGNATURE_LEN];
         let signature_len =
@@ -148,11 +175,11 @@ impl Validator {
         let signature = &signature_bytes[..signature_len];
         let message = signing_input.as_bytes();
         let key = match keys.select(header.kid.as_deref(), algorithm) {
-            Selection::One(key) if key.verify(message, signature) => key,
+            Selection::One(key) if key.verify(algorithm, message, signature) => key,
             Selection::One(_) => return Err(AuthRejection::InvalidSignature),
             Selection::Candidates => keys
                 .candidates(algorithm)
-                .find(|key| key.verify(message, signature))
+                .find(|key| key.verify(algorithm, message, signature))
                 .ok_or(AuthRejection::InvalidSignature)?,
             Selection::UnknownKid => return Err(AuthRejection::UnknownKey),
             Selection::AlgorithmMismatch => return Err(AuthRejection::AlgorithmMismatch),
@@ -162,14 +189,14 @@ impl Validator {
             return Err(AuthRejection::WrongTokenType);
         }
         let payload = decode_payload(payload)?;
-        self.check_claims(payload, Arc::clone(key), now, responder)
+        self.check_claims(payload, Arc::clone(key), algorithm, responder)
     }
 
     fn check_claims(
         &self,
         payload: String,
         key: Arc<JwtKey>,
-        now: i64,
+        algorithm: Algorithm,
         responder: &Responder,
     ) -> Result<VerifiedToken, AuthRejection> {
         let claims: RegisteredClaims<'_> = serde_json::from_str(&payload).map_err(|_| {
@@ -188,7 +215,9 @@ impl Validator {
             sid,
             client_id,
             scope,
+            scp,
             roles,
+            cnf,
         } = claims;
         if !self.issuers.is_empty() {
             let issuer = iss.as_deref().ok_or(AuthRejection::MissingClaim("iss"))?;
@@ -217,40 +246,75 @@ impl Validator {
         }
         drop(aud);
         let NumericDate(expires_at) = exp.ok_or(AuthRejection::MissingClaim("exp"))?;
-        let not_before = nbf.map(|date| date.0);
-        self.lifetime.check(not_before, expires_at, now)?;
 
         let text =
             |value: Option<JsonStr<'_>>| value.map(|value| Text::from_claim(&payload, value.0));
-        let (issuer, subject, jti, session_id, client_id, scope) = (
+        let list = |values: Vec<JsonStr<'_>>| {
+            values
+                .into_iter()
+                .map(|value| Text::from_claim(&payload, value.0))
+                .collect::<Vec<_>>()
+        };
+        // RFC 9068's `scope`; otherwise `scp`, a string (Entra ID) or an array (Okta).
+        let scopes = match (scope, scp) {
+            (Some(scope), _) | (None, Some(StringOrList::One(scope))) => {
+                Scopes::Spaced(text(Some(scope)))
+            }
+            (None, Some(StringOrList::Many(scopes))) => Scopes::Listed(list(scopes)),
+            (None, None) => Scopes::Spaced(None),
+        };
+        let roles = match &self.roles {
+            RoleClaims::Roles => list(roles.unwrap_or_default()),
+            RoleClaims::Pointers(pointers) => roles_at(&payload, pointers)?,
+        };
+        let (issuer, subject, jti, session_id, client_id, jkt) = (
             text(iss),
             text(sub),
             text(jti),
             text(sid),
             text(client_id),
-            text(scope),
+            text(cnf.and_then(|cnf| cnf.jkt)),
         );
-        let roles = roles
-            .unwrap_or_default()
-            .into_iter()
-            .map(|role| Text::from_claim(&payload, role.0))
-            .collect();
         Ok(VerifiedToken::new(TokenParts {
             responder: responder.clone(),
             payload: payload.into_boxed_str(),
             key,
+            algorithm,
             expires_at,
-            not_before,
+            not_before: nbf.map(|date| date.0),
             issued_at: iat.map(|date| date.0),
             issuer,
             subject,
             jti,
             session_id,
             client_id,
-            scope,
+            scopes,
             roles,
+            jkt,
         }))
     }
+}
+
+/// The roles the `pointers` name in the claims `payload`: every string of the arrays (or the string) they
+/// point to. A pointer to nothing adds nothing; to anything else, the token is malformed.
+fn roles_at(payload: &str, pointers: &[Box<str>]) -> Result<Vec<Text>, AuthRejection> {
+    let malformed = || AuthRejection::MalformedToken("a roles claim is not an array of strings");
+    let claims: serde_json::Value = serde_json::from_str(payload).map_err(|_| malformed())?;
+    let mut roles = Vec::new();
+    for pointer in pointers {
+        match claims.pointer(pointer) {
+            None => {}
+            Some(serde_json::Value::String(role)) => roles.push(Text::Owned(role.as_str().into())),
+            Some(serde_json::Value::Array(values)) => {
+                for value in values {
+                    let role = value.as_str().ok_or_else(malformed)?;
+                    roles.push(Text::Owned(role.into()));
+                }
+            }
+            Some(_) => return Err(malformed()),
+        }
+    }
+    Ok(roles)
 }
 
 fn is_access_token_type(typ: &str) -> bool {
@@ -322,71 +386,45 @@ impl<'de: 'a, 'a> Deserialize<'de> for JsonStr<'a> {
     }
 }
 
-/// A JSON number of seconds since the epoch (RFC 7519 §2); fractions are truncated toward the past.
-#[derive(Debug, Clone, Copy)]
-struct NumericDate(i64);
-
-impl<'de> Deserialize<'de> for NumericDate {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct NumericDateVisitor;
-        impl Visitor<'_> for NumericDateVisitor {
-            type Value = NumericDate;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a number of seconds since the Unix epoch")
-            }
-            fn visit_i64<E: de::Error>(self, value: i64) -> Result<NumericDate, E> {
-                Ok(NumericDate(value))
-            }
-            fn visit_u64<E: de::Error>(self, value: u64) -> Result<NumericDate, E> {
-                Ok(NumericDate(i64::try_from(value).unwrap_or(i64::MAX)))
-            }
-            fn visit_f64<E: de::Error>(self, value: f64) -> Result<NumericDate, E> {
-                // `as` saturates; JSON cannot carry NaN or infinities.
-                Ok(NumericDate(value.floor() as i64))
-            }
-        }
-        deserializer.deserialize_any(NumericDateVisitor)
-    }
-}
-
-/// `aud`: one string or an array of strings (RFC 7519 §4.1.3), borrowed from the claims where possible.
-enum AudienceClaim<'a> {
+/// One string or an array of strings, borrowed from the claims where possible: `aud` (RFC 7519 §4.1.3) and
+/// `scp`.
+enum StringOrList<'a> {
     One(JsonStr<'a>),
     Many(Vec<JsonStr<'a>>),
 }
 
-impl AudienceClaim<'_> {
-    fn contains(&self, audience: &str) -> bool {
+impl StringOrList<'_> {
+    fn contains(&self, wanted: &str) -> bool {
         match self {
-            AudienceClaim::One(one) => **one == *audience,
-            AudienceClaim::Many(many) => many.iter().any(|value| **value == *audience),
+            StringOrList::One(one) => **one == *wanted,
+            StringOrList::Many(many) => many.iter().any(|value| **value == *wanted),
         }
     }
 }
 
-impl<'de: 'a, 'a> Deserialize<'de> for AudienceClaim<'a> {
+impl<'de: 'a, 'a> Deserialize<'de> for StringOrList<'a> {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        struct AudienceVisitor;
-        impl<'de> Visitor<'de> for AudienceVisitor {
-            type Value = AudienceClaim<'de>;
+        struct StringOrListVisitor;
+        impl<'de> Visitor<'de> for StringOrListVisitor {
+            type Value = StringOrList<'de>;
             fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
                 f.write_str("a string or an array of strings")
             }
             fn visit_borrowed_str<E: de::Error>(self, value: &'de str) -> Result<Self::Value, E> {
-                Ok(AudienceClaim::One(JsonStr(Cow::Borrowed(value))))
+                Ok(StringOrList::One(JsonStr(Cow::Borrowed(value))))
             }
             fn visit_str<E: de::Error>(self, value: &str) -> Result<Self::Value, E> {
-                Ok(AudienceClaim::One(JsonStr(Cow::Owned(value.to_owned()))))
+                Ok(StringOrList::One(JsonStr(Cow::Owned(value.to_owned()))))
             }
             fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Self::Value, A::Error> {
                 let mut values = Vec::with_capacity(seq.size_hint().unwrap_or(1).min(16));
                 while let Some(value) = seq.next_element::<JsonStr<'de>>()? {
                     values.push(value);
                 }
-                Ok(AudienceClaim::Many(values))
+                Ok(StringOrList::Many(values))
             }
         }
-        deserializer.deserialize_any(AudienceVisitor)
+        deserializer.deserialize_any(StringOrListVisitor)
     }
 }
 
@@ -430,12 +468,5 @@ mod tests {
         assert!(is_access_token_type("at+jwt"));
         assert!(is_access_token_type("application/AT+JWT"));
         assert!(!is_access_token_type("JWT"));
-    }
-
-    #[test]
-    fn numeric_dates_accept_fractions() {
-        let date: NumericDate = serde_json::from_str("1700000000.9").unwrap();
-        assert_eq!(date.0, 1_700_000_000);
-        assert!(serde_json::from_str::<NumericDate>("\"1700000000\"").is_err());
     }
 }

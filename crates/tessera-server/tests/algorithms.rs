@@ -37,10 +37,15 @@ async fn every_algorithm_verifies_with_its_key() {
         (Signer::eddsa(), pem(Algorithm::EdDsa, ED25519_PUBLIC)),
     ];
     for (signer, key) in cases {
-        let expected = key.algorithm();
+        let expected = key.algorithms().collect::<Vec<_>>();
         let app = app_with([key]);
         let answer = send(&app, get_with_token("/raw", &signer.sign(None, &claims()))).await;
-        assert_eq!(answer.status, StatusCode::OK, "{expected}: {}", answer.body);
+        assert_eq!(
+            answer.status,
+            StatusCode::OK,
+            "{expected:?}: {}",
+            answer.body
+        );
         assert_eq!(answer.body, "alice|jti-1|None");
     }
 }
@@ -71,7 +76,8 @@ async fn jwk_and_jwks_documents_load() {
             .to_string();
     let set = KeySet::from_jwks_json(&jwks).unwrap();
     assert_eq!(set.len(), 3);
-    assert_eq!(set.get("ec-1").unwrap().algorithm(), Algorithm::Es256);
+    let ec = set.get("ec-1").unwrap();
+    assert_eq!(ec.algorithms().collect::<Vec<_>>(), [Algorithm::Es256]);
 
     let auth = JwtAuthLayer::builder()
         .jwks_json(&jwks)
@@ -96,8 +102,8 @@ async fn jwk_and_jwks_documents_load() {
     }
     let single = JwtKey::from_jwk_json(&Signer::es384().jwk("p384").to_string()).unwrap();
     assert_eq!(
-        (single.algorithm(), single.kid()),
-        (Algorithm::Es384, Some("p384"))
+        (single.algorithms().collect::<Vec<_>>(), single.kid()),
+        (vec![Algorithm::Es384], Some("p384"))
     );
 }
 
@@ -111,12 +117,27 @@ async fn pkcs1_rsa_pem_and_jwk_algorithm_inference() {
     .await;
     assert_eq!(answer.status, StatusCode::OK);
 
-    // An RSA JWK without `alg` is bound to RS256; with `alg: PS256` to PS256, and nothing else.
+    // An RSA JWK without `alg` (oidc-provider's, Keycloak's default) verifies the RSA family: RS256 and
+    // PS256, the FAPI 2.0 choice. With `alg: PS256` it verifies PS256, and nothing else.
     let mut jwk = Signer::rs256().jwk("r");
     jwk.as_object_mut().unwrap().remove("alg");
+    let family = JwtKey::from_jwk_json(&jwk.to_string()).unwrap();
     assert_eq!(
-        JwtKey::from_jwk_json(&jwk.to_string()).unwrap().algorithm(),
-        Algorithm::Rs256
+        family.algorithms().collect::<Vec<_>>(),
+        [Algorithm::Rs256, Algorithm::Ps256]
+    );
+    let either = app_with([family]);
+    for signer in [Signer::rs256(), Signer::ps256()] {
+        let token = signer.sign(Some("r"), &claims());
+        let answer = send(&either, get_with_token("/me", &token)).await;
+        assert_eq!(answer.status, StatusCode::OK, "{:?}", signer.alg);
+    }
+    let es256 = Signer::es256().sign(Some("r"), &claims());
+    let answer = send(&either, get_with_token("/me", &es256)).await;
+    assert_eq!(
+        answer.status,
+        StatusCode::UNAUTHORIZED,
+        "never across families"
     );
     jwk["alg"] = json!("PS256");
     let ps256 = app_with([JwtKey::from_jwk_json(&jwk.to_string()).unwrap()]);

@@ -402,3 +402,110 @@ async fn oversized_documents_are_refused_and_refresh_reports_errors() {
     remote.refresh().await.unwrap();
     assert_eq!((remote.fetch_counts(), remote.current().len()), ((1, 0), 1));
 }
+
+/// A plain HTTP server on 127.0.0.1:0 running `router`; its base URL.
+async fn serve(router: Router) -> String {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, router).await.unwrap() });
+    format!("http://{address}")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redirects_are_refused_and_the_last_good_keys_stay() {
+    // Another origin publishing a key the attacker holds.
+    let attacker = serve(Router::new().route(
+        "/jwks",
+        get(|| async { json!({"keys": [Signer::es256_second().jwk("evil")]}).to_string() }),
+    ))
+    .await;
+    // The issuer's JWKS URL serves its key first, then answers 307 to the attacker's document.
+    let redirecting = Arc::new(AtomicBool::new(false));
+    let state = (Arc::clone(&redirecting), format!("{attacker}/jwks"));
+    let issuer = serve(
+        Router::new()
+            .route(
+                "/jwks",
+                get(
+                    |State((redirecting, target)): State<(Arc<AtomicBool>, String)>| async move {
+                        if redirecting.load(Ordering::SeqCst) {
+                            (StatusCode::TEMPORARY_REDIRECT, [("location", target)]).into_response()
+                        } else {
+                            json!({"keys": [Signer::es256().jwk("k1")]})
+                                .to_string()
+                                .into_response()
+                        }
+                    },
+                ),
+            )
+            .with_state(state),
+    )
+    .await;
+    let remote = RemoteJwks::new(format!("{issuer}/jwks")).unwrap();
+    remote.refresh().await.unwrap();
+    assert_eq!(
+        remote.current().get("k1").map(|key| key.kid()),
+        Some(Some("k1"))
+    );
+
+    redirecting.store(true, Ordering::SeqCst);
+    let error = remote.refresh().await.unwrap_err();
+    assert!(
+        matches!(error, tessera_server::JwksFetchError::Redirect { .. }),
+        "{error}"
+    );
+    assert_eq!(
+        error.to_string(),
+        format!(
+            "the JWKS endpoint answered 307 Temporary Redirect to {attacker}/jwks; redirects are \
+             not followed: configure the final JWKS URL"
+        )
+    );
+    let keys = remote.current();
+    assert!(keys.get("evil").is_none(), "the redirect was followed");
+    assert!(keys.get("k1").is_some(), "the last good keys were dropped");
+    assert_eq!(remote.fetch_counts(), (2, 1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_endless_document_is_cut_at_the_cap_not_buffered() {
+    // A raw HTTP/1.1 answer without a length, whose body never ends: only the cap can stop the read.
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let written = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&written);
+    tokio::spawn(async move {
+        use tokio::io::{AsyncReadExt, AsyncWriteExt};
+        loop {
+            let (mut socket, _) = listener.accept().await.unwrap();
+            let counter = Arc::clone(&counter);
+            tokio::spawn(async move {
+                let mut request = [0; 4096];
+                let _ = socket.read(&mut request).await;
+                let head = "HTTP/1.1 200 OK\r\ncontent-type: application/json\r\nconnection: close\r\n\r\n";
+                if socket.write_all(head.as_bytes()).await.is_err() {
+                    return;
+                }
+                let chunk = vec![b' '; 16 * 1024];
+                while socket.write_all(&chunk).await.is_ok() {
+                    counter.fetch_add(chunk.len(), Ordering::SeqCst);
+                }
+            });
+        }
+    });
+    let remote = RemoteJwks::builder(format!("http://{address}/jwks"))
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    let started = std::time::Instant::now();
+    let error = remote.refresh().await.unwrap_err();
+    assert_eq!(
+        error.to_string(),
+        "the JWKS document is larger than 262144 bytes"
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "the read stopped at the cap, not at the timeout"
+    );
+    assert_eq!(remote.current().len(), 0);
+}

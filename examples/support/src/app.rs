@@ -31,6 +31,7 @@ use tessera_core::header::TOKEN_EXPIRED;
 use tessera_issuer::store::RefreshStore;
 use tessera_issuer::{Algorithm, AuthEvent, Issuer, PasswordHashing};
 use tessera_server::Claims;
+use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
@@ -38,8 +39,6 @@ pub use self::database::{Database, KeyEncryptionSecret};
 pub use self::stack::{BODY_LIMIT, REQUEST_TIMEOUT, http_stack};
 use crate::users::UserSpec;
 
-/// The `iss` of the demo's access tokens.
-pub const ISSUER: &str = "tessera-demo";
 /// The `aud` of the demo's access tokens: the API below.
 pub const AUDIENCE: &str = "tessera-demo-api";
 /// The public client the examples log in as.
@@ -48,6 +47,10 @@ pub const CLIENT_ID: &str = "demo";
 /// Everything the server example's flags set.
 #[derive(Debug, Clone)]
 pub struct AppConfig {
+    /// The token service's identifier: the `iss` of its access tokens and the `issuer` of its RFC 8414
+    /// metadata, a URL (RFC 8414 §2) that clients discover the service from. `None`: `http://` and the
+    /// address the app is served on ([`spawn_on`] fills it in); set it to the public origin behind a proxy.
+    pub issuer: Option<String>,
     /// Where families, revocations (and, on PostgreSQL, keys) are kept.
     pub db: Database,
     /// Lifetime of access tokens.
@@ -81,6 +84,7 @@ impl AppConfig {
     /// The server example's defaults, storing into `db` (a SQLite file's path, or a [`Database`]).
     pub fn new(db: impl Into<Database>) -> Self {
         AppConfig {
+            issuer: None,
             db: db.into(),
             access_ttl: Duration::from_secs(15 * 60),
             refresh_ttl: Duration::from_secs(30 * 24 * 3600),
@@ -216,9 +220,12 @@ impl App {
     /// # Errors
     /// If the configuration is refused, the keys cannot be read or created, or the store does not answer.
     pub async fn start<S: RefreshStore>(config: &AppConfig, store: S) -> anyhow::Result<Self> {
+        let issuer_url = config.issuer.as_deref().context(
+            "AppConfig::issuer is not set: give the token service its public URL (spawn_on sets it from the address it serves on)",
+        )?;
         let events = Arc::new(EventCounts::default());
         let mut builder = Issuer::builder()
-            .issuer(ISSUER)
+            .issuer(issuer_url)
             .audience(AUDIENCE)
             .access_ttl(config.access_ttl)
             .refresh_ttl(config.refresh_ttl)
@@ -266,7 +273,7 @@ impl App {
             ));
         let served = Router::new()
             .nest("/auth", issuer.router(&auth))
-            .merge(issuer.jwks_router())
+            .merge(issuer.well_known_router())
             .merge(api);
         // The operator's routes sit outside the stack: probes every few seconds would drown the log.
         let mut router = http_stack(served, config).merge(issuer.health_router());
@@ -290,9 +297,14 @@ impl App {
     /// # Errors
     /// If `addr` cannot be bound.
     pub async fn serve_on(self, addr: SocketAddr) -> anyhow::Result<RunningApp> {
-        let listener = tokio::net::TcpListener::bind(addr)
-            .await
-            .with_context(|| format!("cannot listen on {addr}"))?;
+        self.serve(bind(addr).await?)
+    }
+
+    /// Serves on `listener`.
+    ///
+    /// # Errors
+    /// If the listener's address cannot be read.
+    pub fn serve(self, listener: TcpListener) -> anyhow::Result<RunningApp> {
         let addr = listener.local_addr()?;
         let base_url = reqwest::Url::parse(&format!("http://{addr}"))?;
         let (shutdown, stopped) = oneshot::channel::<()>();
@@ -374,7 +386,18 @@ pub async fn spawn(config: &AppConfig) -> anyhow::Result<RunningApp> {
 /// # Errors
 /// If the database cannot be opened, the token service cannot start, or `addr` cannot be bound.
 pub async fn spawn_on(config: &AppConfig, addr: SocketAddr) -> anyhow::Result<RunningApp> {
-    App::open(config).await?.serve_on(addr).await
+    let listener = bind(addr).await?;
+    let mut config = config.clone();
+    if config.issuer.is_none() {
+        config.issuer = Some(format!("http://{}", listener.local_addr()?));
+    }
+    App::open(&config).await?.serve(listener)
+}
+
+async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
+    TcpListener::bind(addr)
+        .await
+        .with_context(|| format!("cannot listen on {addr}"))
 }
 
 /// The `server` example: serves `config` on `addr` until `stop` resolves, then shuts down gracefully

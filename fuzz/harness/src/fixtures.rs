@@ -108,3 +108,36 @@ pub(crate) fn token_service() -> &'static Router {
         Router::new().nest("/auth", issuer.router(&auth))
     })
 }
+
+/// The request every genuine DPoP proof is made for.
+pub(crate) const DPOP_URL: &str = "https://api.fuzz/me";
+/// The access token the genuine proofs carry the hash of.
+pub(crate) const DPOP_ACCESS_TOKEN: &str = "access-token";
+/// When the genuine proofs were made: the target checks them at this time.
+pub(crate) const DPOP_NOW: i64 = 1_700_000_000;
+
+/// DPoP proofs signed with the Ed25519 key for [`DPOP_URL`]: one with `ath`, one with a nonce.
+pub(crate) fn genuine_proofs() -> &'static [String] {
+    static PROOFS: OnceLock<Vec<String>> = OnceLock::new();
+    PROOFS.get_or_init(|| {
+        use base64::Engine as _;
+        let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, DPOP_ACCESS_TOKEN.as_bytes());
+        let ath = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest.as_ref());
+        let header = JwsHeader {
+            typ: Some("dpop+jwt"),
+            embed_jwk: true,
+        };
+        [
+            serde_json::json!({"jti": "p1", "htm": "GET", "htu": DPOP_URL, "iat": DPOP_NOW, "ath": ath}),
+            serde_json::json!({"jti": "p2", "htm": "GET", "htu": DPOP_URL, "iat": DPOP_NOW, "ath": ath, "nonce": "n"}),
+        ]
+        .iter()
+        .map(|claims| {
+            keys()
+                .ed25519
+                .sign_jwt(header, claims)
+                .expect("signing cannot fail with a valid key")
+        })
+        .collect()
+    })
+}

@@ -12,6 +12,7 @@
 //! | [`jws`] | a compact JWS for `Jws` | verifies only if genuine |
 //! | [`token_endpoint`] | the body, content type and client credentials of a token-service request | an RFC 6749 answer, never a 5xx |
 //! | [`challenge`] | a `WWW-Authenticate` value | parses; what Tessera writes reads back identically |
+//! | [`dpop_proof`] | a `DPoP` proof header | verifies only if genuine |
 //!
 //! cargo-fuzz drives them from `fuzz/targets` (nightly); `tests/corpus.rs` replays the committed seeds and
 //! corpora on stable, so a regression fails in every `cargo test`.
@@ -28,20 +29,48 @@ mod service;
 
 pub use request::{bearer, token_endpoint};
 pub use seeds::seeds;
-pub use service::{challenge, jwks, jws, jwt};
+pub use service::{challenge, dpop_proof, jwks, jws, jwt};
 
 /// A fuzz target: one input, checked against the target's properties (a broken one panics).
 pub type Target = fn(&[u8]);
 
 /// Every target, by the name its corpus folder has.
-pub const TARGETS: [(&str, Target); 6] = [
+pub const TARGETS: [(&str, Target); 7] = [
     ("bearer", bearer),
     ("jwt", jwt),
     ("jwks", jwks),
     ("jws", jws),
     ("token_endpoint", token_endpoint),
     ("challenge", challenge),
+    ("dpop_proof", dpop_proof),
 ];
+
+/// Checks that the genuine inputs really are accepted, so that the properties the targets check are not
+/// vacuous: the valid tokens verify, the expired ones are refused as expired, the genuine proofs verify.
+///
+/// # Panics
+/// When a fixture no longer does what the targets assume.
+pub fn check_fixtures() {
+    let genuine = fixtures::genuine();
+    for token in &genuine.valid {
+        assert!(
+            block_on(fixtures::layer().verify(token)).is_ok(),
+            "a genuine token was refused"
+        );
+    }
+    for token in &genuine.expired {
+        assert_eq!(
+            block_on(fixtures::layer().verify(token)).err(),
+            Some(tessera_server::AuthRejection::Expired),
+            "a genuine expired token was not called expired"
+        );
+    }
+    for proof in fixtures::genuine_proofs() {
+        service::dpop_requirements()
+            .verify(proof)
+            .unwrap_or_else(|error| panic!("a genuine DPoP proof was refused: {error}"));
+    }
+}
 
 /// Runs `future` to completion on the harness's one runtime.
 fn block_on<F: Future>(future: F) -> F::Output {

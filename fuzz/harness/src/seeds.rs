@@ -132,6 +132,12 @@ pub fn seeds() -> Vec<(&'static str, Vec<Vec<u8>>)> {
     .map(|value| value.as_bytes().to_vec())
     .collect();
 
+    let mut dpop_proof: Vec<Vec<u8>> = fixtures::genuine_proofs()
+        .iter()
+        .map(|proof| proof.as_bytes().to_vec())
+        .collect();
+    dpop_proof.extend(jwt.iter().cloned());
+
     vec![
         ("bearer", bearer),
         ("jwt", jwt),
@@ -139,6 +145,7 @@ pub fn seeds() -> Vec<(&'static str, Vec<Vec<u8>>)> {
         ("jws", jws),
         ("token_endpoint", token_endpoint),
         ("challenge", challenge),
+        ("dpop_proof", dpop_proof),
     ]
 }
 

@@ -1,7 +1,7 @@
 //! Targets that are plain function calls: token verification, key documents, compact JWS, challenges.
 
 use tessera_core::challenge::Challenge;
-use tessera_core::jose::{Jwk, Jws, JwtKey, KeySet, SigningKey};
+use tessera_core::jose::{Algorithm, Jwk, Jws, JwtKey, KeySet, ProofRequirements, SigningKey};
 use tessera_server::AuthRejection;
 
 use crate::{block_on, fixtures};
@@ -86,5 +86,52 @@ pub fn challenge(data: &[u8]) {
                 "{written:?} did not read back"
             );
         }
+    }
+}
+
+/// A `DPoP` proof header for `GET https://api.fuzz/me` with an access token: it verifies only if it is one
+/// of the genuine proofs the harness signed.
+pub fn dpop_proof(data: &[u8]) {
+    let Ok(proof) = std::str::from_utf8(data) else {
+        return;
+    };
+    let requirements = ProofRequirements {
+        method: "GET",
+        url: fixtures::DPOP_URL,
+        access_token: Some(fixtures::DPOP_ACCESS_TOKEN),
+        algorithms: &[
+            Algorithm::EdDsa,
+            Algorithm::Ed25519,
+            Algorithm::Es256,
+            Algorithm::Rs256,
+        ],
+        now: fixtures::DPOP_NOW,
+        max_age: 60,
+    };
+    if let Ok(verified) = requirements.verify(proof) {
+        assert!(
+            fixtures::genuine_proofs()
+                .iter()
+                .any(|genuine| genuine == proof),
+            "a forged DPoP proof verified"
+        );
+        assert!(!verified.jti().is_empty());
+    }
+}
+
+/// What the `dpop_proof` target checks proofs against.
+pub(crate) fn dpop_requirements() -> ProofRequirements<'static> {
+    ProofRequirements {
+        method: "GET",
+        url: fixtures::DPOP_URL,
+        access_token: Some(fixtures::DPOP_ACCESS_TOKEN),
+        algorithms: &[
+            Algorithm::EdDsa,
+            Algorithm::Ed25519,
+            Algorithm::Es256,
+            Algorithm::Rs256,
+        ],
+        now: fixtures::DPOP_NOW,
+        max_age: 60,
     }
 }

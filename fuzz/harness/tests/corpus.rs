@@ -35,3 +35,8 @@ fn every_seed_and_corpus_entry_holds_the_properties() {
     }
     eprintln!("replayed {replayed} inputs");
 }
+
+#[test]
+fn the_genuine_inputs_reach_the_deep_paths() {
+    tessera_fuzz::check_fixtures();
+}

@@ -40,6 +40,10 @@ impl TestApi {
         let mut config = AppConfig::for_tests(dir.path().join("tessera.db"), access_ttl)?;
         configure(&mut config);
         let server = app::spawn(&config).await?;
+        // What a restart on the same address needs: the issuer the first start derived from it.
+        config
+            .issuer
+            .get_or_insert_with(|| format!("http://{}", server.addr));
         Ok(TestApi {
             server,
             config,

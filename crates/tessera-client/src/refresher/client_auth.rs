@@ -5,13 +5,13 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use http::header::HeaderValue;
+use http::HeaderMap;
+use http::header::{AUTHORIZATION, HeaderValue};
 use reqwest::Url;
 use serde::Serialize;
 use tessera_core::jose::{JwsHeader, SigningKey};
 
 use super::RefreshError;
-use super::endpoint::TokenRequest;
 
 /// The `client_assertion_type` of RFC 7523 §2.2.
 const JWT_BEARER_ASSERTION: &str = "urn:ietf:params:oauth:client-assertion-type:jwt-bearer";
@@ -21,11 +21,26 @@ const ASSERTION_LIFETIME: Duration = Duration::from_secs(60);
 
 /// Client authentication for token requests. `Debug` never prints a secret or key.
 ///
+/// The built-in grants apply it for you; a custom [`Refresher`](crate::Refresher) (or any other request
+/// to the authorization server, such as revocation) applies it with [`ClientAuth::apply`]:
+///
 /// ```
+/// use std::time::SystemTime;
 /// use tessera_client::ClientAuth;
 ///
 /// let basic = ClientAuth::secret_basic("reporting-job", "s3cret");
 /// assert!(!format!("{basic:?}").contains("s3cret"));
+///
+/// let endpoint = "https://auth.example/token".parse()?;
+/// let mut form = vec![("grant_type".to_owned(), "client_credentials".to_owned())];
+/// let mut headers = http::HeaderMap::new();
+/// basic.apply(&mut form, &mut headers, &endpoint, SystemTime::now())?;
+/// assert!(headers["authorization"].to_str()?.starts_with("Basic "));
+///
+/// let post = ClientAuth::secret_post("reporting-job", "s3cret");
+/// post.apply(&mut form, &mut http::HeaderMap::new(), &endpoint, SystemTime::now())?;
+/// assert!(form.contains(&("client_secret".to_owned(), "s3cret".to_owned())));
+/// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
 #[derive(Clone)]
 pub struct ClientAuth(Method);
@@ -74,38 +89,56 @@ impl ClientAuth {
         ClientAuth(Method::PrivateKeyJwt(Box::new(assertion)))
     }
 
-    /// Adds this authentication to a token request bound for `endpoint`, at wall-clock time `now`.
-    pub(crate) fn apply(
+    /// Adds this authentication to a request for `token_endpoint` (or another endpoint of the same server)
+    /// made at wall-clock time `now`: form parameters go into `form` (to be sent
+    /// `application/x-www-form-urlencoded`), an `Authorization: Basic` header into `headers`.
+    ///
+    /// Call it for every request: `private_key_jwt` signs a new single-use assertion each time.
+    ///
+    /// # Errors
+    /// [`RefreshError::ClientAssertion`] if the `private_key_jwt` assertion cannot be signed.
+    pub fn apply(
         &self,
-        request: &mut TokenRequest,
-        endpoint: &Url,
+        form: &mut Vec<(String, String)>,
+        headers: &mut HeaderMap,
+        token_endpoint: &Url,
         now: SystemTime,
     ) -> Result<(), RefreshError> {
+        let mut push = |name: &str, value: &str| form.push((name.to_owned(), value.to_owned()));
         match &self.0 {
             Method::None => {}
-            Method::Public { client_id } => {
-                request.push("client_id", client_id);
-            }
+            Method::Public { client_id } => push("client_id", client_id),
             Method::SecretBasic { client_id, secret } => {
                 let credentials = format!("{}:{}", form_encode(client_id), form_encode(secret));
                 let mut value =
                     HeaderValue::try_from(format!("Basic {}", STANDARD.encode(credentials)))
                         .map_err(|error| RefreshError::Other(Box::new(error)))?;
                 value.set_sensitive(true);
-                request.authorization = Some(value);
+                headers.insert(AUTHORIZATION, value);
             }
             Method::SecretPost { client_id, secret } => {
-                request.push("client_id", client_id);
-                request.push("client_secret", secret);
+                push("client_id", client_id);
+                push("client_secret", secret);
             }
             Method::PrivateKeyJwt(assertion) => {
-                let signed = assertion.sign(endpoint, now)?;
-                request.push("client_id", &assertion.client_id);
-                request.push("client_assertion_type", JWT_BEARER_ASSERTION);
-                request.push("client_assertion", &signed);
+                let signed = assertion.sign(token_endpoint, now)?;
+                push("client_id", &assertion.client_id);
+                push("client_assertion_type", JWT_BEARER_ASSERTION);
+                push("client_assertion", &signed);
             }
         }
         Ok(())
+    }
+
+    /// The `client_id` this authentication names, if any.
+    pub fn client_id(&self) -> Option<&str> {
+        match &self.0 {
+            Method::None => None,
+            Method::Public { client_id }
+            | Method::SecretBasic { client_id, .. }
+            | Method::SecretPost { client_id, .. } => Some(client_id),
+            Method::PrivateKeyJwt(assertion) => Some(&assertion.client_id),
+        }
     }
 }
 
@@ -211,19 +244,22 @@ mod tests {
         Url::parse("https://auth.example/token").unwrap()
     }
 
-    fn form_pairs(request: TokenRequest) -> Vec<(String, String)> {
-        form_urlencoded::parse(request.body().as_bytes())
-            .into_owned()
-            .collect()
+    /// Applies `auth` to an empty client-credentials request: its form and headers.
+    fn applied(auth: &ClientAuth, now: SystemTime) -> (Vec<(String, String)>, HeaderMap) {
+        let mut form = vec![("grant_type".to_owned(), "client_credentials".to_owned())];
+        let mut headers = HeaderMap::new();
+        auth.apply(&mut form, &mut headers, &endpoint(), now)
+            .unwrap();
+        (form, headers)
     }
 
     #[test]
     fn basic_credentials_are_form_encoded_first() {
-        let mut request = TokenRequest::new("client_credentials");
-        ClientAuth::secret_basic("my client", "p:ss/word")
-            .apply(&mut request, &endpoint(), UNIX_EPOCH)
-            .unwrap();
-        let header = request.authorization.clone().unwrap();
+        let (form, headers) = applied(
+            &ClientAuth::secret_basic("my client", "p:ss/word"),
+            UNIX_EPOCH,
+        );
+        let header = headers[AUTHORIZATION].clone();
         assert!(header.is_sensitive());
         let encoded = header
             .to_str()
@@ -236,23 +272,22 @@ mod tests {
             b"my+client:p%3Ass%2Fword"
         );
         assert_eq!(
-            form_pairs(request),
+            form,
             [("grant_type".to_owned(), "client_credentials".to_owned())]
         );
     }
 
     #[test]
     fn secret_post_puts_credentials_in_the_form() {
-        let mut request = TokenRequest::new("client_credentials");
-        ClientAuth::secret_post("c", "s")
-            .apply(&mut request, &endpoint(), UNIX_EPOCH)
-            .unwrap();
-        assert!(request.authorization.is_none());
-        let pairs = form_pairs(request);
+        let auth = ClientAuth::secret_post("c", "s");
+        let (form, headers) = applied(&auth, UNIX_EPOCH);
+        assert!(headers.is_empty());
         assert!(
-            pairs.contains(&("client_id".into(), "c".into()))
-                && pairs.contains(&("client_secret".into(), "s".into()))
+            form.contains(&("client_id".into(), "c".into()))
+                && form.contains(&("client_secret".into(), "s".into()))
         );
+        assert_eq!(auth.client_id(), Some("c"));
+        assert_eq!(ClientAuth::none().client_id(), None);
     }
 
     #[test]
@@ -260,9 +295,8 @@ mod tests {
         let key = SigningKey::from_hmac_secret("k1", b"0123456789abcdef0123456789abcdef").unwrap();
         let auth = ClientAuth::private_key_jwt(PrivateKeyJwt::new("svc", key.clone()));
         let now = UNIX_EPOCH + Duration::from_secs(1_000);
-        let assertion = |request: TokenRequest| {
-            let pairs = form_pairs(request);
-            let value = pairs
+        let assertion = |(form, _): (Vec<(String, String)>, HeaderMap)| {
+            let value = form
                 .iter()
                 .find(|(name, _)| name == "client_assertion")
                 .unwrap()
@@ -277,11 +311,10 @@ mod tests {
                 .unwrap();
             claims
         };
-        let mut first = TokenRequest::new("client_credentials");
-        auth.apply(&mut first, &endpoint(), now).unwrap();
-        let mut second = TokenRequest::new("client_credentials");
-        auth.apply(&mut second, &endpoint(), now).unwrap();
-        let (first, second) = (assertion(first), assertion(second));
+        let (first, second) = (
+            assertion(applied(&auth, now)),
+            assertion(applied(&auth, now)),
+        );
         assert_eq!(first["iss"], "svc");
         assert_eq!(first["sub"], "svc");
         assert_eq!(first["aud"], "https://auth.example/token");

@@ -66,7 +66,8 @@ async fn background_refresh(weak: Weak<Session>, generation: TokenGeneration, fi
             }
         };
         drop(session);
-        if !matches!(flight.landing().await, Landing::Failed(_)) {
+        // Past any release: a flight waiting for a late answer is still this refresh.
+        if !matches!(flight.finished().await, Landing::Failed(_)) {
             return;
         }
         // The failure started a cooldown, which the next turn of the loop waits out.

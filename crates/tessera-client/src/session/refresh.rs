@@ -1,19 +1,19 @@
-//! What a flight does: read the store the first time, ask the refresher (under the refresh timeout) unless
-//! a refused pair is still waiting to be saved, hand the new pair to the store and the hook, and publish
-//! it; or, on failure, start the cooldown or end the session.
+//! What a flight does: take the store's lock if it is shared, read the store (the first time, and every
+//! time when shared), ask the token endpoint unless a refused pair is still waiting to be saved (see
+//! [`exchange`](super::exchange)), hand the new pair to the store and the hook, and publish it; or, on
+//! failure, start the cooldown or end the session.
 
 use std::ops::ControlFlow;
 use std::sync::Arc;
 
-use futures_util::future::{self, Either};
 use tokio::task::JoinError;
 use tracing::{debug, info, warn};
 
-use super::flight::{Failure, Flight, Landing};
+use super::flight::{Beacon, Failure, Flight, Landing};
 use super::lease::Session;
 use super::schedule::{self, Moment, Provenance};
-use super::state::{self, Cooldown, State};
-use crate::{RefreshContext, RefreshError, TokenSet};
+use super::state::{Cooldown, State};
+use crate::RefreshError;
 
 impl Session {
     /// Starts the one flight; the caller holds the lock and was told to launch.
@@ -34,7 +34,7 @@ impl Session {
             }
         };
         let flight = Flight::launch(
-            async move { session.fly(from).await },
+            move |beacon| async move { session.fly(from, beacon).await },
             abandoned,
             tracing::info_span!("tessera_client.refresh", from_generation = from),
         )?;
@@ -42,11 +42,26 @@ impl Session {
         Some(flight)
     }
 
-    /// Loads (first time only), then refreshes if still needed, then persists and publishes.
-    async fn fly(self: &Arc<Self>, from: u64) -> Landing {
+    /// Loads (first time only, or every time from a shared store), then refreshes if still needed, then
+    /// persists and publishes.
+    ///
+    /// A login or logout supersedes the flight while it waits (for the store's lock or the token
+    /// endpoint): it stops there. Once it writes, it finishes, so that a save is never cut off halfway and
+    /// the login or logout, which waits for the store's lock, writes last.
+    async fn fly(self: Arc<Self>, from: u64, beacon: Beacon) -> Landing {
+        // Held until the flight lands: no other holder of a shared store refreshes meanwhile.
+        let locking = self.persistence.lock(&*self.clock, self.policy.timeout);
+        let store_lock = match beacon.unless_superseded(locking).await {
+            None => return self.abandon(),
+            Some(Ok(lock)) => lock,
+            Some(Err(error)) => return self.fail(Failure::Store(Arc::new(error))),
+        };
         let (needs_load, unsaved) = {
             let mut state = self.lock();
-            (!state.loaded(), state.take_unsaved())
+            (
+                !state.loaded() || store_lock.is_some(),
+                state.take_unsaved(),
+            )
         };
         let from = if needs_load {
             match self.load(from).await {
@@ -61,13 +76,16 @@ impl Session {
                 debug!("retrying to store the tokens obtained by the last refresh");
                 tokens
             }
-            None => match self.call_refresher().await {
-                Ok(tokens) => tokens,
-                Err(error) if error.is_terminal() => return self.end_session(from, error).await,
-                Err(error) => return self.fail(Failure::Transient(Arc::new(error))),
+            None => match beacon.unless_superseded(self.exchange(&beacon)).await {
+                None => return self.abandon(),
+                Some(Ok(tokens)) => tokens,
+                Some(Err(error)) if error.is_terminal() => {
+                    return self.end_session(from, error).await;
+                }
+                Some(Err(error)) => return self.fail(Failure::Transient(Arc::new(error))),
             },
         };
-        let authorization = match state::authorization(&tokens) {
+        let authorization = match self.authorization(&tokens) {
             Ok(authorization) => authorization,
             Err(error) => return self.fail(Failure::Transient(Arc::new(error))),
         };
@@ -83,14 +101,22 @@ impl Session {
         let now = Moment::of(&*self.clock);
         let mut state = self.lock();
         state.landed();
-        let generation = self.publish(&mut state, tokens, authorization, Provenance::Issued, now);
+        let generation = self.publish(
+            &mut state,
+            tokens,
+            authorization,
+            Provenance::Refreshed,
+            now,
+        );
         info!(generation = generation.0, "access token refreshed");
+        drop(store_lock);
         Landing::Refreshed
     }
 
-    /// Reads the store and publishes what it holds, unless tokens were set by hand meanwhile. Breaks with
-    /// the landing if that is the end of the flight (the stored token is fresh, or the store failed);
-    /// continues with the generation to refresh from otherwise.
+    /// Reads the store and publishes what it holds if that is not what is held already (another holder of
+    /// a shared store refreshed meanwhile), unless tokens were set by hand meanwhile. Breaks with the
+    /// landing if that is the end of the flight (the store brought a fresh token, or failed); continues with
+    /// the generation to refresh from otherwise.
     async fn load(self: &Arc<Self>, from: u64) -> ControlFlow<Landing, u64> {
         debug!("loading tokens from the store");
         let loaded = match self.persistence.load().await {
@@ -99,46 +125,43 @@ impl Session {
         };
         let now = Moment::of(&*self.clock);
         let mut state = self.lock();
+        let first = !state.loaded();
         state.mark_loaded();
-        if let Some(tokens) = loaded
-            && state.generation() == from
-        {
-            match state::authorization(&tokens) {
+        let news = loaded.filter(|stored| {
+            state.generation() == from
+                && state.tokens().is_none_or(|held| !held.same_tokens(stored))
+        });
+        let mut published = false;
+        if let Some(tokens) = news {
+            match self.authorization(&tokens) {
                 Ok(authorization) => {
+                    debug!("the store holds other tokens than this session: taking them");
                     self.publish(&mut state, tokens, authorization, Provenance::Stored, now);
+                    published = true;
                 }
                 Err(_) => warn!("the stored access token cannot go into a header; ignoring it"),
             }
         }
-        if state.is_fresh(now.monotonic) {
+        // A flight that found nothing new in a shared store refreshes, even a still-fresh token (the
+        // background refresh at half its lifetime).
+        if (first || published) && state.is_fresh(now.monotonic) {
             state.discard_flight();
             return ControlFlow::Break(Landing::Loaded);
         }
         ControlFlow::Continue(state.generation())
     }
 
-    /// Calls the refresher under the refresh timeout; the answer's refresh token falls back to the old one.
-    async fn call_refresher(&self) -> Result<TokenSet, RefreshError> {
-        let previous = self.lock().refresh_token();
-        let context = RefreshContext::new(previous.clone(), self.clock.now());
-        debug!(
-            has_refresh_token = previous.is_some(),
-            "calling the token endpoint"
-        );
-        let timeout = self.clock.sleep(self.policy.timeout);
-        match future::select(self.refresher.refresh(context), timeout).await {
-            Either::Left((Ok(response), _)) => {
-                let mut tokens = TokenSet::from_response(response, self.clock.now());
-                tokens.keep_refresh_token_from(previous.as_ref());
-                Ok(tokens)
-            }
-            Either::Left((Err(error), _)) => Err(error),
-            Either::Right(((), _)) => Err(RefreshError::TimedOut(self.policy.timeout)),
-        }
+    /// The tokens were replaced or cleared while the flight waited: it stops without a failure of its own.
+    fn abandon(&self) -> Landing {
+        debug!("the tokens are being replaced; the refresh in flight stops");
+        self.lock().discard_flight();
+        Landing::Failed(Failure::Transient(Arc::new(RefreshError::Other(
+            "the tokens were replaced while refreshing".into(),
+        ))))
     }
 
     /// A transient failure: keep the tokens, back off with jitter.
-    fn fail(&self, failure: Failure) -> Landing {
+    pub(super) fn fail(&self, failure: Failure) -> Landing {
         let now = self.clock.monotonic();
         let mut state = self.lock();
         let failures = state.next_failure();

@@ -1,5 +1,6 @@
 //! The timing rules, as pure functions: when a token is due for a proactive refresh, how long to back off
-//! after a failed one, and the jitter that keeps a fleet of clients from acting in step.
+//! after a failed one, the jitter that keeps a fleet of clients from acting in step, and until when a
+//! refresh token whose fate is unknown may still be presented.
 //!
 //! Nothing here reads a clock or draws a random number: the caller passes the [`Moment`] and a random
 //! fraction in [0, 1) (from [`random_fraction`] in production), so every rule is tested deterministically.
@@ -7,6 +8,14 @@
 use std::time::{Duration, Instant, SystemTime};
 
 use crate::Clock;
+use crate::error::BuildError;
+
+/// Token services count time in whole seconds, so a grace window may close up to this much early.
+const SERVER_CLOCK_STEP: Duration = Duration::from_secs(1);
+
+/// How long a token request that presented a refresh token, and can no longer be retried, is still awaited
+/// for a late answer before the session is given up.
+pub(crate) const LATE_ANSWER_WAIT: Duration = Duration::from_secs(60);
 
 /// Timing rules for refreshing, as configured on the
 /// [`AuthMiddlewareBuilder`](crate::AuthMiddlewareBuilder).
@@ -26,6 +35,9 @@ pub(crate) struct RefreshPolicy {
     pub(crate) max_lifetime: Option<Duration>,
     /// Whether to refresh in the background at half of each token's lifetime.
     pub(crate) background: bool,
+    /// The token service's grace window: how long after rotating a refresh token it still answers the
+    /// previous one (with the same successor) instead of treating it as reuse. Zero: no grace window.
+    pub(crate) grace: Duration,
 }
 
 impl Default for RefreshPolicy {
@@ -38,6 +50,7 @@ impl Default for RefreshPolicy {
             backoff_max: Duration::from_secs(60),
             max_lifetime: None,
             background: false,
+            grace: Duration::from_secs(15),
         }
     }
 }
@@ -45,7 +58,9 @@ impl Default for RefreshPolicy {
 /// Where a token pair being published comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Provenance {
-    /// Just obtained: from the token endpoint or handed over by the application.
+    /// Just obtained from the token endpoint by a refresh.
+    Refreshed,
+    /// Just handed over by the application.
     Issued,
     /// Read back from the store, possibly long after it was issued.
     Stored,
@@ -98,7 +113,7 @@ impl RefreshPolicy {
     ) -> Deadlines {
         let mut expires_at = expiry.and_then(|expiry| on_monotonic_clock(expiry, now));
         let looked_expired =
-            provenance == Provenance::Issued && expires_at.is_some_and(|at| at <= now.monotonic);
+            provenance != Provenance::Stored && expires_at.is_some_and(|at| at <= now.monotonic);
         if looked_expired {
             expires_at = None;
         }
@@ -111,6 +126,39 @@ impl RefreshPolicy {
                 .map(|at| refresh_at(at, now.monotonic, self.skew, self.skew_jitter, random)),
             looked_expired,
         }
+    }
+
+    /// Checks that a refresh whose answer is lost can be retried inside the token service's grace window:
+    /// the first request times out after `timeout`, and the retry must reach the service within `timeout`
+    /// too, a second before the window (counted in whole seconds) may close.
+    pub(crate) fn validate(&self) -> Result<(), BuildError> {
+        let needed = self
+            .timeout
+            .saturating_mul(2)
+            .saturating_add(SERVER_CLOCK_STEP);
+        if self.grace.is_zero() || self.grace >= needed {
+            return Ok(());
+        }
+        Err(BuildError::GraceTooShort {
+            grace: self.grace,
+            timeout: self.timeout,
+            longest_timeout: self.grace.saturating_sub(SERVER_CLOCK_STEP) / 2,
+        })
+    }
+
+    /// The latest moment a refresh token, presented in a request sent at `sent` that got no usable answer,
+    /// may be presented once more: the token service cannot have rotated it before `sent`, so it answers it
+    /// as a retry until `sent + grace`; the retry needs up to `timeout` to get there, and the service's
+    /// whole-second clock may close the window a second early. `None` without a grace window.
+    pub(crate) fn retry_by(&self, sent: Instant) -> Option<Instant> {
+        if self.grace.is_zero() {
+            return None;
+        }
+        let room = self
+            .grace
+            .checked_sub(self.timeout)?
+            .checked_sub(SERVER_CLOCK_STEP)?;
+        sent.checked_add(room)
     }
 
     /// How long to wait after the `failures`-th consecutive failed refresh: the [`backoff`], lengthened to
@@ -485,6 +533,53 @@ mod tests {
             policy.retry_delay(4, Some(secs(1)), 0.0),
             secs(4),
             "a shorter Retry-After does not shorten the backoff"
+        );
+    }
+
+    #[test]
+    fn the_grace_window_must_fit_a_timeout_and_a_retry() {
+        let mut policy = policy();
+        assert!(policy.validate().is_ok(), "15 s grace, 5 s timeout");
+        policy.grace = secs(10);
+        let error = policy.validate().unwrap_err().to_string();
+        assert!(
+            error.contains("refresh_timeout") && error.contains("4.5s"),
+            "{error}"
+        );
+        policy.timeout = Duration::from_millis(4_500);
+        assert!(policy.validate().is_ok(), "exactly 2 × 4.5 s + 1 s");
+        policy.grace = Duration::ZERO;
+        policy.timeout = Duration::MAX;
+        assert!(
+            policy.validate().is_ok(),
+            "no grace window: never retried, nothing to fit"
+        );
+        policy.grace = secs(30);
+        assert!(policy.validate().is_err(), "an endless timeout never fits");
+    }
+
+    #[test]
+    fn a_doubtful_refresh_token_is_presented_again_only_inside_the_grace_window() {
+        let sent = Instant::now();
+        let policy = policy();
+        assert_eq!(
+            policy.retry_by(sent),
+            Some(sent + secs(9)),
+            "15 s - 5 s - 1 s"
+        );
+        let none = RefreshPolicy {
+            grace: Duration::ZERO,
+            ..policy.clone()
+        };
+        assert_eq!(none.retry_by(sent), None);
+        let tight = RefreshPolicy {
+            grace: secs(11),
+            ..policy
+        };
+        assert_eq!(
+            tight.retry_by(sent),
+            Some(sent + secs(5)),
+            "just after the first timeout"
         );
     }
 

@@ -11,17 +11,42 @@ use http::HeaderValue;
 use tracing::debug;
 
 use super::flight::{Failure, Flight, Landing};
-use super::schedule::Deadlines;
+use super::schedule::{Deadlines, Provenance};
+use crate::dpop::{BoundToken, DPOP_SCHEME, Dpop};
 use crate::extensions::TokenGeneration;
 use crate::{Error, RefreshError, RefreshToken, TokenSet};
 
 /// The token a request goes out with.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub(crate) struct Lease {
     pub(crate) authorization: HeaderValue,
     pub(crate) generation: TokenGeneration,
     /// Whether obtaining it meant waiting for a refresh.
     pub(crate) refreshed: bool,
+    /// The token replaced one rejected without an expiry signal, and no resource server has accepted it
+    /// yet: if it is rejected that way too, a refresh will not help.
+    pub(crate) suspect: bool,
+    /// For a DPoP-bound token: the proof each request needs.
+    pub(crate) dpop: Option<Arc<BoundToken>>,
+}
+
+/// Why a resource server refused a token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Rejection {
+    /// It said the token expired (`Token-Expired: true`).
+    Expired,
+    /// It said `invalid_token` and no more: maybe expired, maybe never acceptable there.
+    Unexplained,
+}
+
+/// What a request whose token was refused does next.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Renewal {
+    /// Wait for a newer token (refreshing if need be) and replay.
+    Renew,
+    /// Hand the answer back: the token replaced one refused without explanation, and is refused the same
+    /// way; another refresh would only rotate the refresh token for nothing.
+    PassThrough,
 }
 
 #[derive(Default)]
@@ -40,32 +65,42 @@ pub(crate) struct State {
 }
 
 struct Current {
-    authorization: HeaderValue,
+    authorization: Authorization,
     tokens: TokenSet,
     generation: TokenGeneration,
     deadlines: Deadlines,
-    /// A resource server answered "expired" for this token.
-    rejected: bool,
+    /// A resource server refused this token.
+    rejected: Option<Rejection>,
+    /// See [`Lease::suspect`].
+    suspect: bool,
 }
 
 impl Current {
     /// Good to send without refreshing first.
     fn fresh(&self, now: Instant) -> bool {
-        !self.rejected && self.deadlines.refresh_at.is_none_or(|at| now < at)
+        self.rejected.is_none() && self.deadlines.refresh_at.is_none_or(|at| now < at)
     }
 
     /// Still good to send while refreshing is failing.
     fn valid(&self, now: Instant) -> bool {
-        !self.rejected && self.deadlines.expires_at.is_none_or(|at| now < at)
+        self.rejected.is_none() && self.deadlines.expires_at.is_none_or(|at| now < at)
     }
 
     fn lease(&self, refreshed: bool) -> Lease {
         Lease {
-            authorization: self.authorization.clone(),
+            authorization: self.authorization.header.clone(),
             generation: self.generation,
             refreshed,
+            suspect: self.suspect,
+            dpop: self.authorization.dpop.clone(),
         }
     }
+}
+
+/// How a token is presented: its `Authorization` header and, when DPoP-bound, what makes its proofs.
+pub(crate) struct Authorization {
+    header: HeaderValue,
+    dpop: Option<Arc<BoundToken>>,
 }
 
 /// The wait after a failed refresh (or store read) before the next attempt.
@@ -201,23 +236,48 @@ impl State {
         }
     }
 
-    /// A resource server answered "expired" for `generation`: if that is the current token, it is not sent
-    /// again; an older one changes nothing.
-    pub(super) fn reject(&mut self, generation: TokenGeneration) {
-        match self.current.as_mut() {
-            Some(current) if current.generation == generation => {
-                if !current.rejected {
-                    debug!(
-                        generation = generation.0,
-                        "the resource server rejected the current token"
-                    );
-                }
-                current.rejected = true;
-            }
-            _ => debug!(
+    /// A resource server refused `generation` for `why`: if that is the current token, it is not sent again,
+    /// unless it is a suspect refused without explanation once more, whose answer passes through. A refusal
+    /// of an older token changes nothing (the request replays with the current one).
+    pub(super) fn reject(&mut self, generation: TokenGeneration, why: Rejection) -> Renewal {
+        let Some(current) = self
+            .current
+            .as_mut()
+            .filter(|current| current.generation == generation)
+        else {
+            debug!(
                 generation = generation.0,
                 "401 for an older token; replaying with the current one"
-            ),
+            );
+            return Renewal::Renew;
+        };
+        if current.suspect && why == Rejection::Unexplained {
+            debug!(
+                generation = generation.0,
+                "the token that replaced an unexplained rejection is rejected the same way; not refreshing again"
+            );
+            return Renewal::PassThrough;
+        }
+        if current.rejected.is_none() {
+            debug!(
+                generation = generation.0,
+                ?why,
+                "the resource server rejected the current token"
+            );
+        }
+        // An expiry signal outranks an unexplained refusal.
+        if current.rejected != Some(Rejection::Expired) {
+            current.rejected = Some(why);
+        }
+        Renewal::Renew
+    }
+
+    /// A resource server accepted `generation`: if it was a suspect, it no longer is.
+    pub(super) fn vouch(&mut self, generation: TokenGeneration) {
+        if let Some(current) = self.current.as_mut()
+            && current.generation == generation
+        {
+            current.suspect = false;
         }
     }
 
@@ -242,20 +302,28 @@ impl State {
     }
 
     /// Makes `tokens` the current token with the next generation; a session that had ended starts again.
+    /// A token that replaces one refused without explanation is a suspect until a resource server accepts it.
     pub(super) fn publish(
         &mut self,
         tokens: TokenSet,
-        authorization: HeaderValue,
+        authorization: Authorization,
         deadlines: Deadlines,
+        provenance: Provenance,
     ) -> TokenGeneration {
         self.generation += 1;
         let generation = TokenGeneration(self.generation);
+        let suspect = provenance == Provenance::Refreshed
+            && self
+                .current
+                .as_ref()
+                .is_some_and(|current| current.rejected == Some(Rejection::Unexplained));
         self.current = Some(Current {
             authorization,
             tokens,
             generation,
             deadlines,
-            rejected: false,
+            rejected: None,
+            suspect,
         });
         self.ended = None;
         self.loaded = true;
@@ -299,6 +367,17 @@ impl State {
         self.cooldown = Some(cooldown);
     }
 
+    /// The flight released its waiters with `cause` and sends its next token request (or gives up) in
+    /// `delay`: what requests are told meanwhile. The count of consecutive failures does not move; the
+    /// flight's own end counts.
+    pub(super) fn hold(&mut self, since: Instant, delay: Duration, cause: Failure) {
+        let failures = self
+            .cooldown
+            .as_ref()
+            .map_or(0, |cooldown| cooldown.failures);
+        self.cooldown = Some(Cooldown::new(since, delay, failures, cause));
+    }
+
     /// How many consecutive failures the next one makes.
     pub(super) fn next_failure(&self) -> u32 {
         self.cooldown
@@ -313,6 +392,11 @@ impl State {
 
     pub(super) fn mark_loaded(&mut self) {
         self.loaded = true;
+    }
+
+    /// The refresh in the air, if any.
+    pub(super) fn flight(&self) -> Option<&Flight> {
+        self.flight.as_ref()
     }
 
     /// The generation a flight starts from, to tell whether tokens were replaced while it flew.
@@ -341,18 +425,30 @@ impl State {
     }
 }
 
-/// `Bearer <access token>` as a sensitive header value, or why the token cannot be one.
-pub(super) fn authorization(tokens: &TokenSet) -> Result<HeaderValue, RefreshError> {
-    let mut value = HeaderValue::try_from(format!(
-        "{} {}",
-        tessera_core::BEARER,
-        tokens.access_token()
-    ))
-    .map_err(|_| RefreshError::InvalidResponse {
-        reason: "the access token contains characters not allowed in a header".to_owned(),
-    })?;
-    value.set_sensitive(true);
-    Ok(value)
+/// How `tokens` are presented: `Authorization: Bearer <access token>`, or `DPoP <access token>` with proofs
+/// by `dpop` (the key the tokens are bound to), as a sensitive header value; or why they cannot be.
+pub(super) fn authorization(
+    tokens: &TokenSet,
+    dpop: Option<Dpop>,
+) -> Result<Authorization, RefreshError> {
+    let invalid = |reason: &str| RefreshError::InvalidResponse {
+        reason: reason.to_owned(),
+    };
+    let (scheme, dpop) = if tokens.is_dpop_bound() {
+        let dpop = dpop.ok_or_else(|| {
+            invalid("a DPoP-bound access token came without its DPoP key; turn DPoP on with AuthMiddlewareBuilder::dpop")
+        })?;
+        (
+            DPOP_SCHEME,
+            Some(Arc::new(BoundToken::new(dpop, tokens.access_token()))),
+        )
+    } else {
+        (tessera_core::BEARER, None)
+    };
+    let mut header = HeaderValue::try_from(format!("{scheme} {}", tokens.access_token()))
+        .map_err(|_| invalid("the access token contains characters not allowed in a header"))?;
+    header.set_sensitive(true);
+    Ok(Authorization { header, dpop })
 }
 
 #[cfg(test)]
@@ -367,20 +463,30 @@ mod tests {
         Failure::Transient(Arc::new(RefreshError::TimedOut(secs(5))))
     }
 
+    fn deadlines(now: Instant) -> Deadlines {
+        Deadlines {
+            expires_at: Some(now + secs(300)),
+            refresh_at: Some(now + secs(240)),
+            looked_expired: false,
+        }
+    }
+
+    /// Publishes `access` due for refresh at `now + 240 s` and expiring at `now + 300 s`.
+    fn publish(
+        state: &mut State,
+        access: &str,
+        now: Instant,
+        provenance: Provenance,
+    ) -> TokenGeneration {
+        let tokens = TokenSet::new(access);
+        let authorization = authorization(&tokens, None).unwrap();
+        state.publish(tokens, authorization, deadlines(now), provenance)
+    }
+
     /// A state holding a token due for refresh at `now + 240 s` and expiring at `now + 300 s`.
     fn holding(now: Instant) -> (State, TokenGeneration) {
         let mut state = State::default();
-        let tokens = TokenSet::new("a1");
-        let authorization = authorization(&tokens).unwrap();
-        let generation = state.publish(
-            tokens,
-            authorization,
-            Deadlines {
-                expires_at: Some(now + secs(300)),
-                refresh_at: Some(now + secs(240)),
-                looked_expired: false,
-            },
-        );
+        let generation = publish(&mut state, "a1", now, Provenance::Issued);
         (state, generation)
     }
 
@@ -423,12 +529,15 @@ mod tests {
     fn a_rejected_token_is_not_sent_again() {
         let now = Instant::now();
         let (mut state, generation) = holding(now);
-        state.reject(TokenGeneration(generation.0 - 1));
+        assert_eq!(
+            state.reject(TokenGeneration(generation.0 - 1), Rejection::Expired),
+            Renewal::Renew
+        );
         assert!(
             matches!(state.decide(now), Decision::Use(_)),
             "an older 401"
         );
-        state.reject(generation);
+        assert_eq!(state.reject(generation, Rejection::Expired), Renewal::Renew);
         assert!(matches!(state.decide(now), Decision::Launch));
         state.cool_down(Cooldown::new(now, secs(10), 1, transient()));
         let Decision::Fail(Error::RefreshUnavailable { retry_in, .. }) =
@@ -491,23 +600,99 @@ mod tests {
             state.after_landing(Landing::Refreshed, now),
             Err(Error::ReauthenticationRequired { .. })
         ));
-        let tokens = TokenSet::new("a2");
-        let authorization = authorization(&tokens).unwrap();
-        let deadlines = Deadlines {
-            expires_at: None,
-            refresh_at: None,
-            looked_expired: false,
-        };
-        let generation = state.publish(tokens, authorization, deadlines);
+        let generation = publish(&mut state, "a2", now, Provenance::Issued);
         assert_eq!(generation.get(), 2);
         assert!(matches!(state.decide(now), Decision::Use(_)));
     }
 
     #[test]
     fn a_token_that_cannot_be_a_header_is_refused() {
-        assert!(authorization(&TokenSet::new("a\nb")).is_err());
-        let value = authorization(&TokenSet::new("a1")).unwrap();
-        assert_eq!(value, "Bearer a1");
-        assert!(value.is_sensitive());
+        assert!(authorization(&TokenSet::new("a\nb"), None).is_err());
+        let value = authorization(&TokenSet::new("a1"), None).unwrap();
+        assert_eq!(value.header, "Bearer a1");
+        assert!(value.header.is_sensitive() && value.dpop.is_none());
+    }
+
+    #[test]
+    fn a_dpop_bound_token_is_presented_with_its_key_only() {
+        let tokens = TokenSet::new("a1").with_token_type("DPoP");
+        assert!(
+            authorization(&tokens, None).is_err(),
+            "no key, no DPoP token"
+        );
+        let key = crate::DpopKey::generate(tessera_core::jose::Algorithm::EdDsa).unwrap();
+        let dpop = Dpop::new(key, Arc::new(crate::SystemClock));
+        let value = authorization(&tokens, Some(dpop)).unwrap();
+        assert_eq!(value.header, "DPoP a1");
+        assert!(value.dpop.is_some());
+    }
+
+    #[test]
+    fn an_unexplained_rejection_refreshes_once_in_a_row() {
+        let now = Instant::now();
+        let (mut state, first) = holding(now);
+        assert_eq!(state.reject(first, Rejection::Unexplained), Renewal::Renew);
+        assert!(matches!(state.decide(now), Decision::Launch));
+
+        // The refresh brings a suspect: refused the same way, its answer passes through.
+        let second = publish(&mut state, "a2", now, Provenance::Refreshed);
+        let Decision::Use(lease) = state.decide(now) else {
+            panic!("the new token is used");
+        };
+        assert!(lease.suspect);
+        assert_eq!(
+            state.reject(second, Rejection::Unexplained),
+            Renewal::PassThrough
+        );
+        assert!(
+            matches!(state.decide(now), Decision::Use(_)),
+            "still served: the refusal was not about expiry"
+        );
+        // An expiry signal still refreshes it.
+        assert_eq!(state.reject(second, Rejection::Expired), Renewal::Renew);
+
+        // Once accepted somewhere, a token is no suspect any more.
+        let third = publish(&mut state, "a3", now, Provenance::Refreshed);
+        assert!(
+            !state.current.as_ref().unwrap().suspect,
+            "it replaced an expired token"
+        );
+        assert_eq!(state.reject(third, Rejection::Unexplained), Renewal::Renew);
+        let fourth = publish(&mut state, "a4", now, Provenance::Refreshed);
+        state.vouch(TokenGeneration(fourth.0 - 1));
+        assert!(
+            state.current.as_ref().unwrap().suspect,
+            "vouching for another token changes nothing"
+        );
+        state.vouch(fourth);
+        assert_eq!(state.reject(fourth, Rejection::Unexplained), Renewal::Renew);
+
+        // Tokens handed over by the application are never suspects.
+        let fifth = publish(&mut state, "a5", now, Provenance::Issued);
+        assert_eq!(state.reject(fifth, Rejection::Unexplained), Renewal::Renew);
+        publish(&mut state, "a6", now, Provenance::Issued);
+        assert!(!state.current.as_ref().unwrap().suspect);
+    }
+
+    #[test]
+    fn a_hold_reports_the_wait_without_counting_a_failure() {
+        let now = Instant::now();
+        let (mut state, generation) = holding(now);
+        state.cool_down(Cooldown::new(now, secs(1), 1, transient()));
+        state.hold(now, secs(20), transient());
+        assert_eq!(state.next_failure(), 2, "the hold did not count");
+        assert!(
+            state
+                .after_landing(Landing::Failed(transient()), now + secs(5))
+                .is_ok(),
+            "the valid token is served during the hold"
+        );
+        state.reject(generation, Rejection::Expired);
+        let Err(Error::RefreshUnavailable { retry_in, .. }) =
+            state.after_landing(Landing::Failed(transient()), now + secs(5))
+        else {
+            panic!("a rejected token is not served during the hold");
+        };
+        assert_eq!(retry_in, secs(15));
     }
 }

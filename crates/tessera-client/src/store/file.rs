@@ -1,17 +1,26 @@
-use std::fs;
+use std::ffi::OsString;
+use std::fs::{self, File, OpenOptions};
 use std::io;
 use std::path::{Path, PathBuf};
 
 use async_trait::async_trait;
 
-use super::{StoreError, TokenStore};
+use super::{StoreError, StoreLock, TokenStore};
 use crate::TokenSet;
 
-/// Keeps tokens in a JSON file, replaced atomically.
+/// Keeps tokens in a JSON file, replaced atomically, and safe to share between processes.
 ///
 /// Every save writes a new file next to the target (readable by the owner only on Unix), flushes it to
 /// disk, and renames it over the target, so a crash leaves either the old pair or the new pair, never a
 /// torn file. File I/O runs on tokio's blocking pool.
+///
+/// **Several processes, one file.** The store locks a sibling file, `<path>.lock` (an OS advisory lock:
+/// `flock` on Unix, `LockFileEx` on Windows, released by the OS if the process dies), from re-reading the
+/// tokens through the refresh to saving the new pair. A second process that needs a refresh meanwhile
+/// waits for the lock (at most its refresh timeout, then it backs off and serves its still-valid token),
+/// re-reads the file, and adopts the pair the first one saved instead of presenting the refresh token the
+/// first one just consumed. The lock file is created next to the token file and never deleted. Tools that
+/// write the token file without the lock are not coordinated.
 ///
 /// ```no_run
 /// use tessera_client::FileTokenStore;
@@ -32,6 +41,13 @@ impl FileTokenStore {
     /// The token file's path.
     pub fn path(&self) -> &Path {
         &self.path
+    }
+
+    /// The lock file's path: the token file's, with `.lock` appended.
+    pub fn lock_path(&self) -> PathBuf {
+        let mut name = OsString::from(self.path.as_os_str());
+        name.push(".lock");
+        PathBuf::from(name)
     }
 
     async fn blocking<T: Send + 'static>(
@@ -90,6 +106,39 @@ impl TokenStore for FileTokenStore {
         })
         .await
     }
+
+    async fn lock(&self) -> Result<Option<StoreLock>, StoreError> {
+        let lock_path = self.lock_path();
+        let file = tokio::task::spawn_blocking(move || {
+            let io_error = |source| StoreError::Io {
+                path: lock_path.clone(),
+                source,
+            };
+            let file = open_lock_file(&lock_path).map_err(io_error)?;
+            // Blocks until every other holder let go; if the waiting caller gave up meanwhile, the file is
+            // dropped with this task's result, releasing the lock at once.
+            file.lock().map_err(io_error)?;
+            Ok::<File, StoreError>(file)
+        })
+        .await
+        .map_err(|join| StoreError::Io {
+            path: self.lock_path(),
+            source: io::Error::other(join),
+        })??;
+        Ok(Some(StoreLock::new(file)))
+    }
+}
+
+/// Opens (creating it if need be) the lock file, readable by its owner only on Unix.
+fn open_lock_file(path: &Path) -> io::Result<File> {
+    let mut options = OpenOptions::new();
+    options.read(true).write(true).create(true).truncate(false);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    options.open(path)
 }
 
 /// Replaces the token file atomically, readable by its owner only.
@@ -128,6 +177,7 @@ mod tests {
             ["tokens.json"],
             "no temporary file is left behind"
         );
+        assert_eq!(store.lock_path(), dir.path().join("tokens.json.lock"));
         store.clear().await.unwrap();
         store.clear().await.unwrap();
         assert_eq!(store.load().await.unwrap(), None);
@@ -142,6 +192,33 @@ mod tests {
         store.save(&sample("a1")).await.unwrap();
         let mode = fs::metadata(store.path()).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o600);
+    }
+
+    #[tokio::test]
+    async fn the_lock_is_exclusive_across_handles_and_released_on_drop() {
+        let dir = tempfile::tempdir().unwrap();
+        let one = FileTokenStore::new(dir.path().join("tokens.json"));
+        let other = FileTokenStore::new(dir.path().join("tokens.json"));
+        let held = one.lock().await.unwrap().unwrap();
+        let mut waiting = Box::pin(other.lock());
+        let blocked =
+            tokio::time::timeout(std::time::Duration::from_millis(100), &mut waiting).await;
+        assert!(
+            blocked.is_err(),
+            "a second handle waits while the first holds the lock"
+        );
+        drop(held);
+        let second = tokio::time::timeout(std::time::Duration::from_secs(10), waiting)
+            .await
+            .expect("released on drop")
+            .unwrap();
+        assert!(second.is_some());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = fs::metadata(one.lock_path()).unwrap().permissions().mode();
+            assert_eq!(mode & 0o777, 0o600);
+        }
     }
 
     #[tokio::test]

@@ -11,7 +11,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use axum::Router;
 use axum::body::Bytes;
-use axum::extract::{Form, Request, State};
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
@@ -67,6 +67,8 @@ pub enum Behaviour {
     /// 429 with `Retry-After: 45`.
     Throttled,
     Hang,
+    /// 403 `invalid_grant`, as Auth0 answers an unknown or revoked refresh token.
+    Forbidden,
 }
 
 /// The token endpoint's state: counts every call.
@@ -81,11 +83,14 @@ pub struct Issuer {
     rotate: AtomicBool,
     lifetime: AtomicI64,
     send_expires_in: AtomicBool,
+    expires_in_as_text: AtomicBool,
     next_refresh: AtomicUsize,
     assertion_key: Mutex<Option<DecodingKey>>,
     seen_jti: Mutex<HashSet<String>>,
     token_url: Mutex<String>,
     pub forms: Mutex<Vec<HashMap<String, String>>>,
+    /// Every form as sent, repeated parameters included.
+    pub raw_forms: Mutex<Vec<Vec<(String, String)>>>,
     pub authorizations: Mutex<Vec<Option<String>>>,
 }
 
@@ -130,6 +135,11 @@ impl Issuer {
         self.send_expires_in.store(send, Ordering::SeqCst);
     }
 
+    /// Whether `expires_in` is sent as a string (`"300"`), as some providers do.
+    pub fn set_expires_in_as_text(&self, text: bool) {
+        self.expires_in_as_text.store(text, Ordering::SeqCst);
+    }
+
     pub fn trust_assertion_key(&self, key: DecodingKey) {
         *self.assertion_key.lock().unwrap() = Some(key);
     }
@@ -163,9 +173,12 @@ fn oauth_error(status: StatusCode, code: &str) -> Response {
 async fn token_endpoint(
     State(issuer): State<Arc<Issuer>>,
     headers: HeaderMap,
-    Form(form): Form<HashMap<String, String>>,
+    body: Bytes,
 ) -> Response {
     issuer.calls.fetch_add(1, Ordering::SeqCst);
+    let raw: Vec<(String, String)> = form_urlencoded::parse(&body).into_owned().collect();
+    let form: HashMap<String, String> = raw.iter().cloned().collect();
+    issuer.raw_forms.lock().unwrap().push(raw);
     issuer.forms.lock().unwrap().push(form.clone());
     let authorization = headers
         .get(header::AUTHORIZATION)
@@ -182,6 +195,7 @@ async fn token_endpoint(
     match behaviour {
         Behaviour::Hang => std::future::pending::<Response>().await,
         Behaviour::InvalidGrant => oauth_error(StatusCode::BAD_REQUEST, "invalid_grant"),
+        Behaviour::Forbidden => oauth_error(StatusCode::FORBIDDEN, "invalid_grant"),
         Behaviour::Unavailable => {
             oauth_error(StatusCode::SERVICE_UNAVAILABLE, "temporarily_unavailable")
         }
@@ -219,7 +233,11 @@ fn issue(issuer: &Issuer) -> Response {
     let lifetime = issuer.lifetime.load(Ordering::SeqCst);
     let mut body = serde_json::json!({ "access_token": mint(lifetime), "token_type": "Bearer" });
     if lifetime > 0 && issuer.send_expires_in.load(Ordering::SeqCst) {
-        body["expires_in"] = lifetime.into();
+        body["expires_in"] = if issuer.expires_in_as_text.load(Ordering::SeqCst) {
+            lifetime.to_string().into()
+        } else {
+            lifetime.into()
+        };
     }
     if issuer.rotate.load(Ordering::SeqCst) {
         let next = format!("rt-{}", issuer.next_refresh.fetch_add(1, Ordering::SeqCst));
@@ -363,6 +381,59 @@ async fn echo(headers: HeaderMap, body: Bytes) -> Response {
     ([(header::CONTENT_TYPE, content_type)], body).into_response()
 }
 
+/// An API that refuses every token with `invalid_token` and no expiry signal (as one configured for another
+/// audience would).
+async fn refuses() -> Response {
+    let mut response = StatusCode::UNAUTHORIZED.into_response();
+    response.headers_mut().insert(
+        header::WWW_AUTHENTICATE,
+        HeaderValue::from_static(
+            r#"Bearer error="invalid_token", error_description="wrong audience""#,
+        ),
+    );
+    response
+}
+
+/// Refuses an expired token (read without verification) the way a server offering several schemes does:
+/// `Basic` and `Bearer` challenges in one `WWW-Authenticate` line, or with `?lines` one line each.
+async fn several_challenges(headers: HeaderMap, request_uri: axum::http::Uri) -> Response {
+    let expired = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "))
+        .and_then(|token| {
+            tessera_core::jose::Jws::parse(token)
+                .ok()?
+                .unverified_claims::<serde_json::Value>()
+                .ok()
+        })
+        .and_then(|claims| claims["exp"].as_i64())
+        .is_none_or(|exp| exp < tessera_core::unix_seconds(SystemTime::now()));
+    if !expired {
+        return "accepted".into_response();
+    }
+    let mut response = StatusCode::UNAUTHORIZED.into_response();
+    let headers = response.headers_mut();
+    if request_uri.query() == Some("lines") {
+        headers.append(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static(r#"Basic realm="legacy""#),
+        );
+        headers.append(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static(r#"Bearer realm="api", error="invalid_token""#),
+        );
+    } else {
+        headers.insert(
+            header::WWW_AUTHENTICATE,
+            HeaderValue::from_static(
+                r#"Basic realm="legacy", DPoP algs="ES256 EdDSA", Bearer realm="api", error="invalid_token", error_description="expired""#,
+            ),
+        );
+    }
+    response
+}
+
 /// Routes that are not protected: a 401 that is not about the token, and redirects.
 async fn plain_401() -> Response {
     let mut response = StatusCode::UNAUTHORIZED.into_response();
@@ -404,11 +475,13 @@ impl TestServer {
             rotate: AtomicBool::new(true),
             lifetime: AtomicI64::new(300),
             send_expires_in: AtomicBool::new(true),
+            expires_in_as_text: AtomicBool::new(false),
             next_refresh: AtomicUsize::new(0),
             assertion_key: Mutex::new(None),
             seen_jti: Mutex::new(HashSet::new()),
             token_url: Mutex::new(format!("{url}/auth/token")),
             forms: Mutex::new(Vec::new()),
+            raw_forms: Mutex::new(Vec::new()),
             authorizations: Mutex::new(Vec::new()),
         });
         let api = Arc::new(Api::default());
@@ -427,6 +500,8 @@ impl TestServer {
             .route("/auth/token", post(token_endpoint))
             .with_state(Arc::clone(&issuer))
             .route("/plain-401", get(plain_401))
+            .route("/refuses", get(refuses))
+            .route("/several-challenges", get(several_challenges))
             .route("/redirect", get(redirect))
             .merge(protected)
             .layer(middleware::from_fn_with_state(Arc::clone(&api), door));

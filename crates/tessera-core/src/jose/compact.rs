@@ -60,6 +60,31 @@ pub struct VerifiedJws {
     algorithm: Algorithm,
 }
 
+/// The three parts of a compact JWS (RFC 7515 §7.1), not decoded.
+pub(super) struct CompactParts<'t> {
+    /// `header.payload`, what the signature signs.
+    pub(super) signing_input: &'t str,
+    pub(super) header: &'t str,
+    pub(super) payload: &'t str,
+    pub(super) signature: &'t str,
+}
+
+impl<'t> CompactParts<'t> {
+    /// `token` split at its two dots; `None` unless there are exactly two.
+    pub(super) fn of(token: &'t str) -> Option<CompactParts<'t>> {
+        let (signing_input, signature) = token.rsplit_once('.')?;
+        let (header, payload) = signing_input
+            .split_once('.')
+            .filter(|(_, payload)| !payload.contains('.'))?;
+        Some(CompactParts {
+            signing_input,
+            header,
+            payload,
+            signature,
+        })
+    }
+}
+
 impl<'t> Jws<'t> {
     /// Splits `token` and decodes its header.
     ///
@@ -70,12 +95,13 @@ impl<'t> Jws<'t> {
         if token.len() > MAX_JWS_LEN {
             return Err(JwsError::Malformed("longer than 16 KiB"));
         }
-        let three_parts = JwsError::Malformed("a JWS has three dot-separated parts");
-        let (signing_input, signature) = token.rsplit_once('.').ok_or(three_parts.clone())?;
-        let (header, payload) = signing_input
-            .split_once('.')
-            .filter(|(_, payload)| !payload.contains('.'))
-            .ok_or(three_parts)?;
+        let CompactParts {
+            signing_input,
+            header,
+            payload,
+            signature,
+        } = CompactParts::of(token)
+            .ok_or(JwsError::Malformed("a JWS has three dot-separated parts"))?;
         let header = URL_SAFE_NO_PAD
             .decode(header)
             .map_err(|_| JwsError::Malformed("the header is not base64url"))?;
@@ -134,16 +160,20 @@ impl<'t> Jws<'t> {
         decode_claims(&decode_payload(self.payload)?)
     }
 
-    /// Checks the signature with `key`, whose algorithm must be the header's.
+    /// Checks the signature with `key`, which must [accept](JwtKey::accepts) the header's algorithm.
     ///
     /// # Errors
     /// [`JwsError::AlgorithmMismatch`] or [`JwsError::InvalidSignature`]; [`JwsError::Malformed`] when the
     /// payload is not base64url.
     pub fn verify_with(self, key: &JwtKey) -> Result<VerifiedJws, JwsError> {
-        if key.algorithm() != self.algorithm {
+        if !key.accepts(self.algorithm) {
             return Err(JwsError::AlgorithmMismatch);
         }
-        if !key.verify(self.signing_input.as_bytes(), &self.signature) {
+        if !key.verify(
+            self.algorithm,
+            self.signing_input.as_bytes(),
+            &self.signature,
+        ) {
             return Err(JwsError::InvalidSignature);
         }
         Ok(VerifiedJws {
@@ -153,8 +183,8 @@ impl<'t> Jws<'t> {
         })
     }
 
-    /// Checks the signature with the key of `keys` the header selects (by `kid`, or the only key of the
-    /// header's algorithm).
+    /// Checks the signature with the key of `keys` the header selects (by `kid`, or the only key accepting
+    /// the header's algorithm), as [`KeySet::select`] picks it for an access token.
     ///
     /// # Errors
     /// [`JwsError::UnknownKey`], [`JwsError::AlgorithmMismatch`], [`JwsError::InvalidSignature`].
@@ -168,7 +198,7 @@ impl<'t> Jws<'t> {
                 let message = self.signing_input.as_bytes();
                 let key = keys
                     .candidates(self.algorithm)
-                    .find(|key| key.verify(message, &self.signature))
+                    .find(|key| key.verify(self.algorithm, message, &self.signature))
                     .cloned()
                     .ok_or(JwsError::InvalidSignature)?;
                 self.verify_with(&key)

@@ -2,10 +2,11 @@
 
 use aws_lc_rs::digest;
 use base64::Engine;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use serde::{Deserialize, Serialize};
 
-use super::{Algorithm, JwtKey, KeyError};
+use super::algorithm::AlgorithmSet;
+use super::{Algorithm, JwtKey, KeyError, der};
 
 /// A public JWK (RFC 7517 §4) as Tessera publishes and reads it: the members of RSA, EC and OKP public keys.
 ///
@@ -74,6 +75,7 @@ impl Jwk {
                 n: self.n.clone(),
                 e: self.e.clone(),
                 k: None,
+                x5c: None,
             },
             Secrets::Refused,
         )
@@ -110,31 +112,63 @@ impl Jwk {
             kid: self.kid.clone(),
             reason: format!("the `{name}` member is missing"),
         };
-        let member =
-            |value: &Option<String>, name: &str| value.clone().ok_or_else(|| missing(name));
-        // serde_json writes a `json!` object's members in lexicographic order (no `preserve_order`), which
-        // is exactly RFC 7638's canonical form.
-        let canonical = match self.kty.as_str() {
-            "RSA" => {
-                serde_json::json!({"e": member(&self.e, "e")?, "kty": "RSA", "n": member(&self.n, "n")?})
-            }
-            "EC" => serde_json::json!({
-                "crv": member(&self.crv, "crv")?, "kty": "EC",
-                "x": member(&self.x, "x")?, "y": member(&self.y, "y")?,
-            }),
-            "OKP" => {
-                serde_json::json!({"crv": member(&self.crv, "crv")?, "kty": "OKP", "x": member(&self.x, "x")?})
-            }
+        fn present<'a>(
+            value: &'a Option<String>,
+            name: &str,
+            missing: impl Fn(&str) -> KeyError,
+        ) -> Result<&'a str, KeyError> {
+            value.as_deref().ok_or_else(|| missing(name))
+        }
+        let member = |value, name| present(value, name, missing);
+        Ok(match self.kty.as_str() {
+            "RSA" => thumbprint_of(&[
+                ("e", member(&self.e, "e")?),
+                ("kty", "RSA"),
+                ("n", member(&self.n, "n")?),
+            ]),
+            "EC" => thumbprint_of(&[
+                ("crv", member(&self.crv, "crv")?),
+                ("kty", "EC"),
+                ("x", member(&self.x, "x")?),
+                ("y", member(&self.y, "y")?),
+            ]),
+            "OKP" => thumbprint_of(&[
+                ("crv", member(&self.crv, "crv")?),
+                ("kty", "OKP"),
+                ("x", member(&self.x, "x")?),
+            ]),
             other => {
                 return Err(KeyError::InvalidJwk {
                     kid: self.kid.clone(),
                     reason: format!("no thumbprint for the key type {other:?}"),
                 });
             }
-        };
-        let digest = digest::digest(&digest::SHA256, canonical.to_string().as_bytes());
-        Ok(URL_SAFE_NO_PAD.encode(digest.as_ref()))
+        })
     }
+}
+
+/// RFC 7638 §3: base64url of the SHA-256 of the JSON object of `members` (given in lexicographic order of
+/// their names), written without whitespace.
+pub(super) fn thumbprint_of(members: &[(&str, &str)]) -> String {
+    let mut canonical = Vec::with_capacity(
+        members
+            .iter()
+            .map(|(name, value)| name.len() + value.len() + 6)
+            .sum::<usize>()
+            + 2,
+    );
+    canonical.push(b'{');
+    for (index, (name, value)) in members.iter().enumerate() {
+        if index > 0 {
+            canonical.push(b',');
+        }
+        // Writing a string into a Vec cannot fail; the escaping is JSON's own.
+        let _ = serde_json::to_writer(&mut canonical, name);
+        canonical.push(b':');
+        let _ = serde_json::to_writer(&mut canonical, value);
+    }
+    canonical.push(b'}');
+    URL_SAFE_NO_PAD.encode(digest::digest(&digest::SHA256, &canonical))
 }
 
 /// The members of a JWK that verification needs. Deliberately not `Debug`: `k` is a secret.
@@ -159,6 +193,9 @@ struct JwkFields {
     e: Option<String>,
     #[serde(default)]
     k: Option<String>,
+    /// The certificate chain; the first certificate's key is used when the key members are absent.
+    #[serde(default)]
+    x5c: Option<Vec<String>>,
 }
 
 /// Whether a JWK may hold a shared secret (`kty: oct`). A remote JWKS is public, so it never may.
@@ -171,8 +208,21 @@ pub(super) enum Secrets {
 impl JwtKey {
     /// A key from one JWK (RFC 7517) in JSON.
     ///
-    /// The algorithm is the JWK's `alg` when present and otherwise follows from the key: the curve for EC
-    /// and OKP keys, HS256 for `oct`, RS256 for RSA (use `alg` to pick PS256). The `kid` is kept.
+    /// With `alg`, the key verifies that algorithm only. Without, it verifies its key type's family: RS256
+    /// and PS256 for RSA, EdDSA and Ed25519 (RFC 9864) for an Ed25519 OKP key, the curve's one algorithm
+    /// for EC, HS256 for `oct`. A key given only as a certificate chain (`x5c`, no `n`/`e` or `x`/`y`) is
+    /// read from its first certificate. The `kid` is kept.
+    ///
+    /// ```
+    /// use tessera_core::jose::{Algorithm, JwtKey};
+    ///
+    /// // RFC 8037 §A.2's Ed25519 key, published without `alg`.
+    /// let key = JwtKey::from_jwk_json(
+    ///     r#"{"kty":"OKP","crv":"Ed25519","x":"11qYAYKxCrfVS_7TyWQHOg7hcvPapiMlrwIaaPcHURo"}"#,
+    /// )?;
+    /// assert_eq!(key.algorithms().collect::<Vec<_>>(), [Algorithm::EdDsa, Algorithm::Ed25519]);
+    /// # Ok::<(), tessera_core::jose::KeyError>(())
+    /// ```
     ///
     /// # Errors
     /// [`KeyError::InvalidJwk`] when the JSON is not a JWK, names an algorithm that does not fit its key
@@ -245,15 +295,34 @@ fn key_from_fields(fields: JwkFields, secrets: Secrets) -> Result<JwtKey, KeyErr
             .decode(text)
             .map_err(|_| invalid(format!("the `{name}` member is not base64url")))
     };
+    // RFC 7517 §4.7: the first certificate holds the key, for JWKs that carry no other key members.
+    let certificate = |present: bool| -> Result<Option<Vec<u8>>, KeyError> {
+        let Some(first) = fields.x5c.as_ref().and_then(|chain| chain.first()) else {
+            return Ok(None);
+        };
+        if present {
+            return Ok(None);
+        }
+        let der = STANDARD
+            .decode(first)
+            .map_err(|_| invalid("the first `x5c` certificate is not base64".into()))?;
+        let key = der::certificate_public_key(&der).ok_or_else(|| {
+            invalid("the first `x5c` certificate is not a DER X.509 certificate".into())
+        })?;
+        Ok(Some(key.to_vec()))
+    };
     let key = match fields.kty.as_str() {
         "RSA" => {
-            let algorithm = match named {
-                None => Algorithm::Rs256,
-                Some(alg @ (Algorithm::Rs256 | Algorithm::Ps256)) => alg,
+            let algorithms = match named {
+                None => AlgorithmSet::one(Algorithm::Rs256).with(Algorithm::Ps256),
+                Some(alg @ (Algorithm::Rs256 | Algorithm::Ps256)) => AlgorithmSet::one(alg),
                 Some(other) => return Err(invalid(format!("{other} does not fit an RSA key"))),
             };
-            let der = rsa_public_key_der(&member(&fields.n, "n")?, &member(&fields.e, "e")?);
-            JwtKey::from_public_bytes(algorithm, &der)?
+            let der = match certificate(fields.n.is_some() || fields.e.is_some())? {
+                Some(spki) => spki,
+                None => der::rsa_public_key(&member(&fields.n, "n")?, &member(&fields.e, "e")?),
+            };
+            JwtKey::public(algorithms, &der)?
         }
         "EC" => {
             let (algorithm, coordinate_len) = match fields.crv.as_deref() {
@@ -266,17 +335,21 @@ fn key_from_fields(fields: JwkFields, secrets: Secrets) -> Result<JwtKey, KeyErr
                     "`alg` does not fit the curve, which needs {algorithm}"
                 )));
             }
-            let (x, y) = (member(&fields.x, "x")?, member(&fields.y, "y")?);
-            if x.len() != coordinate_len || y.len() != coordinate_len {
-                return Err(invalid(format!(
-                    "coordinates must be {coordinate_len} bytes for {algorithm}"
-                )));
+            if let Some(spki) = certificate(fields.x.is_some() || fields.y.is_some())? {
+                JwtKey::from_public_bytes(algorithm, &spki)?
+            } else {
+                let (x, y) = (member(&fields.x, "x")?, member(&fields.y, "y")?);
+                if x.len() != coordinate_len || y.len() != coordinate_len {
+                    return Err(invalid(format!(
+                        "coordinates must be {coordinate_len} bytes for {algorithm}"
+                    )));
+                }
+                let mut point = Vec::with_capacity(1 + 2 * coordinate_len);
+                point.push(0x04);
+                point.extend_from_slice(&x);
+                point.extend_from_slice(&y);
+                JwtKey::from_public_bytes(algorithm, &point)?
             }
-            let mut point = Vec::with_capacity(1 + 2 * coordinate_len);
-            point.push(0x04);
-            point.extend_from_slice(&x);
-            point.extend_from_slice(&y);
-            JwtKey::from_public_bytes(algorithm, &point)?
         }
         "OKP" => {
             if fields.crv.as_deref() != Some("Ed25519") {
@@ -285,10 +358,20 @@ fn key_from_fields(fields: JwkFields, secrets: Secrets) -> Result<JwtKey, KeyErr
                     fields.crv
                 )));
             }
-            if named.is_some_and(|named| named != Algorithm::EdDsa) {
-                return Err(invalid("`alg` must be EdDSA for an Ed25519 key".into()));
-            }
-            JwtKey::from_public_bytes(Algorithm::EdDsa, &member(&fields.x, "x")?)?
+            let algorithms = match named {
+                None => AlgorithmSet::one(Algorithm::EdDsa).with(Algorithm::Ed25519),
+                Some(alg @ (Algorithm::EdDsa | Algorithm::Ed25519)) => AlgorithmSet::one(alg),
+                Some(_) => {
+                    return Err(invalid(
+                        "`alg` must be EdDSA or Ed25519 for an Ed25519 key".into(),
+                    ));
+                }
+            };
+            let bytes = match certificate(fields.x.is_some())? {
+                Some(spki) => spki,
+                None => member(&fields.x, "x")?,
+            };
+            JwtKey::public(algorithms, &bytes)?
         }
         "oct" => {
             if secrets == Secrets::Refused {
@@ -309,63 +392,9 @@ fn key_from_fields(fields: JwkFields, secrets: Secrets) -> Result<JwtKey, KeyErr
     })
 }
 
-/// DER `RSAPublicKey ::= SEQUENCE { modulus INTEGER, publicExponent INTEGER }` (RFC 8017 A.1.1).
-fn rsa_public_key_der(modulus: &[u8], exponent: &[u8]) -> Vec<u8> {
-    let mut body = Vec::with_capacity(modulus.len() + exponent.len() + 16);
-    der_unsigned_integer(&mut body, modulus);
-    der_unsigned_integer(&mut body, exponent);
-    let mut der = Vec::with_capacity(body.len() + 6);
-    der.push(0x30);
-    der_length(&mut der, body.len());
-    der.extend_from_slice(&body);
-    der
-}
-
-fn der_unsigned_integer(out: &mut Vec<u8>, big_endian: &[u8]) {
-    let first_nonzero = big_endian
-        .iter()
-        .position(|&byte| byte != 0)
-        .unwrap_or(big_endian.len());
-    let digits = &big_endian[first_nonzero..];
-    let pad = digits.first().is_none_or(|&byte| byte & 0x80 != 0);
-    out.push(0x02);
-    der_length(out, digits.len() + usize::from(pad));
-    if pad {
-        out.push(0);
-    }
-    out.extend_from_slice(digits);
-}
-
-fn der_length(out: &mut Vec<u8>, len: usize) {
-    if len < 0x80 {
-        out.push(len as u8);
-        return;
-    }
-    let bytes = len.to_be_bytes();
-    let skip = bytes
-        .iter()
-        .position(|&byte| byte != 0)
-        .unwrap_or(bytes.len() - 1);
-    out.push(0x80 | (bytes.len() - skip) as u8);
-    out.extend_from_slice(&bytes[skip..]);
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn der_integers_are_minimal_and_positive() {
-        let mut out = Vec::new();
-        der_unsigned_integer(&mut out, &[0, 0, 0x01, 0x00, 0x01]);
-        assert_eq!(out, [0x02, 0x03, 0x01, 0x00, 0x01]);
-        out.clear();
-        der_unsigned_integer(&mut out, &[0x80]);
-        assert_eq!(out, [0x02, 0x02, 0x00, 0x80]);
-        out.clear();
-        der_length(&mut out, 0x1_02);
-        assert_eq!(out, [0x82, 0x01, 0x02]);
-    }
 
     #[test]
     fn encryption_keys_and_unknown_algorithms_are_refused() {

@@ -12,16 +12,17 @@ pub struct KeySet {
     keys: Arc<[Arc<JwtKey>]>,
 }
 
-/// The key a token selected, or why none could be.
+/// The key a token selected, or why none could be. A key is a match for a token's `alg` when it
+/// [accepts](JwtKey::accepts) it.
 #[derive(Debug)]
 pub enum Selection<'a> {
-    /// The token named this key by `kid`, or it is the only key for the token's algorithm.
+    /// The token named this key by `kid`, or it is the only key accepting the token's algorithm.
     One(&'a Arc<JwtKey>),
-    /// The token has no `kid`; these keys have its algorithm and each may have signed it.
+    /// The token has no `kid`; several keys accept its algorithm and each may have signed it.
     Candidates,
     /// No key has the token's `kid`, or the set is empty.
     UnknownKid,
-    /// The key named by `kid`, or every key, is bound to another algorithm.
+    /// The key named by `kid`, or every key, does not accept the token's algorithm.
     AlgorithmMismatch,
 }
 
@@ -101,7 +102,7 @@ impl KeySet {
         }
         match kid {
             Some(kid) => match self.keys.iter().find(|key| key.kid() == Some(kid)) {
-                Some(key) if key.algorithm() == algorithm => Selection::One(key),
+                Some(key) if key.accepts(algorithm) => Selection::One(key),
                 Some(_) => Selection::AlgorithmMismatch,
                 None => Selection::UnknownKid,
             },
@@ -121,11 +122,9 @@ impl KeySet {
         self.keys.iter()
     }
 
-    /// The live keys bound to `algorithm`.
+    /// The live keys that accept `algorithm`.
     pub fn candidates(&self, algorithm: Algorithm) -> impl Iterator<Item = &Arc<JwtKey>> {
-        self.keys
-            .iter()
-            .filter(move |key| key.algorithm() == algorithm)
+        self.keys.iter().filter(move |key| key.accepts(algorithm))
     }
 
     /// Whether this very key (not merely an equal one) is live: what a cached verification depends on.

@@ -6,6 +6,8 @@
 
 mod algorithm;
 mod compact;
+mod der;
+mod dpop;
 mod error;
 mod jwk;
 mod keyset;
@@ -16,6 +18,7 @@ mod verifying;
 pub(crate) use algorithm::ALL as ALL_ALGORITHMS;
 pub use algorithm::{Algorithm, UnknownAlgorithm};
 pub use compact::{Jws, JwsError, MAX_JWS_LEN, VerifiedJws};
+pub use dpop::{DPOP_PROOF_TYPE, MAX_PROOF_LEN, ProofError, ProofRequirements, VerifiedProof};
 pub use error::{KeyError, SignError};
 pub use jwk::{Jwk, JwkSet};
 pub use keyset::{KeySet, Selection};

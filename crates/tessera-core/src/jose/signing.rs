@@ -31,7 +31,7 @@ const MIN_RSA_BITS: usize = 2048;
 /// let token = key.sign_jwt(JwsHeader::typed("JWT"), &serde_json::json!({"sub": "alice"}))?;
 /// let (signing_input, signature) = token.rsplit_once('.').unwrap();
 /// let signature = base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, signature)?;
-/// assert!(key.verifying_key().verify(signing_input.as_bytes(), &signature));
+/// assert!(key.verifying_key().verify(key.algorithm(), signing_input.as_bytes(), &signature));
 /// assert_eq!(key.public_jwk().unwrap().kid.as_deref(), Some(key.kid()));
 /// # Ok::<(), Box<dyn std::error::Error>>(())
 /// ```
@@ -98,7 +98,7 @@ impl SigningKey {
             Algorithm::Hs256 => {
                 return SigningKey::from_hmac_secret(kid, &random::bytes::<MIN_HMAC_SECRET_LEN>()?);
             }
-            Algorithm::EdDsa => Ed25519KeyPair::generate_pkcs8v1(&rng)
+            Algorithm::EdDsa | Algorithm::Ed25519 => Ed25519KeyPair::generate_pkcs8v1(&rng)
                 .map_err(failed)?
                 .as_ref()
                 .to_vec(),
@@ -271,7 +271,7 @@ impl SigningKey {
                     source_kind: "a private key document",
                 });
             }
-            Algorithm::EdDsa => {
+            Algorithm::EdDsa | Algorithm::Ed25519 => {
                 let pair = Ed25519KeyPair::from_pkcs8_maybe_unchecked(der).map_err(invalid)?;
                 jwk.kty = "OKP".into();
                 jwk.crv = Some("Ed25519".into());
@@ -512,11 +512,13 @@ mod tests {
             let key = SigningKey::generate(algorithm).unwrap();
             let signature = key.sign(b"message").unwrap();
             assert!(
-                key.verifying_key().verify(b"message", &signature),
+                key.verifying_key()
+                    .verify(algorithm, b"message", &signature),
                 "{algorithm}"
             );
             assert!(
-                !key.verifying_key().verify(b"massage", &signature),
+                !key.verifying_key()
+                    .verify(algorithm, b"massage", &signature),
                 "{algorithm}"
             );
             match key.to_pkcs8_pem().unwrap() {
@@ -524,7 +526,10 @@ mod tests {
                     let again = SigningKey::from_pem(key.kid(), algorithm, &pem).unwrap();
                     assert_eq!(again.public_jwk(), key.public_jwk());
                     let published = key.public_jwk().unwrap().to_key().unwrap();
-                    assert!(published.verify(b"message", &signature), "{algorithm}");
+                    assert!(
+                        published.verify(algorithm, b"message", &signature),
+                        "{algorithm}"
+                    );
                 }
                 None => assert_eq!(key.hmac_secret().map(<[u8]>::len), Some(32)),
             }

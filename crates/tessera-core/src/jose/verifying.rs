@@ -7,6 +7,7 @@ use aws_lc_rs::signature::{
     RSA_PKCS1_2048_8192_SHA256, RSA_PSS_2048_8192_SHA256, VerificationAlgorithm,
 };
 
+use super::algorithm::AlgorithmSet;
 use super::{Algorithm, KeyError};
 
 /// The shortest HMAC secret accepted: 256 bits, the output size of SHA-256 (RFC 7518 §3.2).
@@ -14,10 +15,21 @@ pub const MIN_HMAC_SECRET_LEN: usize = 32;
 
 enum Verifier {
     Hmac(Box<hmac::Key>),
-    Public(ParsedPublicKey),
+    /// One parsed key per way of checking a signature: an RSA key of the RS256/PS256 family holds two.
+    Public(Box<[PublicVerifier]>),
 }
 
-/// One verification key, bound to one [`Algorithm`] and optionally named by a `kid`.
+struct PublicVerifier {
+    /// The `alg` names this parsed key verifies (EdDSA and Ed25519 are one check).
+    algorithms: AlgorithmSet,
+    key: ParsedPublicKey,
+}
+
+/// One verification key, bound to the algorithms it may verify and optionally named by a `kid`.
+///
+/// A key loaded for one [`Algorithm`] (a PEM, a JWK with `alg`) verifies that algorithm only. A JWK
+/// without `alg` verifies its key type's family and nothing across families: an RSA key RS256 and PS256,
+/// an Ed25519 key EdDSA and Ed25519, an EC key its curve's one algorithm.
 ///
 /// Keys are parsed once here; verifying a token never re-parses key material. The `Debug` output never shows
 /// key bytes.
@@ -26,14 +38,14 @@ enum Verifier {
 /// use tessera_core::jose::{Algorithm, JwtKey};
 ///
 /// let hmac = JwtKey::hmac(b"0123456789abcdef0123456789abcdef")?.with_kid("2026-11");
-/// assert_eq!(hmac.algorithm(), Algorithm::Hs256);
+/// assert!(hmac.accepts(Algorithm::Hs256) && !hmac.accepts(Algorithm::Rs256));
 /// assert_eq!(hmac.kid(), Some("2026-11"));
 /// assert!(JwtKey::hmac(b"too short").is_err());
 /// # Ok::<(), tessera_core::jose::KeyError>(())
 /// ```
 pub struct JwtKey {
     kid: Option<Box<str>>,
-    algorithm: Algorithm,
+    algorithms: AlgorithmSet,
     verifier: Verifier,
     fingerprint: [u8; 32],
 }
@@ -48,11 +60,12 @@ impl JwtKey {
         if secret.len() < MIN_HMAC_SECRET_LEN {
             return Err(KeyError::HmacSecretTooShort { len: secret.len() });
         }
+        let algorithms = AlgorithmSet::one(Algorithm::Hs256);
         Ok(JwtKey {
             kid: None,
-            algorithm: Algorithm::Hs256,
+            algorithms,
             verifier: Verifier::Hmac(Box::new(hmac::Key::new(hmac::HMAC_SHA256, secret))),
-            fingerprint: fingerprint(Algorithm::Hs256, secret),
+            fingerprint: fingerprint(algorithms, secret),
         })
     }
 
@@ -75,7 +88,7 @@ impl JwtKey {
             }
             Algorithm::Rs256 | Algorithm::Ps256 => DecodingKey::from_rsa_pem(pem),
             Algorithm::Es256 | Algorithm::Es384 => DecodingKey::from_ec_pem(pem),
-            Algorithm::EdDsa => DecodingKey::from_ed_pem(pem),
+            Algorithm::EdDsa | Algorithm::Ed25519 => DecodingKey::from_ed_pem(pem),
         };
         let invalid = |error: jsonwebtoken::errors::Error| KeyError::InvalidPem {
             kid: None,
@@ -87,36 +100,49 @@ impl JwtKey {
         JwtKey::from_public_bytes(algorithm, bytes)
     }
 
-    /// A public key from its raw encoding: an RSA `RSAPublicKey` DER (PKCS#1), an uncompressed EC point
-    /// (`0x04 || x || y`), or the 32 bytes of an Ed25519 key.
+    /// A public key for `algorithm` only, from its raw encoding: an RSA `RSAPublicKey` DER (PKCS#1), an
+    /// uncompressed EC point (`0x04 || x || y`), the 32 bytes of an Ed25519 key, or a DER
+    /// `SubjectPublicKeyInfo` (RFC 5280) of any of them.
     ///
     /// # Errors
     /// [`KeyError::WrongKeyKind`] for [`Algorithm::Hs256`], [`KeyError::Rejected`] when the bytes are not
     /// a valid key for the algorithm.
     pub fn from_public_bytes(algorithm: Algorithm, bytes: &[u8]) -> Result<JwtKey, KeyError> {
-        let verification: &'static dyn VerificationAlgorithm = match algorithm {
-            Algorithm::Hs256 => {
+        JwtKey::public(AlgorithmSet::one(algorithm), bytes)
+    }
+
+    /// A public key verifying every algorithm of `algorithms`, all of one key type.
+    pub(crate) fn public(algorithms: AlgorithmSet, bytes: &[u8]) -> Result<JwtKey, KeyError> {
+        let mut verifiers: Vec<PublicVerifier> = Vec::with_capacity(2);
+        for algorithm in algorithms.iter() {
+            let Some(method) = verification(algorithm) else {
                 return Err(KeyError::WrongKeyKind {
                     algorithm,
                     source_kind: "public key bytes",
                 });
+            };
+            if let Some(shared) = verifiers
+                .iter_mut()
+                .find(|verifier| std::ptr::addr_eq(verifier.key.algorithm(), method))
+            {
+                shared.algorithms = shared.algorithms.with(algorithm);
+                continue;
             }
-            Algorithm::Rs256 => &RSA_PKCS1_2048_8192_SHA256,
-            Algorithm::Ps256 => &RSA_PSS_2048_8192_SHA256,
-            Algorithm::Es256 => &ECDSA_P256_SHA256_FIXED,
-            Algorithm::Es384 => &ECDSA_P384_SHA384_FIXED,
-            Algorithm::EdDsa => &ED25519,
-        };
-        let parsed =
-            ParsedPublicKey::new(verification, bytes).map_err(|rejected| KeyError::Rejected {
-                algorithm,
-                reason: rejected.to_string(),
-            })?;
+            let key =
+                ParsedPublicKey::new(method, bytes).map_err(|rejected| KeyError::Rejected {
+                    algorithm,
+                    reason: rejected.to_string(),
+                })?;
+            verifiers.push(PublicVerifier {
+                algorithms: AlgorithmSet::one(algorithm),
+                key,
+            });
+        }
         Ok(JwtKey {
             kid: None,
-            algorithm,
-            verifier: Verifier::Public(parsed),
-            fingerprint: fingerprint(algorithm, bytes),
+            algorithms,
+            verifier: Verifier::Public(verifiers.into_boxed_slice()),
+            fingerprint: fingerprint(algorithms, bytes),
         })
     }
 
@@ -132,23 +158,33 @@ impl JwtKey {
         self.kid.as_deref()
     }
 
-    /// The one algorithm this key verifies.
-    pub fn algorithm(&self) -> Algorithm {
-        self.algorithm
+    /// Every algorithm this key verifies.
+    pub fn algorithms(&self) -> impl Iterator<Item = Algorithm> + use<> {
+        self.algorithms.iter()
     }
 
-    /// Whether `signature` is a valid signature of `message` under this key, compared in constant time for
-    /// HMAC.
-    pub fn verify(&self, message: &[u8], signature: &[u8]) -> bool {
+    /// Whether this key verifies `algorithm`.
+    pub fn accepts(&self, algorithm: Algorithm) -> bool {
+        self.algorithms.contains(algorithm)
+    }
+
+    /// Whether `signature` is a valid `algorithm` signature of `message` under this key; `false` for an
+    /// algorithm the key does not accept. HMAC tags are compared in constant time.
+    pub fn verify(&self, algorithm: Algorithm, message: &[u8], signature: &[u8]) -> bool {
         match &self.verifier {
-            Verifier::Hmac(key) => hmac::verify(key, message, signature).is_ok(),
-            Verifier::Public(key) => key.verify_sig(message, signature).is_ok(),
+            Verifier::Hmac(key) => {
+                algorithm == Algorithm::Hs256 && hmac::verify(key, message, signature).is_ok()
+            }
+            Verifier::Public(verifiers) => verifiers
+                .iter()
+                .find(|verifier| verifier.algorithms.contains(algorithm))
+                .is_some_and(|verifier| verifier.key.verify_sig(message, signature).is_ok()),
         }
     }
 
-    /// Whether both keys hold the same material for the same algorithm and name.
+    /// Whether both keys hold the same material for the same algorithms and name.
     pub fn same_key(&self, other: &JwtKey) -> bool {
-        self.algorithm == other.algorithm
+        self.algorithms == other.algorithms
             && self.kid == other.kid
             && self.fingerprint == other.fingerprint
     }
@@ -158,15 +194,29 @@ impl fmt::Debug for JwtKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("JwtKey")
             .field("kid", &self.kid)
-            .field("algorithm", &self.algorithm)
+            .field("algorithms", &self.algorithms)
             .finish_non_exhaustive()
     }
 }
 
-fn fingerprint(algorithm: Algorithm, material: &[u8]) -> [u8; 32] {
+/// How a public key checks `algorithm`'s signatures; `None` for HMAC.
+fn verification(algorithm: Algorithm) -> Option<&'static dyn VerificationAlgorithm> {
+    Some(match algorithm {
+        Algorithm::Hs256 => return None,
+        Algorithm::Rs256 => &RSA_PKCS1_2048_8192_SHA256,
+        Algorithm::Ps256 => &RSA_PSS_2048_8192_SHA256,
+        Algorithm::Es256 => &ECDSA_P256_SHA256_FIXED,
+        Algorithm::Es384 => &ECDSA_P384_SHA384_FIXED,
+        Algorithm::EdDsa | Algorithm::Ed25519 => &ED25519,
+    })
+}
+
+fn fingerprint(algorithms: AlgorithmSet, material: &[u8]) -> [u8; 32] {
     let mut context = digest::Context::new(&digest::SHA256);
-    context.update(algorithm.as_str().as_bytes());
-    context.update(&[0]);
+    for algorithm in algorithms.iter() {
+        context.update(algorithm.as_str().as_bytes());
+        context.update(&[0]);
+    }
     context.update(material);
     let mut out = [0; 32];
     out.copy_from_slice(context.finish().as_ref());

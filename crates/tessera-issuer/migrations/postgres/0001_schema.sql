@@ -17,7 +17,10 @@ CREATE TABLE token_families (
     absolute_expires_at BIGINT  NOT NULL,
     idle_expires_at     BIGINT  NOT NULL,            -- never after absolute_expires_at
     revoked_at          BIGINT,
-    revoke_reason       TEXT
+    revoke_reason       TEXT,
+    dpop_jkt            TEXT,                        -- the DPoP key thumbprint the refresh tokens are bound to
+    rotation_fingerprint BYTEA,                      -- keyed hash of the request that last rotated the family
+    retries             BIGINT  NOT NULL DEFAULT 0   -- retries served since the last rotation
 );
 
 CREATE INDEX token_families_by_user ON token_families (user_id, client_id, created_at);

@@ -1,16 +1,22 @@
 //! What the handlers take from a request, as axum extractors: its [`Params`] (a form or JSON body within
-//! the size limit), its `Authorization: Basic` credentials and its `User-Agent`. A bad body is rejected
-//! with the [`TokenError`] that says why.
+//! the size limit), its `Authorization: Basic` credentials, its `User-Agent`, and on the user endpoints
+//! the signed-in user's claims. A bad request is rejected with the [`TokenError`] that says why.
 
 use std::convert::Infallible;
 
 use axum::extract::{FromRef, FromRequest, FromRequestParts, Request};
+use axum::response::{IntoResponse as _, Response};
 use http::header::{AUTHORIZATION, CONTENT_TYPE, USER_AGENT};
 use http::request::Parts;
 use http::{HeaderMap, HeaderName};
 
+use tessera_core::AccessTokenClaims;
+use tessera_server::Claims;
+
+use crate::dpop::{DPOP, ProofError};
 use crate::error::TokenError;
 use crate::issuer::Issuer;
+use crate::minting::is_client_subject;
 use crate::params::Params;
 
 /// The longest `User-Agent` kept for the session list.
@@ -74,6 +80,30 @@ impl<St: Send + Sync> FromRequestParts<St> for BasicCredentials {
     }
 }
 
+/// The request's DPoP proof (RFC 9449 §4.1): `Ok(None)` without a `DPoP` header, an error if there are
+/// several or the value is not visible ASCII. Never a rejection, so that the token route answers every
+/// failure itself (with its `DPoP-Nonce`).
+#[derive(Debug)]
+pub(super) struct DpopHeader(pub(super) Result<Option<String>, TokenError>);
+
+impl<St: Send + Sync> FromRequestParts<St> for DpopHeader {
+    type Rejection = Infallible;
+
+    async fn from_request_parts(parts: &mut Parts, _: &St) -> Result<Self, Infallible> {
+        let malformed = || TokenError::InvalidDpopProof(ProofError::Header);
+        let mut values = parts.headers.get_all(DPOP).iter();
+        let proof = match (values.next(), values.next()) {
+            (None, _) => Ok(None),
+            (Some(value), None) => value
+                .to_str()
+                .map(|proof| Some(proof.trim().to_owned()))
+                .map_err(|_| malformed()),
+            (Some(_), Some(_)) => Err(malformed()),
+        };
+        Ok(DpopHeader(proof))
+    }
+}
+
 /// The `User-Agent`, cut to its first 256 characters, for the session list.
 #[derive(Debug)]
 pub(super) struct UserAgent(pub(super) Option<String>);
@@ -85,6 +115,25 @@ impl<St: Send + Sync> FromRequestParts<St> for UserAgent {
         let agent =
             header(parts, USER_AGENT).map(|agent| agent.chars().take(MAX_USER_AGENT).collect());
         Ok(UserAgent(agent))
+    }
+}
+
+/// The claims of the signed-in user's access token, as the `JwtAuthLayer` in front verified them. A
+/// client-credentials token acts for no user: refused with 403 `insufficient_scope`.
+#[derive(Debug)]
+pub(super) struct UserClaims(pub(super) AccessTokenClaims);
+
+impl<St: Send + Sync> FromRequestParts<St> for UserClaims {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, state: &St) -> Result<Self, Response> {
+        let Claims(claims) = Claims::<AccessTokenClaims>::from_request_parts(parts, state)
+            .await
+            .map_err(axum::response::IntoResponse::into_response)?;
+        if is_client_subject(&claims.sub) {
+            return Err(TokenError::NotAUser.into_response());
+        }
+        Ok(UserClaims(claims))
     }
 }
 

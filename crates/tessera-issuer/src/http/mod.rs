@@ -1,5 +1,5 @@
-//! The axum routers: the token service (`/token`, `/revoke`, `/logout`, `/logout-all`, `/sessions`,
-//! `/sessions/{id}`) and the JWKS document.
+//! The axum routers: the token service (`/token`, `/revoke`, `/introspect`, `/logout`, `/logout-all`,
+//! `/sessions`, `/sessions/{id}`) and the public documents (the JWKS, the RFC 8414 metadata).
 //!
 //! Handlers are one line each: extractors ([`extract`]) read the request, the issuer's parts do the work,
 //! and [`NoStore`] or [`TokenError`](crate::error::TokenError) ([`response`]) render the answer.
@@ -11,14 +11,16 @@ use axum::extract::{Path, State};
 use axum::response::{IntoResponse, Response};
 use axum::routing::{delete, get, post};
 use axum::{Json, Router};
-use http::StatusCode;
-use http::header::CACHE_CONTROL;
+use http::header::{CACHE_CONTROL, HeaderName};
+use http::{HeaderValue, StatusCode};
 use serde_json::json;
-use tessera_server::{Claims, JwtAuthLayer};
+use tessera_server::JwtAuthLayer;
 
-use self::extract::{BasicCredentials, UserAgent};
+use self::extract::{BasicCredentials, DpopHeader, UserAgent, UserClaims};
 use self::response::NoStore;
+use crate::dpop::DPOP_NONCE;
 use crate::error::TokenError;
+use crate::grants::TokenRequest;
 use crate::issuer::Issuer;
 use crate::params::Params;
 use crate::store::RefreshStore;
@@ -36,6 +38,7 @@ pub(crate) fn router<S: RefreshStore>(issuer: Issuer<S>, auth: &JwtAuthLayer) ->
     Router::new()
         .route("/token", post(token::<S>))
         .route("/revoke", post(revoke::<S>))
+        .route("/introspect", post(introspect::<S>))
         .route("/logout", post(logout::<S>))
         .route(crate::feed::DENIALS_PATH, get(crate::feed::denials::<S>))
         .merge(signed_in)
@@ -49,19 +52,60 @@ pub(crate) fn jwks_router<S: RefreshStore>(issuer: Issuer<S>) -> Router {
         .with_state(issuer)
 }
 
+/// The routes of [`Issuer::well_known_router`].
+pub(crate) fn well_known_router<S: RefreshStore>(issuer: Issuer<S>) -> Router {
+    Router::new()
+        .route(JWKS_PATH, get(jwks::<S>))
+        .route(&issuer.metadata().path, get(metadata::<S>))
+        .with_state(issuer)
+}
+
 type Answer<T> = Result<NoStore<T>, TokenError>;
 
+/// `POST /token`. With DPoP nonces on, every answer carries the current one (RFC 9449 §8).
 async fn token<S: RefreshStore>(
     State(issuer): State<Issuer<S>>,
     BasicCredentials(basic): BasicCredentials,
     UserAgent(agent): UserAgent,
+    DpopHeader(proof): DpopHeader,
+    params: Params,
+) -> Response {
+    let answer = match proof {
+        Ok(proof) => {
+            let request = TokenRequest {
+                params: &params,
+                basic: basic.as_deref(),
+                user_agent: agent.as_deref(),
+                dpop: proof.as_deref(),
+            };
+            issuer.grants().token(request).await
+        }
+        Err(error) => Err(error),
+    };
+    let mut response = match answer {
+        Ok(tokens) => NoStore(Json(tokens)).into_response(),
+        Err(error) => error.into_response(),
+    };
+    if let Some(nonce) = issuer.grants().dpop_nonce()
+        && let Ok(nonce) = HeaderValue::try_from(nonce)
+    {
+        response
+            .headers_mut()
+            .insert(HeaderName::from_static(DPOP_NONCE), nonce);
+    }
+    response
+}
+
+async fn introspect<S: RefreshStore>(
+    State(issuer): State<Issuer<S>>,
+    BasicCredentials(basic): BasicCredentials,
     params: Params,
 ) -> Answer<impl IntoResponse> {
-    let tokens = issuer
-        .grants()
-        .token(&params, basic.as_deref(), agent.as_deref())
+    let answer = issuer
+        .introspection()
+        .introspect(&params, basic.as_deref())
         .await?;
-    Ok(NoStore(Json(tokens)))
+    Ok(NoStore(Json(answer)))
 }
 
 async fn revoke<S: RefreshStore>(
@@ -84,7 +128,7 @@ async fn logout<S: RefreshStore>(
 
 async fn logout_all<S: RefreshStore>(
     State(issuer): State<Issuer<S>>,
-    Claims(claims): Claims,
+    UserClaims(claims): UserClaims,
 ) -> Answer<impl IntoResponse> {
     let ended = issuer.sessions().logout_all(&claims).await?;
     Ok(NoStore(Json(json!({ "sessions_ended": ended }))))
@@ -92,7 +136,7 @@ async fn logout_all<S: RefreshStore>(
 
 async fn sessions<S: RefreshStore>(
     State(issuer): State<Issuer<S>>,
-    Claims(claims): Claims,
+    UserClaims(claims): UserClaims,
 ) -> Answer<impl IntoResponse> {
     let sessions = issuer.sessions().list(&claims).await?;
     Ok(NoStore(Json(sessions)))
@@ -100,11 +144,20 @@ async fn sessions<S: RefreshStore>(
 
 async fn end_session<S: RefreshStore>(
     State(issuer): State<Issuer<S>>,
-    Claims(claims): Claims,
+    UserClaims(claims): UserClaims,
     Path(id): Path<String>,
 ) -> Answer<impl IntoResponse> {
     issuer.sessions().end(&claims, id).await?;
     Ok(NoStore(StatusCode::NO_CONTENT))
+}
+
+async fn metadata<S: RefreshStore>(State(issuer): State<Issuer<S>>) -> Response {
+    // Stable for the life of the process; clients may cache it like the keys.
+    (
+        [(CACHE_CONTROL, "public, max-age=300")],
+        Json(&issuer.metadata().document),
+    )
+        .into_response()
 }
 
 async fn jwks<S: RefreshStore>(State(issuer): State<Issuer<S>>) -> Response {

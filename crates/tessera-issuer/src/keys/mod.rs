@@ -230,7 +230,8 @@ pub(crate) fn statuses_of(keys: &SigningKeys) -> Vec<SigningKeyStatus> {
     std::iter::once(status(signer, keys.signer().algorithm(), KeyState::Signing))
         .chain(keys.verifying().shared().filter_map(|key| {
             let kid = key.kid()?;
-            (kid != signer).then(|| status(kid, key.algorithm(), KeyState::Verifying))
+            let algorithm = key.algorithms().next()?;
+            (kid != signer).then(|| status(kid, algorithm, KeyState::Verifying))
         }))
         .collect()
 }

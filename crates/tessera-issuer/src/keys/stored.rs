@@ -66,7 +66,8 @@ impl StoredKeyError {
     }
 }
 
-/// Where a stored key is in its life (see the [module](self) documentation).
+/// Where a stored key is in its life: published before it signs, signing, then verifying until the last
+/// token it signed has expired ([`Issuer::rotate_signing_key`](crate::Issuer::rotate_signing_key)).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum KeyState {
@@ -370,7 +371,7 @@ mod tests {
                 .remove_retired(&store, &keys, NOW + 1_600)
                 .await
                 .unwrap(),
-            [old.clone()]
+            std::slice::from_ref(&old)
         );
         let left = vault.load(&store).await.unwrap();
         assert_eq!(left.statuses(NOW + 1_600, 1_000).len(), 1);

@@ -5,8 +5,8 @@ mod token;
 
 use std::sync::Arc;
 
-pub(crate) use self::token::{RefreshSecret, RefreshToken, TOKEN_LEN};
-pub use self::token::{RotationSalt, TokenHash};
+pub(crate) use self::token::{RefreshSecret, RefreshToken, Requester, TOKEN_LEN};
+pub use self::token::{RequestFingerprint, RotationSalt, TokenHash};
 use crate::error::TokenError;
 use crate::events::{AuthEvent, Events};
 use crate::store::{
@@ -20,6 +20,8 @@ const REVOKED_REFRESH: &str = "The refresh token was revoked; log in again";
 const REUSED_REFRESH: &str =
     "The refresh token was already used; the session was ended for safety, log in again";
 const FOREIGN_REFRESH: &str = "The refresh token was issued to another client";
+const UNPROVEN_KEY: &str =
+    "The refresh token is bound to a DPoP key; present a DPoP proof signed with that key";
 
 /// How long families live and how many a user may have, validated by the builder; seconds.
 #[derive(Debug, Clone, Copy)]
@@ -30,6 +32,8 @@ pub(crate) struct FamilyPolicy {
     pub(crate) idle_ttl: i64,
     /// How long after a rotation the previous token is an idempotent retry.
     pub(crate) grace: i64,
+    /// How many retries of one generation are served.
+    pub(crate) max_retries: u32,
     /// Live families per user and client before the oldest is evicted.
     pub(crate) cap: usize,
     /// How long a revoked family's access tokens stay denied (access-token lifetime plus leeway).
@@ -44,6 +48,8 @@ pub(crate) struct Login<'a> {
     pub(crate) scope: Option<&'a str>,
     pub(crate) roles: &'a [String],
     pub(crate) user_agent: Option<&'a str>,
+    /// The DPoP key thumbprint to bind the family's refresh tokens to.
+    pub(crate) dpop_jkt: Option<&'a str>,
 }
 
 /// Refresh-token families in the store: the only part that turns tokens into hashes and back.
@@ -85,6 +91,7 @@ impl<S: RefreshStore> RefreshTokens<S> {
             scope: login.scope.map(str::to_owned),
             roles: login.roles.to_vec(),
             user_agent: login.user_agent.map(str::to_owned),
+            dpop_jkt: login.dpop_jkt.map(str::to_owned),
             token: self.secret.hash(&token),
             created_at: now,
             absolute_expires_at: now.saturating_add(self.policy.absolute_ttl),
@@ -108,24 +115,27 @@ impl<S: RefreshStore> RefreshTokens<S> {
         self.store.find_by_token(self.secret.hash(token)).await
     }
 
-    /// Rotates `presented` for `client_id` at `now`: the family and the refresh token to answer with (the
-    /// successor, or on a retry within grace the same successor as before).
+    /// Rotates `presented` for `requester` at `now`: the family and the refresh token to answer with (the
+    /// successor, or on a retry within grace by the same requester the same successor as before).
     pub(crate) async fn rotate(
         &self,
         presented: &RefreshToken,
-        client_id: String,
+        requester: Requester<'_>,
         now: i64,
     ) -> Result<(Family, RefreshToken), TokenError> {
         let salt = RotationSalt::generate()?;
         let successor = self.secret.successor(presented, &salt);
         let rotation = Rotation {
             presented: self.secret.hash(presented),
-            client_id,
+            client_id: requester.client_id.to_owned(),
             successor: self.secret.hash(&successor),
             salt,
             now,
             idle_ttl: self.policy.idle_ttl,
             grace: self.policy.grace,
+            fingerprint: self.secret.fingerprint(&requester),
+            max_retries: self.policy.max_retries,
+            dpop_jkt: requester.dpop_jkt.map(str::to_owned),
             deny_access_for: self.policy.deny_access_for,
         };
         let outcome = self.store.rotate(rotation).await?;
@@ -184,6 +194,7 @@ impl<S: RefreshStore> RefreshTokens<S> {
                 Err(TokenError::InvalidGrant(REUSED_REFRESH))
             }
             RotationOutcome::WrongClient(_) => Err(TokenError::InvalidGrant(FOREIGN_REFRESH)),
+            RotationOutcome::KeyMismatch(_) => Err(TokenError::InvalidGrant(UNPROVEN_KEY)),
             RotationOutcome::Revoked(_) => Err(TokenError::InvalidGrant(REVOKED_REFRESH)),
             RotationOutcome::Expired(_) => Err(TokenError::InvalidGrant(EXPIRED_REFRESH)),
             RotationOutcome::Unknown => Err(TokenError::InvalidGrant(UNKNOWN_REFRESH)),

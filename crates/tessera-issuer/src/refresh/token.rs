@@ -57,38 +57,61 @@ impl fmt::Debug for RefreshToken {
     }
 }
 
-/// The keyed hash of a refresh token: what a [`RefreshStore`](crate::store::RefreshStore) keys records by.
-///
-/// Not a credential (the token cannot be recovered from it), but `Debug` still prints only a prefix.
-#[derive(Clone, Copy, PartialEq, Eq, Hash)]
-pub struct TokenHash([u8; TOKEN_LEN]);
+/// A 32-byte keyed hash the store keeps: built from stored bytes, read back, compared in constant time,
+/// and shown by `Debug` as a prefix only.
+macro_rules! stored_hash {
+    ($(#[$doc:meta])* $name:ident) => {
+        $(#[$doc])*
+        #[derive(Clone, Copy, PartialEq, Eq, Hash)]
+        pub struct $name([u8; TOKEN_LEN]);
 
-impl TokenHash {
-    /// A hash from its stored bytes; `None` unless there are exactly 32.
-    pub fn from_slice(bytes: &[u8]) -> Option<Self> {
-        bytes.try_into().ok().map(TokenHash)
-    }
+        impl $name {
+            /// A value from its stored bytes; `None` unless there are exactly 32.
+            pub fn from_slice(bytes: &[u8]) -> Option<Self> {
+                bytes.try_into().ok().map($name)
+            }
 
-    /// The stored bytes.
-    pub fn as_bytes(&self) -> &[u8; TOKEN_LEN] {
-        &self.0
-    }
+            /// The stored bytes.
+            pub fn as_bytes(&self) -> &[u8; TOKEN_LEN] {
+                &self.0
+            }
 
-    /// Constant-time equality, for comparing a recomputed hash against a stored one.
-    pub fn ct_eq(&self, other: &TokenHash) -> bool {
-        self.0.ct_eq(&other.0).into()
-    }
+            /// Constant-time equality, for comparing a recomputed value against a stored one.
+            pub fn ct_eq(&self, other: &$name) -> bool {
+                self.0.ct_eq(&other.0).into()
+            }
+        }
+
+        impl fmt::Debug for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                write!(
+                    f,
+                    "{}({:02x}{:02x}{:02x}{:02x}..)",
+                    stringify!($name),
+                    self.0[0],
+                    self.0[1],
+                    self.0[2],
+                    self.0[3]
+                )
+            }
+        }
+    };
 }
 
-impl fmt::Debug for TokenHash {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "TokenHash({:02x}{:02x}{:02x}{:02x}..)",
-            self.0[0], self.0[1], self.0[2], self.0[3]
-        )
-    }
-}
+stored_hash!(
+    /// The keyed hash of a refresh token: what a [`RefreshStore`](crate::store::RefreshStore) keys records
+    /// by.
+    ///
+    /// Not a credential (the token cannot be recovered from it), but `Debug` still prints only a prefix.
+    TokenHash
+);
+
+stored_hash!(
+    /// The keyed hash of what identifies the request that rotated a refresh token: its client, its
+    /// `User-Agent` and its DPoP key. A store serves a retry within the grace window only to a request
+    /// with the same fingerprint.
+    RequestFingerprint
+);
 
 /// The 32 random bytes drawn for one rotation; with the presented token and the server secret it
 /// determines the successor token.
@@ -118,11 +141,21 @@ impl fmt::Debug for RotationSalt {
     }
 }
 
+/// What a [`RequestFingerprint`] is made of.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct Requester<'a> {
+    pub(crate) client_id: &'a str,
+    pub(crate) user_agent: Option<&'a str>,
+    /// The RFC 7638 thumbprint of the request's DPoP key, if it sent a proof.
+    pub(crate) dpop_jkt: Option<&'a str>,
+}
+
 /// The server-side secret behind token hashes and successors. `Debug` never shows it.
 #[derive(Clone)]
 pub(crate) struct RefreshSecret {
     hash_key: hmac::Key,
     successor_key: hmac::Key,
+    fingerprint_key: hmac::Key,
 }
 
 impl RefreshSecret {
@@ -134,7 +167,29 @@ impl RefreshSecret {
         RefreshSecret {
             hash_key: derive(b"tessera refresh-token hash key v1"),
             successor_key: derive(b"tessera refresh-token successor key v1"),
+            fingerprint_key: derive(b"tessera refresh-request fingerprint key v1"),
         }
+    }
+
+    /// The fingerprint of a request, each part length-prefixed so no two requests share one by
+    /// shifting bytes between parts.
+    pub(crate) fn fingerprint(&self, requester: &Requester<'_>) -> RequestFingerprint {
+        let mut context = hmac::Context::with_key(&self.fingerprint_key);
+        for part in [
+            Some(requester.client_id),
+            requester.user_agent,
+            requester.dpop_jkt,
+        ] {
+            match part {
+                Some(text) => {
+                    context.update(&[1]);
+                    context.update(&(text.len() as u64).to_be_bytes());
+                    context.update(text.as_bytes());
+                }
+                None => context.update(&[0]),
+            }
+        }
+        RequestFingerprint(to_array(context.sign()))
     }
 
     /// The keyed hash the store keeps for `token`.
@@ -199,5 +254,46 @@ mod tests {
         );
         assert_ne!(secret.hash(&token), secret.hash(&successor));
         assert!(secret.hash(&token).ct_eq(&secret.hash(&token)));
+    }
+
+    #[test]
+    fn fingerprints_tell_requests_apart_by_every_part() {
+        let secret = RefreshSecret::from_master(&[7; 32]);
+        let base = Requester {
+            client_id: "web",
+            user_agent: Some("app/1"),
+            dpop_jkt: None,
+        };
+        let fingerprint = secret.fingerprint(&base);
+        assert!(fingerprint.ct_eq(&secret.fingerprint(&base)));
+        for other in [
+            Requester {
+                client_id: "web2",
+                ..base
+            },
+            Requester {
+                user_agent: None,
+                ..base
+            },
+            Requester {
+                user_agent: Some(""),
+                ..base
+            },
+            Requester {
+                dpop_jkt: Some("key"),
+                ..base
+            },
+            Requester {
+                client_id: "webapp/1",
+                user_agent: None,
+                dpop_jkt: None,
+            },
+        ] {
+            assert!(!fingerprint.ct_eq(&secret.fingerprint(&other)), "{other:?}");
+        }
+        assert!(
+            !fingerprint.ct_eq(&RefreshSecret::from_master(&[8; 32]).fingerprint(&base)),
+            "keyed by the server secret"
+        );
     }
 }

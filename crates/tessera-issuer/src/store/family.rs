@@ -135,6 +135,9 @@ pub struct NewFamily {
     pub roles: Vec<String>,
     /// The `User-Agent` of the login request, shown in the session list.
     pub user_agent: Option<String>,
+    /// The RFC 7638 thumbprint of the DPoP key the family's refresh tokens are bound to (a public
+    /// client that logged in with a DPoP proof, RFC 9449 §5); `None` for an unbound family.
+    pub dpop_jkt: Option<String>,
     /// Hash of the first refresh token (generation 0).
     pub token: TokenHash,
     /// Creation time.
@@ -160,6 +163,9 @@ pub struct Family {
     pub roles: Vec<String>,
     /// The `User-Agent` at login.
     pub user_agent: Option<String>,
+    /// The DPoP key thumbprint the family's refresh tokens are bound to, if any: every rotation (and
+    /// retry) must prove possession of that key.
+    pub dpop_jkt: Option<String>,
     /// The generation of the current refresh token: 0 at login, +1 per rotation.
     pub generation: u64,
     /// Creation time.
@@ -185,6 +191,7 @@ impl Family {
             scope: new.scope.clone(),
             roles: new.roles.clone(),
             user_agent: new.user_agent.clone(),
+            dpop_jkt: new.dpop_jkt.clone(),
             generation: 0,
             created_at: new.created_at,
             last_used_at: new.created_at,

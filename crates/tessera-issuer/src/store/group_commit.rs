@@ -56,9 +56,9 @@ impl From<GroupCommitError> for StoreError {
 
 /// What the writer task is asked to do.
 enum Message {
-    /// Run a swap and answer it.
+    /// Run a swap and answer it (boxed: a rotation is several times the size of a close).
     Swap {
-        rotation: Rotation,
+        rotation: Box<Rotation>,
         reply: oneshot::Sender<Answer>,
     },
     /// Answer everything queued, then stop and acknowledge.
@@ -98,7 +98,10 @@ impl GroupCommit {
         let (reply, answer) = oneshot::channel();
         if self
             .queue
-            .send(Message::Swap { rotation, reply })
+            .send(Message::Swap {
+                rotation: Box::new(rotation),
+                reply,
+            })
             .await
             .is_err()
         {
@@ -135,7 +138,10 @@ async fn run(mut writer: impl BatchWriter, mut queue: mpsc::Receiver<Message>) {
     while queue.recv_many(&mut messages, MAX_BATCH).await > 0 {
         for message in messages.drain(..) {
             match message {
-                Message::Swap { rotation, reply } => batch.push(Job { rotation, reply }),
+                Message::Swap { rotation, reply } => batch.push(Job {
+                    rotation: *rotation,
+                    reply,
+                }),
                 Message::Close(done) => {
                     // What is queued behind still gets answered: `recv_many` drains the closed queue.
                     queue.close();

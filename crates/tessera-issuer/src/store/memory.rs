@@ -6,10 +6,10 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use super::{
-    ChangeNotifier, Denial, DenialBatch, DenialKind, Family, FamilyId, LoginAttempt, NewFamily,
-    OnceKey, PurgeReport, RefreshStore, Revocation, Revoke, RevokeReason, Rotation,
-    RotationOutcome, RotationSalt, StoreChanges, StoreError, StoredKey, ThrottleEntry, ThrottleKey,
-    ThrottleRule, TokenHash, Verdict,
+    ChangeNotifier, Denial, DenialBatch, DenialKind, Family, FamilyId, LastRotation, LoginAttempt,
+    NewFamily, OnceKey, PurgeReport, RefreshStore, RequestFingerprint, Revocation, Revoke,
+    RevokeReason, Rotation, RotationOutcome, RotationSalt, StoreChanges, StoreError, StoredKey,
+    ThrottleEntry, ThrottleKey, ThrottleRule, TokenHash, Verdict, key_matches,
 };
 
 /// How many login-throttle entries a [`MemoryStore`] keeps by default; past it, the least recently
@@ -64,6 +64,10 @@ struct Entry {
     family: Family,
     current: TokenHash,
     salt: Option<RotationSalt>,
+    /// The fingerprint of the request that last rotated the family.
+    fingerprint: Option<RequestFingerprint>,
+    /// Retries served since the last rotation.
+    retries: u32,
     /// Every token hash of the family, so purging can find them without scanning all tokens.
     tokens: Vec<TokenHash>,
 }
@@ -291,6 +295,8 @@ impl RefreshStore for MemoryStore {
                 family,
                 current: new.token,
                 salt: None,
+                fingerprint: None,
+                retries: 0,
                 tokens: vec![new.token],
             },
         );
@@ -310,12 +316,14 @@ impl RefreshStore for MemoryStore {
         if entry.family.client_id != rotation.client_id {
             return Ok(RotationOutcome::WrongClient(entry.family.clone()));
         }
-        let outcome = match Verdict::of(
-            &entry.family,
-            presented_generation,
-            rotation.now,
-            rotation.grace,
-        ) {
+        if !key_matches(&entry.family, &rotation) {
+            return Ok(RotationOutcome::KeyMismatch(entry.family.clone()));
+        }
+        let last = LastRotation {
+            fingerprint: entry.fingerprint.as_ref(),
+            retries: entry.retries,
+        };
+        let outcome = match Verdict::of(&entry.family, presented_generation, &rotation, last) {
             Verdict::Rotate => {
                 let family = &mut entry.family;
                 family.generation += 1;
@@ -326,6 +334,8 @@ impl RefreshStore for MemoryStore {
                     .min(family.absolute_expires_at);
                 entry.current = rotation.successor;
                 entry.salt = Some(rotation.salt);
+                entry.fingerprint = Some(rotation.fingerprint);
+                entry.retries = 0;
                 entry.tokens.push(rotation.successor);
                 let generation = family.generation;
                 let outcome = RotationOutcome::Rotated(family.clone());
@@ -335,11 +345,14 @@ impl RefreshStore for MemoryStore {
                 outcome
             }
             Verdict::Retry => match entry.salt {
-                Some(salt) => RotationOutcome::Retry {
-                    family: entry.family.clone(),
-                    salt,
-                    successor: entry.current,
-                },
+                Some(salt) => {
+                    entry.retries += 1;
+                    RotationOutcome::Retry {
+                        family: entry.family.clone(),
+                        salt,
+                        successor: entry.current,
+                    }
+                }
                 None => {
                     return Err(StoreError::Corrupt(format!(
                         "family {family_id} was rotated without a salt"
@@ -500,7 +513,7 @@ impl RefreshStore for MemoryStore {
         if state.keys.iter().any(|known| known.kid == key.kid) {
             return Err(super::duplicate_kid(&key.kid));
         }
-        let added = !(only_if_none && !state.keys.is_empty());
+        let added = !only_if_none || state.keys.is_empty();
         if added {
             state.keys.push(key);
             state
@@ -604,5 +617,47 @@ impl RefreshStore for MemoryStore {
         let mut throttle = self.throttle.lock().unwrap_or_else(PoisonError::into_inner);
         throttle.entries.clear();
         throttle.recency.clear();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Issue 12 #2: one entry per presented username, but never more than the capacity: the least recently
+    /// touched entry goes first, and no operation walks the whole table.
+    #[tokio::test]
+    async fn the_login_throttle_keeps_at_most_its_capacity() {
+        let store = MemoryStore::with_throttle_capacity(2);
+        let rule = ThrottleRule {
+            lock_after: 1,
+            base_delay: 60,
+            max_delay: 60,
+            window: 600,
+        };
+        let [alice, bob, carol] = ["alice", "bob", "carol"].map(ThrottleKey::for_username);
+        for key in [&alice, &bob] {
+            assert_eq!(
+                store.reserve_login(key, &rule, 0).await.unwrap(),
+                LoginAttempt::Allowed
+            );
+        }
+        assert!(matches!(
+            store.reserve_login(&alice, &rule, 1).await.unwrap(),
+            LoginAttempt::Locked { .. }
+        ));
+        // A locked-out username does not move; the oldest touched (alice's reservation at 0 was touched
+        // before bob's) is forgotten for carol.
+        store.reserve_login(&carol, &rule, 2).await.unwrap();
+        assert_eq!(store.throttle().unwrap().entries.len(), 2);
+        assert_eq!(
+            store.reserve_login(&alice, &rule, 3).await.unwrap(),
+            LoginAttempt::Allowed,
+            "forgotten"
+        );
+        assert!(matches!(
+            store.reserve_login(&carol, &rule, 3).await.unwrap(),
+            LoginAttempt::Locked { .. }
+        ));
     }
 }

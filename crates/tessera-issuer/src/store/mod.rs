@@ -20,6 +20,7 @@ mod once;
 mod postgres;
 mod rotation;
 mod rows;
+mod sql;
 mod sqlite;
 #[cfg(feature = "testing")]
 pub mod testing;
@@ -36,11 +37,11 @@ pub use self::once::OnceKey;
 pub(crate) use self::once::OneTimeValues;
 #[cfg(feature = "postgres")]
 pub use self::postgres::{PostgresStore, PostgresStoreOptions};
-pub(crate) use self::rotation::Verdict;
+pub(crate) use self::rotation::{LastRotation, Verdict, key_matches};
 pub use self::rotation::{Rotation, RotationOutcome};
 pub use self::sqlite::{SqliteStore, SqliteStoreOptions};
 pub use self::throttle::{LoginAttempt, MAX_LOCKOUT, ThrottleEntry, ThrottleKey, ThrottleRule};
-pub use crate::refresh::{RotationSalt, TokenHash};
+pub use crate::refresh::{RequestFingerprint, RotationSalt, TokenHash};
 
 /// A store failure. The token endpoint answers these with `500 server_error` and logs them.
 #[derive(Debug, thiserror::Error)]

@@ -5,7 +5,7 @@ use std::future::Future;
 
 use super::rows::{FamilyState, TokenRow, corrupt};
 use super::{Family, Revoke, StoreError};
-use crate::refresh::{RotationSalt, TokenHash};
+use crate::refresh::{RequestFingerprint, RotationSalt, TokenHash};
 
 /// How many times a rotation re-reads and retries when the family changed under it; each retry means
 /// another request made progress, so this only bounds pathological interleavings.
@@ -28,6 +28,14 @@ pub struct Rotation {
     pub idle_ttl: i64,
     /// The grace window after a rotation during which the previous token is an idempotent retry.
     pub grace: i64,
+    /// Who presents the token. A rotation keeps it with the family; a retry within the grace window is
+    /// served only to the same fingerprint.
+    pub fingerprint: RequestFingerprint,
+    /// How many retries of one generation are served; the next one is a replay.
+    pub max_retries: u32,
+    /// The RFC 7638 thumbprint of the DPoP key the request proved possession of, if any. A family bound
+    /// to a key ([`Family::dpop_jkt`]) is rotated or retried only with a proof of that key.
+    pub dpop_jkt: Option<String>,
     /// If the token turns out to be a replay: how long the family's access tokens are denied after it is
     /// revoked (see [`Revoke::deny_access_for`](super::Revoke::deny_access_for)).
     pub deny_access_for: i64,
@@ -35,8 +43,8 @@ pub struct Rotation {
 
 impl Rotation {
     /// The revocation a replay of this rotation's token carries out.
-    pub fn replay_revocation(&self) -> super::Revoke {
-        super::Revoke {
+    pub fn replay_revocation(&self) -> Revoke {
+        Revoke {
             reason: super::RevokeReason::ReuseDetected,
             now: self.now,
             deny_access_for: self.deny_access_for,
@@ -49,8 +57,10 @@ impl Rotation {
 pub enum RotationOutcome {
     /// It was current: the successor is installed. Holds the family after the rotation.
     Rotated(Family),
-    /// It was the previous generation, within the grace window: nothing changed; the caller re-derives the
-    /// successor from `salt` and checks it against `successor` (the current token's hash).
+    /// It was the previous generation, within the grace window, presented with the fingerprint of the
+    /// rotation that consumed it, and fewer than `max_retries` retries were served before: only the retry
+    /// count changed. The caller re-derives the successor from `salt` and checks it against `successor`
+    /// (the current token's hash).
     Retry {
         /// The family, unchanged.
         family: Family,
@@ -59,9 +69,10 @@ pub enum RotationOutcome {
         /// Hash of the current token.
         successor: TokenHash,
     },
-    /// It was consumed earlier (or the previous generation after the grace window): the family is now
-    /// revoked for [`RevokeReason::ReuseDetected`](super::RevokeReason::ReuseDetected), and its access
-    /// tokens denied by `sid` ([`Rotation::replay_revocation`]), in the same atomic step.
+    /// It was consumed earlier, or it is the previous generation presented after the grace window, with
+    /// another fingerprint, or once more than `max_retries` allow: the family is now revoked for
+    /// [`RevokeReason::ReuseDetected`](super::RevokeReason::ReuseDetected), and its access tokens denied by
+    /// `sid` ([`Rotation::replay_revocation`]), in the same atomic step.
     Replay {
         /// The family, now revoked; `generation` is the current one.
         family: Family,
@@ -70,6 +81,10 @@ pub enum RotationOutcome {
     },
     /// The token belongs to another client's family; nothing changed.
     WrongClient(Family),
+    /// The family is bound to a DPoP key and the request did not prove possession of it; nothing changed.
+    /// Decided before anything else about the token, so a stolen token without the key neither rotates
+    /// nor trips reuse detection, whatever the grace window says.
+    KeyMismatch(Family),
     /// The family was already revoked.
     Revoked(Family),
     /// The family outlived its idle or absolute lifetime.
@@ -88,9 +103,44 @@ pub(crate) enum Verdict {
     Expired,
 }
 
+/// What a store keeps about the last rotation of a family, for deciding on a retry.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct LastRotation<'a> {
+    /// The fingerprint of the request that rotated; `None` before the first rotation, or in a record
+    /// rotated before fingerprints were kept.
+    pub(crate) fingerprint: Option<&'a RequestFingerprint>,
+    /// Retries served since that rotation.
+    pub(crate) retries: u32,
+}
+
+impl LastRotation<'_> {
+    /// Whether `rotation` may be served as a retry: the same fingerprint (or none kept: a rotation
+    /// stored before fingerprints were), and the budget not spent.
+    pub(crate) fn serves_retry(&self, rotation: &Rotation) -> bool {
+        self.fingerprint
+            .is_none_or(|stored| stored.ct_eq(&rotation.fingerprint))
+            && self.retries < rotation.max_retries
+    }
+}
+
+/// Whether `rotation` may touch `family`: a family bound to a DPoP key only with a proof of that key.
+pub(crate) fn key_matches(family: &Family, rotation: &Rotation) -> bool {
+    family
+        .dpop_jkt
+        .as_deref()
+        .is_none_or(|bound| rotation.dpop_jkt.as_deref() == Some(bound))
+}
+
 impl Verdict {
-    /// Classifies a token of generation `presented_generation` of `family`, presented at `now`.
-    pub(crate) fn of(family: &Family, presented_generation: u64, now: i64, grace: i64) -> Verdict {
+    /// Classifies a token of generation `presented_generation` of `family`, presented at `now`, given the
+    /// family's last rotation.
+    pub(crate) fn of(
+        family: &Family,
+        presented_generation: u64,
+        rotation: &Rotation,
+        last: LastRotation<'_>,
+    ) -> Verdict {
+        let (now, grace) = (rotation.now, rotation.grace);
         if family.revoked.is_some() {
             Verdict::Revoked
         } else if now >= family.expires_at() {
@@ -99,6 +149,7 @@ impl Verdict {
             Verdict::Rotate
         } else if presented_generation.checked_add(1) == Some(family.generation)
             && now.saturating_sub(family.last_used_at) < grace
+            && last.serves_retry(rotation)
         {
             Verdict::Retry
         } else {
@@ -128,6 +179,15 @@ pub(super) trait RotationSteps: Sync {
         family_id: &str,
     ) -> impl Future<Output = Result<Option<FamilyState>, StoreError>> + Send;
 
+    /// Counts one more retry served for the family at `generation`, if it is still at that generation, not
+    /// revoked, and below `max_retries`; `false` otherwise (the caller reads the family again).
+    fn count_retry(
+        &self,
+        family_id: &str,
+        generation: u64,
+        max_retries: u32,
+    ) -> impl Future<Output = Result<bool, StoreError>> + Send;
+
     /// Revokes a replayed family and denies its access tokens, in one step; `None` if it was revoked
     /// already.
     fn revoke_replayed(
@@ -155,11 +215,19 @@ pub(super) async fn rotate_optimistically(
         let Some(state) = steps.state(&token.family_id).await? else {
             return Ok(RotationOutcome::Unknown);
         };
+        let last = LastRotation {
+            fingerprint: state.fingerprint.as_ref(),
+            retries: state.retries,
+        };
+        let verdict = Verdict::of(&state.family, presented_generation, &rotation, last);
         let family = state.family;
         if token.client_id != rotation.client_id {
             return Ok(RotationOutcome::WrongClient(family));
         }
-        match Verdict::of(&family, presented_generation, rotation.now, rotation.grace) {
+        if !key_matches(&family, &rotation) {
+            return Ok(RotationOutcome::KeyMismatch(family));
+        }
+        match verdict {
             // Only reachable if the database changed underneath (generations only grow, revocation and
             // expiry are final): swap again rather than guess.
             Verdict::Rotate => {
@@ -167,15 +235,22 @@ pub(super) async fn rotate_optimistically(
                     return Ok(RotationOutcome::Rotated(family));
                 }
             }
+            // Served only if the budget still allows and no rotation got there first; otherwise the family
+            // is read again (and a spent budget is then a replay).
             Verdict::Retry => {
                 let salt = state
                     .salt
                     .ok_or_else(|| corrupt(&token.family_id, "rotation_salt"))?;
-                return Ok(RotationOutcome::Retry {
-                    family,
-                    salt,
-                    successor: state.current,
-                });
+                let counted = steps
+                    .count_retry(&token.family_id, family.generation, rotation.max_retries)
+                    .await?;
+                if counted {
+                    return Ok(RotationOutcome::Retry {
+                        family,
+                        salt,
+                        successor: state.current,
+                    });
+                }
             }
             Verdict::Replay => {
                 let revoked = steps

@@ -8,15 +8,15 @@ use sqlx::FromRow;
 use tessera_core::jose::Algorithm;
 
 use crate::store::{
-    Denial, DenialBatch, DenialKind, Family, FamilyId, Revocation, RevokeReason, RotationSalt,
-    StoreError, StoredKey, TokenHash,
+    Denial, DenialBatch, DenialKind, Family, FamilyId, RequestFingerprint, Revocation,
+    RevokeReason, RotationSalt, StoreError, StoredKey, TokenHash,
 };
 
 /// The columns of `token_families` that make a [`Family`], in [`FamilyRow`]'s order.
 macro_rules! family_columns {
     () => {
         "id, user_id, client_id, scope, roles, user_agent, generation, created_at, last_used_at, \
-         absolute_expires_at, idle_expires_at, revoked_at, revoke_reason"
+         absolute_expires_at, idle_expires_at, revoked_at, revoke_reason, dpop_jkt"
     };
 }
 pub(super) use family_columns;
@@ -38,6 +38,7 @@ pub(super) struct FamilyRow {
     idle_expires_at: i64,
     revoked_at: Option<i64>,
     revoke_reason: Option<String>,
+    dpop_jkt: Option<String>,
 }
 
 impl TryFrom<FamilyRow> for Family {
@@ -62,6 +63,7 @@ impl TryFrom<FamilyRow> for Family {
             scope: row.scope,
             roles,
             user_agent: row.user_agent,
+            dpop_jkt: row.dpop_jkt,
             created_at: row.created_at,
             last_used_at: row.last_used_at,
             absolute_expires_at: row.absolute_expires_at,
@@ -72,12 +74,15 @@ impl TryFrom<FamilyRow> for Family {
     }
 }
 
-/// A family with what a retry needs: the salt of its last rotation and the hash of its current token.
+/// A family with what a retry needs: the salt and the request fingerprint of its last rotation, the
+/// retries served since, and the hash of its current token.
 #[derive(Debug, FromRow)]
 pub(super) struct FamilyStateRow {
     #[sqlx(flatten)]
     family: FamilyRow,
     rotation_salt: Option<Vec<u8>>,
+    rotation_fingerprint: Option<Vec<u8>>,
+    retries: i64,
     current_hash: Vec<u8>,
 }
 
@@ -87,6 +92,9 @@ pub(super) struct FamilyState {
     pub(super) family: Family,
     /// `None` until the first rotation.
     pub(super) salt: Option<RotationSalt>,
+    /// `None` until the first rotation, and in rows rotated before fingerprints were kept.
+    pub(super) fingerprint: Option<RequestFingerprint>,
+    pub(super) retries: u32,
     pub(super) current: TokenHash,
 }
 
@@ -101,11 +109,21 @@ impl TryFrom<FamilyStateRow> for FamilyState {
                 RotationSalt::from_slice(&bytes).ok_or_else(|| corrupt(&id, "rotation_salt"))
             })
             .transpose()?;
+        let fingerprint = row
+            .rotation_fingerprint
+            .map(|bytes| {
+                RequestFingerprint::from_slice(&bytes)
+                    .ok_or_else(|| corrupt(&id, "rotation_fingerprint"))
+            })
+            .transpose()?;
+        let retries = u32::try_from(row.retries).map_err(|_| corrupt(&id, "retries"))?;
         let current =
             TokenHash::from_slice(&row.current_hash).ok_or_else(|| corrupt(&id, "current_hash"))?;
         Ok(FamilyState {
             family: Family::try_from(row.family)?,
             salt,
+            fingerprint,
+            retries,
             current,
         })
     }

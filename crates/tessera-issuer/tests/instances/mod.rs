@@ -1,6 +1,8 @@
 //! Token-service instances on real listeners, as a deployment runs them (each its own `Issuer` and store
 //! handle, started with `IssuerBuilder::start`), and an HTTP client for them.
 
+// Test code (unwraps allowed, see clippy.toml) although it sits outside `#[test]` functions.
+#![cfg(test)]
 #![allow(
     dead_code,
     unreachable_pub,

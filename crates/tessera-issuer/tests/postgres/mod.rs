@@ -1,5 +1,7 @@
 //! What the PostgreSQL tests share: the database `scripts/test.sh` starts, and a fresh schema per store.
 
+// Test code (unwraps allowed, see clippy.toml) although it sits outside `#[test]` functions.
+#![cfg(test)]
 #![allow(
     dead_code,
     unreachable_pub,

@@ -66,6 +66,34 @@ pub async fn harness_on<S: RefreshStore>(
     clock: ManualClock,
     configure: impl FnOnce(tessera_issuer::IssuerBuilder) -> tessera_issuer::IssuerBuilder,
 ) -> Harness<S> {
+    assemble(store, clock, |builder| {
+        configure(builder.user("alice", "wonderland", ["admin"]).user(
+            "bob",
+            "builder",
+            Vec::<String>::new(),
+        ))
+    })
+    .await
+}
+
+/// [`harness_with`], checking passwords with `verifier` instead of the built-in users.
+pub async fn harness_with_verifier<S: RefreshStore>(
+    store: S,
+    verifier: impl tessera_issuer::CredentialVerifier,
+    configure: impl FnOnce(tessera_issuer::IssuerBuilder) -> tessera_issuer::IssuerBuilder,
+) -> Harness<S> {
+    assemble(store, ManualClock::at_unix(START), |builder| {
+        configure(builder.credential_verifier(verifier))
+    })
+    .await
+}
+
+/// The token service with the clients of [`harness_on`], its users left to `configure`.
+async fn assemble<S: RefreshStore>(
+    store: S,
+    clock: ManualClock,
+    configure: impl FnOnce(tessera_issuer::IssuerBuilder) -> tessera_issuer::IssuerBuilder,
+) -> Harness<S> {
     let events = Arc::new(Mutex::new(Vec::new()));
     let client_key = SigningKey::generate(Algorithm::Es256).unwrap();
     let secret_hash = cheap_hashing().hash(CLIENT_SECRET).unwrap();
@@ -76,8 +104,6 @@ pub async fn harness_on<S: RefreshStore>(
         .grace(Duration::from_secs(30))
         .clock(clock.clone())
         .password_hashing(cheap_hashing())
-        .user("alice", "wonderland", ["admin"])
-        .user("bob", "builder", Vec::<String>::new())
         .client(ClientRegistration::public("demo").scopes(["profile", "email"]))
         .client(ClientRegistration::public("other"))
         .client(
@@ -94,7 +120,7 @@ pub async fn harness_on<S: RefreshStore>(
     let auth = issuer.auth_layer().unwrap();
     let app = Router::new()
         .nest("/auth", issuer.router(&auth))
-        .merge(issuer.jwks_router());
+        .merge(issuer.well_known_router());
     Harness {
         issuer,
         app,
@@ -156,11 +182,18 @@ impl<S> Harness<S> {
     }
 
     pub async fn post_form(&self, path: &str, form: &str) -> Answer {
-        let request = Request::post(path)
-            .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
-            .body(Body::from(form.to_owned()))
-            .unwrap();
-        self.send(request).await
+        self.post_form_with(path, form, &[]).await
+    }
+
+    /// [`Harness::post_form`] with extra request headers.
+    pub async fn post_form_with(&self, path: &str, form: &str, headers: &[(&str, &str)]) -> Answer {
+        let mut request =
+            Request::post(path).header(CONTENT_TYPE, "application/x-www-form-urlencoded");
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        self.send(request.body(Body::from(form.to_owned())).unwrap())
+            .await
     }
 
     pub async fn login(&self, username: &str, password: &str) -> Answer {
@@ -219,5 +252,51 @@ impl<S: RefreshStore + Clone> Harness<S> {
             answers.push(task.await.unwrap());
         }
         answers
+    }
+}
+
+/// The public URL of the harness's token endpoint: what DPoP proofs name in `htu`.
+pub const TOKEN_ENDPOINT: &str = "https://auth.test/auth/token";
+
+/// A DPoP key of a client, signing proofs (RFC 9449 §4.2) for the token endpoint.
+pub struct DpopKey {
+    pub key: SigningKey,
+    counter: std::sync::atomic::AtomicUsize,
+}
+
+impl DpopKey {
+    pub fn new(algorithm: Algorithm) -> DpopKey {
+        DpopKey {
+            key: SigningKey::generate(algorithm).unwrap(),
+            counter: std::sync::atomic::AtomicUsize::new(0),
+        }
+    }
+
+    /// The RFC 7638 thumbprint tokens bound to this key carry in `cnf.jkt`.
+    pub fn jkt(&self) -> String {
+        self.key.public_jwk().unwrap().thumbprint().unwrap()
+    }
+
+    /// A proof with these claims.
+    pub fn sign(&self, claims: &Value) -> String {
+        let header = tessera_issuer::jose::JwsHeader {
+            typ: Some("dpop+jwt"),
+            embed_jwk: true,
+        };
+        self.key.sign_jwt(header, claims).unwrap()
+    }
+
+    /// A fresh proof for `POST` to the token endpoint at `iat`, with `nonce` if given.
+    pub fn proof(&self, iat: i64, nonce: Option<&str>) -> String {
+        let n = self
+            .counter
+            .fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        let mut claims = serde_json::json!({
+            "jti": format!("proof-{n}-{}", self.jkt()), "htm": "POST", "htu": TOKEN_ENDPOINT, "iat": iat,
+        });
+        if let Some(nonce) = nonce {
+            claims["nonce"] = Value::from(nonce);
+        }
+        self.sign(&claims)
     }
 }

@@ -6,13 +6,18 @@ use std::time::Duration;
 
 use super::pipeline::{KeySource, Pipeline};
 use super::policy::Policy;
+use tessera_core::random::RandomError;
+
 use crate::cache::TokenCache;
-use crate::rejection::{RendererName, Responder};
+use crate::cross_origin::{CrossOriginCheck, normalise_origin};
+use crate::dpop::DpopCheck;
+use crate::rejection::{Challenges, RendererName, Responder};
+use crate::resource_metadata::{LayerFacts, PublishedMetadata};
 use crate::source::{DEFAULT_MAX_TOKEN_LEN, TokenSources};
-use crate::verify::{Lifetime, Validator};
+use crate::verify::{Lifetime, RoleClaims, Validator};
 use crate::{
-    Algorithm, Clock, JwtAuthLayer, JwtKey, KeyError, KeyRing, KeySet, RejectionBody,
-    RevocationCheck, SystemClock,
+    Algorithm, Clock, Dpop, JwtAuthLayer, JwtKey, KeyError, KeyRing, KeySet, RejectionBody,
+    ResourceMetadata, RevocationCheck, SystemClock,
 };
 
 /// The default clock-skew allowance for `exp` and `nbf`.
@@ -53,12 +58,40 @@ pub enum BuildError {
         "no audience configured: call audience(...), or allow_any_audience() if tokens are never shared across APIs"
     )]
     AudienceRequired,
+    /// A trusted origin is not `http(s)://host[:port]`.
+    #[error("{0:?} is not an origin: write scheme://host[:port], without a path")]
+    InvalidOrigin(String),
     /// The token cookie's name is not a valid cookie name.
     #[error("{0:?} is not a valid cookie name")]
     InvalidCookieName(String),
-    /// The maximum token length or the cache capacity is zero.
+    /// The maximum token length, the cache capacity or a DPoP setting is zero.
     #[error("{0} must be greater than zero")]
     Zero(&'static str),
+    /// The algorithm allow-list is empty, or a configured key accepts none of its algorithms.
+    #[error("{0}")]
+    Algorithms(String),
+    /// A role claim is not a JSON pointer (RFC 6901).
+    #[error(
+        "{0:?} is not a JSON pointer: write /claim or /claim/member/..., with ~0 for ~ and ~1 for /"
+    )]
+    InvalidRolePointer(String),
+    /// The DPoP public URL is not `http(s)://host[:port][/path]` without query, fragment or user.
+    #[error(
+        "{0:?} is not the API's public URL: write https://host[:port] with an optional path prefix"
+    )]
+    InvalidDpopUrl(String),
+    /// A DPoP setting cannot work.
+    #[error("DPoP: {0}")]
+    InvalidDpop(&'static str),
+    /// The resource identifier of the protected-resource metadata is not an `http(s)` URL without query,
+    /// fragment or user.
+    #[error(
+        "{0:?} is not a resource identifier: write https://host[/path], without query or fragment"
+    )]
+    InvalidResource(String),
+    /// The OS random generator failed while making the DPoP nonce secret.
+    #[error(transparent)]
+    Random(#[from] RandomError),
 }
 
 /// Configures a [`JwtAuthLayer`]; start with [`JwtAuthLayer::builder`].
@@ -80,7 +113,13 @@ pub struct JwtAuthBuilder {
     any_audience: bool,
     leeway: Duration,
     strict_rfc9068: bool,
+    algorithms: Option<Vec<Algorithm>>,
+    role_pointers: Option<Vec<String>>,
+    dpop: Option<Dpop>,
+    resource_metadata: Option<ResourceMetadata>,
     cookie: Option<String>,
+    cross_origin_check: bool,
+    trusted_origins: Vec<String>,
     query: bool,
     max_token_len: usize,
     cache_capacity: Option<usize>,
@@ -106,7 +145,13 @@ impl Default for JwtAuthBuilder {
             any_audience: false,
             leeway: DEFAULT_LEEWAY,
             strict_rfc9068: false,
+            algorithms: None,
+            role_pointers: None,
+            dpop: None,
+            resource_metadata: None,
             cookie: None,
+            cross_origin_check: true,
+            trusted_origins: Vec::new(),
             query: false,
             max_token_len: DEFAULT_MAX_TOKEN_LEN,
             cache_capacity: Some(DEFAULT_CACHE_CAPACITY),
@@ -206,10 +251,70 @@ impl JwtAuthBuilder {
         self
     }
 
+    /// Accepts tokens signed with these algorithms only (whatever the keys would verify). Default: every
+    /// algorithm a key accepts. A key loaded for one algorithm accepts that one; a JWK without `alg` its
+    /// key type's family (RS256 and PS256 for RSA, EdDSA and Ed25519 for Ed25519), so this is how to keep
+    /// PS256 out, say. An empty list, or a configured key accepting none of them, makes
+    /// [`build`](Self::build) fail.
+    pub fn algorithms(mut self, algorithms: impl IntoIterator<Item = Algorithm>) -> Self {
+        self.algorithms = Some(algorithms.into_iter().collect());
+        self
+    }
+
+    /// Reads the subject's roles (for [`JwtAuthLayer::require_role`] and [`VerifiedToken::roles`]) from
+    /// these JSON pointers (RFC 6901) into the claims instead of the top-level `roles` claim: each names an
+    /// array of strings or one string, and the roles are all of them. For Keycloak,
+    /// `["/realm_access/roles", "/resource_access/my-api/roles"]`; Entra ID and RFC 9068 use `roles`, the
+    /// default (`["/roles"]`), read without a second pass over the claims.
+    ///
+    /// [`VerifiedToken::roles`]: crate::VerifiedToken::roles
+    pub fn role_claims(mut self, pointers: impl IntoIterator<Item = impl Into<String>>) -> Self {
+        self.role_pointers = Some(pointers.into_iter().map(Into::into).collect());
+        self
+    }
+
+    /// Accepts DPoP-bound tokens (RFC 9449): `Authorization: DPoP <token>` with a `DPoP` proof, checked as
+    /// [`Dpop`] describes. Tokens bound to a key (`cnf.jkt`) are refused as bearer tokens with or without
+    /// this; [`Dpop::required`] refuses bearer tokens altogether.
+    pub fn dpop(mut self, dpop: Dpop) -> Self {
+        self.dpop = Some(dpop);
+        self
+    }
+
+    /// Publishes RFC 9728 protected-resource metadata: every challenge then carries
+    /// `resource_metadata="<its URL>"`, and [`JwtAuthLayer::resource_metadata_router`] serves the document.
+    pub fn resource_metadata(mut self, metadata: ResourceMetadata) -> Self {
+        self.resource_metadata = Some(metadata);
+        self
+    }
+
     /// Also reads the token from the cookie `name` (for browser apps behind a backend-for-frontend). A token
     /// in both the header and the cookie is refused.
+    ///
+    /// A browser attaches the cookie to requests other sites make too, so a request with an unsafe method
+    /// (anything but `GET`, `HEAD`, `OPTIONS`, `TRACE`) authenticated by the cookie must come from the
+    /// API's own origin (`Sec-Fetch-Site: same-origin`, or an `Origin` naming the `Host`) or from an origin
+    /// added with [`cookie_trusted_origin`](Self::cookie_trusted_origin); otherwise it is answered 403
+    /// `invalid_request` ([`AuthRejection::CrossOriginRequest`](crate::AuthRejection::CrossOriginRequest)),
+    /// including when it carries neither header. Tokens in the `Authorization` header are not affected.
     pub fn token_cookie(mut self, name: impl Into<String>) -> Self {
         self.cookie = Some(name.into());
+        self
+    }
+
+    /// Lets requests from `origin` (`https://app.example`, as browsers send it in `Origin`) use the token
+    /// cookie with unsafe methods: a front end served from another origin than the API. Call again for
+    /// several. A bad origin makes [`build`](Self::build) fail.
+    pub fn cookie_trusted_origin(mut self, origin: impl Into<String>) -> Self {
+        self.trusted_origins.push(origin.into());
+        self
+    }
+
+    /// Turns the cross-origin check of cookie-borne tokens (see [`token_cookie`](Self::token_cookie)) off.
+    /// Only for applications that defend against request forgery themselves (a CSRF token on every form);
+    /// `SameSite` cookies alone do not, since sibling subdomains are the same site. Default on.
+    pub fn cookie_cross_origin_check(mut self, enabled: bool) -> Self {
+        self.cross_origin_check = enabled;
         self
     }
 
@@ -299,25 +404,78 @@ impl JwtAuthBuilder {
         {
             return Err(BuildError::InvalidCookieName(name.clone()));
         }
+        let trusted_origins = self
+            .trusted_origins
+            .iter()
+            .map(|origin| {
+                normalise_origin(origin).ok_or_else(|| BuildError::InvalidOrigin(origin.clone()))
+            })
+            .collect::<Result<_, _>>()?;
         if self.max_token_len == 0 {
             return Err(BuildError::Zero("the maximum token length"));
         }
         if self.cache_capacity == Some(0) {
             return Err(BuildError::Zero("the cache capacity"));
         }
+        let algorithms = match self.algorithms {
+            Some(algorithms) => Some(allow_list(algorithms, &keys)?),
+            None => None,
+        };
+        let roles = match self.role_pointers {
+            None => RoleClaims::Roles,
+            Some(pointers) => RoleClaims::Pointers(
+                pointers
+                    .into_iter()
+                    .map(|pointer| {
+                        if is_json_pointer(&pointer) {
+                            Ok(pointer.into_boxed_str())
+                        } else {
+                            Err(BuildError::InvalidRolePointer(pointer))
+                        }
+                    })
+                    .collect::<Result<_, _>>()?,
+            ),
+        };
+        let dpop = self.dpop.map(DpopCheck::new).transpose()?;
+        let issuers: Box<[Box<str>]> = if self.any_issuer {
+            Box::default()
+        } else {
+            self.issuers.into()
+        };
+        let metadata = match self.resource_metadata {
+            None => None,
+            Some(metadata) => Some(PublishedMetadata::new(
+                metadata,
+                &LayerFacts {
+                    issuers: &issuers,
+                    query_tokens: self.query,
+                    dpop_algorithms: dpop.as_ref().map(|dpop| &*dpop.algs),
+                    dpop_required: dpop.as_ref().is_some_and(|dpop| dpop.required),
+                },
+            )?),
+        };
+        let challenges = Challenges {
+            realm: self.realm.into_boxed_str(),
+            dpop_algs: dpop.as_ref().map(|dpop| dpop.algs.clone()),
+            dpop_only: dpop.as_ref().is_some_and(|dpop| dpop.required),
+            resource_metadata: metadata.as_ref().map(|metadata| metadata.url.clone()),
+        };
         let seconds = |duration: Duration| i64::try_from(duration.as_secs()).unwrap_or(i64::MAX);
         let pipeline = Pipeline {
+            cross_origin: CrossOriginCheck {
+                enabled: self.cookie.is_some() && self.cross_origin_check,
+                trusted: trusted_origins,
+            },
             sources: TokenSources {
                 cookie: self.cookie.map(String::into_boxed_str),
                 query: self.query,
+                dpop: dpop.is_some(),
                 max_len: self.max_token_len,
             },
+            dpop,
+            metadata,
             validator: Validator {
-                issuers: if self.any_issuer {
-                    Box::default()
-                } else {
-                    self.issuers.into()
-                },
+                issuers,
                 audiences: if self.any_audience {
                     Box::default()
                 } else {
@@ -327,13 +485,15 @@ impl JwtAuthBuilder {
                     leeway: seconds(self.leeway),
                 },
                 strict_rfc9068: self.strict_rfc9068,
+                algorithms,
+                roles,
             },
             keys,
             cache: self
                 .cache_capacity
                 .map(|capacity| TokenCache::new(capacity, seconds(self.expired_retention))),
             revocation: self.revocation,
-            responder: Responder::new(self.realm.into_boxed_str(), self.body),
+            responder: Responder::new(challenges, self.body),
             clock: self.clock,
         };
         Ok(JwtAuthLayer {
@@ -351,6 +511,47 @@ impl JwtAuthBuilder {
         }
         self
     }
+}
+
+/// The allow-list, checked against the static keys: each must accept one of its algorithms (a remote key
+/// set is checked per token, as its keys change).
+fn allow_list(
+    algorithms: Vec<Algorithm>,
+    keys: &KeySource,
+) -> Result<Box<[Algorithm]>, BuildError> {
+    if algorithms.is_empty() {
+        return Err(BuildError::Algorithms(
+            "the algorithm allow-list is empty: no token could verify".to_owned(),
+        ));
+    }
+    if let KeySource::Ring(ring) = keys
+        && let Some(key) = ring.current().iter().find(|key| {
+            !key.algorithms()
+                .any(|accepted| algorithms.contains(&accepted))
+        })
+    {
+        return Err(BuildError::Algorithms(format!(
+            "the key {} accepts {:?}, none of the allowed {algorithms:?}",
+            key.kid().unwrap_or("without kid"),
+            key.algorithms().collect::<Vec<_>>(),
+        )));
+    }
+    Ok(algorithms.into_boxed_slice())
+}
+
+/// RFC 6901: empty (the whole document) or `/`-separated tokens where `~` only starts `~0` or `~1`.
+fn is_json_pointer(pointer: &str) -> bool {
+    let mut rest = pointer;
+    if !rest.starts_with('/') {
+        return false;
+    }
+    while let Some(at) = rest.find('~') {
+        if !matches!(rest.as_bytes().get(at + 1), Some(b'0' | b'1')) {
+            return false;
+        }
+        rest = &rest[at + 2..];
+    }
+    true
 }
 
 fn key_source(
@@ -387,7 +588,13 @@ impl fmt::Debug for JwtAuthBuilder {
             .field("audiences", &self.audiences)
             .field("leeway", &self.leeway)
             .field("strict_rfc9068", &self.strict_rfc9068)
+            .field("algorithms", &self.algorithms)
+            .field("role_pointers", &self.role_pointers)
+            .field("dpop", &self.dpop)
+            .field("resource_metadata", &self.resource_metadata)
             .field("cookie", &self.cookie)
+            .field("cross_origin_check", &self.cross_origin_check)
+            .field("trusted_origins", &self.trusted_origins)
             .field("query", &self.query)
             .field("max_token_len", &self.max_token_len)
             .field("cache_capacity", &self.cache_capacity)

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use tower::Layer;
 
-use super::pipeline::{Flow, KeySource, Pipeline};
+use super::pipeline::{Flow, KeySource, Pipeline, Presentation};
 use super::policy::Policy;
 use crate::cache::TokenCache;
 use crate::source::Candidate;
@@ -77,6 +77,8 @@ impl JwtAuthLayer {
     /// Runs a token that did not arrive in an HTTP request (a WebSocket message, a gRPC metadata value, a
     /// job payload) through everything a request goes through: length limit, cache, verification, a remote
     /// key refetch for an unknown `kid`, the revocation check, and this layer's scope and role requirements.
+    /// It comes as a bearer token: one bound to a DPoP key is refused
+    /// ([`AuthRejection::BoundTokenAsBearer`]), since there is no request to prove possession in.
     ///
     /// ```
     /// use tessera_server::{AuthRejection, JwtAuthLayer};
@@ -94,12 +96,25 @@ impl JwtAuthLayer {
     /// The [`AuthRejection`] a request with this token would have been answered with.
     pub async fn verify(&self, token: &str) -> Result<VerifiedToken, AuthRejection> {
         let pipeline = &self.pipeline;
-        let outcome = match pipeline.token(&self.policy, Candidate::direct(token)) {
-            Flow::Done(outcome) => outcome,
-            Flow::Wait(pending) => pipeline.resume(&self.policy, pending).await,
-        };
+        let outcome =
+            match pipeline.token(&self.policy, Candidate::direct(token), Presentation::Bearer) {
+                Flow::Done(outcome) => outcome,
+                Flow::Wait(pending) => pipeline.resume(&self.policy, pending).await,
+            };
         pipeline.record(&outcome);
         outcome
+    }
+
+    /// A router serving the RFC 9728 metadata document configured with
+    /// [`JwtAuthBuilder::resource_metadata`] at its well-known path; without one, a router with no route.
+    /// The document is public: merge the router outside this layer (see [`ResourceMetadata`]).
+    ///
+    /// [`ResourceMetadata`]: crate::ResourceMetadata
+    pub fn resource_metadata_router(&self) -> axum::Router {
+        self.pipeline
+            .metadata
+            .as_ref()
+            .map_or_else(axum::Router::new, |metadata| metadata.router())
     }
 
     /// The keys in use right now.

@@ -40,4 +40,5 @@ pub use builder::{
 };
 pub use future::ResponseFuture;
 pub use layer::JwtAuthLayer;
+pub(crate) use pipeline::scheme_of;
 pub use service::JwtAuth;

@@ -11,6 +11,7 @@ use super::future::ResponseFuture;
 use super::pipeline::{Pending, Step};
 use crate::JwtAuthLayer;
 use crate::extract::Anonymous;
+use crate::rejection::DPOP_NONCE;
 
 /// The middleware [`JwtAuthLayer`] wraps a service in. See the [crate documentation](crate).
 #[derive(Clone)]
@@ -50,6 +51,7 @@ where
         let pipeline = &self.layer.pipeline;
         let step = pipeline.request(
             &self.layer.policy,
+            request.method(),
             request.headers(),
             request.uri(),
             request.extensions(),
@@ -60,6 +62,17 @@ where
                 request.extensions_mut().insert(token);
                 ResponseFuture::inner(self.inner.call(request))
             }
+            // Once per nonce rotation for a client: boxed, so that the common answers need no room for it.
+            Step::AdmitWithNonce(token, nonce) => {
+                pipeline.responder.admitted();
+                request.extensions_mut().insert(token);
+                let answer = self.inner.call(request);
+                ResponseFuture::deferred(Box::pin(async move {
+                    let mut response = answer.await?;
+                    response.headers_mut().insert(DPOP_NONCE, *nonce);
+                    Ok(response)
+                }))
+            }
             Step::AlreadyVerified => ResponseFuture::inner(self.inner.call(request)),
             Step::Anonymous => {
                 request
@@ -67,8 +80,8 @@ where
                     .insert(Anonymous(pipeline.responder.clone()));
                 ResponseFuture::inner(self.inner.call(request))
             }
-            Step::Refuse(rejection) => {
-                ResponseFuture::ready(Ok(pipeline.responder.reject(&rejection)))
+            Step::Refuse(rejection, scheme) => {
+                ResponseFuture::ready(Ok(pipeline.responder.reject(&rejection, scheme)))
             }
             Step::Wait(pending) => self.deferred(request, pending),
         }
@@ -92,15 +105,20 @@ impl<S> JwtAuth<S> {
         let clone = self.inner.clone();
         let mut inner = std::mem::replace(&mut self.inner, clone);
         let layer = self.layer.clone();
+        let (scheme, nonce) = (pending.scheme(), pending.fresh_nonce());
         ResponseFuture::deferred(Box::pin(async move {
             let pipeline = &layer.pipeline;
             match pipeline.resume(&layer.policy, pending).await {
                 Ok(token) => {
                     pipeline.responder.admitted();
                     request.extensions_mut().insert(token);
-                    inner.call(request).await
+                    let mut response = inner.call(request).await?;
+                    if let Some(nonce) = nonce {
+                        response.headers_mut().insert(DPOP_NONCE, nonce);
+                    }
+                    Ok(response)
                 }
-                Err(rejection) => Ok(pipeline.responder.reject(&rejection)),
+                Err(rejection) => Ok(pipeline.responder.reject(&rejection, scheme)),
             }
         }))
     }

@@ -8,8 +8,10 @@ use http::header::{CONTENT_TYPE, WWW_AUTHENTICATE};
 use http::{HeaderName, HeaderValue, Response, StatusCode};
 use tessera_core::challenge::Challenge;
 use tessera_core::header::{TOKEN_EXPIRED, TOKEN_EXPIRED_VALUE};
+use tessera_core::jose::ProofError;
 use tessera_core::{BEARER, ErrorCode, ErrorResponse};
 
+use super::challenge::{Challenges, DPOP_NONCE, DPOP_SCHEME, Scheme};
 use super::{JsonErrorBody, RejectionBody, RenderedBody};
 
 /// Why [`JwtAuth`](crate::JwtAuth) or a [`Claims`](crate::Claims) extractor refused a request.
@@ -25,7 +27,8 @@ use super::{JsonErrorBody, RejectionBody, RenderedBody};
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[non_exhaustive]
 pub enum AuthRejection {
-    /// No bearer token in any configured place: 401 with a bare challenge and no error code (RFC 6750 §3.1).
+    /// No bearer token in any configured place: 401 with a bare challenge and no error code (RFC 6750 §3.1),
+    /// one per scheme the layer accepts.
     #[error("The request carries no bearer token")]
     MissingCredentials,
     /// The `Authorization` header is not `Bearer <token>` with an RFC 6750 token or not visible ASCII, or the
@@ -96,6 +99,39 @@ pub enum AuthRejection {
     /// The revocation check failed, so the token's status is unknown.
     #[error("The token's revocation status could not be checked")]
     RevocationUnavailable,
+    /// The token came from the token cookie, the method is unsafe (`POST`, `PUT`, `PATCH`, `DELETE`, ...),
+    /// and the request did not show it comes from the API's own origin or a trusted one: 403
+    /// `invalid_request`, without a challenge (the credentials are not at fault). See
+    /// [`JwtAuthBuilder::token_cookie`](crate::JwtAuthBuilder::token_cookie).
+    #[error(
+        "The request is not same-origin, and a token cookie authorizes only same-origin requests with \
+         unsafe methods"
+    )]
+    CrossOriginRequest,
+    /// The DPoP proof is missing, repeated, malformed or does not match the request, the access token or
+    /// the token's key (RFC 9449 §4.3): 401 `invalid_dpop_proof` with a `DPoP` challenge.
+    #[error("{0}")]
+    InvalidDpopProof(ProofError),
+    /// The layer hands out DPoP nonces and the proof carries none, or a stale one: 401 `use_dpop_nonce`
+    /// with a `DPoP` challenge and the nonce to use in `DPoP-Nonce` (RFC 9449 §9).
+    #[error("The resource server requires a current nonce in the DPoP proof")]
+    UseDpopNonce {
+        /// The nonce to put in the next proof, sent as `DPoP-Nonce` (visible ASCII, as nonces are).
+        nonce: Arc<str>,
+    },
+    /// A token bound to a DPoP key (`cnf.jkt`) came as a bearer token: whoever sends it has to prove
+    /// possession of the key. 401 `invalid_token` with a `DPoP` challenge.
+    #[error(
+        "The access token is bound to a DPoP key and must be sent with the DPoP scheme and a proof"
+    )]
+    BoundTokenAsBearer,
+    /// The layer accepts DPoP-bound tokens only, and the token came as a bearer token. 401
+    /// `invalid_token` with a `DPoP` challenge.
+    #[error("This resource accepts only DPoP-bound access tokens sent with a DPoP proof")]
+    DpopRequired,
+    /// A token without `cnf.jkt` came with the DPoP scheme: it is bound to no key a proof could show.
+    #[error("The access token is not bound to a DPoP key")]
+    UnboundToken,
     /// A [`Claims`](crate::Claims) extractor ran on a route that no `JwtAuthLayer` protects.
     #[error("No JwtAuthLayer protects this route")]
     LayerMissing,
@@ -140,6 +176,31 @@ impl AuthRejection {
                 level: Level::Debug,
                 ..invalid_token
             },
+            AuthRejection::InvalidDpopProof(_) => Class {
+                dpop: true,
+                ..Class::new(
+                    S::UNAUTHORIZED,
+                    ErrorCode::Other("invalid_dpop_proof".to_owned()),
+                    Error,
+                    Level::Info,
+                )
+            },
+            // Routine for a layer that hands out nonces: a client gets one per rotation.
+            AuthRejection::UseDpopNonce { nonce } => Class {
+                dpop: true,
+                nonce: Some(nonce),
+                ..Class::new(
+                    S::UNAUTHORIZED,
+                    ErrorCode::Other("use_dpop_nonce".to_owned()),
+                    Error,
+                    Level::Debug,
+                )
+            },
+            AuthRejection::BoundTokenAsBearer | AuthRejection::DpopRequired => Class {
+                dpop: true,
+                ..invalid_token
+            },
+            AuthRejection::UnboundToken => invalid_token,
             AuthRejection::InsufficientScope { scope } => Class {
                 scope: Some(scope),
                 ..Class::new(
@@ -155,6 +216,10 @@ impl AuthRejection {
                 Error,
                 Level::Info,
             ),
+            // Not the credentials' fault, so no challenge: the request itself may not use them.
+            AuthRejection::CrossOriginRequest => {
+                Class::new(S::FORBIDDEN, ErrorCode::InvalidRequest, Absent, Level::Info)
+            }
             AuthRejection::KeysUnavailable | AuthRejection::RevocationUnavailable => Class::new(
                 S::SERVICE_UNAVAILABLE,
                 ErrorCode::TemporarilyUnavailable,
@@ -195,25 +260,59 @@ impl AuthRejection {
         }
     }
 
-    /// The `WWW-Authenticate` challenge (RFC 6750 §3), or `None` for answers that are not about the
-    /// credentials (503, 500).
+    /// The `WWW-Authenticate` challenge (RFC 6750 §3) of a Bearer-only layer with `realm`, or `None` for
+    /// answers that are not about the credentials (403 cross-origin, 503, 500). The DPoP rejections answer
+    /// with a `DPoP` challenge (RFC 9449 §7.1). A layer with DPoP on adds the challenges of both schemes and
+    /// `algs`; one with protected-resource metadata adds `resource_metadata` (RFC 9728 §5.1).
     pub fn www_authenticate(&self, realm: &str) -> Option<HeaderValue> {
+        self.challenge(Scheme::Bearer, &Challenges::bearer(realm))
+    }
+
+    /// The challenge for a request that presented its token with `scheme`, from a layer set up as
+    /// `settings` says: the scheme it used (`DPoP` for the DPoP rejections whatever it used), or every
+    /// scheme the layer accepts when it presented none.
+    pub(crate) fn challenge(&self, scheme: Scheme, settings: &Challenges) -> Option<HeaderValue> {
         let class = self.class();
-        let challenge = Challenge::new(BEARER);
-        let challenge = match class.challenge {
+        let with_metadata = |challenge: Challenge| match &settings.resource_metadata {
+            Some(url) => challenge.param("resource_metadata", &**url),
+            None => challenge,
+        };
+        let written = match class.challenge {
             ChallengeKind::Absent => return None,
-            ChallengeKind::Realm => challenge.param("realm", realm),
-            ChallengeKind::Error => {
-                let challenge = challenge
-                    .param("error", class.code.as_str())
-                    .param("error_description", self.to_string());
-                match class.scope {
-                    Some(scope) => challenge.param("scope", scope),
-                    None => challenge,
+            ChallengeKind::Realm => {
+                let bearer = (!settings.dpop_only).then(|| {
+                    with_metadata(Challenge::new(BEARER).param("realm", &*settings.realm))
+                });
+                let dpop = settings.dpop_algs.as_deref().map(|algs| {
+                    with_metadata(
+                        Challenge::new(DPOP_SCHEME)
+                            .param("realm", &*settings.realm)
+                            .param("algs", algs),
+                    )
+                });
+                match (bearer, dpop) {
+                    (Some(bearer), Some(dpop)) => format!("{bearer}, {dpop}"),
+                    (Some(one), None) | (None, Some(one)) => one.to_string(),
+                    (None, None) => return None,
                 }
             }
+            ChallengeKind::Error => {
+                let dpop = class.dpop || scheme == Scheme::Dpop;
+                let challenge = Challenge::new(if dpop { DPOP_SCHEME } else { BEARER })
+                    .param("error", class.code.as_str())
+                    .param("error_description", self.to_string());
+                let challenge = match class.scope {
+                    Some(scope) => challenge.param("scope", scope),
+                    None => challenge,
+                };
+                let challenge = match settings.dpop_algs.as_deref() {
+                    Some(algs) if dpop => challenge.param("algs", algs),
+                    _ => challenge,
+                };
+                with_metadata(challenge).to_string()
+            }
         };
-        HeaderValue::try_from(challenge.to_string()).ok()
+        HeaderValue::try_from(written).ok()
     }
 
     /// The full answer with the default JSON body and realm `api`, as a route without a layer answers.
@@ -259,6 +358,12 @@ impl AuthRejection {
                 HeaderValue::from_static(TOKEN_EXPIRED_VALUE),
             );
         }
+        if let Some(nonce) = class
+            .nonce
+            .and_then(|nonce| HeaderValue::from_str(nonce).ok())
+        {
+            headers.insert(DPOP_NONCE, nonce);
+        }
         response
     }
 
@@ -287,6 +392,10 @@ struct Class<'a> {
     scope: Option<&'a str>,
     /// Whether the answer carries `Token-Expired: true`.
     token_expired: bool,
+    /// Whether the challenge is `DPoP` whatever scheme the request used: the answer is about DPoP itself.
+    dpop: bool,
+    /// The `DPoP-Nonce` of a `use_dpop_nonce` answer.
+    nonce: Option<&'a str>,
     level: Level,
 }
 
@@ -298,6 +407,8 @@ impl Class<'_> {
             challenge,
             scope: None,
             token_expired: false,
+            dpop: false,
+            nonce: None,
             level,
         }
     }
@@ -308,9 +419,10 @@ impl Class<'_> {
 enum ChallengeKind {
     /// No challenge: the answer is not about the credentials (503, 500).
     Absent,
-    /// `realm` only: no credentials were presented (RFC 6750 §3.1).
+    /// `realm` only (and `algs` for DPoP): no credentials were presented (RFC 6750 §3.1), one challenge per
+    /// accepted scheme.
     Realm,
-    /// `error` and `error_description` (and `scope`, where the class has one).
+    /// `error` and `error_description` (and `scope`, where the class has one), in the request's scheme.
     Error,
 }
 
@@ -458,6 +570,12 @@ mod tests {
                 401,
                 "invalid_token",
                 Some("Bearer error=\"invalid_token\""),
+            ),
+            (
+                AuthRejection::CrossOriginRequest,
+                403,
+                "invalid_request",
+                None,
             ),
             (
                 AuthRejection::KeysUnavailable,

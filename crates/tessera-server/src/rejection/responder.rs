@@ -7,7 +7,9 @@ use std::sync::Arc;
 use bytes::Bytes;
 use http::{HeaderValue, Response};
 
-use super::{AuthRejection, JsonErrorBody, RejectionBody, RenderedBody, RendererName};
+use super::{
+    AuthRejection, Challenges, JsonErrorBody, RejectionBody, RenderedBody, RendererName, Scheme,
+};
 use crate::stats::Counters;
 
 /// The answering side of one built [`JwtAuthLayer`](crate::JwtAuthLayer), shared by all its clones and
@@ -28,32 +30,42 @@ pub(crate) struct Responder {
 }
 
 struct Shared {
-    realm: Box<str>,
+    challenges: Challenges,
     /// The body renderer; `None` for the default [`JsonErrorBody`].
     body: Option<Arc<dyn RejectionBody>>,
     counters: Counters,
-    prepared: [Prepared; AuthRejection::ROUTINE.len()],
+    /// For each scheme the layer accepts, its routine answers.
+    prepared: Box<[Prepared]>,
 }
 
 /// A routine answer, rendered once.
 struct Prepared {
     rejection: AuthRejection,
+    scheme: Scheme,
     challenge: Option<HeaderValue>,
     /// `None` when a custom renderer renders every body afresh.
     body: Option<RenderedBody>,
 }
 
 impl Responder {
-    /// Answers with `realm` and `body` (`None`: the default [`JsonErrorBody`]).
-    pub(crate) fn new(realm: Box<str>, body: Option<Arc<dyn RejectionBody>>) -> Responder {
-        let prepared = AuthRejection::ROUTINE.map(|rejection| Prepared {
-            challenge: rejection.www_authenticate(&realm),
-            body: body.is_none().then(|| JsonErrorBody.render(&rejection)),
-            rejection,
-        });
+    /// Answers with `challenges` and `body` (`None`: the default [`JsonErrorBody`]).
+    pub(crate) fn new(challenges: Challenges, body: Option<Arc<dyn RejectionBody>>) -> Responder {
+        let schemes = [Scheme::Bearer]
+            .into_iter()
+            .chain(challenges.dpop_algs.is_some().then_some(Scheme::Dpop));
+        let prepared = schemes
+            .flat_map(|scheme| {
+                AuthRejection::ROUTINE.map(|rejection| Prepared {
+                    scheme,
+                    challenge: rejection.challenge(scheme, &challenges),
+                    body: body.is_none().then(|| JsonErrorBody.render(&rejection)),
+                    rejection,
+                })
+            })
+            .collect();
         Responder {
             shared: Arc::new(Shared {
-                realm,
+                challenges,
                 body,
                 counters: Counters::default(),
                 prepared,
@@ -76,14 +88,18 @@ impl Responder {
         rejection.trace();
     }
 
-    /// Counts, traces and renders a rejection.
-    pub(crate) fn reject<B: From<Bytes>>(&self, rejection: &AuthRejection) -> Response<B> {
+    /// Counts, traces and renders a rejection of a request that presented its token with `scheme`.
+    pub(crate) fn reject<B: From<Bytes>>(
+        &self,
+        rejection: &AuthRejection,
+        scheme: Scheme,
+    ) -> Response<B> {
         self.refuse(rejection);
-        self.render(rejection)
+        self.render(rejection, scheme)
     }
 
-    /// The answer to `rejection`, with this layer's realm and body.
-    fn render<B: From<Bytes>>(&self, rejection: &AuthRejection) -> Response<B> {
+    /// The answer to `rejection`, with this layer's challenges and body.
+    fn render<B: From<Bytes>>(&self, rejection: &AuthRejection, scheme: Scheme) -> Response<B> {
         let shared = &*self.shared;
         let renderer = shared
             .body
@@ -92,7 +108,7 @@ impl Responder {
         match shared
             .prepared
             .iter()
-            .find(|prepared| prepared.rejection == *rejection)
+            .find(|prepared| prepared.scheme == scheme && prepared.rejection == *rejection)
         {
             Some(prepared) => rejection.respond(
                 prepared.challenge.clone(),
@@ -101,7 +117,10 @@ impl Responder {
                     .clone()
                     .unwrap_or_else(|| renderer.render(rejection)),
             ),
-            None => rejection.render(&shared.realm, renderer),
+            None => rejection.respond(
+                rejection.challenge(scheme, &shared.challenges),
+                renderer.render(rejection),
+            ),
         }
     }
 
@@ -114,7 +133,7 @@ impl Responder {
 impl fmt::Debug for Responder {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Responder")
-            .field("realm", &self.shared.realm)
+            .field("challenges", &self.shared.challenges)
             .field("body", &RendererName)
             .field("counters", &self.shared.counters)
             .finish()
@@ -140,19 +159,43 @@ mod tests {
             body: rejection.to_string().into(),
         };
         let custom: Arc<dyn RejectionBody> = Arc::new(problem);
-        for body in [None, Some(custom)] {
-            let responder = Responder::new("tessera".into(), body.clone());
-            let renderer = body.as_deref().unwrap_or(&JsonErrorBody);
-            let scope = AuthRejection::InsufficientScope {
-                scope: "a b".into(),
-            };
-            for rejection in AuthRejection::ROUTINE.into_iter().chain([scope]) {
-                let rendered = rejection.render("tessera", renderer);
-                assert!(
-                    same(&responder.render(&rejection), &rendered),
-                    "{rejection:?}"
-                );
+        let dpop = Challenges {
+            realm: "tessera".into(),
+            dpop_algs: Some("ES256 EdDSA".into()),
+            dpop_only: false,
+            resource_metadata: Some(
+                "https://api.example/.well-known/oauth-protected-resource".into(),
+            ),
+        };
+        for challenges in [Challenges::bearer("tessera"), dpop] {
+            for body in [None, Some(Arc::clone(&custom))] {
+                let responder = Responder::new(challenges.clone(), body.clone());
+                let renderer = body.as_deref().unwrap_or(&JsonErrorBody);
+                let scope = AuthRejection::InsufficientScope {
+                    scope: "a b".into(),
+                };
+                for scheme in [Scheme::Bearer, Scheme::Dpop] {
+                    for rejection in AuthRejection::ROUTINE.into_iter().chain([scope.clone()]) {
+                        let rendered = rejection.respond::<Vec<u8>>(
+                            rejection.challenge(scheme, &challenges),
+                            renderer.render(&rejection),
+                        );
+                        assert!(
+                            same(&responder.render(&rejection, scheme), &rendered),
+                            "{rejection:?} {scheme:?}"
+                        );
+                    }
+                }
             }
+        }
+        // Without DPoP and metadata, the layer answers as the public rendering does.
+        let responder = Responder::new(Challenges::bearer("tessera"), None);
+        for rejection in AuthRejection::ROUTINE {
+            let rendered = rejection.render("tessera", &JsonErrorBody);
+            assert!(same(
+                &responder.render(&rejection, Scheme::Bearer),
+                &rendered
+            ));
         }
     }
 }

@@ -32,6 +32,10 @@ pub const P384_PRIVATE: &str = include_str!("../keys/p384.key");
 pub const P384_PUBLIC: &str = include_str!("../keys/p384.pub");
 pub const ED25519_PRIVATE: &str = include_str!("../keys/ed25519.key");
 pub const ED25519_PUBLIC: &str = include_str!("../keys/ed25519.pub");
+/// Self-signed certificates of `rsa.key`, `p256.key` and `ed25519.key`, for keys published as `x5c`.
+pub const RSA_CERT: &str = include_str!("../keys/rsa.crt");
+pub const P256_CERT: &str = include_str!("../keys/p256.crt");
+pub const ED25519_CERT: &str = include_str!("../keys/ed25519.crt");
 
 pub use tessera_server::ManualClock as TestClock;
 
@@ -216,4 +220,20 @@ pub fn get_with_token(path: &str, token: &str) -> Request<Body> {
 
 pub fn get_plain(path: &str) -> Request<Body> {
     Request::get(path).body(Body::empty()).unwrap()
+}
+
+/// A DPoP proof (`typ: dpop+jwt`, the public key embedded) of `claims`, signed by `key`.
+pub fn dpop_proof(key: &tessera_core::jose::SigningKey, claims: &Value) -> String {
+    let header = tessera_core::jose::JwsHeader {
+        typ: Some("dpop+jwt"),
+        embed_jwk: true,
+    };
+    key.sign_jwt(header, claims).unwrap()
+}
+
+/// A proof's `ath` for `token`: base64url of its SHA-256.
+pub fn ath(token: &str) -> String {
+    use base64::Engine;
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, token.as_bytes());
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest)
 }

@@ -314,6 +314,15 @@ impl RotationSteps for PostgresStore {
         queries::family_state(&self.pool, family_id).await
     }
 
+    async fn count_retry(
+        &self,
+        family_id: &str,
+        generation: u64,
+        max_retries: u32,
+    ) -> Result<bool, StoreError> {
+        queries::count_retry(&self.pool, family_id, generation, max_retries).await
+    }
+
     async fn revoke_replayed(
         &self,
         family_id: &str,
@@ -329,16 +338,7 @@ impl RotationSteps for PostgresStore {
 impl RefreshStore for PostgresStore {
     async fn create_family(&self, new: NewFamily, cap: usize) -> Result<Vec<Family>, StoreError> {
         let mut tx = self.pool.begin().await.map_err(backend)?;
-        queries::lock_user_client(&mut tx, &new).await?;
-        let live = queries::count_live(&mut *tx, &new).await?;
-        let cap = i64::try_from(cap.max(1)).unwrap_or(i64::MAX);
-        let excess = (live + 1).saturating_sub(cap);
-        let evicted = if excess > 0 {
-            queries::evict_oldest(&mut *tx, &new, excess).await?
-        } else {
-            Vec::new()
-        };
-        queries::insert_family(&mut *tx, &new).await?;
+        let evicted = queries::create_family(&mut tx, &new, cap).await?;
         tx.commit().await.map_err(backend)?;
         Ok(evicted)
     }

@@ -13,6 +13,9 @@
 //! - Under READ COMMITTED, a row another instance updated meanwhile is re-checked against the presented
 //!   generation (PostgreSQL's re-evaluation of `UPDATE … WHERE`), so of concurrent swaps of one token on
 //!   any number of instances exactly one applies.
+//! - The presented tokens are looked up once (a `MATERIALIZED` step), then each family by its primary key
+//!   ([`PLAN`]): otherwise the planner may join each batch row to every family of the same client before
+//!   looking its token up (the square of the batch), or scan the families.
 //! - A failing statement (a successor hash that is already recorded, say) is retried swap by swap, so it
 //!   costs no other rotation its write; a lost connection fails the batch, which was then not committed
 //!   (the statement runs in autocommit), and the next batch takes a new connection.
@@ -22,28 +25,34 @@ use std::collections::HashMap;
 use sqlx::FromRow as _;
 use sqlx::pool::PoolConnection;
 use sqlx::postgres::{PgPool, PgRow};
-use sqlx::{Postgres, Row as _};
+use sqlx::{Executor as _, Postgres, Row as _};
 
 use crate::store::group_commit::{Answer, BatchWriter};
 use crate::store::rows::{FamilyRow, family_columns};
 use crate::store::{Family, Rotation, StoreError, sqlx_error as backend};
 
 /// The swaps of a batch, as one statement (parameters: arrays of presented hash, successor hash, salt,
-/// client, now, idle lifetime).
+/// client, now, idle lifetime, request fingerprint, DPoP key thumbprint). A swap also keeps the rotating
+/// request's fingerprint and resets the retry count, and applies to a family bound to a DPoP key only with
+/// that key.
 const SWAPS: &str = concat!(
     "WITH batch AS (\
-       SELECT * FROM unnest($1::bytea[], $2::bytea[], $3::bytea[], $4::text[], $5::int8[], $6::int8[]) \
-       WITH ORDINALITY AS b (presented, successor, salt, presenting_client, now, idle_ttl, place)), \
-     presented AS (\
+       SELECT * FROM unnest($1::bytea[], $2::bytea[], $3::bytea[], $4::text[], $5::int8[], $6::int8[], \
+         $7::bytea[], $8::text[]) \
+       WITH ORDINALITY AS b (presented, successor, salt, presenting_client, now, idle_ttl, fingerprint, \
+         presented_jkt, place)), \
+     presented AS MATERIALIZED (\
        SELECT b.*, t.family_id, t.generation AS presented_generation \
        FROM batch b JOIN refresh_tokens t ON t.hash = b.presented), \
      swapped AS (\
        UPDATE token_families f SET generation = f.generation + 1, last_used_at = p.now, \
          idle_expires_at = LEAST(p.now + p.idle_ttl, f.absolute_expires_at), \
-         current_hash = p.successor, rotation_salt = p.salt \
+         current_hash = p.successor, rotation_salt = p.salt, rotation_fingerprint = p.fingerprint, \
+         retries = 0 \
        FROM presented p \
        WHERE f.id = p.family_id AND f.generation = p.presented_generation AND f.client_id = p.presenting_client \
          AND f.revoked_at IS NULL AND p.now < f.idle_expires_at AND p.now < f.absolute_expires_at \
+         AND (f.dpop_jkt IS NULL OR f.dpop_jkt = p.presented_jkt) \
        RETURNING p.place, f.current_hash, ",
     family_columns!(),
     "), \
@@ -54,6 +63,13 @@ const SWAPS: &str = concat!(
     family_columns!(),
     " FROM swapped"
 );
+
+/// The writer connection's planner settings: the swap is always a walk of the batch through the primary
+/// keys (a few index probes per rotation). Left to estimates, the planner may scan and hash the families
+/// instead, which a small, busy table (whose heap is mostly dead row versions between vacuums) makes many
+/// times slower; this connection runs nothing else.
+const PLAN: &str =
+    "SET enable_seqscan = off; SET enable_hashjoin = off; SET enable_mergejoin = off";
 
 /// The PostgreSQL half of the group commit.
 pub(super) struct PgWriter {
@@ -77,9 +93,11 @@ impl PgWriter {
     ) -> Result<HashMap<usize, Family>, StoreError> {
         let connection = match &mut self.connection {
             Some(connection) => connection,
-            None => self
-                .connection
-                .insert(self.pool.acquire().await.map_err(backend)?),
+            None => {
+                let mut connection = self.pool.acquire().await.map_err(backend)?;
+                connection.execute(PLAN).await.map_err(backend)?;
+                self.connection.insert(connection)
+            }
         };
         let bytes = |field: fn(&Rotation) -> &[u8]| -> Vec<Vec<u8>> {
             rotations
@@ -108,6 +126,13 @@ impl PgWriter {
                     .iter()
                     .map(|rotation| rotation.idle_ttl)
                     .collect::<Vec<i64>>(),
+            )
+            .bind(bytes(|rotation| rotation.fingerprint.as_bytes()))
+            .bind(
+                rotations
+                    .iter()
+                    .map(|rotation| rotation.dpop_jkt.clone())
+                    .collect::<Vec<Option<String>>>(),
             )
             .fetch_all(&mut **connection)
             .await;

@@ -155,8 +155,8 @@ mod tests {
     use std::sync::atomic::Ordering;
 
     use crate::store::{
-        FamilyId, NewFamily, RefreshStore as _, Rotation, RotationOutcome, RotationSalt,
-        SqliteStore, StoreError, TokenHash,
+        FamilyId, NewFamily, RefreshStore as _, RequestFingerprint, Rotation, RotationOutcome,
+        RotationSalt, SqliteStore, StoreError, TokenHash,
     };
 
     const NOW: i64 = 1_800_000_000;
@@ -174,6 +174,9 @@ mod tests {
             now: NOW,
             idle_ttl: 3_600,
             grace: 30,
+            fingerprint: RequestFingerprint::from_slice(&[1; 32]).unwrap(),
+            max_retries: 3,
+            dpop_jkt: None,
             deny_access_for: 1_200,
         }
     }
@@ -186,6 +189,7 @@ mod tests {
             scope: None,
             roles: Vec::new(),
             user_agent: None,
+            dpop_jkt: None,
             token: hash(family, 0),
             created_at: NOW,
             absolute_expires_at: NOW + 86_400,

@@ -17,9 +17,10 @@
 //! A rolling restart overlaps the old and the new process on the same file, so every step tolerates
 //! another process: each write transaction starts with `BEGIN IMMEDIATE` (it takes the write lock at once,
 //! waiting up to the busy timeout, instead of failing with `SQLITE_BUSY` when a read lock would have to be
-//! upgraded), every connection waits up to the busy timeout for another process's lock, and migrations run
-//! under an exclusive lock on a sibling file (`<database>.migrate.lock`), so processes started together
-//! migrate one after the other.
+//! upgraded), every connection waits up to the busy timeout for another process's lock, and opening the file
+//! (switching it to WAL, which takes a lock SQLite cannot wait for, and migrating it) happens under an
+//! exclusive lock on a sibling file (`<database>.open.lock`), so processes started together open it one
+//! after the other.
 
 mod group_commit;
 mod queries;
@@ -135,20 +136,21 @@ impl SqliteStore {
             .synchronous(SqliteSynchronous::Normal)
             .busy_timeout(options.busy_timeout)
             .foreign_keys(true);
+        // Switching a new file to WAL takes a lock SQLite cannot wait for, and migrations must not run
+        // twice: processes opening one file do both one after the other.
+        let lock = open_lock(path.as_ref()).await?;
         let writer = SqlitePoolOptions::new()
             .max_connections(1)
             .connect_with(connect.clone())
             .await
             .map_err(backend)?;
-        let lock = migration_lock(path.as_ref()).await?;
-        let migrated = MIGRATOR.run(&writer).await.map_err(migration);
-        drop(lock);
-        migrated?;
+        MIGRATOR.run(&writer).await.map_err(migration)?;
         let reader = SqlitePoolOptions::new()
             .max_connections(options.readers)
             .connect_with(connect.read_only(true))
             .await
             .map_err(backend)?;
+        drop(lock);
         Ok(SqliteStore {
             rotations: GroupCommit::spawn(SqliteWriter::new(writer.clone())),
             writer,
@@ -224,6 +226,15 @@ impl RotationSteps for SqliteStore {
         queries::family_state(&self.reader, family_id).await
     }
 
+    async fn count_retry(
+        &self,
+        family_id: &str,
+        generation: u64,
+        max_retries: u32,
+    ) -> Result<bool, StoreError> {
+        queries::count_retry(&self.writer, family_id, generation, max_retries).await
+    }
+
     async fn revoke_replayed(
         &self,
         family_id: &str,
@@ -243,15 +254,7 @@ impl RefreshStore for SqliteStore {
             .begin_with("BEGIN IMMEDIATE")
             .await
             .map_err(backend)?;
-        let live = queries::count_live(&mut *tx, &new).await?;
-        let cap = i64::try_from(cap.max(1)).unwrap_or(i64::MAX);
-        let excess = (live + 1).saturating_sub(cap);
-        let evicted = if excess > 0 {
-            queries::evict_oldest(&mut *tx, &new, excess).await?
-        } else {
-            Vec::new()
-        };
-        queries::insert_family(&mut *tx, &new).await?;
+        let evicted = queries::create_family(&mut tx, &new, cap).await?;
         tx.commit().await.map_err(backend)?;
         Ok(evicted)
     }
@@ -385,12 +388,12 @@ impl RefreshStore for SqliteStore {
     }
 }
 
-/// Takes the exclusive lock that serializes the migrations of processes opening `database` together: an
-/// advisory lock on `<database>.migrate.lock`, released when the returned file is dropped. Waits for
-/// another process's migration, off the async threads.
-async fn migration_lock(database: &Path) -> Result<File, StoreError> {
+/// Takes the exclusive lock that serializes the opening (the switch to WAL, the migrations) of processes
+/// opening `database` together: an advisory lock on `<database>.open.lock`, released when the returned file
+/// is dropped. Waits for another process's opening, off the async threads.
+async fn open_lock(database: &Path) -> Result<File, StoreError> {
     let mut name = database.as_os_str().to_owned();
-    name.push(".migrate.lock");
+    name.push(".open.lock");
     let path = std::path::PathBuf::from(name);
     let locked = tokio::task::spawn_blocking(move || {
         let file = OpenOptions::new()

@@ -1,21 +1,17 @@
-//! Every statement the SQLite store runs, each with the function that binds and runs it.
+//! Every statement of the SQLite store: those it shares with PostgreSQL (`store::sql`, expanded here), and
+//! its own: the rotation's swap, a family's insert (its trigger records the first token), the denial
+//! sequence and the throttle's arithmetic in SQLite's functions.
 //!
 //! Statements are `&'static str` built with `concat!`, so none is assembled at run time (only the
-//! group-commit batch repeats [`SWAP`]). Functions that run one statement take any executor (the pool, or
-//! the connection of a transaction); those that run several take the pool.
+//! group-commit batch repeats [`SWAP`]).
 
-use sqlx::SqliteExecutor;
-use sqlx::query::{Query, QueryAs};
-use sqlx::sqlite::{Sqlite, SqliteArguments, SqlitePool};
+use sqlx::query::Query;
+use sqlx::sqlite::{Sqlite, SqliteArguments, SqliteConnection};
 
-use crate::store::rows::{
-    DenialRow, FamilyRow, FamilyState, FamilyStateRow, KeyRow, TokenRow, family_columns,
-};
-use crate::store::{
-    Denial, DenialBatch, Family, LoginAttempt, NewFamily, OnceKey, PurgeReport, Revoke,
-    RevokeReason, Rotation, StoreError, StoredKey, ThrottleKey, ThrottleRule, TokenHash,
-    sqlx_error as backend,
-};
+use crate::store::sql::shared_statements;
+use crate::store::{Denial, Rotation};
+
+shared_statements!(Sqlite);
 
 /// The attempt a reservation counts: the next within the window (`?3`) of the last one, else the first.
 macro_rules! throttle_attempts {
@@ -35,20 +31,48 @@ macro_rules! throttle_lock {
     };
 }
 
-type FamilyQuery<'q> = QueryAs<'q, Sqlite, FamilyRow, SqliteArguments>;
+/// The throttle's reservation as one statement: counts the attempt unless the key is locked, and returns
+/// the new `locked_until` if it did (see [`ThrottleRule::reserve`], which it mirrors).
+const RESERVE_LOGIN: &str = concat!(
+    "INSERT INTO login_throttle (key, attempts, last_attempt_at, locked_until, forget_at) \
+     VALUES (?1, 1, ?2, ",
+    throttle_lock!("1"),
+    ", MAX(?2 + ?3, ",
+    throttle_lock!("1"),
+    ")) ON CONFLICT (key) DO UPDATE SET attempts = ",
+    throttle_attempts!(),
+    ", last_attempt_at = ?2, locked_until = ",
+    throttle_lock!(throttle_attempts!()),
+    ", forget_at = MAX(?2 + ?3, ",
+    throttle_lock!(throttle_attempts!()),
+    ") WHERE login_throttle.locked_until <= ?2 RETURNING locked_until"
+);
+
+/// Nothing to lock: the store's transactions begin `IMMEDIATE`, so they already exclude one another.
+async fn lock_signing_keys(_: &mut SqliteConnection) -> Result<(), StoreError> {
+    Ok(())
+}
+
+/// Nothing to lock, as for [`lock_signing_keys`].
+async fn lock_logins(_: &mut SqliteConnection, _: &NewFamily) -> Result<(), StoreError> {
+    Ok(())
+}
 
 /// The compare-and-swap of a rotation, one statement (see [`bind_swap`] for its parameters): installs the
-/// successor if the presented token is its family's current one, the family belongs to the client and is
-/// live, and returns the rotated family's row. The trigger records the successor's hash in the same
+/// successor (and the rotating request's fingerprint, resetting the retry count) if the presented token is
+/// its family's current one, the family belongs to the client, is live and is bound to no DPoP key or to
+/// the request's, and returns the rotated family's row. The trigger records the successor's hash in the same
 /// statement.
 ///
 /// The parameters are anonymous (`?`), so that several swaps can share one query string, and so one trip
 /// to the connection's thread: sqlx numbers anonymous parameters on from the previous statement's.
 pub(super) const SWAP: &str = concat!(
     "UPDATE token_families SET generation = generation + 1, last_used_at = ?, \
-     idle_expires_at = MIN(? + ?, absolute_expires_at), current_hash = ?, rotation_salt = ? \
+     idle_expires_at = MIN(? + ?, absolute_expires_at), current_hash = ?, rotation_salt = ?, \
+     rotation_fingerprint = ?, retries = 0 \
      WHERE (id, generation) = (SELECT family_id, generation FROM refresh_tokens WHERE hash = ?) \
      AND client_id = ? AND revoked_at IS NULL AND ? < idle_expires_at AND ? < absolute_expires_at \
+     AND (dpop_jkt IS NULL OR dpop_jkt = ?) \
      RETURNING ",
     family_columns!(),
     ";"
@@ -65,172 +89,25 @@ pub(super) fn bind_swap<'q>(
         .bind(rotation.idle_ttl)
         .bind(rotation.successor.as_bytes().as_slice())
         .bind(rotation.salt.as_bytes().as_slice())
+        .bind(rotation.fingerprint.as_bytes().as_slice())
         .bind(rotation.presented.as_bytes().as_slice())
         .bind(rotation.client_id.as_str())
         .bind(rotation.now)
         .bind(rotation.now)
-}
-
-/// A family with its rotation state.
-pub(super) async fn family_state(
-    db: impl SqliteExecutor<'_>,
-    id: &str,
-) -> Result<Option<FamilyState>, StoreError> {
-    const SQL: &str = concat!(
-        "SELECT ",
-        family_columns!(),
-        ", rotation_salt, current_hash FROM token_families WHERE id = ?1"
-    );
-    sqlx::query_as::<_, FamilyStateRow>(SQL)
-        .bind(id)
-        .fetch_optional(db)
-        .await
-        .map_err(backend)?
-        .map(FamilyState::try_from)
-        .transpose()
-}
-
-/// The family, generation and client of a recorded token.
-pub(super) async fn token(
-    db: impl SqliteExecutor<'_>,
-    hash: TokenHash,
-) -> Result<Option<TokenRow>, StoreError> {
-    sqlx::query_as(
-        "SELECT t.family_id, t.generation, f.client_id FROM refresh_tokens t \
-         JOIN token_families f ON f.id = t.family_id WHERE t.hash = ?1",
-    )
-    .bind(hash.as_bytes().as_slice())
-    .fetch_optional(db)
-    .await
-    .map_err(backend)
-}
-
-/// The family a token of any generation belongs to.
-pub(super) async fn family_by_token(
-    db: impl SqliteExecutor<'_>,
-    hash: TokenHash,
-) -> Result<Option<Family>, StoreError> {
-    const SQL: &str = concat!(
-        "SELECT ",
-        family_columns!(),
-        " FROM token_families WHERE id = (SELECT family_id FROM refresh_tokens WHERE hash = ?1)"
-    );
-    let row: Option<FamilyRow> = sqlx::query_as(SQL)
-        .bind(hash.as_bytes().as_slice())
-        .fetch_optional(db)
-        .await
-        .map_err(backend)?;
-    row.map(Family::try_from).transpose()
-}
-
-/// A user's live families, oldest first.
-pub(super) async fn live_families(
-    db: impl SqliteExecutor<'_>,
-    user_id: &str,
-    now: i64,
-) -> Result<Vec<Family>, StoreError> {
-    const SQL: &str = concat!(
-        "SELECT ",
-        family_columns!(),
-        " FROM token_families WHERE user_id = ?1 AND revoked_at IS NULL \
-         AND ?2 < idle_expires_at AND ?2 < absolute_expires_at ORDER BY created_at, id"
-    );
-    families(db, sqlx::query_as(SQL).bind(user_id).bind(now)).await
-}
-
-/// Which families a revocation is for.
-#[derive(Debug, Clone, Copy)]
-pub(super) enum Which<'a> {
-    /// The family with this id.
-    Family(&'a str),
-    /// Every family of this user.
-    User(&'a str),
-}
-
-/// Revokes the not-yet-revoked families `which` names; returns those it revoked. The caller denies their
-/// access tokens in the same transaction.
-pub(super) async fn revoke(
-    db: impl SqliteExecutor<'_>,
-    which: Which<'_>,
-    revoke: &Revoke,
-) -> Result<Vec<Family>, StoreError> {
-    const BY_ID: &str = concat!(
-        "UPDATE token_families SET revoked_at = ?1, revoke_reason = ?2 \
-         WHERE id = ?3 AND revoked_at IS NULL RETURNING ",
-        family_columns!()
-    );
-    const BY_USER: &str = concat!(
-        "UPDATE token_families SET revoked_at = ?1, revoke_reason = ?2 \
-         WHERE user_id = ?3 AND revoked_at IS NULL RETURNING ",
-        family_columns!()
-    );
-    let (sql, key) = match which {
-        Which::Family(id) => (BY_ID, id),
-        Which::User(user_id) => (BY_USER, user_id),
-    };
-    families(
-        db,
-        sqlx::query_as(sql)
-            .bind(revoke.now)
-            .bind(revoke.reason.as_str())
-            .bind(key),
-    )
-    .await
-}
-
-/// How many live families the user has for the client.
-pub(super) async fn count_live(
-    db: impl SqliteExecutor<'_>,
-    new: &NewFamily,
-) -> Result<i64, StoreError> {
-    sqlx::query_scalar(
-        "SELECT COUNT(*) FROM token_families WHERE user_id = ?1 AND client_id = ?2 \
-         AND revoked_at IS NULL AND ?3 < idle_expires_at AND ?3 < absolute_expires_at",
-    )
-    .bind(new.user_id.as_str())
-    .bind(new.client_id.as_str())
-    .bind(new.created_at)
-    .fetch_one(db)
-    .await
-    .map_err(backend)
-}
-
-/// Revokes the `count` oldest live families of the user for the client ([`RevokeReason::Evicted`]).
-pub(super) async fn evict_oldest(
-    db: impl SqliteExecutor<'_>,
-    new: &NewFamily,
-    count: i64,
-) -> Result<Vec<Family>, StoreError> {
-    const SQL: &str = concat!(
-        "UPDATE token_families SET revoked_at = ?3, revoke_reason = ?5 WHERE id IN (\
-         SELECT id FROM token_families WHERE user_id = ?1 AND client_id = ?2 AND revoked_at IS NULL \
-         AND ?3 < idle_expires_at AND ?3 < absolute_expires_at ORDER BY created_at, id LIMIT ?4) \
-         RETURNING ",
-        family_columns!()
-    );
-    families(
-        db,
-        sqlx::query_as(SQL)
-            .bind(new.user_id.as_str())
-            .bind(new.client_id.as_str())
-            .bind(new.created_at)
-            .bind(count)
-            .bind(RevokeReason::Evicted.as_str()),
-    )
-    .await
+        .bind(rotation.dpop_jkt.as_deref())
 }
 
 /// Inserts a family at generation 0; its trigger records the first token.
-pub(super) async fn insert_family(
-    db: impl SqliteExecutor<'_>,
+async fn insert_family(
+    db: impl sqlx::Executor<'_, Database = Sqlite>,
     new: &NewFamily,
 ) -> Result<(), StoreError> {
     let roles =
         serde_json::to_string(&new.roles).map_err(|error| StoreError::Backend(Box::new(error)))?;
     sqlx::query(
         "INSERT INTO token_families (id, user_id, client_id, scope, roles, user_agent, generation, \
-         current_hash, created_at, last_used_at, absolute_expires_at, idle_expires_at) \
-         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, ?7, ?8, ?8, ?9, MIN(?10, ?9))",
+         current_hash, created_at, last_used_at, absolute_expires_at, idle_expires_at, dpop_jkt) \
+         VALUES (?1, ?2, ?3, ?4, ?5, ?6, 0, ?7, ?8, ?8, ?9, MIN(?10, ?9), ?11)",
     )
     .bind(new.id.as_str())
     .bind(new.user_id.as_str())
@@ -242,6 +119,7 @@ pub(super) async fn insert_family(
     .bind(new.created_at)
     .bind(new.absolute_expires_at)
     .bind(new.idle_expires_at)
+    .bind(new.dpop_jkt.as_deref())
     .execute(db)
     .await
     .map_err(backend)?;
@@ -251,10 +129,7 @@ pub(super) async fn insert_family(
 /// Records a denial under the next sequence number, keeping the later bounds of an existing one; a write
 /// that extends nothing leaves the row (and its sequence number) alone. Call it inside the writer's
 /// transaction: the sequence row serializes writers, so numbers become visible in order.
-pub(super) async fn deny(
-    tx: &mut sqlx::SqliteConnection,
-    denial: &Denial,
-) -> Result<(), StoreError> {
+pub(super) async fn deny(tx: &mut SqliteConnection, denial: &Denial) -> Result<(), StoreError> {
     let seq: i64 = sqlx::query_scalar("UPDATE denial_sequence SET last = last + 1 RETURNING last")
         .fetch_one(&mut *tx)
         .await
@@ -277,240 +152,4 @@ pub(super) async fn deny(
     .await
     .map_err(backend)?;
     Ok(())
-}
-
-/// The denials in force at `now` written after `after`, oldest write first.
-pub(super) async fn denials_after(
-    db: &SqlitePool,
-    after: u64,
-    now: i64,
-    limit: usize,
-) -> Result<DenialBatch, StoreError> {
-    let rows: Vec<(i64, DenialRow)> = sqlx::query_as::<_, DenialSeqRow>(
-        "SELECT seq, kind, key, issued_before, until FROM access_denials \
-         WHERE seq > ?1 AND until > ?2 ORDER BY seq LIMIT ?3",
-    )
-    .bind(i64::try_from(after).unwrap_or(i64::MAX))
-    .bind(now)
-    .bind(i64::try_from(limit).unwrap_or(i64::MAX))
-    .fetch_all(db)
-    .await
-    .map_err(backend)?
-    .into_iter()
-    .map(|row| (row.seq, row.denial))
-    .collect();
-    crate::store::rows::denial_batch(rows, after, limit)
-}
-
-/// A denial with its sequence number.
-#[derive(Debug, sqlx::FromRow)]
-struct DenialSeqRow {
-    seq: i64,
-    #[sqlx(flatten)]
-    denial: DenialRow,
-}
-
-/// The throttle's reservation as one statement: counts the attempt unless the key is locked, and returns
-/// the new `locked_until` if it did (see [`ThrottleRule::reserve`], which it mirrors).
-const RESERVE_LOGIN: &str = concat!(
-    "INSERT INTO login_throttle (key, attempts, last_attempt_at, locked_until, forget_at) \
-     VALUES (?1, 1, ?2, ",
-    throttle_lock!("1"),
-    ", MAX(?2 + ?3, ",
-    throttle_lock!("1"),
-    ")) ON CONFLICT (key) DO UPDATE SET attempts = ",
-    throttle_attempts!(),
-    ", last_attempt_at = ?2, locked_until = ",
-    throttle_lock!(throttle_attempts!()),
-    ", forget_at = MAX(?2 + ?3, ",
-    throttle_lock!(throttle_attempts!()),
-    ") WHERE login_throttle.locked_until <= ?2 RETURNING locked_until"
-);
-
-/// Reserves a login attempt (parameters: key, now, window, lock after, base delay, max delay).
-pub(super) async fn reserve_login(
-    db: &SqlitePool,
-    key: &ThrottleKey,
-    rule: &ThrottleRule,
-    now: i64,
-) -> Result<LoginAttempt, StoreError> {
-    let counted: Option<i64> = sqlx::query_scalar(RESERVE_LOGIN)
-        .bind(key.as_bytes().as_slice())
-        .bind(now)
-        .bind(rule.window)
-        .bind(i64::from(rule.lock_after))
-        .bind(rule.base_delay)
-        .bind(rule.max_delay)
-        .fetch_optional(db)
-        .await
-        .map_err(backend)?;
-    if counted.is_some() {
-        return Ok(LoginAttempt::Allowed);
-    }
-    let locked_until: Option<i64> =
-        sqlx::query_scalar("SELECT locked_until FROM login_throttle WHERE key = ?1")
-            .bind(key.as_bytes().as_slice())
-            .fetch_optional(db)
-            .await
-            .map_err(backend)?;
-    Ok(LoginAttempt::Locked {
-        retry_after: locked_until.map_or(1, |until| (until - now).max(1)),
-    })
-}
-
-/// Forgets a key's attempts.
-pub(super) async fn clear_login(db: &SqlitePool, key: &ThrottleKey) -> Result<(), StoreError> {
-    sqlx::query("DELETE FROM login_throttle WHERE key = ?1")
-        .bind(key.as_bytes().as_slice())
-        .execute(db)
-        .await
-        .map_err(backend)?;
-    Ok(())
-}
-
-/// Records a one-time value; whether this was its first use.
-pub(super) async fn use_once(
-    db: &SqlitePool,
-    key: &OnceKey,
-    expires_at: i64,
-    now: i64,
-) -> Result<bool, StoreError> {
-    let first: Option<i64> = sqlx::query_scalar(
-        "INSERT INTO one_time_values (key, expires_at) VALUES (?1, ?2) \
-         ON CONFLICT (key) DO UPDATE SET expires_at = excluded.expires_at \
-         WHERE one_time_values.expires_at <= ?3 RETURNING 1",
-    )
-    .bind(key.as_bytes().as_slice())
-    .bind(expires_at)
-    .bind(now)
-    .fetch_optional(db)
-    .await
-    .map_err(backend)?;
-    Ok(first.is_some())
-}
-
-/// Every signing key, by activation.
-pub(super) async fn signing_keys(
-    db: impl SqliteExecutor<'_>,
-) -> Result<Vec<StoredKey>, StoreError> {
-    let rows: Vec<KeyRow> = sqlx::query_as(
-        "SELECT kid, algorithm, material, created_at, active_from FROM signing_keys \
-         ORDER BY active_from, kid",
-    )
-    .fetch_all(db)
-    .await
-    .map_err(backend)?;
-    rows.into_iter().map(StoredKey::try_from).collect()
-}
-
-/// Adds a signing key unless `only_if_none` and one exists; every key afterwards, and whether it added.
-pub(super) async fn add_signing_key(
-    tx: &mut sqlx::SqliteConnection,
-    key: &StoredKey,
-    only_if_none: bool,
-) -> Result<(Vec<StoredKey>, bool), StoreError> {
-    let exists: bool = sqlx::query_scalar("SELECT EXISTS (SELECT 1 FROM signing_keys)")
-        .fetch_one(&mut *tx)
-        .await
-        .map_err(backend)?;
-    let add = !(only_if_none && exists);
-    if add {
-        let inserted = sqlx::query(
-            "INSERT INTO signing_keys (kid, algorithm, material, created_at, active_from) \
-             VALUES (?1, ?2, ?3, ?4, ?5) ON CONFLICT (kid) DO NOTHING",
-        )
-        .bind(key.kid.as_str())
-        .bind(key.algorithm.as_str())
-        .bind(key.material.as_slice())
-        .bind(key.created_at)
-        .bind(key.active_from)
-        .execute(&mut *tx)
-        .await
-        .map_err(backend)?;
-        if inserted.rows_affected() == 0 {
-            return Err(crate::store::duplicate_kid(&key.kid));
-        }
-    }
-    Ok((signing_keys(&mut *tx).await?, add))
-}
-
-/// Deletes a signing key; whether there was one.
-pub(super) async fn remove_signing_key(db: &SqlitePool, kid: &str) -> Result<bool, StoreError> {
-    let done = sqlx::query("DELETE FROM signing_keys WHERE kid = ?1")
-        .bind(kid)
-        .execute(db)
-        .await
-        .map_err(backend)?;
-    Ok(done.rows_affected() > 0)
-}
-
-/// The shared secret `name`, stored from `candidate` if absent.
-pub(super) async fn shared_secret(
-    db: &SqlitePool,
-    name: &str,
-    candidate: &[u8],
-) -> Result<Vec<u8>, StoreError> {
-    sqlx::query(
-        "INSERT INTO shared_secrets (name, value) VALUES (?1, ?2) ON CONFLICT (name) DO NOTHING",
-    )
-    .bind(name)
-    .bind(candidate)
-    .execute(db)
-    .await
-    .map_err(backend)?;
-    sqlx::query_scalar("SELECT value FROM shared_secrets WHERE name = ?1")
-        .bind(name)
-        .fetch_one(db)
-        .await
-        .map_err(backend)
-}
-
-/// One purge batch (see [`RefreshStore::purge_expired`](crate::store::RefreshStore::purge_expired)).
-pub(super) async fn purge(
-    db: &SqlitePool,
-    now: i64,
-    batch: usize,
-) -> Result<PurgeReport, StoreError> {
-    const TOKENS: &str = "DELETE FROM refresh_tokens WHERE hash IN (SELECT t.hash FROM token_families f \
-         JOIN refresh_tokens t ON t.family_id = f.id WHERE f.idle_expires_at <= ?1 LIMIT ?2)";
-    const FAMILIES: &str = "DELETE FROM token_families WHERE id IN (SELECT f.id FROM token_families f \
-         WHERE f.idle_expires_at <= ?1 \
-         AND NOT EXISTS (SELECT 1 FROM refresh_tokens t WHERE t.family_id = f.id) LIMIT ?2)";
-    const DENIALS: &str = "DELETE FROM access_denials WHERE (kind, key) IN \
-         (SELECT kind, key FROM access_denials WHERE until <= ?1 LIMIT ?2)";
-    const THROTTLE: &str = "DELETE FROM login_throttle WHERE key IN \
-         (SELECT key FROM login_throttle WHERE forget_at <= ?1 LIMIT ?2)";
-    const ONE_TIME: &str = "DELETE FROM one_time_values WHERE key IN \
-         (SELECT key FROM one_time_values WHERE expires_at <= ?1 LIMIT ?2)";
-    let limit = i64::try_from(batch).unwrap_or(i64::MAX);
-    let delete = |sql: &'static str| async move {
-        sqlx::query(sql)
-            .bind(now)
-            .bind(limit)
-            .execute(db)
-            .await
-            .map(|done| done.rows_affected())
-            .map_err(backend)
-    };
-    Ok(PurgeReport {
-        tokens: delete(TOKENS).await?,
-        families: delete(FAMILIES).await?,
-        denials: delete(DENIALS).await?,
-        throttle: delete(THROTTLE).await?,
-        one_time: delete(ONE_TIME).await?,
-    })
-}
-
-/// Runs a query returning family rows and converts them.
-async fn families(
-    db: impl SqliteExecutor<'_>,
-    query: FamilyQuery<'_>,
-) -> Result<Vec<Family>, StoreError> {
-    query
-        .fetch_all(db)
-        .await
-        .map_err(backend)?
-        .into_iter()
-        .map(Family::try_from)
-        .collect()
 }

@@ -137,6 +137,9 @@ where
         the_first_signing_key_is_added_once,
         shared_secrets_are_created_once,
         a_closed_store_refuses_every_call,
+        a_retry_is_served_only_to_the_rotating_requester,
+        retries_of_one_generation_are_capped,
+        a_family_bound_to_a_dpop_key_needs_that_key,
     );
     if !failures.is_empty() {
         let list: Vec<String> = failures

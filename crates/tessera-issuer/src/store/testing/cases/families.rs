@@ -141,11 +141,14 @@ pub(in crate::store::testing) async fn concurrent_rotations_of_one_token_install
     alice_on_web(store, clock).await;
     let candidates = 10..26;
     let now = clock.unix_seconds();
-    let outcomes = join_all(
-        candidates
-            .clone()
-            .map(|successor| rotate(store, rotation(1, successor, now))),
-    )
+    // A budget for every loser, so that each is a retry of the winner's rotation.
+    let outcomes = join_all(candidates.clone().map(|successor| {
+        let rotation = Rotation {
+            max_retries: 100,
+            ..rotation(1, successor, now)
+        };
+        rotate(store, rotation)
+    }))
     .await;
     let mut installed = Vec::new();
     for candidate in candidates {
@@ -535,4 +538,122 @@ pub(in crate::store::testing) async fn a_closed_store_refuses_every_call<S: Refr
     closed("ping", store.ping().await);
     // Closing again is harmless (the suite closes every store once more after its case).
     store.close().await;
+}
+
+pub(in crate::store::testing) async fn a_retry_is_served_only_to_the_rotating_requester<
+    S: RefreshStore,
+>(
+    store: &S,
+    clock: &ManualClock,
+) {
+    alice_on_web(store, clock).await;
+    rotated(store, 1, 2, clock).await;
+    clock.advance_secs(1);
+    let elsewhere = Rotation {
+        fingerprint: fingerprint(2),
+        ..rotation(1, 9, clock.unix_seconds())
+    };
+    match rotate(store, elsewhere).await {
+        RotationOutcome::Replay {
+            family,
+            presented_generation,
+        } => {
+            assert_eq!((presented_generation, family.generation), (0, 1));
+            assert_eq!(
+                family.revoked.map(|revocation| revocation.reason),
+                Some(RevokeReason::ReuseDetected)
+            );
+        }
+        other => panic!("a retry from another requester is a replay, got {other:?}"),
+    }
+}
+
+pub(in crate::store::testing) async fn retries_of_one_generation_are_capped<S: RefreshStore>(
+    store: &S,
+    clock: &ManualClock,
+) {
+    alice_on_web(store, clock).await;
+    // Each rotation starts a new budget.
+    for (previous, current) in [(1, 2), (2, 3)] {
+        rotated(store, previous, current, clock).await;
+        for _ in 0..MAX_RETRIES {
+            assert!(
+                matches!(
+                    rotate(store, rotation(previous, 9, clock.unix_seconds())).await,
+                    RotationOutcome::Retry { .. }
+                ),
+                "within the budget of generation {previous}"
+            );
+        }
+    }
+    assert!(matches!(
+        rotate(store, rotation(2, 9, clock.unix_seconds())).await,
+        RotationOutcome::Replay { .. }
+    ));
+    assert!(find(store, "f1").await.unwrap().revoked.is_some());
+}
+
+pub(in crate::store::testing) async fn a_family_bound_to_a_dpop_key_needs_that_key<
+    S: RefreshStore,
+>(
+    store: &S,
+    clock: &ManualClock,
+) {
+    let bound = NewFamily {
+        dpop_jkt: Some("key-1".into()),
+        ..new_family("f1", "alice", "web", 1, clock.unix_seconds())
+    };
+    create(store, bound, CAP).await;
+    let with_key = |presented, successor, key: Option<&str>| Rotation {
+        dpop_jkt: key.map(str::to_owned),
+        ..rotation(presented, successor, clock.unix_seconds())
+    };
+    for key in [None, Some("key-2")] {
+        assert!(
+            matches!(
+                rotate(store, with_key(1, 2, key)).await,
+                RotationOutcome::KeyMismatch(_)
+            ),
+            "{key:?}"
+        );
+    }
+    assert!(
+        store.find_by_token(hash(2)).await.unwrap().is_none(),
+        "nothing was installed"
+    );
+    let family = match rotate(store, with_key(1, 3, Some("key-1"))).await {
+        RotationOutcome::Rotated(family) => family,
+        other => panic!("the key's holder rotates, got {other:?}"),
+    };
+    assert_eq!(family.dpop_jkt.as_deref(), Some("key-1"));
+    assert_eq!(
+        find(store, "f1").await.unwrap().dpop_jkt.as_deref(),
+        Some("key-1")
+    );
+    // Within the grace window and after it, a token without the key changes nothing, not even by
+    // revoking the family as a replay would.
+    for wait in [1, GRACE] {
+        clock.advance_secs(wait);
+        assert!(matches!(
+            rotate(store, with_key(1, 9, None)).await,
+            RotationOutcome::KeyMismatch(_)
+        ));
+    }
+    assert!(find(store, "f1").await.unwrap().revoked.is_none());
+    assert!(matches!(
+        rotate(store, with_key(3, 4, Some("key-1"))).await,
+        RotationOutcome::Rotated(_)
+    ));
+    // An unbound family is rotated whatever key the request proved.
+    alice_on_web_as(store, clock, "f2", 20).await;
+    assert!(matches!(
+        rotate(store, with_key(20, 21, Some("key-9"))).await,
+        RotationOutcome::Rotated(_)
+    ));
+}
+
+/// Creates the family `id` of alice on `web` with the token `hash(token)`, now.
+async fn alice_on_web_as<S: RefreshStore>(store: &S, clock: &ManualClock, id: &str, token: u8) {
+    let family = new_family(id, "alice", "web", token, clock.unix_seconds());
+    create(store, family, CAP).await;
 }

@@ -16,12 +16,15 @@ pub(super) use self::once::*;
 pub(super) use self::throttle::*;
 use super::START;
 use crate::store::{
-    Denial, DenialBatch, Family, FamilyId, NewFamily, RefreshStore, Revoke, RevokeReason, Rotation,
-    RotationOutcome, RotationSalt, StoreError, TokenHash,
+    Denial, DenialBatch, Family, FamilyId, NewFamily, RefreshStore, RequestFingerprint, Revoke,
+    RevokeReason, Rotation, RotationOutcome, RotationSalt, StoreError, TokenHash,
 };
+
 pub(super) const ABSOLUTE: i64 = 30 * 86_400;
 pub(super) const IDLE: i64 = 14 * 86_400;
 pub(super) const GRACE: i64 = 30;
+/// The retries of one generation the cases allow, unless a case says otherwise.
+pub(super) const MAX_RETRIES: u32 = 3;
 /// How long the cases' revocations deny the families' access tokens.
 pub(super) const DENY_FOR: i64 = 1_200;
 /// A cap no case reaches unless it means to.
@@ -33,6 +36,11 @@ pub(super) fn hash(n: u8) -> TokenHash {
 
 pub(super) fn salt(n: u8) -> RotationSalt {
     RotationSalt::from_slice(&[n; 32]).unwrap()
+}
+
+/// The fingerprint of requester `n`.
+pub(super) fn fingerprint(n: u8) -> RequestFingerprint {
+    RequestFingerprint::from_slice(&[n; 32]).unwrap()
 }
 
 pub(super) fn id(text: &str) -> FamilyId {
@@ -48,6 +56,7 @@ pub(super) fn new_family(id: &str, user: &str, client: &str, token: u8, now: i64
         scope: Some("read write".into()),
         roles: vec!["admin".into()],
         user_agent: Some("contract-test".into()),
+        dpop_jkt: None,
         token: hash(token),
         created_at: now,
         absolute_expires_at: now + ABSOLUTE,
@@ -55,7 +64,7 @@ pub(super) fn new_family(id: &str, user: &str, client: &str, token: u8, now: i64
     }
 }
 
-/// The rotation of `hash(presented)` into `hash(successor)` by the client `web`.
+/// The rotation of `hash(presented)` into `hash(successor)` by the client `web`, requester 1, no DPoP key.
 pub(super) fn rotation(presented: u8, successor: u8, now: i64) -> Rotation {
     Rotation {
         presented: hash(presented),
@@ -65,6 +74,9 @@ pub(super) fn rotation(presented: u8, successor: u8, now: i64) -> Rotation {
         now,
         idle_ttl: IDLE,
         grace: GRACE,
+        fingerprint: fingerprint(1),
+        max_retries: MAX_RETRIES,
+        dpop_jkt: None,
         deny_access_for: DENY_FOR,
     }
 }
