@@ -55,7 +55,9 @@ async fn present_everywhere(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn sixty_four_presentations_of_one_token_across_three_instances_install_one_successor() {
-    let instances = three(|builder| builder).await;
+    // Retries raised so the grace window serves every presentation (the same client and User-Agent):
+    // whichever instance each one reaches, it gets the one successor.
+    let instances = three(|builder| builder.grace_retries(64)).await;
     let client = Client::default();
     let login = client.login(&instances[0].url, "alice", "wonderland").await;
     let token = login.field("refresh_token");
@@ -82,6 +84,47 @@ async fn sixty_four_presentations_of_one_token_across_three_instances_install_on
     assert_eq!(
         client.refresh(&instances[2].url, &successor).await.status,
         200
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn past_the_retry_budget_presentations_across_instances_are_reuse_and_never_fork() {
+    // The default budget (3 retries per generation, counted in the database, so across instances): the
+    // rotation and at most three retries get the one successor, the rest is reuse and ends the family.
+    let instances = three(|builder| builder).await;
+    let client = Client::default();
+    let login = client.login(&instances[0].url, "alice", "wonderland").await;
+    let token = login.field("refresh_token");
+    let store = instances[0].issuer.store();
+    let family = store
+        .live_families("alice", SystemClock.unix_seconds())
+        .await
+        .unwrap()[0]
+        .id
+        .clone();
+    let answers = present_everywhere(&instances, &client, &token, 64).await;
+    let mut successors = HashSet::new();
+    let mut served = 0;
+    for answer in &answers {
+        match answer.status {
+            200 => {
+                served += 1;
+                successors.insert(answer.field("refresh_token"));
+            }
+            400 => assert_eq!(answer.field("error"), "invalid_grant", "{}", answer.body),
+            status => panic!("a presentation was answered {status}: {}", answer.body),
+        }
+    }
+    assert_eq!(successors.len(), 1, "one successor, never two");
+    assert!(
+        (1..=4).contains(&served),
+        "the rotation and at most three retries are served, not {served}"
+    );
+    let family = store.find_family(&family).await.unwrap().unwrap();
+    assert_eq!(
+        family.revoked.map(|revocation| revocation.reason),
+        Some(RevokeReason::ReuseDetected),
+        "the fifth presentation of one generation is reuse"
     );
 }
 
