@@ -65,7 +65,7 @@ struct Args {
     idle_ttl: Duration,
     /// How long the previous refresh token is still answered with the same successor (lost responses,
     /// parallel tabs) instead of counting as a replay; 0s to 300s.
-    #[arg(long, default_value = "30s", value_parser = grace_duration)]
+    #[arg(long, default_value = "15s", value_parser = grace_duration)]
     grace: Duration,
     /// Clock skew the API tolerates on access-token expiry.
     #[arg(long, default_value = "30s", value_parser = humantime::parse_duration)]
@@ -108,7 +108,10 @@ fn origin(input: &str) -> Result<HeaderValue, String> {
 fn issuer_url(input: &str) -> Result<String, String> {
     let url = reqwest::Url::parse(input)
         .map_err(|error| format!("{error} (write e.g. https://auth.example)"))?;
-    if !matches!(url.scheme(), "https" | "http") || url.query().is_some() || url.fragment().is_some() {
+    if !matches!(url.scheme(), "https" | "http")
+        || url.query().is_some()
+        || url.fragment().is_some()
+    {
         return Err("an http(s) URL without query or fragment (RFC 8414 §2)".into());
     }
     Ok(input.trim_end_matches('/').to_owned())

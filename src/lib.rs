@@ -13,3 +13,9 @@ pub use tessera_client as client;
 pub use tessera_core as wire;
 pub use tessera_issuer as issuer;
 pub use tessera_server as server;
+
+/// The README's code blocks, compiled (and the runnable ones run) as doctests, so the guide cannot drift
+/// from the API.
+#[cfg(doctest)]
+#[doc = include_str!("../README.md")]
+pub struct ReadmeDoctests;

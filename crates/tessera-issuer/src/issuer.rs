@@ -162,7 +162,7 @@ impl<S: RefreshStore> Issuer<S> {
         let introspection = Introspection::new(
             Arc::clone(&clients),
             Arc::clone(&minter),
-            denylist.clone(),
+            denylist,
             Arc::clone(&clock),
         );
         let sessions = Sessions::new(

@@ -21,8 +21,8 @@ use tessera_core::jose::JwsHeader;
 use tessera_core::{Clock as _, SystemClock};
 use tessera_issuer::store::{RefreshStore as _, RevokeReason};
 use tessera_issuer::{
-    CredentialVerifier, IssuerBuilder, JWT_BEARER_ASSERTION_TYPE, PostgresStore, VerifiedUser,
-    VerifyFuture,
+    CredentialVerifier, IssuerBuilder, JWT_BEARER_ASSERTION_TYPE, PostgresStore, ThrottlePolicy,
+    VerifiedUser, VerifyFuture,
 };
 use tessera_server::{Claims, JwtAuthLayer, RemoteDenylist, RemoteJwks};
 
@@ -280,6 +280,13 @@ async fn a_login_flood_across_instances_is_throttled_as_one() {
             .issuer(ISSUER)
             .audience(AUDIENCE)
             .public_client("demo")
+            // The first lockout outlasts the flood: with the default 1 s, a flood slower than a second
+            // (a loaded machine) rightly gets a sixth attempt when the lockout ends, as sequential guesses
+            // would.
+            .login_throttle(ThrottlePolicy {
+                base_delay: Duration::from_secs(600),
+                ..ThrottlePolicy::default()
+            })
             .credential_verifier(Counting(Arc::clone(&calls)));
         instances.push(serve(store, builder).await);
     }

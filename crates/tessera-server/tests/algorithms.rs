@@ -16,7 +16,7 @@ fn app_with(keys: impl IntoIterator<Item = JwtKey>) -> Router {
         .keys(keys)
         .issuer(ISSUER)
         .audience(AUDIENCE)
-        .clock(TestClock::at_unix(NOW).clone())
+        .clock(TestClock::at_unix(NOW))
         .build()
         .unwrap();
     routes().route_layer(auth)
@@ -83,7 +83,7 @@ async fn jwk_and_jwks_documents_load() {
         .jwks_json(&jwks)
         .issuer(ISSUER)
         .audience(AUDIENCE)
-        .clock(TestClock::at_unix(NOW).clone())
+        .clock(TestClock::at_unix(NOW))
         .build()
         .unwrap();
     let app = routes().route_layer(auth);
@@ -220,7 +220,7 @@ async fn kid_rotation_two_live_keys_then_the_old_one_removed() {
         .key_ring(ring.clone())
         .issuer(ISSUER)
         .audience(AUDIENCE)
-        .clock(TestClock::at_unix(NOW).clone())
+        .clock(TestClock::at_unix(NOW))
         .build()
         .unwrap();
     let app = routes().route_layer(auth);

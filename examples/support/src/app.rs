@@ -89,7 +89,7 @@ impl AppConfig {
             access_ttl: Duration::from_secs(15 * 60),
             refresh_ttl: Duration::from_secs(30 * 24 * 3600),
             idle_ttl: Duration::from_secs(14 * 24 * 3600),
-            grace: Duration::from_secs(30),
+            grace: tessera_issuer::DEFAULT_GRACE,
             leeway: Duration::from_secs(30),
             alg: Algorithm::EdDsa,
             users: vec![UserSpec::demo()],

@@ -569,7 +569,7 @@ mod tests {
         );
         let none = RefreshPolicy {
             grace: Duration::ZERO,
-            ..policy.clone()
+            ..policy
         };
         assert_eq!(none.retry_by(sent), None);
         let tight = RefreshPolicy {
