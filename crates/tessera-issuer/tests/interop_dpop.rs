@@ -1,7 +1,7 @@
-//! Interop: the token endpoint driven by a DPoP client nobody here wrote, `oauth4webapi` (node), through
-//! `tests/interop/dpop-client.mjs` over a real listener: a token request with a proof (`token_type: DPoP`,
-//! `cnf.jkt` = the client's key), a refresh with the same key, and the `use_dpop_nonce` retry. The API half
-//! (a resource request with the bound token) needs the resource server's DPoP support and is not run here.
+//! Interop: the token endpoint and an API behind `JwtAuthLayer` driven by a DPoP client nobody here wrote,
+//! `oauth4webapi` (node), through `tests/interop/dpop-client.mjs` over a real listener: a token request
+//! with a proof (`token_type: DPoP`, `cnf.jkt` = the client's key), a refresh with the same key, a resource
+//! request with the bound token and a proof for it (`ath`), and the `use_dpop_nonce` retry at both.
 //!
 //! Node and the npm packages come from `scripts/test.sh`; without them these tests fail, saying so.
 
@@ -12,8 +12,10 @@ use std::process::Command;
 use std::time::Duration;
 
 use axum::Router;
-use serde_json::Value;
+use axum::routing::get;
+use serde_json::{Value, json};
 use tessera_issuer::{Algorithm, ClientRegistration, Issuer, MemoryStore};
+use tessera_server::{Claims, Dpop};
 use tokio::net::TcpListener;
 
 use support::{CLIENT_SECRET, cheap_hashing, claims_of};
@@ -40,10 +42,12 @@ fn interop_dir() -> PathBuf {
     dir
 }
 
-/// A token service listening on a loopback port, its issuer the URL it is reached at.
+/// A token service listening on a loopback port, its issuer the URL it is reached at, with an API at
+/// `/api/me` that accepts DPoP-bound tokens only (`api_dpop` configures its DPoP settings further).
 #[cfg(test)]
 async fn serve(
     configure: fn(tessera_issuer::IssuerBuilder) -> tessera_issuer::IssuerBuilder,
+    api_dpop: fn(Dpop) -> Dpop,
 ) -> String {
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let base = format!("http://{}", listener.local_addr().unwrap());
@@ -56,11 +60,26 @@ async fn serve(
         .public_client("demo")
         .client(ClientRegistration::with_secret_hash("svc", secret_hash).unwrap())
         .signing_algorithm(Algorithm::EdDsa);
-    let issuer = configure(builder).build(MemoryStore::new()).unwrap();
+    let issuer = configure(builder).start(MemoryStore::new()).await.unwrap();
     let auth = issuer.auth_layer().unwrap();
+    let api_auth = issuer
+        .auth_layer_builder()
+        .unwrap()
+        .dpop(api_dpop(Dpop::new(base.clone()).required()))
+        .build()
+        .unwrap();
+    let api = Router::new()
+        .route(
+            "/api/me",
+            get(|Claims(claims): Claims<Value>| async move {
+                axum::Json(json!({ "sub": claims["sub"], "jkt": claims["cnf"]["jkt"] }))
+            }),
+        )
+        .layer(api_auth);
     let app = Router::new()
         .nest("/auth", issuer.router(&auth))
-        .merge(issuer.well_known_router());
+        .merge(issuer.well_known_router())
+        .merge(api);
     tokio::spawn(async move { axum::serve(listener, app).await });
     base
 }
@@ -108,14 +127,16 @@ fn password_grant(base: &str, key_alg: &str) -> Vec<String> {
         "wonderland",
         "--key-alg",
         key_alg,
+        "--resource-url",
+        &format!("{base}/api/me"),
     ]
     .map(str::to_owned)
     .to_vec()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn oauth4webapi_gets_dpop_bound_tokens_and_refreshes_them_with_its_key() {
-    let base = serve(|builder| builder).await;
+async fn oauth4webapi_gets_dpop_bound_tokens_refreshes_them_and_calls_the_api_with_its_key() {
+    let base = serve(|builder| builder, |dpop| dpop).await;
     for key_alg in ["ES256", "EdDSA"] {
         let (report, ok) = dpop_client(password_grant(&base, key_alg)).await;
         assert!(ok, "{key_alg}: {report}");
@@ -132,12 +153,22 @@ async fn oauth4webapi_gets_dpop_bound_tokens_and_refreshes_them_with_its_key() {
         assert_eq!(refresh["rotated"], true, "the refresh token rotates");
         let refreshed = refresh["access_token"].as_str().unwrap();
         assert_eq!(claims_of(refreshed)["cnf"]["jkt"], jkt);
+
+        // The refreshed token, presented with oauth4webapi's proof for it, to an API demanding DPoP.
+        let resource = &report["resource"];
+        assert_eq!(resource["status"], 200, "{key_alg}: {report}");
+        assert_eq!(resource["nonce_retry"], false);
+        assert_eq!(resource["json"], json!({ "sub": "alice", "jkt": jkt }));
     }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn oauth4webapi_retries_with_the_servers_nonce() {
-    let base = serve(|builder| builder.dpop_nonces(Duration::from_secs(300))).await;
+async fn oauth4webapi_retries_with_the_servers_nonce_at_the_token_endpoint_and_the_api() {
+    let base = serve(
+        |builder| builder.dpop_nonces(Duration::from_secs(300)),
+        Dpop::require_nonce,
+    )
+    .await;
     let (report, ok) = dpop_client(password_grant(&base, "ES256")).await;
     assert!(ok, "{report}");
     assert_eq!(report["token"]["token_type"], "DPoP");
@@ -150,11 +181,18 @@ async fn oauth4webapi_retries_with_the_servers_nonce() {
         report["refresh"]["nonce_retry"], false,
         "the nonce from the last answer is still good"
     );
+    let resource = &report["resource"];
+    assert_eq!(resource["status"], 200, "{report}");
+    assert_eq!(
+        resource["nonce_retry"], true,
+        "the API's nonces are its own: use_dpop_nonce with a DPoP-Nonce, then a retry with it"
+    );
+    assert_eq!(resource["json"]["sub"], "alice");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn oauth4webapi_client_credentials_with_a_secret_are_bound_too() {
-    let base = serve(|builder| builder).await;
+    let base = serve(|builder| builder, |dpop| dpop).await;
     let args = [
         "--token-endpoint",
         &format!("{base}/auth/token"),

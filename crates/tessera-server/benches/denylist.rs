@@ -1,7 +1,8 @@
 //! What a [`Denylist`] (the in-memory list behind the issuer's layer and `RemoteDenylist`) costs: per request
 //! with the verified-token cache on, against the same layer without revocation check, at 0, 100k and 1M
 //! entries; one revocation added to a list of 1M (amortised: recent denials are merged into the shared
-//! base every 1,024); and its memory per entry, printed before the timings.
+//! base every 1,024); and, printed before the timings, its memory per entry and that of the verified-token
+//! cache (at its default bound of 10,000 tokens and at 100,000).
 //!
 //! `cargo bench -p tessera-server --bench denylist`
 
@@ -25,10 +26,15 @@ static GLOBAL: &StatsAlloc<std::alloc::System> = &INSTRUMENTED_SYSTEM;
 const SECRET: &[u8] = b"0123456789abcdef0123456789abcdef-bench-secret";
 
 fn token() -> String {
+    token_with_jti("Zk3xQ8sdf0Aa9pPqRr2LmN")
+}
+
+/// A token as the token service mints them (RFC 9068 claims, 22-character ids), with this `jti`.
+fn token_with_jti(jti: &str) -> String {
     let now = jsonwebtoken::get_current_timestamp();
     let claims = serde_json::json!({
         "iss": "https://auth.example", "aud": "api", "sub": "alice", "client_id": "web",
-        "jti": "Zk3xQ8sdf0Aa9pPqRr2LmN", "sid": "q8XwYt5uVb3cDe7fGh1iJk", "iat": now, "nbf": now,
+        "jti": jti, "sid": "q8XwYt5uVb3cDe7fGh1iJk", "iat": now, "nbf": now,
         "exp": now + 3600, "scope": "read write",
     });
     let mut header = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
@@ -95,11 +101,45 @@ fn bytes_held(count: usize) -> isize {
     stats.bytes_allocated as isize - stats.bytes_deallocated as isize
 }
 
+/// Bytes a layer's verified-token cache holds once `count` distinct tokens went through it (its capacity
+/// set to `count`): what the process gained over the requests, the requests' own allocations freed.
+fn cache_bytes_held(count: usize) -> isize {
+    let headers: Vec<String> = (0..count)
+        .map(|index| format!("Bearer {}", token_with_jti(&format!("{index:0>22}"))))
+        .collect();
+    let mut service = JwtAuthLayer::builder()
+        .key(JwtKey::hmac(SECRET).expect("secret"))
+        .issuer("https://auth.example")
+        .audience("api")
+        .cache_capacity(count)
+        .build()
+        .expect("layer builds")
+        .layer(service_fn(presence));
+    let region = Region::new(GLOBAL);
+    for header in &headers {
+        let request = Request::get("/")
+            .header("authorization", header.as_str())
+            .body(String::new())
+            .expect("request");
+        assert_eq!(ready(service.call(request)).expect("ok").body(), b"alice");
+    }
+    let stats = region.change();
+    stats.bytes_allocated as isize - stats.bytes_deallocated as isize
+}
+
 fn per_request(c: &mut Criterion) {
     for count in [10_000, 100_000, 1_000_000] {
         let held = bytes_held(count);
         println!(
             "denylist memory: {count} entries hold {:.1} MiB, {:.0} bytes per entry",
+            held as f64 / 1_048_576.0,
+            held as f64 / count as f64
+        );
+    }
+    for count in [10_000, 100_000] {
+        let held = cache_bytes_held(count);
+        println!(
+            "verified-token cache memory: {count} tokens hold {:.1} MiB, {:.0} bytes per token",
             held as f64 / 1_048_576.0,
             held as f64 / count as f64
         );
