@@ -1,10 +1,10 @@
-//! The HTTP stack around every route of the example server: what a production deployment puts in front
+//! The HTTP stack around every route of the example server and the API process: what a production deployment puts in front
 //! of `JwtAuthLayer` and the token service, all from tower-http.
 
 use std::time::Duration;
 
 use axum::Router;
-use axum::http::{HeaderName, Method, StatusCode, header};
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
 use tessera_core::header::{TOKEN_EXPIRED, WWW_AUTHENTICATE};
 use tower::ServiceBuilder;
 use tower_http::catch_panic::CatchPanicLayer;
@@ -14,8 +14,6 @@ use tower_http::sensitive_headers::SetSensitiveRequestHeadersLayer;
 use tower_http::timeout::TimeoutLayer;
 use tower_http::trace::{DefaultMakeSpan, DefaultOnResponse, TraceLayer};
 use tracing::Level;
-
-use super::AppConfig;
 
 /// A request that takes longer is answered `503 Service Unavailable`, which clients treat as "retry
 /// later" (a token client keeps its tokens and backs off).
@@ -31,14 +29,14 @@ pub const BODY_LIMIT: usize = 64 * 1024;
 ///    sensitive before anything can log them, so they print as `Sensitive`;
 /// 2. `TraceLayer`: one span per request with its method, URI and headers (credentials as `Sensitive`),
 ///    one `INFO` line per answer with status and latency, `ERROR` for 5xx;
-/// 3. `CorsLayer`: only `config.cors_origins` may call cross-origin, and their scripts may read
+/// 3. `CorsLayer`: only `cors_origins` may call cross-origin, and their scripts may read
 ///    `Token-Expired` and `WWW-Authenticate`, the signals a browser client refreshes on;
 /// 4. `TimeoutLayer`: [`REQUEST_TIMEOUT`];
 /// 5. `RequestBodyLimitLayer`: [`BODY_LIMIT`];
 /// 6. `CatchPanicLayer`: a panicking handler costs its request a `500`, not the connection.
-pub fn http_stack(router: Router, config: &AppConfig) -> Router {
+pub fn http_stack(router: Router, cors_origins: &[HeaderValue]) -> Router {
     let cors = CorsLayer::new()
-        .allow_origin(AllowOrigin::list(config.cors_origins.iter().cloned()))
+        .allow_origin(AllowOrigin::list(cors_origins.iter().cloned()))
         .allow_methods([Method::GET, Method::POST, Method::DELETE])
         .allow_headers([header::AUTHORIZATION, header::CONTENT_TYPE])
         .expose_headers([
