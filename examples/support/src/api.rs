@@ -27,13 +27,9 @@ use axum::routing::get;
 use serde_json::json;
 use tessera_server::{Availability, DenialsFetchError, JwtAuthLayer, RemoteDenylist, RemoteJwks};
 
-use crate::app::{self, http_stack};
+use crate::app::{self, DENIALS_PATH, http_stack};
 use crate::secrets::{DENIALS_FEED_TOKEN_ENV, DenialsFeedToken};
 use crate::serving::{Serving, bind};
-
-/// Where the token service serves its denials feed, below its issuer URL (the examples mount the token
-/// service at `/auth`).
-pub const DENIALS_PATH: &str = "/auth/denials";
 
 /// How long a failing denials feed is tolerated before every token is refused (503), unless
 /// [`ApiConfig::fail_closed_after`] says otherwise: long enough for a token-service restart or deploy.

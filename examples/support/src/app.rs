@@ -43,6 +43,8 @@ use crate::users::UserSpec;
 pub const AUDIENCE: &str = "tessera-demo-api";
 /// The public client the examples log in as.
 pub const CLIENT_ID: &str = "demo";
+/// Where the token service (mounted at `/auth`) serves its denials feed, below its issuer URL.
+pub const DENIALS_PATH: &str = "/auth/denials";
 
 /// Everything the server example's flags set.
 #[derive(Debug, Clone)]
