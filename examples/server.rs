@@ -22,9 +22,9 @@
 //! `TESSERA_KEY_ENCRYPTION_SECRET` (32 bytes, base64url, the same for every instance) to keep the keys
 //! sealed there. With `TESSERA_DENIALS_FEED_TOKEN` set (at least 32 characters, the same for every
 //! instance), `GET /auth/denials` publishes the access-token revocations to API processes presenting it
-//! as a bearer token (`examples/api.rs`); without it the feed answers 404. Revocations are loaded before the listener opens, so a restart never lets a revoked
-//! access token through. Ctrl-C or `SIGTERM` stops it gracefully: requests in flight finish, then the
-//! store's queued writes. `RUST_LOG` sets the log filter (default `info`).
+//! as a bearer token (`examples/api.rs`); without it the feed answers 404. Revocations are loaded before
+//! the listener opens, so a restart never lets a revoked access token through. Ctrl-C or `SIGTERM` stops
+//! it gracefully: requests in flight finish, then the store's queued writes. `RUST_LOG` sets the log filter (default `info`).
 
 use std::net::SocketAddr;
 use std::time::Duration;

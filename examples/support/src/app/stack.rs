@@ -1,5 +1,5 @@
-//! The HTTP stack around every route of the example server and the API process: what a production deployment puts in front
-//! of `JwtAuthLayer` and the token service, all from tower-http.
+//! The HTTP stack around every route of the example server and the API process: what a production
+//! deployment puts in front of `JwtAuthLayer` and the token service, all from tower-http.
 
 use std::time::Duration;
 
