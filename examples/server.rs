@@ -20,16 +20,22 @@
 //! nobody out. With `--db postgres://user:password@host/db`, everything (signing keys and the
 //! refresh-token secret included) lives in PostgreSQL, and any number of instances serve as one; set
 //! `TESSERA_KEY_ENCRYPTION_SECRET` (32 bytes, base64url, the same for every instance) to keep the keys
-//! sealed there. Revocations are loaded before the listener opens, so a restart never lets a revoked
-//! access token through. Ctrl-C or `SIGTERM` stops it gracefully: requests in flight finish, then the
-//! store's queued writes. `RUST_LOG` sets the log filter (default `info`).
+//! sealed there. With `TESSERA_DENIALS_FEED_TOKEN` set (at least 32 characters, the same for every
+//! instance), `GET /auth/denials` publishes the access-token revocations to API processes presenting it
+//! as a bearer token (`examples/api.rs`); without it the feed answers 404. Revocations are loaded before
+//! the listener opens, so a restart never lets a revoked access token through. Ctrl-C or `SIGTERM` stops
+//! it gracefully: requests in flight finish, then the store's queued writes. `RUST_LOG` sets the log filter (default `info`).
 
 use std::net::SocketAddr;
 use std::time::Duration;
 
 use axum::http::HeaderValue;
 use clap::{CommandFactory as _, Parser};
-use tessera_examples::app::{self, AppConfig, Database, KeyEncryptionSecret};
+use tessera_examples::app::{self, AppConfig, Database};
+use tessera_examples::args::{issuer_url, positive_duration};
+use tessera_examples::secrets::{
+    self, DENIALS_FEED_TOKEN_ENV, DenialsFeedToken, KEY_ENCRYPTION_SECRET_ENV, KeyEncryptionSecret,
+};
 use tessera_examples::shutdown;
 use tessera_examples::users::UserSpec;
 use tessera_issuer::{Algorithm, PasswordHashing};
@@ -92,9 +98,6 @@ struct Args {
     metrics: bool,
 }
 
-/// Seals the keys kept in PostgreSQL; read from the environment, never from a flag (`ps` shows flags).
-const KEY_ENCRYPTION_SECRET_ENV: &str = "TESSERA_KEY_ENCRYPTION_SECRET";
-
 fn origin(input: &str) -> Result<HeaderValue, String> {
     let url = reqwest::Url::parse(input)
         .map_err(|error| format!("{error} (write e.g. https://app.example)"))?;
@@ -103,26 +106,6 @@ fn origin(input: &str) -> Result<HeaderValue, String> {
         return Err(format!("not an origin; did you mean {origin}?"));
     }
     HeaderValue::from_str(&origin).map_err(|error| error.to_string())
-}
-
-fn issuer_url(input: &str) -> Result<String, String> {
-    let url = reqwest::Url::parse(input)
-        .map_err(|error| format!("{error} (write e.g. https://auth.example)"))?;
-    if !matches!(url.scheme(), "https" | "http")
-        || url.query().is_some()
-        || url.fragment().is_some()
-    {
-        return Err("an http(s) URL without query or fragment (RFC 8414 §2)".into());
-    }
-    Ok(input.trim_end_matches('/').to_owned())
-}
-
-fn positive_duration(input: &str) -> Result<Duration, String> {
-    match humantime::parse_duration(input) {
-        Ok(duration) if duration.is_zero() => Err("must be longer than zero".into()),
-        Ok(duration) => Ok(duration),
-        Err(error) => Err(format!("{error} (write e.g. 30s, 15m, 8h, 30d)")),
-    }
 }
 
 fn grace_duration(input: &str) -> Result<Duration, String> {
@@ -136,7 +119,11 @@ fn grace_duration(input: &str) -> Result<Duration, String> {
 }
 
 impl Args {
-    fn config(self, key_encryption_secret: Option<KeyEncryptionSecret>) -> AppConfig {
+    fn config(
+        self,
+        key_encryption_secret: Option<KeyEncryptionSecret>,
+        denials_feed_token: Option<DenialsFeedToken>,
+    ) -> AppConfig {
         AppConfig {
             issuer: Some(
                 self.issuer_url
@@ -155,8 +142,19 @@ impl Args {
             cors_origins: self.cors_origins,
             metrics: self.metrics,
             key_encryption_secret,
+            denials_feed_token,
         }
     }
+}
+
+/// The secret in the environment variable `name`, if set; exits with status 2 and what is wrong when it
+/// is set but invalid.
+fn secret_from_env<T: std::str::FromStr<Err = String>>(name: &str) -> Option<T> {
+    secrets::from_env(name).unwrap_or_else(|error| {
+        Args::command()
+            .error(clap::error::ErrorKind::ValueValidation, error)
+            .exit()
+    })
 }
 
 #[tokio::main]
@@ -171,24 +169,15 @@ async fn main() -> anyhow::Result<()> {
             )
             .exit();
     }
-    let key_encryption_secret = match std::env::var(KEY_ENCRYPTION_SECRET_ENV) {
-        Ok(secret) => Some(secret.parse().unwrap_or_else(|error: String| {
-            Args::command()
-                .error(
-                    clap::error::ErrorKind::ValueValidation,
-                    format!("{KEY_ENCRYPTION_SECRET_ENV}: {error}"),
-                )
-                .exit()
-        })),
-        Err(_) => None,
-    };
+    let key_encryption_secret = secret_from_env(KEY_ENCRYPTION_SECRET_ENV);
+    let denials_feed_token = secret_from_env(DENIALS_FEED_TOKEN_ENV);
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
         )
         .init();
     let addr = args.addr;
-    let config = args.config(key_encryption_secret);
+    let config = args.config(key_encryption_secret, denials_feed_token);
     if matches!(config.db, Database::Postgres { .. }) && config.key_encryption_secret.is_none() {
         tracing::warn!(
             "the signing keys are kept unsealed in the database; set {KEY_ENCRYPTION_SECRET_ENV} to seal them"

@@ -9,6 +9,7 @@
 //! | `lifecycle` | login, expiry and one refresh, roles, logout, reuse, revocation |
 //! | `restart` | a restart keeps sessions, and never lets a revoked access token through |
 //! | `operator` | `/healthz`, `/readyz`, the opt-in `/metrics`, the server on PostgreSQL |
+//! | `several_instances` | two servers on one PostgreSQL database and the API process (`examples/api.rs`): shared sessions, keys, revocations |
 //! | `http_stack` | the example server's tower-http stack: CORS, body limit (log redaction: `tests/trace_redaction.rs`) |
 //! | `spa_proxy` | the backend-for-frontend over plain HTTP: cookies, CSRF, sessions, hostile upstreams |
 //! | `spa_browser` | the backend-for-frontend in headless Chromium |
@@ -17,6 +18,7 @@ mod http_stack;
 mod lifecycle;
 mod operator;
 mod restart;
+mod several_instances;
 mod spa_browser;
 mod spa_proxy;
 mod support;

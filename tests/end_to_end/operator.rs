@@ -1,17 +1,16 @@
 //! What a load balancer and an operator see of the example server: liveness, readiness, the opt-in
 //! metrics, and the server on PostgreSQL.
 
-use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::Duration;
 
 use anyhow::Context as _;
 use reqwest::StatusCode;
 use serde_json::{Value, json};
-use tessera_examples::app::{self, App, AppConfig, Database};
+use tessera_examples::app::{self, App, AppConfig};
 use tessera_examples::login;
 
 use crate::support::store::FaultyStore;
-use crate::support::{TestApi, login_as, me, me_with, revoke, signed_in};
+use crate::support::{TestApi, login_as, me, me_with, postgres, revoke, signed_in};
 
 async fn get_json(url: reqwest::Url) -> anyhow::Result<(StatusCode, Value)> {
     let response = reqwest::get(url).await?;
@@ -83,25 +82,6 @@ async fn metrics_are_served_only_when_asked_for() -> anyhow::Result<()> {
         assert!(text.contains(expected), "no `{expected}` in\n{text}");
     }
     api.stop().await
-}
-
-/// The test database `scripts/test.sh` starts, in a schema of this test's own. Fails (never skips)
-/// without one.
-fn postgres(test: &str) -> anyhow::Result<Database> {
-    static NEXT: AtomicU32 = AtomicU32::new(0);
-    let url = std::env::var("TESSERA_TEST_POSTGRES_URL").context(
-        "TESSERA_TEST_POSTGRES_URL is not set: run the tests with scripts/test.sh, which starts a \
-         throwaway PostgreSQL",
-    )?;
-    let schema = format!(
-        "examples_{test}_{}_{}",
-        std::process::id(),
-        NEXT.fetch_add(1, Ordering::Relaxed)
-    );
-    Ok(Database::Postgres {
-        url,
-        schema: Some(schema),
-    })
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -32,17 +32,19 @@ use tessera_issuer::store::RefreshStore;
 use tessera_issuer::{Algorithm, AuthEvent, Issuer, PasswordHashing};
 use tessera_server::Claims;
 use tokio::net::TcpListener;
-use tokio::sync::oneshot;
-use tokio::task::JoinHandle;
 
-pub use self::database::{Database, KeyEncryptionSecret};
+pub use self::database::Database;
 pub use self::stack::{BODY_LIMIT, REQUEST_TIMEOUT, http_stack};
+use crate::secrets::{DENIALS_FEED_TOKEN_ENV, DenialsFeedToken, KeyEncryptionSecret};
+use crate::serving::{Serving, bind};
 use crate::users::UserSpec;
 
 /// The `aud` of the demo's access tokens: the API below.
 pub const AUDIENCE: &str = "tessera-demo-api";
 /// The public client the examples log in as.
 pub const CLIENT_ID: &str = "demo";
+/// Where the token service (mounted at `/auth`) serves its denials feed, below its issuer URL.
+pub const DENIALS_PATH: &str = "/auth/denials";
 
 /// Everything the server example's flags set.
 #[derive(Debug, Clone)]
@@ -78,6 +80,9 @@ pub struct AppConfig {
     pub metrics: bool,
     /// Seals the signing keys and the refresh-token secret kept in a PostgreSQL database.
     pub key_encryption_secret: Option<KeyEncryptionSecret>,
+    /// Serves the denials feed (`GET /auth/denials`) to API processes presenting this bearer token;
+    /// `None` (the default) leaves it off (404).
+    pub denials_feed_token: Option<DenialsFeedToken>,
 }
 
 impl AppConfig {
@@ -98,6 +103,7 @@ impl AppConfig {
             cors_origins: Vec::new(),
             metrics: false,
             key_encryption_secret: None,
+            denials_feed_token: None,
         }
     }
 
@@ -248,6 +254,9 @@ impl App {
         if let Some(secret) = &config.key_encryption_secret {
             builder = builder.key_encryption_secret(secret.bytes());
         }
+        if let Some(token) = &config.denials_feed_token {
+            builder = builder.denials_feed_token(token.expose());
+        }
         for user in &config.users {
             builder = builder.user(user.name.clone(), user.password.clone(), user.roles.clone());
         }
@@ -276,7 +285,7 @@ impl App {
             .merge(issuer.well_known_router())
             .merge(api);
         // The operator's routes sit outside the stack: probes every few seconds would drown the log.
-        let mut router = http_stack(served, config).merge(issuer.health_router());
+        let mut router = http_stack(served, &config.cors_origins).merge(issuer.health_router());
         if config.metrics {
             router = router.merge(issuer.metrics_router([("api".to_owned(), auth)]));
         }
@@ -305,30 +314,19 @@ impl App {
     /// # Errors
     /// If the listener's address cannot be read.
     pub fn serve(self, listener: TcpListener) -> anyhow::Result<RunningApp> {
-        let addr = listener.local_addr()?;
-        let base_url = reqwest::Url::parse(&format!("http://{addr}"))?;
-        let (shutdown, stopped) = oneshot::channel::<()>();
-        let serving = tokio::spawn(
-            axum::serve(listener, self.router)
-                .with_graceful_shutdown(async move {
-                    // A dropped sender stops the server too.
-                    let _ = stopped.await;
-                })
-                .into_future(),
-        );
+        let serving = Serving::start(listener, self.router)?;
         Ok(RunningApp {
-            addr,
-            base_url,
+            addr: serving.addr,
+            base_url: serving.base_url.clone(),
             events: self.events,
-            close: Some(self.close),
-            shutdown: Some(shutdown),
-            serving: Some(serving),
+            close: self.close,
+            serving,
         })
     }
 }
 
-/// `GET /api/me`: who the token says you are.
-async fn me(Claims(claims): Claims<AccessTokenClaims>) -> Response {
+/// `GET /api/me`: who the token says you are (the API process serves it too).
+pub(crate) async fn me(Claims(claims): Claims<AccessTokenClaims>) -> Response {
     axum::Json(json!({ "sub": claims.sub, "scope": claims.scope, "roles": claims.roles, "exp": claims.exp }))
         .into_response()
 }
@@ -359,9 +357,8 @@ pub struct RunningApp {
     pub base_url: reqwest::Url,
     /// What the token service and the API counted.
     pub events: Arc<EventCounts>,
-    close: Option<Closing>,
-    shutdown: Option<oneshot::Sender<()>>,
-    serving: Option<JoinHandle<std::io::Result<()>>>,
+    close: Closing,
+    serving: Serving,
 }
 
 impl std::fmt::Debug for RunningApp {
@@ -394,12 +391,6 @@ pub async fn spawn_on(config: &AppConfig, addr: SocketAddr) -> anyhow::Result<Ru
     App::open(&config).await?.serve(listener)
 }
 
-async fn bind(addr: SocketAddr) -> anyhow::Result<TcpListener> {
-    TcpListener::bind(addr)
-        .await
-        .with_context(|| format!("cannot listen on {addr}"))
-}
-
 /// The `server` example: serves `config` on `addr` until `stop` resolves, then shuts down gracefully
 /// (requests in flight finish, then the store's queued writes) and returns what it counted.
 ///
@@ -420,6 +411,15 @@ pub async fn run(
         "serving /auth/*, /.well-known/jwks.json, /api/me, /api/admin, /healthz and /readyz on {}",
         server.base_url
     );
+    if config.denials_feed_token.is_some() {
+        tracing::info!(
+            "denials feed on: GET /auth/denials answers API processes presenting {DENIALS_FEED_TOKEN_ENV}"
+        );
+    } else {
+        tracing::info!(
+            "denials feed off (404): set {DENIALS_FEED_TOKEN_ENV} to publish revocations to API processes"
+        );
+    }
     stop.await;
     tracing::info!("shutting down: finishing the requests in flight");
     let events = Arc::clone(&server.events);
@@ -430,9 +430,7 @@ pub async fn run(
 impl RunningApp {
     /// `path` on this server.
     pub fn url(&self, path: &str) -> reqwest::Url {
-        let mut url = self.base_url.clone();
-        url.set_path(path);
-        url
+        self.serving.url(path)
     }
 
     /// Stops accepting connections, lets requests in flight finish, then closes the token service (its
@@ -440,27 +438,9 @@ impl RunningApp {
     ///
     /// # Errors
     /// If the server task failed or panicked.
-    pub async fn stop(mut self) -> anyhow::Result<()> {
-        if let Some(shutdown) = self.shutdown.take() {
-            let _ = shutdown.send(());
-        }
-        if let Some(serving) = self.serving.take() {
-            serving
-                .await
-                .context("the server task panicked")?
-                .context("the server failed")?;
-        }
-        if let Some(close) = self.close.take() {
-            close.await;
-        }
+    pub async fn stop(self) -> anyhow::Result<()> {
+        self.serving.stop().await?;
+        self.close.await;
         Ok(())
-    }
-}
-
-impl Drop for RunningApp {
-    fn drop(&mut self) {
-        if let Some(serving) = &self.serving {
-            serving.abort();
-        }
     }
 }

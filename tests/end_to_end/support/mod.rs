@@ -6,6 +6,7 @@ pub(crate) mod store;
 
 use std::net::SocketAddr;
 use std::ops::Deref;
+use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{Context as _, ensure};
@@ -14,7 +15,7 @@ use reqwest_middleware::ClientWithMiddleware;
 use serde_json::Value;
 use tessera_client::{AuthMiddleware, AuthOutcome, TokenSet};
 use tessera_core::TokenResponse;
-use tessera_examples::app::{self, AppConfig, RunningApp};
+use tessera_examples::app::{self, AppConfig, Database, RunningApp};
 use tessera_examples::bff;
 use tessera_examples::login;
 
@@ -94,6 +95,25 @@ impl Stopped {
             dir: self.dir,
         })
     }
+}
+
+/// The test database `scripts/test.sh` starts, in a schema of this test's own. Fails (never skips)
+/// without one.
+pub(crate) fn postgres(test: &str) -> anyhow::Result<Database> {
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let url = std::env::var("TESSERA_TEST_POSTGRES_URL").context(
+        "TESSERA_TEST_POSTGRES_URL is not set: run the tests with scripts/test.sh, which starts a \
+         throwaway PostgreSQL",
+    )?;
+    let schema = format!(
+        "examples_{test}_{}_{}",
+        std::process::id(),
+        NEXT.fetch_add(1, Ordering::Relaxed)
+    );
+    Ok(Database::Postgres {
+        url,
+        schema: Some(schema),
+    })
 }
 
 /// `username` logs in at `server` with the password grant: the token answer.

@@ -5,9 +5,7 @@ use std::path::PathBuf;
 use std::str::FromStr;
 
 use anyhow::Context as _;
-use base64::Engine as _;
-use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use tessera_issuer::{KEY_ENCRYPTION_SECRET_LEN, PostgresStore, PostgresStoreOptions, SqliteStore};
+use tessera_issuer::{PostgresStore, PostgresStoreOptions, SqliteStore};
 
 /// Where the token service keeps its state.
 #[derive(Clone, PartialEq, Eq)]
@@ -133,44 +131,6 @@ impl fmt::Debug for Database {
     }
 }
 
-/// The secret that seals the signing keys and the refresh-token secret kept in PostgreSQL (AES-256-GCM),
-/// so a copy of the database alone cannot mint tokens: 32 bytes, given base64url-encoded (43 characters).
-/// Every instance needs the same one.
-#[derive(Clone, PartialEq, Eq)]
-pub struct KeyEncryptionSecret([u8; KEY_ENCRYPTION_SECRET_LEN]);
-
-impl KeyEncryptionSecret {
-    /// The raw bytes, for `IssuerBuilder::key_encryption_secret`.
-    pub fn bytes(&self) -> [u8; KEY_ENCRYPTION_SECRET_LEN] {
-        self.0
-    }
-}
-
-impl FromStr for KeyEncryptionSecret {
-    type Err = String;
-
-    fn from_str(input: &str) -> Result<Self, Self::Err> {
-        let bytes = URL_SAFE_NO_PAD
-            .decode(input.trim())
-            .map_err(|error| format!("not base64url without padding: {error}"))?;
-        let bytes: [u8; KEY_ENCRYPTION_SECRET_LEN] =
-            bytes.try_into().map_err(|bytes: Vec<u8>| {
-                format!(
-                    "{} bytes; the key-encryption secret is {KEY_ENCRYPTION_SECRET_LEN} (e.g. \
-                 `head -c32 /dev/urandom | basenc --base64url | tr -d =`)",
-                    bytes.len()
-                )
-            })?;
-        Ok(KeyEncryptionSecret(bytes))
-    }
-}
-
-impl fmt::Debug for KeyEncryptionSecret {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("KeyEncryptionSecret(redacted)")
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -210,19 +170,5 @@ mod tests {
             "postgres://tessera:***@db:5432/tessera"
         );
         assert!(!format!("{postgres:?}").contains("hunter2"));
-    }
-
-    #[test]
-    fn the_key_encryption_secret_is_32_bytes_and_redacted() {
-        let secret: KeyEncryptionSecret = URL_SAFE_NO_PAD.encode([7_u8; 32]).parse().unwrap();
-        assert_eq!(secret.bytes(), [7; 32]);
-        assert_eq!(format!("{secret:?}"), "KeyEncryptionSecret(redacted)");
-        assert!(
-            URL_SAFE_NO_PAD
-                .encode([7_u8; 31])
-                .parse::<KeyEncryptionSecret>()
-                .is_err()
-        );
-        assert!("not base64!".parse::<KeyEncryptionSecret>().is_err());
     }
 }
