@@ -52,7 +52,11 @@ pub(crate) async fn get(
     accept: &'static str,
     limit: usize,
 ) -> Result<(Vec<u8>, http::HeaderMap), GetError> {
-    send(client.get(url.clone()).header(http::header::ACCEPT, accept), limit).await
+    send(
+        client.get(url.clone()).header(http::header::ACCEPT, accept),
+        limit,
+    )
+    .await
 }
 
 /// The body of a successful answer to `request` of at most `limit` bytes, and the answer's headers.

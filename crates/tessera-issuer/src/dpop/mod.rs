@@ -1,6 +1,7 @@
-//! DPoP (RFC 9449) at the token endpoint: checking a request's proof ([`proof`]), the server nonces
-//! ([`nonce`]), and [`ProofChecker`], which puts them together and remembers proof `jti`s in the store, so
-//! that a proof is accepted once by all the instances that share it.
+//! DPoP (RFC 9449) at the token endpoint: the server nonces ([`nonce`]), and [`ProofChecker`], which checks
+//! a request's proof by the rules every Tessera crate shares ([`ProofRequirements`]), asks for the nonce,
+//! and remembers proof `jti`s in the store, so that a proof is accepted once by all the instances that
+//! share it.
 //!
 //! A token request with a valid proof gets `token_type: DPoP` and an access token bound to the proof's key
 //! (`cnf.jkt`); a public client's refresh tokens are bound to it too, and refused without a proof of that
@@ -17,14 +18,12 @@
 //! With nonces on, every token endpoint answer carries the current nonce in `DPoP-Nonce`.
 
 mod nonce;
-mod proof;
 
 use std::sync::Arc;
 
-use tessera_core::jose::Algorithm;
+use tessera_core::jose::{Algorithm, ProofError, ProofRequirements, VerifiedProof};
 
 pub(crate) use self::nonce::Nonces;
-pub(crate) use self::proof::{Proof, ProofError};
 use crate::error::TokenError;
 use crate::store::{OnceKey, OneTimeValues};
 
@@ -107,19 +106,21 @@ impl ProofChecker {
     /// Checks a token request's proof at `now`: signature, header, claims, method, URL, time and, with
     /// nonces on, the nonce. The `jti` is not recorded yet ([`ProofChecker::record`]), so a request
     /// refused for another reason before it is served does not spend its proof.
-    pub(crate) fn verify(&self, proof: &str, now: i64) -> Result<Proof, TokenError> {
-        let expected = proof::Expected {
+    pub(crate) fn verify(&self, proof: &str, now: i64) -> Result<VerifiedProof, TokenError> {
+        let requirements = ProofRequirements {
             method: "POST",
             url: &self.token_endpoint,
-            now,
-            window: self.window,
+            access_token: None,
             algorithms: &self.algorithms,
+            now,
+            max_age: self.window,
         };
-        let proof = proof::verify(proof, &expected).map_err(TokenError::InvalidDpopProof)?;
+        let proof = requirements
+            .verify(proof)
+            .map_err(TokenError::InvalidDpopProof)?;
         if let Some(nonces) = &self.nonces
             && !proof
-                .nonce
-                .as_deref()
+                .nonce()
                 .is_some_and(|nonce| nonces.accepts(nonce, now))
         {
             return Err(TokenError::UseDpopNonce);
@@ -129,10 +130,13 @@ impl ProofChecker {
 
     /// Records the proof's `jti` (per key, as the client chose it) as used in the store: refused if it
     /// was already, by this instance or another.
-    pub(crate) async fn record(&self, proof: &Proof, now: i64) -> Result<(), TokenError> {
-        let key = OnceKey::new(DPOP_PROOF, &[&proof.jkt, &proof.jti]);
+    pub(crate) async fn record(&self, proof: &VerifiedProof, now: i64) -> Result<(), TokenError> {
+        let key = OnceKey::new(DPOP_PROOF, &[proof.thumbprint(), proof.jti()]);
         // Kept until the proof could no longer pass the `iat` check anyway.
-        let expires_at = proof.iat.saturating_add(self.window).saturating_add(1);
+        let expires_at = proof
+            .issued_at()
+            .saturating_add(self.window)
+            .saturating_add(1);
         if self.seen.first_use(key, expires_at, now).await? {
             Ok(())
         } else {

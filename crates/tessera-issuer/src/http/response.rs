@@ -76,7 +76,7 @@ impl IntoResponse for TokenError {
                 ErrorCode::TemporarilyUnavailable,
                 Some((RETRY_AFTER, HeaderValue::from(*retry_after))),
             ),
-            TokenError::InvalidDpopProof(_) => (
+            TokenError::InvalidDpopProof(_) | TokenError::DpopRequired => (
                 StatusCode::BAD_REQUEST,
                 ErrorCode::Other(INVALID_DPOP_PROOF.to_owned()),
                 None,
