@@ -198,16 +198,19 @@ impl<S: RefreshStore> Grants<S> {
             checks,
             throttle,
         } = &self.logins;
-        // Reserved before the password is checked, so concurrent guesses cannot all be checked (an attempt
-        // shed below for overload has counted too).
+        let overloaded = |_| TokenError::Overloaded {
+            retry_after: OVERLOADED_RETRY_AFTER,
+        };
+        // A place in line first: a request shed for overload never reaches the throttle, so a flood cannot
+        // spend a user's attempts with logins that were never checked.
+        let place = checks.enter().map_err(overloaded)?;
+        // Reserved before the password is checked, so concurrent guesses cannot all be checked.
         if let Err(retry_after) = throttle.reserve(username, now).await? {
             self.events.emit(failed(LoginFailure::Throttled));
             return Err(TokenError::Throttled { retry_after });
         }
         let verified = {
-            let _turn = checks.admit().await.map_err(|_| TokenError::Overloaded {
-                retry_after: OVERLOADED_RETRY_AFTER,
-            })?;
+            let _turn = place.turn().await.map_err(overloaded)?;
             verifier.verify(username, password).await?
         };
         let user = match verified {
