@@ -250,6 +250,14 @@ async fn a_full_password_check_queue_sheds_logins_with_503_and_retry_after() {
         assert_eq!(answer.headers[RETRY_AFTER], "1");
         assert_description_is_rfc6749(&answer);
     }
+    // The login holding the turn reserves its throttle attempt before its check starts.
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while checks.load(Ordering::SeqCst) == 0 {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("the login holding the turn is checked");
     assert_eq!(checks.load(Ordering::SeqCst), 1, "one check runs at a time");
     gate.add_permits(1);
     for _ in 0..3 {
