@@ -3,11 +3,11 @@
 use std::sync::Arc;
 
 use tessera_core::jose::VerifiedProof;
-use tessera_core::{BEARER, Clock, GrantType, TokenResponse};
+use tessera_core::{BEARER, Clock, DPOP, GrantType, TokenResponse};
 
 use crate::clients::{ClientDirectory, ClientRegistration};
 use crate::credentials::{CredentialChecks, CredentialVerifier};
-use crate::dpop::{DPOP, ProofChecker};
+use crate::dpop::ProofChecker;
 use crate::error::TokenError;
 use crate::events::{AuthEvent, Events, LoginFailure};
 use crate::minting::{MintedToken, Minter, TokenContext, client_subject, is_client_subject};

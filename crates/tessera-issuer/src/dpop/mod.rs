@@ -27,13 +27,6 @@ pub(crate) use self::nonce::Nonces;
 use crate::error::TokenError;
 use crate::store::{OnceKey, OneTimeValues};
 
-/// The `token_type` of a DPoP-bound access token, the `Authorization` scheme it is presented with, and the
-/// request header that carries a proof.
-pub(crate) const DPOP: &str = "DPoP";
-
-/// The response header carrying the server's nonce (RFC 9449 §8).
-pub(crate) const DPOP_NONCE: &str = "dpop-nonce";
-
 /// The algorithms DPoP proofs may be signed with unless
 /// [`IssuerBuilder::dpop_algorithms`](crate::IssuerBuilder::dpop_algorithms) says otherwise: every
 /// asymmetric algorithm Tessera verifies.

@@ -11,10 +11,10 @@ use http::request::Parts;
 use http::{HeaderMap, HeaderName};
 
 use tessera_core::AccessTokenClaims;
+use tessera_core::header::DPOP;
 use tessera_core::jose::ProofError;
 use tessera_server::Claims;
 
-use crate::dpop::DPOP;
 use crate::error::TokenError;
 use crate::issuer::Issuer;
 use crate::minting::is_client_subject;
