@@ -2,10 +2,11 @@
 //! does it ask for a DPoP proof with the server's nonce?
 
 use http::{HeaderMap, StatusCode};
+use tessera_core::ErrorCode;
 use tessera_core::challenge::Challenge;
 use tessera_core::header::{TOKEN_EXPIRED, TOKEN_EXPIRED_VALUE, WWW_AUTHENTICATE};
 
-use crate::dpop::{DPOP_SCHEME, USE_DPOP_NONCE};
+use crate::dpop::DPOP_SCHEME;
 use crate::session::Rejection;
 
 /// What an answer says about the token the request carried.
@@ -40,7 +41,7 @@ pub(crate) fn verdict(status: StatusCode, headers: &HeaderMap, scheme: &str) -> 
             .iter()
             .any(|challenge| challenge.is_scheme(scheme) && challenge.get("error") == Some(code))
     };
-    if scheme.eq_ignore_ascii_case(DPOP_SCHEME) && error_is(USE_DPOP_NONCE) {
+    if scheme.eq_ignore_ascii_case(DPOP_SCHEME) && error_is(ErrorCode::UseDpopNonce.as_str()) {
         return Verdict::UseDpopNonce;
     }
     let expired = headers.get_all(TOKEN_EXPIRED).iter().any(|value| {
@@ -50,7 +51,7 @@ pub(crate) fn verdict(status: StatusCode, headers: &HeaderMap, scheme: &str) -> 
     });
     if expired {
         Verdict::Refused(Rejection::Expired)
-    } else if error_is("invalid_token") {
+    } else if error_is(ErrorCode::InvalidToken.as_str()) {
         Verdict::Refused(Rejection::Unexplained)
     } else {
         Verdict::Pass

@@ -6,10 +6,19 @@ use serde::{Deserialize, Deserializer, Serialize, Serializer};
 /// The `error` code of an OAuth 2.0 error answer.
 ///
 /// Covers the token endpoint (RFC 6749 §5.2), protected resources (RFC 6750 §3.1), revocation (RFC 7009
-/// §2.2.1) and Tessera's `unauthorized` for a request that carried no credentials at all. Codes from other
-/// servers that Tessera does not know parse as [`ErrorCode::Other`] instead of failing, so a client can
-/// still act on the HTTP status.
+/// §2.2.1), DPoP (RFC 9449 §5, §8), login throttling (`slow_down`) and Tessera's `unauthorized` for a
+/// request that carried no credentials at all. Codes from other servers that Tessera does not know parse as
+/// [`ErrorCode::Other`] instead of failing, so a client can still act on the HTTP status.
+///
+/// ```
+/// use tessera_core::ErrorCode;
+///
+/// assert_eq!(ErrorCode::parse("use_dpop_nonce"), ErrorCode::UseDpopNonce);
+/// assert_eq!(ErrorCode::InvalidDpopProof.as_str(), "invalid_dpop_proof");
+/// assert_eq!(ErrorCode::parse("authorization_pending"), ErrorCode::Other("authorization_pending".into()));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
+#[non_exhaustive]
 pub enum ErrorCode {
     /// The request is missing a parameter, repeats one, or is otherwise malformed.
     InvalidRequest,
@@ -35,6 +44,14 @@ pub enum ErrorCode {
     TemporarilyUnavailable,
     /// The server hit an unexpected condition.
     ServerError,
+    /// The DPoP proof is missing, malformed or does not match the request (RFC 9449 §5, §7.1).
+    InvalidDpopProof,
+    /// The server requires its nonce in the DPoP proof; the answer carries it in `DPoP-Nonce` (RFC 9449
+    /// §8, §9).
+    UseDpopNonce,
+    /// Too many attempts (Tessera's throttled logins, answered 429 with `Retry-After`; RFC 8628 §3.5
+    /// registers the code for the token endpoint).
+    SlowDown,
     /// Any other code, kept verbatim.
     Other(String),
 }
@@ -55,6 +72,9 @@ impl ErrorCode {
             ErrorCode::Unauthorized => "unauthorized",
             ErrorCode::TemporarilyUnavailable => "temporarily_unavailable",
             ErrorCode::ServerError => "server_error",
+            ErrorCode::InvalidDpopProof => "invalid_dpop_proof",
+            ErrorCode::UseDpopNonce => "use_dpop_nonce",
+            ErrorCode::SlowDown => "slow_down",
             ErrorCode::Other(code) => code,
         }
     }
@@ -74,6 +94,9 @@ impl ErrorCode {
             "unauthorized" => ErrorCode::Unauthorized,
             "temporarily_unavailable" => ErrorCode::TemporarilyUnavailable,
             "server_error" => ErrorCode::ServerError,
+            "invalid_dpop_proof" => ErrorCode::InvalidDpopProof,
+            "use_dpop_nonce" => ErrorCode::UseDpopNonce,
+            "slow_down" => ErrorCode::SlowDown,
             other => ErrorCode::Other(other.to_owned()),
         }
     }
@@ -153,11 +176,28 @@ mod tests {
             ErrorCode::Unauthorized,
             ErrorCode::TemporarilyUnavailable,
             ErrorCode::ServerError,
+            ErrorCode::InvalidDpopProof,
+            ErrorCode::UseDpopNonce,
+            ErrorCode::SlowDown,
         ];
         for code in codes {
             assert_eq!(ErrorCode::parse(code.as_str()), code);
             let json = serde_json::to_string(&code).unwrap();
             assert_eq!(serde_json::from_str::<ErrorCode>(&json).unwrap(), code);
+        }
+    }
+
+    #[test]
+    fn dpop_and_throttling_codes_are_known() {
+        for (wire, code) in [
+            ("invalid_dpop_proof", ErrorCode::InvalidDpopProof),
+            ("use_dpop_nonce", ErrorCode::UseDpopNonce),
+            ("slow_down", ErrorCode::SlowDown),
+        ] {
+            let body: ErrorResponse =
+                serde_json::from_str(&format!(r#"{{"error":"{wire}"}}"#)).unwrap();
+            assert_eq!(body.error, code, "{wire}");
+            assert_eq!(code.as_str(), wire);
         }
     }
 

@@ -9,6 +9,12 @@ pub const TOKEN_EXPIRED: &str = "token-expired";
 /// The value of [`TOKEN_EXPIRED`].
 pub const TOKEN_EXPIRED_VALUE: &str = "true";
 
+/// `DPoP`, the request header carrying a DPoP proof (RFC 9449 §4.1).
+pub const DPOP: &str = "dpop";
+
+/// `DPoP-Nonce`, the response header carrying a server's DPoP nonce (RFC 9449 §8, §9).
+pub const DPOP_NONCE: &str = "dpop-nonce";
+
 /// `WWW-Authenticate`, the RFC 6750 §3 challenge header.
 pub const WWW_AUTHENTICATE: &str = "www-authenticate";
 

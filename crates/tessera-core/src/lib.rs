@@ -43,3 +43,7 @@ pub const ACCESS_TOKEN_JWT_TYPE: &str = "at+jwt";
 
 /// The token type the token endpoint announces and the `Authorization` scheme clients send (RFC 6750).
 pub const BEARER: &str = "Bearer";
+
+/// The token type of a DPoP-bound access token and the `Authorization` scheme it is sent with (RFC 9449
+/// §5, §7.1).
+pub const DPOP: &str = "DPoP";

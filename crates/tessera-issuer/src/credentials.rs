@@ -232,23 +232,53 @@ impl CredentialChecks {
     /// Waits for a turn to check a credential; [`Overloaded`] at once if the queue is full. The check
     /// runs while the returned permit is held.
     pub(crate) async fn admit(&self) -> Result<SemaphorePermit<'_>, Overloaded> {
+        self.enter()?.turn().await
+    }
+
+    /// Takes a place in line without waiting: a turn if one is free, else a place in the queue;
+    /// [`Overloaded`] if the queue is full. What must not happen to a request that is shed (spending a
+    /// login attempt) can happen between this and [`Place::turn`].
+    pub(crate) fn enter(&self) -> Result<Place<'_>, Overloaded> {
         if let Ok(permit) = self.running.try_acquire() {
-            return Ok(permit);
+            return Ok(Place::Running(permit));
         }
         self.waiting
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |waiting| {
                 (waiting < self.max_waiting).then_some(waiting + 1)
             })
             .map_err(|_| Overloaded)?;
-        // Leaves the queue however the wait ends, including when the request is dropped while waiting.
-        let _place = QueuePlace(&self.waiting);
-        // The semaphore is never closed, so acquiring only fails if it were.
-        self.running.acquire().await.map_err(|_| Overloaded)
+        Ok(Place::Queued {
+            running: &self.running,
+            _place: QueuePlace(&self.waiting),
+        })
+    }
+}
+
+/// A request's place in [`CredentialChecks`]: its turn, or a place in the queue, given up on drop.
+#[derive(Debug)]
+pub(crate) enum Place<'a> {
+    Running(SemaphorePermit<'a>),
+    Queued {
+        running: &'a Semaphore,
+        _place: QueuePlace<'a>,
+    },
+}
+
+impl<'a> Place<'a> {
+    /// Waits for the turn; the check runs while the returned permit is held.
+    pub(crate) async fn turn(self) -> Result<SemaphorePermit<'a>, Overloaded> {
+        match self {
+            Place::Running(permit) => Ok(permit),
+            // The queue place is left however the wait ends, including when the request is dropped while
+            // waiting. The semaphore is never closed, so acquiring only fails if it were.
+            Place::Queued { running, _place } => running.acquire().await.map_err(|_| Overloaded),
+        }
     }
 }
 
 /// A place in [`CredentialChecks`]' queue, given up on drop.
-struct QueuePlace<'a>(&'a AtomicUsize);
+#[derive(Debug)]
+pub(crate) struct QueuePlace<'a>(&'a AtomicUsize);
 
 impl Drop for QueuePlace<'_> {
     fn drop(&mut self) {

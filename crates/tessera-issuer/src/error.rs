@@ -4,10 +4,10 @@
 //! random generator) convert into [`TokenError::Internal`] through `From`, so `?` carries them up; the
 //! HTTP layer (`http/response.rs`) owns the one mapping to status codes and headers.
 
+use tessera_core::jose::ProofError;
 use tessera_core::random::RandomError;
 
 use crate::credentials::CredentialError;
-use crate::dpop::ProofError;
 use crate::minting::MintError;
 use crate::store::StoreError;
 
@@ -45,10 +45,12 @@ pub(crate) enum TokenError {
         /// Seconds to wait before retrying.
         retry_after: u64,
     },
-    /// 400 `invalid_dpop_proof` (RFC 9449 §5): the token request's DPoP proof failed a check, or the client
-    /// must send one and did not.
-    #[error("{}", .0.description())]
+    /// 400 `invalid_dpop_proof` (RFC 9449 §5): the token request's DPoP proof failed a check.
+    #[error("{0}")]
     InvalidDpopProof(ProofError),
+    /// 400 `invalid_dpop_proof`: the client must send a DPoP proof and sent none.
+    #[error("this client must send a DPoP proof with every token request")]
+    DpopRequired,
     /// 400 `use_dpop_nonce` (RFC 9449 §8): the proof lacks the server's current nonce, which the answer
     /// carries in `DPoP-Nonce`.
     #[error("the DPoP proof must carry the nonce of the DPoP-Nonce header")]

@@ -2,11 +2,12 @@
 
 use std::sync::Arc;
 
-use tessera_core::{BEARER, Clock, GrantType, TokenResponse};
+use tessera_core::jose::VerifiedProof;
+use tessera_core::{BEARER, Clock, DPOP, GrantType, TokenResponse};
 
 use crate::clients::{ClientDirectory, ClientRegistration};
 use crate::credentials::{CredentialChecks, CredentialVerifier};
-use crate::dpop::{DPOP, Proof, ProofChecker, ProofError};
+use crate::dpop::ProofChecker;
 use crate::error::TokenError;
 use crate::events::{AuthEvent, Events, LoginFailure};
 use crate::minting::{MintedToken, Minter, TokenContext, client_subject, is_client_subject};
@@ -164,17 +165,15 @@ impl<S: RefreshStore> Grants<S> {
     async fn spend(
         &self,
         client: &ClientRegistration,
-        proof: Option<Proof>,
+        proof: Option<VerifiedProof>,
         now: i64,
-    ) -> Result<Option<Proof>, TokenError> {
+    ) -> Result<Option<VerifiedProof>, TokenError> {
         match proof {
             Some(proof) => {
                 self.dpop.record(&proof, now).await?;
                 Ok(Some(proof))
             }
-            None if client.requires_dpop() => {
-                Err(TokenError::InvalidDpopProof(ProofError::Missing))
-            }
+            None if client.requires_dpop() => Err(TokenError::DpopRequired),
             None => Ok(None),
         }
     }
@@ -184,7 +183,7 @@ impl<S: RefreshStore> Grants<S> {
         client: &ClientRegistration,
         params: &Params,
         user_agent: Option<&str>,
-        proof: Option<Proof>,
+        proof: Option<VerifiedProof>,
         now: i64,
     ) -> Result<Issued, TokenError> {
         let Credentials { username, password } = Credentials::of(params)?;
@@ -199,16 +198,19 @@ impl<S: RefreshStore> Grants<S> {
             checks,
             throttle,
         } = &self.logins;
-        // Reserved before the password is checked, so concurrent guesses cannot all be checked (an attempt
-        // shed below for overload has counted too).
+        let overloaded = |_| TokenError::Overloaded {
+            retry_after: OVERLOADED_RETRY_AFTER,
+        };
+        // A place in line first: a request shed for overload never reaches the throttle, so a flood cannot
+        // spend a user's attempts with logins that were never checked.
+        let place = checks.enter().map_err(overloaded)?;
+        // Reserved before the password is checked, so concurrent guesses cannot all be checked.
         if let Err(retry_after) = throttle.reserve(username, now).await? {
             self.events.emit(failed(LoginFailure::Throttled));
             return Err(TokenError::Throttled { retry_after });
         }
         let verified = {
-            let _turn = checks.admit().await.map_err(|_| TokenError::Overloaded {
-                retry_after: OVERLOADED_RETRY_AFTER,
-            })?;
+            let _turn = place.turn().await.map_err(overloaded)?;
             verifier.verify(username, password).await?
         };
         let user = match verified {
@@ -227,7 +229,7 @@ impl<S: RefreshStore> Grants<S> {
         };
         throttle.record_success(username).await?;
 
-        let jkt = proof.as_ref().map(|proof| proof.jkt.as_str());
+        let jkt = proof.as_ref().map(VerifiedProof::thumbprint);
         // A session (and its refresh token) only for a client that may refresh it. A public client's is
         // bound to the DPoP key of the login (RFC 9449 §5); a confidential client's is bound to the client
         // already, by its authentication.
@@ -271,7 +273,7 @@ impl<S: RefreshStore> Grants<S> {
         &self,
         client: Option<&Arc<ClientRegistration>>,
         request: TokenRequest<'_>,
-        proof: Option<Proof>,
+        proof: Option<VerifiedProof>,
         now: i64,
     ) -> Result<Issued, TokenError> {
         let params = request.params;
@@ -286,7 +288,7 @@ impl<S: RefreshStore> Grants<S> {
             .refresh_client(client, &presented, requested_scope)
             .await?;
         let proof = self.spend(&client, proof, now).await?;
-        let jkt = proof.as_ref().map(|proof| proof.jkt.as_str());
+        let jkt = proof.as_ref().map(VerifiedProof::thumbprint);
         // A family bound to a DPoP key is rotated only with a proof of that key: the store decides, before
         // the grace window or reuse detection have a say.
         let requester = Requester {
@@ -355,7 +357,7 @@ impl<S: RefreshStore> Grants<S> {
         &self,
         client: &ClientRegistration,
         params: &Params,
-        proof: Option<Proof>,
+        proof: Option<VerifiedProof>,
         now: i64,
     ) -> Result<Issued, TokenError> {
         if !client.is_confidential() {
@@ -372,7 +374,7 @@ impl<S: RefreshStore> Grants<S> {
             roles: &[],
             grant_type: GrantType::ClientCredentials,
         };
-        let jkt = proof.as_ref().map(|proof| proof.jkt.as_str());
+        let jkt = proof.as_ref().map(VerifiedProof::thumbprint);
         let access = self.minter.mint(&context, None, jkt, now)?;
         self.events.emit(AuthEvent::ClientTokenIssued {
             client_id: client.id().to_owned(),

@@ -17,11 +17,10 @@ use std::sync::Arc;
 
 use serde::Serialize;
 use serde_json::Value;
-use tessera_core::{Audience, BEARER, Clock};
+use tessera_core::{Audience, BEARER, Clock, DPOP};
 use tessera_server::{Availability, Denylist};
 
 use crate::clients::ClientDirectory;
-use crate::dpop::DPOP;
 use crate::error::TokenError;
 use crate::minting::Minter;
 use crate::params::Params;

@@ -11,7 +11,7 @@
 //! | `Minter` (`minting.rs`) | signing access tokens and recognising them again |
 //! | `Maintenance` (`maintenance.rs`) | reloading the denylist, purging, the background task |
 //! | `ClientDirectory` (`clients.rs`) | registered clients, their authentication, who may act for whom |
-//! | `ProofChecker` (`dpop/`) | DPoP proofs at the token endpoint, nonces, replayed `jti`s |
+//! | `ProofChecker` (`dpop/`) | DPoP proofs at the token endpoint, nonces, replayed `jti`s (in the store) |
 //! | `Introspection` (`introspection.rs`) | RFC 7662 answers about access tokens |
 //! | `Metadata` (`metadata.rs`) | the RFC 8414 document, built once |
 
@@ -41,7 +41,7 @@ use crate::minting::Minter;
 use crate::observed::Observed;
 use crate::refresh::RefreshTokens;
 use crate::sessions::Sessions;
-use crate::store::{PurgeReport, RefreshStore, RevokeReason, StoreError};
+use crate::store::{OneTimeValues, PurgeReport, RefreshStore, RevokeReason, StoreError};
 use crate::throttle::LoginThrottle;
 
 /// The token service: grants, rotation, revocation, on a [`RefreshStore`].
@@ -133,10 +133,11 @@ impl<S: RefreshStore> Issuer<S> {
         );
         let (concurrent, queued) = settings.credential_checks;
         let checks = Arc::new(CredentialChecks::new(concurrent, queued));
+        let once = Arc::clone(&store) as Arc<dyn OneTimeValues>;
         let clients = Arc::new(ClientDirectory::new(
             settings.clients,
             settings.assertion_audiences,
-            Arc::clone(&store) as Arc<dyn crate::store::OneTimeValues>,
+            Arc::clone(&once),
             Arc::clone(&checks),
             events.clone(),
         ));
@@ -155,7 +156,7 @@ impl<S: RefreshStore> Issuer<S> {
             },
             Arc::clone(&refresh),
             Arc::clone(&minter),
-            ProofChecker::new(settings.dpop, settings.endpoints.token),
+            ProofChecker::new(settings.dpop, settings.endpoints.token, once),
             events.clone(),
             Arc::clone(&clock),
         );

@@ -348,6 +348,79 @@ async fn expired_revoked_foreign_refresh_and_garbage_tokens_are_inactive() {
 }
 
 #[tokio::test]
+async fn every_denial_the_auth_layer_honours_makes_a_token_inactive() {
+    let h = harness_with(MemoryStore::new(), with_api).await;
+    let inactive = json!({"active": false});
+    // Introspection and the auth layer in front of the session endpoints agree on every token.
+    let agree = async |token: &str, active: bool, why: &str| {
+        assert_eq!(
+            introspect(&h, "api", token).await.json()["active"],
+            active,
+            "{why}"
+        );
+        let sessions = h.sessions(token).await.status;
+        assert_eq!(sessions == StatusCode::OK, active, "{why}: {sessions}");
+    };
+
+    let by_jti = h.login("alice", "wonderland").await.access_token();
+    agree(&by_jti, true, "before its revocation").await;
+    let revoke = h
+        .post_form("/auth/revoke", &format!("token={by_jti}"))
+        .await;
+    assert_eq!(revoke.status, StatusCode::OK);
+    agree(&by_jti, false, "denied by jti (RFC 7009)").await;
+
+    let logged_out = h.login("alice", "wonderland").await;
+    let logout = h
+        .post_form(
+            "/auth/logout",
+            &format!(
+                "refresh_token={}&client_id=demo",
+                logged_out.refresh_token()
+            ),
+        )
+        .await;
+    assert_eq!(logout.status, StatusCode::NO_CONTENT, "{}", logout.text());
+    agree(&logged_out.access_token(), false, "its session ended (sid)").await;
+
+    let reused = h.login("alice", "wonderland").await;
+    let first = reused.refresh_token();
+    h.refresh(&first).await.refresh_token();
+    h.clock.advance_secs(31);
+    assert_eq!(h.refresh(&first).await.error(), "invalid_grant");
+    agree(
+        &reused.access_token(),
+        false,
+        "its family revoked for reuse (sid)",
+    )
+    .await;
+
+    let ended = h.login("alice", "wonderland").await;
+    let current = h.login("alice", "wonderland").await.access_token();
+    let id = claims_of(&ended.access_token())["sid"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let end = h
+        .bearer("DELETE", &format!("/auth/sessions/{id}"), &current)
+        .await;
+    assert_eq!(end.status, StatusCode::NO_CONTENT, "{}", end.text());
+    agree(
+        &ended.access_token(),
+        false,
+        "its session ended by id (sid)",
+    )
+    .await;
+    agree(&current, true, "another session of the user").await;
+
+    h.clock.advance_secs(1);
+    let all = h.bearer("POST", "/auth/logout-all", &current).await;
+    assert_eq!(all.status, StatusCode::OK, "{}", all.text());
+    agree(&current, false, "every session of its user (sub and iat)").await;
+    assert_eq!(introspect(&h, "api", &current).await.json(), inactive);
+}
+
+#[tokio::test]
 async fn a_client_learns_about_its_own_tokens_only_unless_allowed_more() {
     let h = harness_with(MemoryStore::new(), with_api).await;
     let secret = CLIENT_SECRET.replace(' ', "+");

@@ -12,7 +12,7 @@ use http::header::WWW_AUTHENTICATE;
 use serde_json::json;
 use tessera_issuer::jose::SigningKey;
 use tessera_issuer::store::RefreshStore as _;
-use tessera_issuer::{Algorithm, AuthEvent, ClientRegistration, MemoryStore};
+use tessera_issuer::{Algorithm, AuthEvent, ClientRegistration, MemoryStore, SqliteStore};
 
 use support::*;
 
@@ -168,6 +168,21 @@ async fn a_proof_is_accepted_once() {
     assert_eq!(with_proof(&h, LOGIN, &proof).await.status, StatusCode::OK);
     let replayed = with_proof(&h, LOGIN, &proof).await;
     assert_invalid_proof(&replayed, "replayed jti");
+    assert!(replayed.text().contains("already used"));
+}
+
+#[tokio::test]
+async fn a_proof_is_accepted_once_by_every_instance_sharing_the_store() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("tokens.db");
+    let first = harness(SqliteStore::open(&path).await.unwrap()).await;
+    let second = harness(SqliteStore::open(&path).await.unwrap()).await;
+    let key = DpopKey::new(Algorithm::EdDsa);
+    let proof = key.proof(START, None);
+    let served = with_proof(&first, LOGIN, &proof).await;
+    assert_eq!(served.status, StatusCode::OK, "{}", served.text());
+    let replayed = with_proof(&second, LOGIN, &proof).await;
+    assert_invalid_proof(&replayed, "replayed to another instance");
     assert!(replayed.text().contains("already used"));
 }
 

@@ -250,6 +250,14 @@ async fn a_full_password_check_queue_sheds_logins_with_503_and_retry_after() {
         assert_eq!(answer.headers[RETRY_AFTER], "1");
         assert_description_is_rfc6749(&answer);
     }
+    // The login holding the turn reserves its throttle attempt before its check starts.
+    tokio::time::timeout(Duration::from_secs(10), async {
+        while checks.load(Ordering::SeqCst) == 0 {
+            tokio::task::yield_now().await;
+        }
+    })
+    .await
+    .expect("the login holding the turn is checked");
     assert_eq!(checks.load(Ordering::SeqCst), 1, "one check runs at a time");
     gate.add_permits(1);
     for _ in 0..3 {
@@ -260,6 +268,70 @@ async fn a_full_password_check_queue_sheds_logins_with_503_and_retry_after() {
         checks.load(Ordering::SeqCst),
         3,
         "the queued ones were checked in turn"
+    );
+}
+
+/// A credential backend that knows alice (`wonderland`) and holds every check of `slow` until the gate
+/// lets it through, saying when one started.
+struct SlowForOne {
+    gate: Arc<Semaphore>,
+    started: Arc<tokio::sync::Notify>,
+}
+
+impl CredentialVerifier for SlowForOne {
+    fn verify<'a>(&'a self, username: &'a str, password: &'a str) -> VerifyFuture<'a> {
+        Box::pin(async move {
+            if username == "slow" {
+                self.started.notify_one();
+                drop(self.gate.acquire().await);
+            }
+            Ok(
+                (username == "alice" && password == "wonderland").then(|| VerifiedUser {
+                    subject: "alice".into(),
+                    roles: Vec::new(),
+                }),
+            )
+        })
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn logins_shed_by_the_check_queue_do_not_spend_the_users_throttle_budget() {
+    let gate = Arc::new(Semaphore::new(0));
+    let started = Arc::new(tokio::sync::Notify::new());
+    let h = harness_with_verifier(
+        SqliteStore::in_memory().await.unwrap(),
+        SlowForOne {
+            gate: Arc::clone(&gate),
+            started: Arc::clone(&started),
+        },
+        |builder| builder.credential_checks(1, 0),
+    )
+    .await;
+    let slow = tokio::spawn({
+        let h = h.clone();
+        async move { h.login("slow", "pw").await }
+    });
+    started.notified().await;
+    // The slow check holds the only turn and nothing may queue: every login of alice is shed, four
+    // times the attempts the throttle lets through.
+    for _ in 0..20 {
+        let answer = h.login("alice", "wrong").await;
+        assert_eq!(
+            answer.status,
+            StatusCode::SERVICE_UNAVAILABLE,
+            "{}",
+            answer.text()
+        );
+    }
+    gate.add_permits(1);
+    assert_eq!(slow.await.unwrap().error(), "invalid_grant");
+    let login = h.login("alice", "wonderland").await;
+    assert_eq!(
+        login.status,
+        StatusCode::OK,
+        "logins never checked counted against alice: {}",
+        login.text()
     );
 }
 

@@ -17,7 +17,7 @@ use axum::routing::get;
 use instances::*;
 use reqwest::Method;
 use serde_json::json;
-use tessera_core::jose::JwsHeader;
+use tessera_core::jose::{Algorithm, JwsHeader, SigningKey};
 use tessera_core::{Clock as _, SystemClock};
 use tessera_issuer::store::{RefreshStore as _, RevokeReason};
 use tessera_issuer::{
@@ -337,6 +337,47 @@ async fn a_replayed_client_assertion_is_refused_by_another_instance() {
             .await;
         assert_eq!(replay.status, 401, "{}", replay.body);
         assert_eq!(replay.field("error"), "invalid_client");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_replayed_dpop_proof_is_refused_by_another_instance() {
+    let instances = three(|builder| builder).await;
+    let key = SigningKey::generate(Algorithm::EdDsa).unwrap();
+    let proof = key
+        .sign_jwt(
+            JwsHeader {
+                typ: Some("dpop+jwt"),
+                embed_jwk: true,
+            },
+            &json!({
+                "jti": "once", "htm": "POST", "htu": format!("{ISSUER}/auth/token"),
+                "iat": SystemClock.unix_seconds(),
+            }),
+        )
+        .unwrap();
+    let login = "grant_type=password&client_id=demo&username=alice&password=wonderland";
+    let client = Client::default();
+    let first = client
+        .post_form_with(
+            &format!("{}/auth/token", instances[0].url),
+            login,
+            &[("DPoP", &proof)],
+        )
+        .await;
+    assert_eq!(first.status, 200, "{}", first.body);
+    assert_eq!(first.field("token_type"), "DPoP");
+    for instance in &instances[1..] {
+        let replay = client
+            .post_form_with(
+                &format!("{}/auth/token", instance.url),
+                login,
+                &[("DPoP", &proof)],
+            )
+            .await;
+        assert_eq!(replay.status, 400, "{}", replay.body);
+        assert_eq!(replay.field("error"), "invalid_dpop_proof");
+        assert!(replay.body.contains("already used"), "{}", replay.body);
     }
 }
 

@@ -26,13 +26,10 @@ use key::access_token_hash;
 pub(crate) use nonce::NonceCache;
 
 /// The `DPoP` request header, carrying the proof.
-pub(crate) const DPOP: HeaderName = HeaderName::from_static("dpop");
+pub(crate) const DPOP: HeaderName = HeaderName::from_static(tessera_core::header::DPOP);
 
 /// The token type and `Authorization` scheme of DPoP-bound access tokens.
-pub(crate) const DPOP_SCHEME: &str = "DPoP";
-
-/// The error code asking for a proof with the server's nonce (RFC 9449 §8).
-pub(crate) const USE_DPOP_NONCE: &str = "use_dpop_nonce";
+pub(crate) use tessera_core::DPOP as DPOP_SCHEME;
 
 /// Why a DPoP key could not be made or loaded, or a proof not signed.
 #[derive(Debug, thiserror::Error)]

@@ -4,11 +4,9 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use http::HeaderMap;
 use reqwest::Url;
+use tessera_core::header::DPOP_NONCE;
 
 use crate::origin::Origin;
-
-/// The `DPoP-Nonce` response header.
-pub(crate) const DPOP_NONCE: &str = "dpop-nonce";
 
 /// How many origins' nonces are kept. A client talks to its token endpoint and a few APIs: the oldest
 /// entry makes room beyond that, so a stream of origins cannot grow the cache.

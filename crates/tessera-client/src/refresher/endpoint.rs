@@ -10,7 +10,7 @@ use tessera_core::{BEARER, ErrorCode, ErrorResponse, TokenResponse};
 
 use super::wire::{self, MAX_TOKEN_RESPONSE};
 use super::{ClientAuth, RefreshError};
-use crate::dpop::{DPOP, DPOP_SCHEME, Dpop, USE_DPOP_NONCE};
+use crate::dpop::{DPOP, DPOP_SCHEME, Dpop};
 
 /// A form-encoded token request, before client authentication.
 #[derive(Debug, Clone)]
@@ -111,7 +111,7 @@ fn asks_for_nonce(error: &RefreshError) -> bool {
     matches!(
         error,
         RefreshError::Unavailable { response: Some(response), .. }
-            if response.error.as_str() == USE_DPOP_NONCE
+            if response.error == ErrorCode::UseDpopNonce
     )
 }
 
@@ -124,12 +124,12 @@ fn retry_after(headers: &HeaderMap) -> Option<Duration> {
 
 /// Error codes that say the request, not the grant, was the trouble: retrying (later, or with a nonce) can
 /// succeed, so the session goes on.
-const RETRYABLE_CODES: [&str; 5] = [
-    "temporarily_unavailable",
-    "server_error",
-    "slow_down",
-    USE_DPOP_NONCE,
-    "invalid_dpop_proof",
+const RETRYABLE_CODES: [ErrorCode; 5] = [
+    ErrorCode::TemporarilyUnavailable,
+    ErrorCode::ServerError,
+    ErrorCode::SlowDown,
+    ErrorCode::UseDpopNonce,
+    ErrorCode::InvalidDpopProof,
 ];
 
 /// RFC 6749 §5: 2xx carries a token response (`Bearer`, or `DPoP` when a proof was sent); an error says
@@ -182,7 +182,7 @@ fn classify(
 /// (some providers answer `invalid_grant` with 403). Anything else is the server's trouble, not the grant's.
 pub(crate) fn ends_the_grant(status: StatusCode, response: Option<&ErrorResponse>) -> bool {
     let code = response.map(|response| &response.error);
-    if code.is_some_and(|code| RETRYABLE_CODES.contains(&code.as_str())) {
+    if code.is_some_and(|code| RETRYABLE_CODES.contains(code)) {
         return false;
     }
     let grant_refused = matches!(

@@ -124,7 +124,7 @@ pub enum ProofError {
     #[error("The DPoP proof's ath does not match the access token")]
     TokenHash,
     /// The proof's `jti` was seen before, within its window.
-    #[error("The DPoP proof was used before")]
+    #[error("The DPoP proof's jti was already used")]
     Replayed,
     /// The proof's key is not the one the access token is bound to (`cnf.jkt`).
     #[error("The DPoP proof's key is not the key the access token is bound to")]
@@ -170,6 +170,9 @@ struct ProofHeader<'a> {
 struct ProofJwk<'a> {
     #[serde(borrow, default)]
     kty: Cow<'a, str>,
+    /// The algorithm the key is meant for (RFC 7517 §4.4), if it names one.
+    #[serde(borrow, default)]
+    alg: Option<Cow<'a, str>>,
     #[serde(borrow, default)]
     crv: Cow<'a, str>,
     #[serde(borrow, default)]
@@ -244,6 +247,11 @@ impl ProofRequirements<'_> {
         let jwk = header.jwk.ok_or(ProofError::Key("the header has no jwk"))?;
         if jwk.d.is_some() || jwk.p.is_some() || jwk.q.is_some() || jwk.k.is_some() {
             return Err(ProofError::Key("it holds private key material"));
+        }
+        if jwk.alg.as_ref().is_some_and(|alg| *alg != header.alg) {
+            return Err(ProofError::Key(
+                "it names another alg than the proof's header",
+            ));
         }
         let key = proof_key(algorithm, &jwk)?;
 
@@ -600,6 +608,16 @@ mod tests {
             check(header("dpop+jwt", "ES384", jwk.clone())),
             Err(ProofError::Key("its curve does not fit the algorithm"))
         );
+        let mut naming = jwk.clone();
+        naming["alg"] = "ES256".into();
+        assert!(check(header("dpop+jwt", "ES256", naming.clone())).is_ok());
+        naming["alg"] = "ES384".into();
+        assert_eq!(
+            check(header("dpop+jwt", "ES256", naming)),
+            Err(ProofError::Key(
+                "it names another alg than the proof's header"
+            ))
+        );
         let only_eddsa = ProofRequirements {
             algorithms: &[Algorithm::EdDsa],
             ..requirements()
@@ -626,10 +644,41 @@ mod tests {
     }
 
     #[test]
+    fn every_reason_is_error_description_text() {
+        let reasons = [
+            ProofError::Missing,
+            ProofError::Multiple,
+            ProofError::Malformed("the jti claim is missing"),
+            ProofError::WrongType,
+            ProofError::Algorithm,
+            ProofError::Key("it names another alg than the proof's header"),
+            ProofError::InvalidSignature,
+            ProofError::Method,
+            ProofError::Url,
+            ProofError::IssuedAt,
+            ProofError::TokenHash,
+            ProofError::Replayed,
+            ProofError::KeyMismatch,
+        ];
+        for reason in reasons {
+            // RFC 6749 §5.2: `error_description` is %x20-21 / %x23-5B / %x5D-7E.
+            assert!(
+                reason
+                    .to_string()
+                    .bytes()
+                    .all(|b| matches!(b, 0x20..=0x21 | 0x23..=0x5b | 0x5d..=0x7e)),
+                "{reason:?}"
+            );
+        }
+    }
+
+    #[test]
     fn urls_compare_as_rfc_9449_says() {
         assert!(same_url("https://a.example/p", "https://A.EXAMPLE:443/p?q"));
         assert!(same_url("http://127.0.0.1:8080", "http://127.0.0.1:8080/"));
         assert!(same_url("https://[::1]:8443/x", "https://[::1]:8443/x"));
+        assert!(same_url("http://127.0.0.1:80", "http://127.0.0.1/"));
+        assert!(!same_url("https://a.example/p/", "https://a.example/p"));
         assert!(!same_url("https://a.example/p", "http://a.example/p"));
         assert!(!same_url("https://a.example:8443/p", "https://a.example/p"));
         assert!(!same_url("https://user@a.example/p", "https://a.example/p"));

@@ -1,5 +1,7 @@
-//! DPoP (RFC 9449) at the token endpoint: checking a request's proof ([`proof`]), the server nonces
-//! ([`nonce`]), remembering proof `jti`s ([`replay`]), and [`ProofChecker`], which puts them together.
+//! DPoP (RFC 9449) at the token endpoint: the server nonces ([`nonce`]), and [`ProofChecker`], which checks
+//! a request's proof by the rules every Tessera crate shares ([`ProofRequirements`]), asks for the nonce,
+//! and remembers proof `jti`s in the store, so that a proof is accepted once by all the instances that
+//! share it.
 //!
 //! A token request with a valid proof gets `token_type: DPoP` and an access token bound to the proof's key
 //! (`cnf.jkt`); a public client's refresh tokens are bound to it too, and refused without a proof of that
@@ -16,25 +18,14 @@
 //! With nonces on, every token endpoint answer carries the current nonce in `DPoP-Nonce`.
 
 mod nonce;
-mod proof;
-mod replay;
 
 use std::sync::Arc;
 
-use aws_lc_rs::digest;
-use tessera_core::jose::Algorithm;
+use tessera_core::jose::{Algorithm, ProofError, ProofRequirements, VerifiedProof};
 
 pub(crate) use self::nonce::Nonces;
-pub(crate) use self::proof::{Proof, ProofError};
-pub(crate) use self::replay::{MemoryOneTimeValues, OneTimeValues};
 use crate::error::TokenError;
-
-/// The `token_type` of a DPoP-bound access token, the `Authorization` scheme it is presented with, and the
-/// request header that carries a proof.
-pub(crate) const DPOP: &str = "DPoP";
-
-/// The response header carrying the server's nonce (RFC 9449 §8).
-pub(crate) const DPOP_NONCE: &str = "dpop-nonce";
+use crate::store::{OnceKey, OneTimeValues};
 
 /// The algorithms DPoP proofs may be signed with unless
 /// [`IssuerBuilder::dpop_algorithms`](crate::IssuerBuilder::dpop_algorithms) says otherwise: every
@@ -51,10 +42,8 @@ pub const DEFAULT_DPOP_ALGORITHMS: [Algorithm; 5] = [
 /// [`IssuerBuilder::dpop_proof_window`](crate::IssuerBuilder::dpop_proof_window) says otherwise: 60 s.
 pub const DEFAULT_DPOP_PROOF_WINDOW: std::time::Duration = std::time::Duration::from_secs(60);
 
-/// How many proof `jti`s the in-process replay cache holds at most. A proof's `jti` is kept until its
-/// `iat` leaves the window, so with the default window this allows some 800 proofs a second, sustained;
-/// beyond that token requests with a proof are answered 503 until entries expire.
-const REPLAY_CAPACITY: usize = 100_000;
+/// The purpose of a proof `jti`'s one-time value in the store ([`OnceKey::new`]).
+const DPOP_PROOF: &str = "dpop_proof";
 
 /// The token endpoint's DPoP checks, with its settings.
 pub(crate) struct ProofChecker {
@@ -86,14 +75,19 @@ pub(crate) struct DpopSettings {
 }
 
 impl ProofChecker {
-    /// Checks proofs for the token endpoint at `token_endpoint`, remembering `jti`s in memory.
-    pub(crate) fn new(settings: DpopSettings, token_endpoint: String) -> Self {
+    /// Checks proofs for the token endpoint at `token_endpoint`, remembering `jti`s in `seen` (the store,
+    /// so a proof replayed to another instance is refused too).
+    pub(crate) fn new(
+        settings: DpopSettings,
+        token_endpoint: String,
+        seen: Arc<dyn OneTimeValues>,
+    ) -> Self {
         ProofChecker {
             algorithms: settings.algorithms,
             window: settings.window,
             token_endpoint,
             nonces: settings.nonces,
-            seen: Arc::new(MemoryOneTimeValues::new(REPLAY_CAPACITY)),
+            seen,
         }
     }
 
@@ -105,19 +99,21 @@ impl ProofChecker {
     /// Checks a token request's proof at `now`: signature, header, claims, method, URL, time and, with
     /// nonces on, the nonce. The `jti` is not recorded yet ([`ProofChecker::record`]), so a request
     /// refused for another reason before it is served does not spend its proof.
-    pub(crate) fn verify(&self, proof: &str, now: i64) -> Result<Proof, TokenError> {
-        let expected = proof::Expected {
+    pub(crate) fn verify(&self, proof: &str, now: i64) -> Result<VerifiedProof, TokenError> {
+        let requirements = ProofRequirements {
             method: "POST",
             url: &self.token_endpoint,
-            now,
-            window: self.window,
+            access_token: None,
             algorithms: &self.algorithms,
+            now,
+            max_age: self.window,
         };
-        let proof = proof::verify(proof, &expected).map_err(TokenError::InvalidDpopProof)?;
+        let proof = requirements
+            .verify(proof)
+            .map_err(TokenError::InvalidDpopProof)?;
         if let Some(nonces) = &self.nonces
             && !proof
-                .nonce
-                .as_deref()
+                .nonce()
                 .is_some_and(|nonce| nonces.accepts(nonce, now))
         {
             return Err(TokenError::UseDpopNonce);
@@ -125,17 +121,16 @@ impl ProofChecker {
         Ok(proof)
     }
 
-    /// Records the proof's `jti` as used: refused if it was already.
-    pub(crate) async fn record(&self, proof: &Proof, now: i64) -> Result<(), TokenError> {
-        let mut context = digest::Context::new(&digest::SHA256);
-        context.update(proof.jkt.as_bytes());
-        context.update(&[0]);
-        context.update(proof.jti.as_bytes());
-        let mut value = [0_u8; 32];
-        value.copy_from_slice(context.finish().as_ref());
-        // The last moment the proof could still pass the `iat` check.
-        let expires_at = proof.iat.saturating_add(self.window).saturating_add(1);
-        if self.seen.first_use(value, expires_at, now).await? {
+    /// Records the proof's `jti` (per key, as the client chose it) as used in the store: refused if it
+    /// was already, by this instance or another.
+    pub(crate) async fn record(&self, proof: &VerifiedProof, now: i64) -> Result<(), TokenError> {
+        let key = OnceKey::new(DPOP_PROOF, &[proof.thumbprint(), proof.jti()]);
+        // Kept until the proof could no longer pass the `iat` check anyway.
+        let expires_at = proof
+            .issued_at()
+            .saturating_add(self.window)
+            .saturating_add(1);
+        if self.seen.first_use(key, expires_at, now).await? {
             Ok(())
         } else {
             Err(TokenError::InvalidDpopProof(ProofError::Replayed))

@@ -11,9 +11,10 @@ use http::request::Parts;
 use http::{HeaderMap, HeaderName};
 
 use tessera_core::AccessTokenClaims;
+use tessera_core::header::DPOP;
+use tessera_core::jose::ProofError;
 use tessera_server::Claims;
 
-use crate::dpop::{DPOP, ProofError};
 use crate::error::TokenError;
 use crate::issuer::Issuer;
 use crate::minting::is_client_subject;
@@ -90,16 +91,16 @@ impl<St: Send + Sync> FromRequestParts<St> for DpopHeader {
     type Rejection = Infallible;
 
     async fn from_request_parts(parts: &mut Parts, _: &St) -> Result<Self, Infallible> {
-        let malformed = || TokenError::InvalidDpopProof(ProofError::Header);
         let mut values = parts.headers.get_all(DPOP).iter();
         let proof = match (values.next(), values.next()) {
             (None, _) => Ok(None),
             (Some(value), None) => value
                 .to_str()
                 .map(|proof| Some(proof.trim().to_owned()))
-                .map_err(|_| malformed()),
-            (Some(_), Some(_)) => Err(malformed()),
-        };
+                .map_err(|_| ProofError::Malformed("the DPoP header is not visible ASCII")),
+            (Some(_), Some(_)) => Err(ProofError::Multiple),
+        }
+        .map_err(TokenError::InvalidDpopProof);
         Ok(DpopHeader(proof))
     }
 }

@@ -14,11 +14,11 @@ use axum::{Json, Router};
 use http::header::{CACHE_CONTROL, HeaderName};
 use http::{HeaderValue, StatusCode};
 use serde_json::json;
+use tessera_core::header::DPOP_NONCE;
 use tessera_server::JwtAuthLayer;
 
 use self::extract::{BasicCredentials, DpopHeader, UserAgent, UserClaims};
 use self::response::NoStore;
-use crate::dpop::DPOP_NONCE;
 use crate::error::TokenError;
 use crate::grants::TokenRequest;
 use crate::issuer::Issuer;

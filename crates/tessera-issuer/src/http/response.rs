@@ -16,17 +16,8 @@ const CLIENT_CHALLENGE: &str = "Basic realm=\"tessera\", charset=\"UTF-8\"";
 const NOT_A_USER_CHALLENGE: &str =
     "Bearer error=\"insufficient_scope\", error_description=\"a user's access token is required\"";
 
-/// The error code of a refused DPoP proof (RFC 9449 §5).
-const INVALID_DPOP_PROOF: &str = "invalid_dpop_proof";
-
-/// The error code asking for a DPoP proof with the server's nonce (RFC 9449 §8).
-const USE_DPOP_NONCE: &str = "use_dpop_nonce";
-
 /// The challenge of a `use_dpop_nonce` answer.
 const NONCE_CHALLENGE: &str = "DPoP error=\"use_dpop_nonce\", error_description=\"the authorization server requires a nonce in the DPoP proof\"";
-
-/// The error code of a throttled login.
-const SLOW_DOWN: &str = "slow_down";
 
 /// A response that carries tokens or session data: `Cache-Control: no-store` and `Pragma: no-cache`
 /// (RFC 6749 §5.1) on top of whatever `T` renders.
@@ -68,7 +59,7 @@ impl IntoResponse for TokenError {
             // lists for token endpoint responses (RFC 8628 §3.5). Clients act on 429 and Retry-After.
             TokenError::Throttled { retry_after } => (
                 StatusCode::TOO_MANY_REQUESTS,
-                ErrorCode::Other(SLOW_DOWN.to_owned()),
+                ErrorCode::SlowDown,
                 Some((RETRY_AFTER, HeaderValue::from(*retry_after))),
             ),
             TokenError::Overloaded { retry_after } => (
@@ -76,17 +67,15 @@ impl IntoResponse for TokenError {
                 ErrorCode::TemporarilyUnavailable,
                 Some((RETRY_AFTER, HeaderValue::from(*retry_after))),
             ),
-            TokenError::InvalidDpopProof(_) => (
-                StatusCode::BAD_REQUEST,
-                ErrorCode::Other(INVALID_DPOP_PROOF.to_owned()),
-                None,
-            ),
+            TokenError::InvalidDpopProof(_) | TokenError::DpopRequired => {
+                (StatusCode::BAD_REQUEST, ErrorCode::InvalidDpopProof, None)
+            }
             // RFC 9449 §8 answers with the body; the DESIGN contract adds the challenge, which clients that
             // read challenges rather than bodies understand too. The nonce itself is added by the token
             // route, which knows the time.
             TokenError::UseDpopNonce => (
                 StatusCode::BAD_REQUEST,
-                ErrorCode::Other(USE_DPOP_NONCE.to_owned()),
+                ErrorCode::UseDpopNonce,
                 Some((WWW_AUTHENTICATE, HeaderValue::from_static(NONCE_CHALLENGE))),
             ),
             TokenError::NotAUser => (

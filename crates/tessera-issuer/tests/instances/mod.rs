@@ -130,14 +130,19 @@ impl Default for Client {
 impl Client {
     /// `POST url` with a form body; a transport failure is status 0.
     pub async fn post_form(&self, url: &str, form: &str) -> Answer {
-        let sent = self
+        self.post_form_with(url, form, &[]).await
+    }
+
+    /// [`Client::post_form`] with extra request headers.
+    pub async fn post_form_with(&self, url: &str, form: &str, headers: &[(&str, &str)]) -> Answer {
+        let mut request = self
             .http
             .post(url)
-            .header("content-type", "application/x-www-form-urlencoded")
-            .body(form.to_owned())
-            .send()
-            .await;
-        answer(sent).await
+            .header("content-type", "application/x-www-form-urlencoded");
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        answer(request.body(form.to_owned()).send().await).await
     }
 
     /// `method url` with a bearer token.

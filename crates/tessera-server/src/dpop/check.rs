@@ -12,7 +12,7 @@ use super::settings::Dpop;
 use crate::{Algorithm, AuthRejection, BuildError, VerifiedToken};
 
 /// The header carrying the proof (RFC 9449 §4.1).
-const DPOP: HeaderName = HeaderName::from_static("dpop");
+const DPOP: HeaderName = HeaderName::from_static(tessera_core::header::DPOP);
 
 /// A layer's DPoP checks, built from [`Dpop`].
 pub(crate) struct DpopCheck {

@@ -3,11 +3,8 @@
 
 use http::HeaderName;
 
-/// The DPoP authentication scheme (RFC 9449 §7.1).
-pub(crate) const DPOP_SCHEME: &str = "DPoP";
-
 /// The header carrying a server nonce for the next DPoP proof (RFC 9449 §8, §9).
-pub(crate) const DPOP_NONCE: HeaderName = HeaderName::from_static("dpop-nonce");
+pub(crate) const DPOP_NONCE: HeaderName = HeaderName::from_static(tessera_core::header::DPOP_NONCE);
 
 /// How a request presented its token: a challenge about the token uses the same scheme.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -9,9 +9,9 @@ use http::{HeaderName, HeaderValue, Response, StatusCode};
 use tessera_core::challenge::Challenge;
 use tessera_core::header::{TOKEN_EXPIRED, TOKEN_EXPIRED_VALUE};
 use tessera_core::jose::ProofError;
-use tessera_core::{BEARER, ErrorCode, ErrorResponse};
+use tessera_core::{BEARER, DPOP, ErrorCode, ErrorResponse};
 
-use super::challenge::{Challenges, DPOP_NONCE, DPOP_SCHEME, Scheme};
+use super::challenge::{Challenges, DPOP_NONCE, Scheme};
 use super::{JsonErrorBody, RejectionBody, RenderedBody};
 
 /// Why [`JwtAuth`](crate::JwtAuth) or a [`Claims`](crate::Claims) extractor refused a request.
@@ -180,7 +180,7 @@ impl AuthRejection {
                 dpop: true,
                 ..Class::new(
                     S::UNAUTHORIZED,
-                    ErrorCode::Other("invalid_dpop_proof".to_owned()),
+                    ErrorCode::InvalidDpopProof,
                     Error,
                     Level::Info,
                 )
@@ -191,7 +191,7 @@ impl AuthRejection {
                 nonce: Some(nonce),
                 ..Class::new(
                     S::UNAUTHORIZED,
-                    ErrorCode::Other("use_dpop_nonce".to_owned()),
+                    ErrorCode::UseDpopNonce,
                     Error,
                     Level::Debug,
                 )
@@ -285,7 +285,7 @@ impl AuthRejection {
                 });
                 let dpop = settings.dpop_algs.as_deref().map(|algs| {
                     with_metadata(
-                        Challenge::new(DPOP_SCHEME)
+                        Challenge::new(DPOP)
                             .param("realm", &*settings.realm)
                             .param("algs", algs),
                     )
@@ -298,7 +298,7 @@ impl AuthRejection {
             }
             ChallengeKind::Error => {
                 let dpop = class.dpop || scheme == Scheme::Dpop;
-                let challenge = Challenge::new(if dpop { DPOP_SCHEME } else { BEARER })
+                let challenge = Challenge::new(if dpop { DPOP } else { BEARER })
                     .param("error", class.code.as_str())
                     .param("error_description", self.to_string());
                 let challenge = match class.scope {
