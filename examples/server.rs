@@ -96,6 +96,10 @@ struct Args {
     /// authentication counters, in the Prometheus text format.
     #[arg(long)]
     metrics: bool,
+    /// Demands DPoP nonces at the token endpoint and the API (RFC 9449 §8, §9). DPoP-bound tokens are
+    /// accepted with or without it.
+    #[arg(long)]
+    dpop_nonces: bool,
 }
 
 fn origin(input: &str) -> Result<HeaderValue, String> {
@@ -143,6 +147,7 @@ impl Args {
             metrics: self.metrics,
             key_encryption_secret,
             denials_feed_token,
+            dpop_nonces: self.dpop_nonces,
         }
     }
 }

@@ -6,6 +6,7 @@
 //!
 //! | module | what |
 //! |---|---|
+//! | `dpop` | DPoP-bound sessions: an expiry wave, stolen tokens, nonces at both ends, a client restart |
 //! | `lifecycle` | login, expiry and one refresh, roles, logout, reuse, revocation |
 //! | `restart` | a restart keeps sessions, and never lets a revoked access token through |
 //! | `operator` | `/healthz`, `/readyz`, the opt-in `/metrics`, the server on PostgreSQL |
@@ -14,6 +15,7 @@
 //! | `spa_proxy` | the backend-for-frontend over plain HTTP: cookies, CSRF, sessions, hostile upstreams |
 //! | `spa_browser` | the backend-for-frontend in headless Chromium |
 
+mod dpop;
 mod http_stack;
 mod lifecycle;
 mod operator;

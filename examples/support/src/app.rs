@@ -30,7 +30,7 @@ use tessera_core::AccessTokenClaims;
 use tessera_core::header::TOKEN_EXPIRED;
 use tessera_issuer::store::RefreshStore;
 use tessera_issuer::{Algorithm, AuthEvent, Issuer, PasswordHashing};
-use tessera_server::Claims;
+use tessera_server::{Claims, DEFAULT_NONCE_ROTATION, Dpop};
 use tokio::net::TcpListener;
 
 pub use self::database::Database;
@@ -83,6 +83,9 @@ pub struct AppConfig {
     /// Serves the denials feed (`GET /auth/denials`) to API processes presenting this bearer token;
     /// `None` (the default) leaves it off (404).
     pub denials_feed_token: Option<DenialsFeedToken>,
+    /// Demands DPoP nonces (RFC 9449 §8, §9) at the token endpoint and the API; off by default. DPoP-bound
+    /// tokens are accepted either way, beside bearer tokens.
+    pub dpop_nonces: bool,
 }
 
 impl AppConfig {
@@ -104,6 +107,7 @@ impl AppConfig {
             metrics: false,
             key_encryption_secret: None,
             denials_feed_token: None,
+            dpop_nonces: false,
         }
     }
 
@@ -260,6 +264,12 @@ impl App {
         for user in &config.users {
             builder = builder.user(user.name.clone(), user.password.clone(), user.roles.clone());
         }
+        // The API shares the token service's origin: its public URL is the issuer's, the proofs' `htu`.
+        let mut dpop = Dpop::new(issuer_url);
+        if config.dpop_nonces {
+            builder = builder.dpop_nonces(DEFAULT_NONCE_ROTATION);
+            dpop = dpop.require_nonce();
+        }
         let issuer = builder
             .start(store)
             .await
@@ -267,6 +277,7 @@ impl App {
         let auth = issuer
             .auth_layer_builder()?
             .leeway(config.leeway)
+            .dpop(dpop)
             .build()
             .context("building JwtAuthLayer")?;
         let api = Router::new()
