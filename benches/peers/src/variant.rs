@@ -176,40 +176,46 @@ pub fn tessera_layer(alg: Alg, key: &VerifyKey, cache: bool) -> Result<JwtAuthLa
     Ok(builder.build()?)
 }
 
-/// The token service's own layer for `alg`: an in-memory `tessera_issuer::Issuer` for the benchmark
-/// issuer and audience, its `auth_layer_builder()` (its keys, clock and access-token denylist, the cache
-/// on), and the benchmark's verification key added, as another instance's key would be. The issuer's own
-/// key uses another algorithm, so a benchmark token (no `kid`) selects exactly one key. The denylist holds
-/// revocations of 100 other users, so every request looks its subject up in a populated map.
+/// The token service's own layer for `alg`, as `tessera_issuer::Issuer::auth_layer_builder()` makes it:
+/// strict RFC 9068 checks, the cache on, the issuer's access-token denylist as the revocation check and
+/// a `KeyRing` of keys (the issuer's own ring rotates with the keys in its store). The ring holds the
+/// benchmark's verification key, as an instance's ring holds the keys of the key set all instances
+/// share; the denylist holds revocations of 100 other users, so every request looks its subject up in a
+/// populated list.
 pub async fn issuer_layer(alg: Alg, key: &VerifyKey) -> Result<JwtAuthLayer> {
+    use std::sync::Arc;
     use tessera_issuer::{Algorithm, Issuer, MemoryStore, SigningKeys};
+    use tessera_server::{JwtKey, KeyRing, KeySet};
 
-    let own = if alg == Alg::Eddsa {
-        Algorithm::Es256
-    } else {
-        Algorithm::EdDsa
-    };
     let issuer = Issuer::builder()
         .issuer(ISSUER)
         .audience(AUDIENCE)
-        .keys(SigningKeys::generate(own)?)
+        .keys(SigningKeys::generate(Algorithm::EdDsa)?)
         .public_client("bench-client")
-        .build(MemoryStore::new())?;
-    // The layer refuses every token (503) until the revocations are loaded.
-    issuer.load_denylist().await?;
+        .start(MemoryStore::new())
+        .await?;
     for index in 0..100 {
         issuer.revoke_user(&format!("revoked-{index}")).await?;
     }
-    let builder = issuer
-        .auth_layer_builder()?
-        .leeway(Duration::from_secs(LEEWAY_SECS));
-    let builder = match alg {
-        Alg::Hs256 => builder.hmac_secret(key.as_bytes()),
-        Alg::Es256 | Alg::Eddsa | Alg::Rs256 => {
-            builder.public_key_pem(alg.tessera(), key.as_bytes())
-        }
+    let key = match alg {
+        Alg::Hs256 => JwtKey::hmac(key.as_bytes())?,
+        Alg::Es256 | Alg::Eddsa | Alg::Rs256 => JwtKey::from_pem(alg.tessera(), key.as_bytes())?,
     };
-    Ok(builder.build()?)
+    let layer = JwtAuthLayer::builder()
+        .issuer(issuer.issuer())
+        .audience(AUDIENCE)
+        .strict_rfc9068(true)
+        .revocation(Arc::new(issuer.denylist().clone()))
+        .key_ring(KeyRing::new(KeySet::new([key])?))
+        .leeway(Duration::from_secs(LEEWAY_SECS))
+        .build()?;
+    // The issuer's background sync keeps its denylist fresh (else it fails closed after 2 min) for as long
+    // as the runtime serves.
+    tokio::spawn(async move {
+        let _running = issuer;
+        std::future::pending::<()>().await;
+    });
+    Ok(layer)
 }
 
 /// What is done with a variant's service: serve it on a socket, or call it in a loop to count instructions.
