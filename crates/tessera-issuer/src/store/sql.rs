@@ -401,12 +401,18 @@ macro_rules! shared_statements {
             now: i64,
             batch: usize,
         ) -> Result<PurgeReport, StoreError> {
+            // Both start from the earliest-expired families, found through the expiry index, and look
+            // their tokens up by family: a batch costs the same on a table of 10k or of 1M families.
+            // (Filtering before limiting let PostgreSQL answer the anti-join with a scan of every refresh
+            // token, once per batch: 337 ms a batch at 1M families.)
             const TOKENS: &str = "DELETE FROM refresh_tokens WHERE hash IN (SELECT t.hash \
-                 FROM token_families f JOIN refresh_tokens t ON t.family_id = f.id \
-                 WHERE f.idle_expires_at <= $1 LIMIT $2)";
+                 FROM (SELECT id FROM token_families WHERE idle_expires_at <= $1 \
+                 ORDER BY idle_expires_at LIMIT $2) f \
+                 JOIN refresh_tokens t ON t.family_id = f.id LIMIT $2)";
             const FAMILIES: &str = "DELETE FROM token_families WHERE id IN (SELECT f.id \
-                 FROM token_families f WHERE f.idle_expires_at <= $1 \
-                 AND NOT EXISTS (SELECT 1 FROM refresh_tokens t WHERE t.family_id = f.id) LIMIT $2)";
+                 FROM (SELECT id FROM token_families WHERE idle_expires_at <= $1 \
+                 ORDER BY idle_expires_at LIMIT $2) f \
+                 WHERE NOT EXISTS (SELECT 1 FROM refresh_tokens t WHERE t.family_id = f.id))";
             const DENIALS: &str = "DELETE FROM access_denials WHERE (kind, key) IN \
                  (SELECT kind, key FROM access_denials WHERE until <= $1 LIMIT $2)";
             const THROTTLE: &str = "DELETE FROM login_throttle WHERE key IN \
