@@ -178,7 +178,10 @@ async fn main() -> anyhow::Result<()> {
     let denials_feed_token = secret_from_env(DENIALS_FEED_TOKEN_ENV);
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "info".into()),
+            // sqlx reports PostgreSQL's notices at info ("relation _sqlx_migrations already exists,
+            // skipping" on every start after the first): not news to an operator.
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| "info,sqlx::postgres::notice=warn".into()),
         )
         .init();
     let addr = args.addr;
