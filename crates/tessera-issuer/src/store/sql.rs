@@ -2,7 +2,8 @@
 //! [`shared_statements!`] expands them, with the binding and the conversion of their rows, into each
 //! backend's `queries` module for its sqlx database type. What differs between the two (the rotation's
 //! swap, recording a first token, the denial sequence, the throttle's arithmetic, locking) stays in each
-//! backend's module, which also supplies `insert_family`, `lock_logins`, `lock_signing_keys` and
+//! backend's module, which also supplies `insert_family` (its SQL; the values are bound by the shared
+//! `bind_new_family`), `lock_logins`, `lock_signing_keys` and
 //! `RESERVE_LOGIN` to the shared code.
 
 /// Expands the shared statements for the sqlx database `$db` (`sqlx::Sqlite`, `sqlx::Postgres`).
@@ -169,6 +170,29 @@ macro_rules! shared_statements {
             };
             insert_family(&mut *tx, new).await?;
             Ok(evicted)
+        }
+
+        /// Binds a new family's values to `insert`, the backend's `insert_family` statement, in the order
+        /// both backends number them: id, user, client, scope, roles (JSON), user agent, first token's
+        /// hash, creation time, absolute end, idle end, DPoP key thumbprint.
+        fn bind_new_family<'q>(
+            insert: sqlx::query::Query<'q, $db, <$db as sqlx::Database>::Arguments>,
+            new: &'q NewFamily,
+        ) -> Result<sqlx::query::Query<'q, $db, <$db as sqlx::Database>::Arguments>, StoreError> {
+            let roles = serde_json::to_string(&new.roles)
+                .map_err(|error| StoreError::Backend(Box::new(error)))?;
+            Ok(insert
+                .bind(new.id.as_str())
+                .bind(new.user_id.as_str())
+                .bind(new.client_id.as_str())
+                .bind(new.scope.as_deref())
+                .bind(roles)
+                .bind(new.user_agent.as_deref())
+                .bind(new.token.as_bytes().as_slice())
+                .bind(new.created_at)
+                .bind(new.absolute_expires_at)
+                .bind(new.idle_expires_at)
+                .bind(new.dpop_jkt.as_deref()))
         }
 
         /// How many live families the user has for the client.

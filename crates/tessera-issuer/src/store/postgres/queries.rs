@@ -29,30 +29,15 @@ async fn lock_logins(tx: &mut PgConnection, new: &NewFamily) -> Result<(), Store
 
 /// Inserts a family at generation 0 and records its first token, in one statement.
 async fn insert_family(db: impl PgExecutor<'_>, new: &NewFamily) -> Result<(), StoreError> {
-    let roles =
-        serde_json::to_string(&new.roles).map_err(|error| StoreError::Backend(Box::new(error)))?;
-    sqlx::query(
-        "WITH family AS (INSERT INTO token_families (id, user_id, client_id, scope, roles, user_agent, \
-         generation, current_hash, created_at, last_used_at, absolute_expires_at, idle_expires_at, \
-         dpop_jkt) VALUES ($1, $2, $3, $4, $5, $6, 0, $7, $8, $8, $9, LEAST($10, $9), $11) \
-         RETURNING id, current_hash, generation) \
-         INSERT INTO refresh_tokens (hash, family_id, generation) \
-         SELECT current_hash, id, generation FROM family",
-    )
-    .bind(new.id.as_str())
-    .bind(new.user_id.as_str())
-    .bind(new.client_id.as_str())
-    .bind(new.scope.as_deref())
-    .bind(roles)
-    .bind(new.user_agent.as_deref())
-    .bind(new.token.as_bytes().as_slice())
-    .bind(new.created_at)
-    .bind(new.absolute_expires_at)
-    .bind(new.idle_expires_at)
-    .bind(new.dpop_jkt.as_deref())
-    .execute(db)
-    .await
-    .map_err(backend)?;
+    const INSERT: &str = "WITH family AS (INSERT INTO token_families (id, user_id, client_id, scope, roles, \
+        user_agent, generation, current_hash, created_at, last_used_at, absolute_expires_at, \
+        idle_expires_at, dpop_jkt) VALUES ($1, $2, $3, $4, $5, $6, 0, $7, $8, $8, $9, LEAST($10, \
+        $9), $11) RETURNING id, current_hash, generation) INSERT INTO refresh_tokens (hash, \
+        family_id, generation) SELECT current_hash, id, generation FROM family";
+    bind_new_family(sqlx::query(INSERT), new)?
+        .execute(db)
+        .await
+        .map_err(backend)?;
     Ok(())
 }
 
