@@ -19,7 +19,7 @@ use reqwest::Method;
 use serde_json::json;
 use tessera_core::jose::{Algorithm, JwsHeader, SigningKey};
 use tessera_core::{Clock as _, SystemClock};
-use tessera_issuer::store::{RefreshStore as _, RevokeReason};
+use tessera_issuer::store::{FamilyId, RefreshStore as _, RevokeReason};
 use tessera_issuer::{
     CredentialVerifier, IssuerBuilder, JWT_BEARER_ASSERTION_TYPE, PostgresStore, ThrottlePolicy,
     VerifiedUser, VerifyFuture,
@@ -51,6 +51,39 @@ async fn present_everywhere(
         async move { client.refresh(&url, token).await }
     }))
     .await
+}
+
+/// The id of alice's one live family.
+#[cfg(test)]
+async fn alices_family(store: &PostgresStore) -> FamilyId {
+    store
+        .live_families("alice", SystemClock.unix_seconds())
+        .await
+        .unwrap()[0]
+        .id
+        .clone()
+}
+
+/// Why the family `id` was revoked, if it was.
+#[cfg(test)]
+async fn revocation_reason(store: &PostgresStore, id: &FamilyId) -> Option<RevokeReason> {
+    let family = store.find_family(id).await.unwrap().unwrap();
+    family.revoked.map(|revocation| revocation.reason)
+}
+
+/// The refresh tokens the presentations answered 200 were given; every other answer must be
+/// `invalid_grant` (never a 5xx).
+#[cfg(test)]
+fn successors_served(answers: &[Answer]) -> Vec<String> {
+    let mut served = Vec::new();
+    for answer in answers {
+        match answer.status {
+            200 => served.push(answer.field("refresh_token")),
+            400 => assert_eq!(answer.field("error"), "invalid_grant", "{}", answer.body),
+            status => panic!("a presentation was answered {status}: {}", answer.body),
+        }
+    }
+    served
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -96,33 +129,18 @@ async fn past_the_retry_budget_presentations_across_instances_are_reuse_and_neve
     let login = client.login(&instances[0].url, "alice", "wonderland").await;
     let token = login.field("refresh_token");
     let store = instances[0].issuer.store();
-    let family = store
-        .live_families("alice", SystemClock.unix_seconds())
-        .await
-        .unwrap()[0]
-        .id
-        .clone();
+    let family = alices_family(store).await;
     let answers = present_everywhere(&instances, &client, &token, 64).await;
-    let mut successors = HashSet::new();
-    let mut served = 0;
-    for answer in &answers {
-        match answer.status {
-            200 => {
-                served += 1;
-                successors.insert(answer.field("refresh_token"));
-            }
-            400 => assert_eq!(answer.field("error"), "invalid_grant", "{}", answer.body),
-            status => panic!("a presentation was answered {status}: {}", answer.body),
-        }
-    }
+    let served = successors_served(&answers);
+    let successors: HashSet<_> = served.iter().collect();
+    let served = served.len();
     assert_eq!(successors.len(), 1, "one successor, never two");
     assert!(
         (1..=4).contains(&served),
         "the rotation and at most three retries are served, not {served}"
     );
-    let family = store.find_family(&family).await.unwrap().unwrap();
     assert_eq!(
-        family.revoked.map(|revocation| revocation.reason),
+        revocation_reason(store, &family).await,
         Some(RevokeReason::ReuseDetected),
         "the fifth presentation of one generation is reuse"
     );
@@ -135,27 +153,12 @@ async fn without_grace_concurrent_presentations_across_instances_end_the_family(
     let login = client.login(&instances[0].url, "alice", "wonderland").await;
     let token = login.field("refresh_token");
     let store = instances[0].issuer.store();
-    let family = store
-        .live_families("alice", SystemClock.unix_seconds())
-        .await
-        .unwrap()[0]
-        .id
-        .clone();
+    let family = alices_family(store).await;
     let answers = present_everywhere(&instances, &client, &token, 64).await;
-    let mut successors = HashSet::new();
-    for answer in &answers {
-        match answer.status {
-            200 => {
-                successors.insert(answer.field("refresh_token"));
-            }
-            400 => assert_eq!(answer.field("error"), "invalid_grant"),
-            status => panic!("a presentation was answered {status}: {}", answer.body),
-        }
-    }
+    let successors: HashSet<_> = successors_served(&answers).into_iter().collect();
     assert!(successors.len() <= 1, "never two successors");
-    let family = store.find_family(&family).await.unwrap().unwrap();
     assert_eq!(
-        family.revoked.map(|revocation| revocation.reason),
+        revocation_reason(store, &family).await,
         Some(RevokeReason::ReuseDetected),
         "the presentations that lost were replays"
     );
